@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+// One manifest for the host tool and the bare-metal guest. The guest targets carry no
+// settings: every bare-metal flag lives in Resources/toolset.json, which only the guest
+// build passes, and the guest sources compile to an empty stub on the host (SMP_GUEST).
+import PackageDescription
+
+let package = Package(
+  name: "smptop",
+  products: [
+    .executable(name: "smptop", targets: ["smptop"]),
+    .executable(name: "Kernel", targets: ["Kernel"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // The inspection ABI: one C header shared by the guest build and the host decoder.
+    .target(name: "InspectABI"),
+
+    // Guest: Embedded Swift SMP unikernel (built with Resources/toolset.json).
+    .target(name: "KernelSupport", dependencies: ["InspectABI"]),
+    .executableTarget(name: "Kernel", dependencies: ["KernelSupport"]),
+
+    // Host protocol and file-format layers: one each, no knowledge of the guest.
+    .target(name: "GDBRemote"),
+    .target(name: "QMP"),
+    .target(name: "ELFSymbols"),
+    // Builds the bundled guest and launches QEMU with its sockets in a private directory.
+    .target(name: "QEMULaunch"),
+    // Snapshot engine, ABI decoder, memory sources, deltas.
+    .target(
+      name: "Inspector",
+      dependencies: ["InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+    .executableTarget(
+      name: "smptop",
+      dependencies: [
+        "Inspector", "QEMULaunch",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+
+    .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "QEMULaunch"]),
+    .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
+    .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
+    .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
+    .testTarget(
+      name: "IntegrationTests",
+      dependencies: ["Inspector", "QEMULaunch", "GDBRemote", "QMP", "ELFSymbols"]),
+  ]
+)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages smptop needs and that a fresh machine may lack.
+# Idempotent: packages already installed are left alone, and apt is not touched at all
+# when nothing is missing. Needs root (or sudo) only when something must be installed.
+set -euo pipefail
+
+packages=(
+  qemu-system-x86   # the emulator the guest runs in (TCG)
+  libncurses-dev    # the dashboard's terminal backend
+  libcapstone-dev   # disassembly around RIP in the detail view
+  tmux              # end-to-end tests drive the real binary in a real terminal
+  gdb               # `smptop bench` measures gdb's Python API as the baseline
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
