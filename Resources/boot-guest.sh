@@ -23,11 +23,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+kernel=.build-guest/x86_64-unknown-none-elf/release/Kernel
 if [ "${NOBUILD:-0}" != 1 ]; then
+  # SwiftPM does not know the linker script and toolset are link inputs: relink by hand.
+  for input in Resources/kernel.ld Resources/toolset.json; do
+    if [ -e "$kernel" ] && [ "$input" -nt "$kernel" ]; then rm -f "$kernel"; fi
+  done
   swift build -c release --scratch-path .build-guest --triple x86_64-unknown-none-elf \
     --toolset Resources/toolset.json --product Kernel >&2
 fi
-kernel=.build-guest/x86_64-unknown-none-elf/release/Kernel
 
 exec qemu-system-x86_64 -accel tcg -machine "$machine" -smp "$smp" -m 128M \
   -kernel "$kernel" -append "$append" \

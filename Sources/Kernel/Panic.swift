@@ -25,8 +25,8 @@ enum Panic {
     case stackOverflow
   }
 
-  /// The address the `pf` kind reads: canonical but outside the 0-4 GiB identity map.
-  static let unmappedAddress: UInt64 = 0x0000_dead_beef_0000
+  /// The address the `pf` kind reads: canonical, but only 0-4 GiB is mapped.
+  static let unmappedAddress: UInt64 = 0x0000_00de_adbe_f000
 
   /// lcpu that raises the deliberate exception, if any.
   nonisolated(unsafe) static var demoLCPU: UInt32? = nil
