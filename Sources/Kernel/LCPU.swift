@@ -99,9 +99,12 @@ enum LCPU {
     setState(r, depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY, depth: depth)
   }
 
-  /// Stops this lcpu's bookkeeping for good: HALTED with `errorCode`.
+  /// Stops this lcpu's bookkeeping for good: HALTED with `errorCode`, timer stopped.
   static func halt(errorCode: UInt64) {
-    setState(current.pointee.record, SMPTOP_LCPU_HALTED, depth: 0, errorCode: errorCode)
+    let r = current.pointee.record
+    setState(r, SMPTOP_LCPU_HALTED, depth: 0, errorCode: errorCode)
+    LAPIC.write(LAPIC.Register.lvtTimer, LAPIC.masked | UInt32(Vector.timer))
+    abi_store(&r.pointee.next_deadline_tsc, 0)
   }
 
   /// Registers the BSP as lcpu 0 and marks it BUSY while it boots.

@@ -7,6 +7,7 @@
 
 #if SMP_GUEST
 import KernelSupport
+import Synchronization
 
 /// Power-off.
 enum Power {
@@ -14,23 +15,26 @@ enum Power {
   static let debugExitPort: UInt16 = 0xF4
   /// Seconds after boot the `shutdown=` key asked for, if any.
   nonisolated(unsafe) static var shutdownSeconds: UInt64? = nil
-  /// Set by the BSP's timer once the time has come.
-  nonisolated(unsafe) static var shutdownDue = false
+  /// The lcpu (index + 1) that claimed the shutdown once its time came; 0 = not yet.
+  /// Any running lcpu can claim it, so a panicked BSP does not keep the machine on.
+  static let claimedBy = Atomic<UInt32>(0)
 
   /// Arms a power-off `seconds` after kernel entry.
   static func scheduleShutdown(afterSeconds seconds: UInt64) {
     shutdownSeconds = seconds
   }
 
-  /// Timer hook (BSP): marks the shutdown due.
+  /// Timer hook: the first lcpu to see the shutdown time claims the shutdown.
   static func tick(now: UInt64) {
-    guard LCPU.currentIndex == 0, let s = shutdownSeconds, !shutdownDue else { return }
-    if now &- boot_entry_tsc() >= s &* 1000 &* Timer.tscPerMs { shutdownDue = true }
+    guard let s = shutdownSeconds, claimedBy.load(ordering: .relaxed) == 0,
+      now &- boot_entry_tsc() >= s &* 1000 &* Timer.tscPerMs
+    else { return }
+    _ = claimedBy.compareExchange(expected: 0, desired: LCPU.currentIndex &+ 1, ordering: .relaxed)
   }
 
-  /// From the BSP's idle loop: powers off if due.
+  /// From the idle loop: powers off if this lcpu claimed the shutdown.
   static func shutdownIfDue() {
-    guard LCPU.currentIndex == 0, shutdownDue else { return }
+    guard claimedBy.load(ordering: .relaxed) == LCPU.currentIndex &+ 1 else { return }
     var halted: UInt64 = 0
     for i in 0..<LCPU.count where LCPU.state(i) == SMPTOP_LCPU_HALTED.rawValue { halted += 1 }
     powerOff(code: halted == 0 ? 0 : 1)

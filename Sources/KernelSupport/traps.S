@@ -14,19 +14,19 @@
         .align 16
         .global isr_stubs
 isr_stubs:
-        .set vec, 0
+        .set .Lvec, 0
         .rept 256
         .align 16
-        .if vec < 32
-          .if ((ERROR_CODE_VECTORS >> vec) & 1) == 0
+        .if .Lvec < 32
+          .if ((ERROR_CODE_VECTORS >> .Lvec) & 1) == 0
             pushq $0
           .endif
         .else
           pushq $0
         .endif
-        pushq $vec
+        pushq $.Lvec
         jmp isr_common
-        .set vec, vec + 1
+        .set .Lvec, .Lvec + 1
         .endr
 
 /*
