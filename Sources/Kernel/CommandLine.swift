@@ -66,8 +66,9 @@ enum KernelCommandLine {
   struct Word {
     /// The whole command line.
     let text: UnsafeMutablePointer<CChar>
-    /// Bounds of the word in `text`.
+    /// Index of the word's first character in `text`.
     let start: Int
+    /// Index just past the word's last character.
     let end: Int
 
     /// Index of the `=`, or `end` when there is none.
@@ -110,6 +111,7 @@ enum KernelCommandLine {
 
   /// The key part of a word, comparable with a static string.
   struct KeyView {
+    /// The word whose key this is.
     let word: Word
     /// Whether the key is exactly `s`.
     static func == (lhs: KeyView, rhs: StaticString) -> Bool {
@@ -119,6 +121,7 @@ enum KernelCommandLine {
 
   /// The value part of a word, comparable with a static string.
   struct ValueView {
+    /// The word whose value this is.
     let word: Word
     /// Whether the value is exactly `s`.
     static func == (lhs: ValueView, rhs: StaticString) -> Bool {

@@ -22,6 +22,7 @@ import KernelSupport
   Inspect.publish()          // root complete; magic written last
   SMP.startAPs()
   Timer.start()
+  LCPU.becomeOnline()        // BSP IDLE
   LCPU.bootstrapDone()       // stage RUNNING
   LCPU.idleLoop()
 }

@@ -8,19 +8,33 @@ import KernelSupport
 enum LAPIC {
   /// Register offsets (xAPIC MMIO offsets; x2APIC MSR = 0x800 + offset / 16).
   enum Register {
+    /// Local APIC id.
     static let id: UInt32 = 0x20
+    /// Task priority.
     static let taskPriority: UInt32 = 0x80
+    /// End of interrupt.
     static let endOfInterrupt: UInt32 = 0xB0
+    /// Spurious-interrupt vector and software enable.
     static let spuriousVector: UInt32 = 0xF0
+    /// Error status.
     static let errorStatus: UInt32 = 0x280
+    /// Interrupt command, low half (writing it sends).
     static let commandLow: UInt32 = 0x300
+    /// Interrupt command, destination.
     static let commandHigh: UInt32 = 0x310
+    /// Local vector table: timer.
     static let lvtTimer: UInt32 = 0x320
+    /// Local vector table: LINT0 (the legacy PIC on the BSP).
     static let lvtLINT0: UInt32 = 0x350
+    /// Local vector table: LINT1 (NMI).
     static let lvtLINT1: UInt32 = 0x360
+    /// Local vector table: APIC errors.
     static let lvtError: UInt32 = 0x370
+    /// Timer initial count.
     static let timerInitialCount: UInt32 = 0x380
+    /// Timer current count.
     static let timerCurrentCount: UInt32 = 0x390
+    /// Timer divide configuration.
     static let timerDivide: UInt32 = 0x3E0
   }
 

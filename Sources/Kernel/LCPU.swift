@@ -119,9 +119,15 @@ enum LCPU {
     setState(current.pointee.record, SMPTOP_LCPU_BUSY, depth: 1)
   }
 
-  /// Ends the boot: every AP that could start is IDLE, the root says RUNNING.
-  static func bootstrapDone() {
+  /// Ends this lcpu's start-up: BUSY(1) becomes IDLE and the lcpu counts as online.
+  static func becomeOnline() {
+    cpu_cli()
+    busyExit()
     Inspect.lcpuOnline()
+  }
+
+  /// Ends the boot: every lcpu that could start is IDLE, the root says RUNNING.
+  static func bootstrapDone() {
     Inspect.setStage(SMPTOP_BOOT_RUNNING)
     Console.log("boot: RUNNING, \(Inspect.root.pointee.lcpus_online)/\(count) lcpus online")
   }
@@ -129,8 +135,6 @@ enum LCPU {
   /// The loop every lcpu ends in: run what is due, else halt with interrupts on.
   /// Interrupt handlers run from the halt at depth 1 and bring the state back to IDLE.
   static func idleLoop() -> Never {
-    cpu_cli()
-    busyExit()  // the boot's BUSY(1) ends: IDLE
     while true {
       cpu_cli()
       Panic.demonstrateIfDue()

@@ -67,7 +67,7 @@ enum SMP {
   LAPIC.enable()
   Timer.start()
   Console.detail("lcpu \(index) online (apic id \(LCPU.current.pointee.apic_id))")
-  Inspect.lcpuOnline()
+  LCPU.becomeOnline()
   LCPU.idleLoop()
 }
 #endif

@@ -27,9 +27,11 @@ enum Vector {
 
 /// The interrupt descriptor table and the trap dispatcher.
 enum Traps {
-  /// IST slots in each lcpu's TSS (GDT.swift fills them).
+  /// IST slot of the double-fault stack in each lcpu's TSS (GDT.swift fills them).
   static let istDoubleFault: UInt8 = 1
+  /// IST slot of the NMI stack.
   static let istNMI: UInt8 = 2
+  /// IST slot of the machine-check stack.
   static let istMachineCheck: UInt8 = 3
 
   /// Fills all 256 gates (interrupt gates, ring 0) and loads the IDT on this lcpu.
