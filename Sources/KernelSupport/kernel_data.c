@@ -12,8 +12,13 @@ __attribute__((used, aligned(64))) struct smptop_root smptop_root;
 /** The lcpu table the root's tables[SMPTOP_TABLE_LCPU] points at (stride = sizeof). */
 __attribute__((used, aligned(64))) struct smptop_lcpu smptop_lcpus[SMPTOP_MAX_LCPUS];
 
-/** Per-lcpu areas; each lcpu's GS base points at its own. */
-__attribute__((aligned(64))) struct lcpu_area lcpu_areas[LCPU_MAX];
+/**
+ * Per-lcpu areas; each lcpu's GS base points at its own. lcpu 0's is usable from the first
+ * instruction of kmain, so even a fault before LCPU.register reaches a record.
+ */
+__attribute__((aligned(64))) struct lcpu_area lcpu_areas[LCPU_MAX] = {
+    [0] = {.self_pointer = &lcpu_areas[0], .record = &smptop_lcpus[0]},
+};
 
 /** Per-lcpu stacks with guard pages (see kernel_layout.h). */
 __attribute__((aligned(PAGE_SIZE))) uint8_t lcpu_stacks[LCPU_MAX][LCPU_STACKS_STRIDE];
