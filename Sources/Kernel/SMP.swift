@@ -62,6 +62,8 @@ enum SMP {
 
 /// Every AP's 64-bit entry (trampoline.S): its GS base already points at its area.
 @c func ap_main(_ index: UInt32) -> Never {
+  // An AP so late that the BSP already marked it HALTED stays out of the way.
+  guard LCPU.state(index) == SMPTOP_LCPU_INIT.rawValue else { cpu_halt_forever() }
   LCPU.beginAP()
   GDT.loadTSS(lcpu: index)
   LAPIC.enable()
