@@ -1,5 +1,15 @@
 // The kernel's main line, read top to bottom like xv6's main.c: each step is one file.
 // boot.S enters `kmain` on the BSP in long mode; SMP.swift brings every AP to `ap_main`.
+//
+// Build (from the package root; the ELF is .build-guest/x86_64-unknown-none-elf/release/Kernel):
+//   swift build -c release --scratch-path .build-guest --triple x86_64-unknown-none-elf \
+//     --toolset Resources/toolset.json --product Kernel
+// Boot under QEMU (TCG), serial console on stdout:
+//   Resources/boot-guest.sh -smp 4 -machine q35 -append "shutdown=5"
+// Command-line keys: CommandLine.swift. What the host reads: smptop_abi.h, Inspect.swift.
+//
+// The host build compiles every guest file to nothing (SMP_GUEST is only defined by
+// Resources/toolset.json), leaving the empty `Kernel.main` below.
 
 #if SMP_GUEST
 import KernelSupport
