@@ -279,6 +279,9 @@ final class QMPConnection: Sendable {
               partial > 0
                 ? "QEMU closed the QMP connection in the middle of a message (\(partial) bytes discarded)"
                 : "QEMU closed the QMP connection"))
+        } else if errno == ECONNRESET {
+          // QEMU died with unread input (our command) in its socket: the kernel sent a reset.
+          finish(with: QMPError(.connectionClosed, "QEMU closed the QMP connection", errno: errno))
         } else if errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK {
           finish(with: QMPError(.connectionClosed, "reading the QMP socket failed", errno: errno))
         }
