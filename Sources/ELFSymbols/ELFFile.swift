@@ -358,8 +358,11 @@ public struct ELFFile: Sendable {
   static func parseNoteEntries(_ reader: ByteReader, _ range: Range<Int>, alignment: UInt64, what: String)
     throws(ELFError) -> [ELFNote]
   {
+    // Fields are aligned relative to the start of the notes (4, or 8 for .note.gnu.property).
     let align = alignment == 8 ? 8 : 4
-    func padded(_ value: Int) -> Int { (value + align - 1) / align * align }
+    func aligned(_ position: Int) -> Int {
+      range.lowerBound + (position - range.lowerBound + align - 1) / align * align
+    }
     var notes: [ELFNote] = []
     var position = range.lowerBound
     while range.upperBound - position >= 12 {
@@ -367,13 +370,14 @@ public struct ELFFile: Sendable {
       let descriptorSize = Int(reader.u32(position + 4))
       let type = reader.u32(position + 8)
       let nameStart = position + 12
-      let descriptorStart = nameStart + padded(nameSize)
-      let next = descriptorStart + padded(descriptorSize)
-      // The descriptor must fit; padding after the last note may be missing.
-      guard padded(nameSize) <= range.upperBound - nameStart, descriptorSize <= range.upperBound - descriptorStart
-      else {
-        throw ELFError(.malformed, "\(what): a note's sizes (\(nameSize), \(descriptorSize)) run past its end")
+      guard nameSize <= range.upperBound - nameStart else {
+        throw ELFError(.malformed, "\(what): a note's name (\(nameSize) bytes) runs past its end")
       }
+      let descriptorStart = min(aligned(nameStart + nameSize), range.upperBound)
+      guard descriptorSize <= range.upperBound - descriptorStart else {
+        throw ELFError(.malformed, "\(what): a note's descriptor (\(descriptorSize) bytes) runs past its end")
+      }
+      let next = aligned(descriptorStart + descriptorSize)
       var nameBytes = reader.bytes[nameStart..<nameStart + nameSize]
       if let nul = nameBytes.firstIndex(of: 0) { nameBytes = nameBytes[..<nul] }
       notes.append(

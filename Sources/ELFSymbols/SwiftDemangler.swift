@@ -46,7 +46,7 @@ public final class SwiftDemangler: Sendable {
     let result = name.withCString { pointer -> String? in
       guard let output = _swiftDemangle(pointer, strlen(pointer), nil, nil, 0) else { return nil }
       defer { free(output) }
-      return String(cString: output)
+      return SwiftTypeSugar.apply(String(cString: output))
     }
     guard let result else { return nil }
     cache.withLock { cache in

@@ -9,6 +9,18 @@ enum SwiftNameSimplifier {
   static func simplify(_ demangled: String) -> String {
     var text = Substring(demangled)
     if let suffix = text.firstRange(of: " with unmangled suffix ") { text = text[..<suffix.lowerBound] }
+    // `(2) suspend resume partial function for X` / `(1) await resume partial function for X` -> X.
+    for marker in [" suspend resume partial function for ", " await resume partial function for "] {
+      if text.hasPrefix("("), let range = text.firstRange(of: marker) { text = text[range.upperBound...] }
+    }
+    for marker in ["generic specialization <", "function signature specialization <"] where text.hasPrefix(marker) {
+      // `generic specialization <Swift.Int> of f` -> `specialized f`.
+      var scanner = Scanner(Array(text.unicodeScalars))
+      scanner.position = marker.unicodeScalars.count - 1
+      let end = scanner.matchingEnd(from: scanner.position)
+      let rest = String(String.UnicodeScalarView(scanner.chars[end...]))
+      if rest.hasPrefix(" of ") { return "specialized " + simplify(String(rest.dropFirst(4))) }
+    }
     var scanner = Scanner(Array(text.unicodeScalars))
     return scanner.entity(until: [])
   }
@@ -16,8 +28,13 @@ enum SwiftNameSimplifier {
   private struct Scanner {
     let chars: [Unicode.Scalar]
     var position = 0
+    /// Inside `[K : V]` sugar the colon is part of the type, not an annotation.
+    var keepsColons = false
 
-    init(_ chars: [Unicode.Scalar]) { self.chars = chars }
+    init(_ chars: [Unicode.Scalar], keepsColons: Bool = false) {
+      self.chars = chars
+      self.keepsColons = keepsColons
+    }
 
     var atEnd: Bool { position >= chars.count }
 
@@ -84,6 +101,8 @@ enum SwiftNameSimplifier {
 
     /// Reads a dotted path and returns it without its module prefix.
     mutating func path() -> String {
+      // A path that continues a member chain (`Generic<A>.member`) has no module to strip.
+      let continuesChain = position > 0 && chars[position - 1] == "."
       var components: [String] = []
       var current = ""
       while !atEnd {
@@ -91,7 +110,9 @@ enum SwiftNameSimplifier {
         if Self.isIdentifier(scalar) {
           current.unicodeScalars.append(scalar)
           position += 1
-        } else if scalar == "." && !current.isEmpty {
+        } else if scalar == "." && !current.isEmpty && position + 1 < chars.count
+          && (Self.isIdentifier(chars[position + 1]) || chars[position + 1] == "(")
+        {
           components.append(current)
           current = ""
           position += 1
@@ -106,7 +127,7 @@ enum SwiftNameSimplifier {
         }
       }
       if !current.isEmpty { components.append(current) }
-      if components.count >= 2 { components.removeFirst() }  // the module
+      if components.count >= 2 && !continuesChain { components.removeFirst() }  // the module
       return components.joined(separator: ".")
     }
 
@@ -183,7 +204,7 @@ enum SwiftNameSimplifier {
           position += "partial apply forwarder for ".unicodeScalars.count
           continue
         }
-        if peek(" -> ") || peek(" : ") {
+        if peek(" -> ") || (peek(" : ") && !keepsColons) {
           let isAnnotation = peek(" : ")
           position += 3
           skipToConnector()
@@ -215,14 +236,32 @@ enum SwiftNameSimplifier {
           continue
         }
         let scalar = chars[position]
-        if Self.isIdentifier(scalar) {
+        let discriminator = scalar == "(" && peek(" in _", at: 1 + identifierLength(at: position + 1))
+        if Self.isIdentifier(scalar) || discriminator {
           out += path()
           if position < limit && chars[position] == "(" && !peek(" in _", at: 1) {
             out += labels()
+          } else if peek(" #") {
+            // A local function: `send #1 (Swift.String) -> ()` -> `send #1 (_:)`.
+            var cursor = position + 2
+            while cursor < limit && ("0"..."9").contains(chars[cursor]) { cursor += 1 }
+            if cursor > position + 2 && peekAt(cursor, " (") {
+              out += String(String.UnicodeScalarView(chars[position..<cursor])) + " "
+              position = cursor + 1
+              out += labels()
+            }
           }
           continue
         }
-        if scalar == "<" {
+        if scalar == "[" {
+          // Array/dictionary sugar: simplify the inside, keeping `K : V`.
+          let end = matchingEnd(from: position)
+          var inner = Scanner(Array(chars[(position + 1)..<max(position + 1, end - 1)]), keepsColons: true)
+          out += "[" + inner.entity(until: []) + (end - 1 > position && chars[end - 1] == "]" ? "]" : "")
+          position = end
+          continue
+        }
+        if scalar == "<" && !(position > 0 && chars[position - 1] == ".") {  // `.< infix` is an operator
           out += generics()
           if position < limit && chars[position] == "(" { out += labels() }
           continue

@@ -194,7 +194,7 @@ struct ReadelfReport {
       let size = tokens[2].hasPrefix("0x") ? UInt64(tokens[2].dropFirst(2), radix: 16) : UInt64(tokens[2])
       symbols.append(
         Symbol(
-          table: table, name: tokens.count > 7 ? tokens[7] : "", value: value, size: size ?? UInt64.max,
+          table: table, name: tokens.count > 7 ? tokens[7...].joined(separator: " ") : "", value: value, size: size ?? UInt64.max,
           type: tokens[3], binding: tokens[4], sectionIndex: tokens[6]))
     }
 
