@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// A QMP (QEMU Machine Protocol) client for QEMU 7.2 and later.
@@ -44,15 +43,8 @@ public final class QMPClient: Sendable {
     to address: QMPAddress, timeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(5),
     eventQueueLimit: Int = 1024
   ) async throws(QMPError) -> QMPClient {
-    let connected: Result<Int32, QMPError> = await withCheckedContinuation { continuation in
-      DispatchQueue.global().async {
-        continuation.resume(returning: Result { () throws(QMPError) -> Int32 in
-          try Socket.connect(to: address, timeout: timeout)
-        })
-      }
-    }
     let connection = try QMPConnection(
-      fd: try connected.get(), address: address, eventQueueLimit: eventQueueLimit, writeTimeout: timeout)
+      address: address, eventQueueLimit: eventQueueLimit, connectTimeout: timeout, writeTimeout: timeout)
     connection.start()
     do {
       let greeting = try await connection.awaitGreeting(timeout: timeout).get()

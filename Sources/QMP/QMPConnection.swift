@@ -53,23 +53,21 @@ final class QMPConnection: Sendable {
   }
 
   let address: QMPAddress
+  let connectTimeout: Duration
   let writeTimeout: Duration
   let state: Mutex<State>
-  /// The socket descriptor, -1 once closed. Held while writing and while closing.
+  /// The socket descriptor: -1 until the reader thread has connected, and again once closed.
+  /// Held while writing and while closing.
   let socket: Mutex<Int32>
   let wake: WakePipe
 
-  init(fd: Int32, address: QMPAddress, eventQueueLimit: Int, writeTimeout: Duration) throws(QMPError) {
+  init(address: QMPAddress, eventQueueLimit: Int, connectTimeout: Duration, writeTimeout: Duration) throws(QMPError) {
     self.address = address
+    self.connectTimeout = connectTimeout
     self.writeTimeout = writeTimeout
-    self.socket = Mutex(fd)
+    self.socket = Mutex(-1)
     self.state = Mutex(State(eventQueueLimit: max(1, eventQueueLimit)))
-    do {
-      self.wake = try WakePipe()
-    } catch {
-      Glibc.close(fd)
-      throw error
-    }
+    self.wake = try WakePipe()
   }
 
   deinit {
@@ -80,7 +78,9 @@ final class QMPConnection: Sendable {
     wake.close()
   }
 
-  /// Starts the reader thread; it keeps the connection alive until the connection is closed.
+  /// Starts the reader thread, which connects the socket and then reads it; the thread keeps
+  /// the connection alive until the connection is closed. Connecting on this dedicated thread
+  /// keeps the blocking `connect` off Swift's cooperative thread pool.
   func start() {
     let thread = Thread { [self] in runReader() }
     thread.name = "smptop.qmp-reader"
@@ -156,7 +156,8 @@ final class QMPConnection: Sendable {
   func awaitGreeting(timeout: Duration) async -> Result<QMPGreeting, QMPError> {
     let id = allocateID()
     return await wait(id: id) { (complete: @escaping Completion<QMPGreeting>) in
-      let deadline = ContinuousClock.now + timeout
+      // The reader connects first (bounded by connectTimeout), then the greeting has `timeout`.
+      let deadline = ContinuousClock.now + connectTimeout + timeout
       let immediate = state.withLock { state -> Result<QMPGreeting, QMPError>? in
         if let greeting = state.greeting { return .success(greeting) }
         if let error = state.closedError { return .failure(error) }
@@ -244,8 +245,15 @@ final class QMPConnection: Sendable {
   private func runReader() {
     var splitter = JSONStreamSplitter()
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-    let fd = socket.withLock { $0 }
-    while fd >= 0 {
+    let fd: Int32
+    do {
+      fd = try Socket.connect(to: address, timeout: connectTimeout)
+    } catch {
+      finish(with: error)
+      return
+    }
+    socket.withLock { $0 = fd }
+    while true {
       let plan = state.withLock { state -> Int32? in
         if state.closedError != nil { return nil }
         let next = state.nextDeadline()

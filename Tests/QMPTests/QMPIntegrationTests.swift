@@ -140,7 +140,7 @@ import Testing
     qemu.kill()
     let result = await pending.result
     #expect((result.failureValue as? QMPError)?.code == .connectionClosed)
-    #expect(ContinuousClock.now - started < .seconds(3))
+    #expect(ContinuousClock.now - started < .seconds(8))
 
     // The stream ends (with the events seen before the kill).
     let kinds = await collector.value
@@ -236,7 +236,8 @@ import Testing
     let median = samples[samples.count / 2]
     let p90 = samples[samples.count * 9 / 10]
     print("QMP query-status round trip over 300 calls: median \(median), p90 \(p90)")
-    // QEMU answers in ~0.2 ms (notes §2); 20 ms would mean something is badly wrong.
-    #expect(median < .milliseconds(20))
+    // QEMU answers in ~0.2 ms (notes §2); a 50 ms median would mean something is badly wrong
+    // (the bound is loose because other suites may run in parallel on 2 cores).
+    #expect(median < .milliseconds(50))
   }
 }
