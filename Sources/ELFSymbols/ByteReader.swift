@@ -21,9 +21,13 @@ struct ByteReader: Sendable {
   }
 
   /// The product of a count and an entry size, or a `.malformed` error on overflow.
-  static func product(_ count: UInt64, _ size: UInt64, what: @autoclosure () -> String) throws(ELFError) -> UInt64 {
+  static func product(_ count: UInt64, _ size: UInt64, what: @autoclosure () -> String) throws(ELFError)
+    -> UInt64
+  {
     let (total, overflow) = count.multipliedReportingOverflow(by: size)
-    guard !overflow else { throw ELFError(.malformed, "\(what()): \(count) entries of \(size) bytes overflow") }
+    guard !overflow else {
+      throw ELFError(.malformed, "\(what()): \(count) entries of \(size) bytes overflow")
+    }
     return total
   }
 
@@ -39,9 +43,12 @@ struct ByteReader: Sendable {
   func u64(_ offset: Int) -> UInt64 { load(offset, as: UInt64.self) }
 
   /// The NUL-terminated string at `offset` inside `table` (a checked range of the file).
-  func string(in table: Range<Int>, at offset: UInt64, what: @autoclosure () -> String) throws(ELFError) -> String {
+  func string(in table: Range<Int>, at offset: UInt64, what: @autoclosure () -> String) throws(ELFError)
+    -> String
+  {
     guard offset < UInt64(table.count) else {
-      throw ELFError(.malformed, "\(what()): name offset \(offset) is outside its string table (\(table.count) bytes)")
+      throw ELFError(
+        .malformed, "\(what()): name offset \(offset) is outside its string table (\(table.count) bytes)")
     }
     let start = table.lowerBound + Int(offset)
     guard let end = bytes[start..<table.upperBound].firstIndex(of: 0) else {

@@ -42,7 +42,8 @@ public struct ELFFile: Sendable {
 
     var symbols: [ELFSymbol] = []
     var dynamicSymbols: [ELFSymbol] = []
-    for section in sections where section.type == ELFSection.typeSymTab || section.type == ELFSection.typeDynSym {
+    for section in sections
+    where section.type == ELFSection.typeSymTab || section.type == ELFSection.typeDynSym {
       let parsed = try Self.parseSymbols(reader, table: section, sections: sections)
       if section.type == ELFSection.typeSymTab { symbols += parsed } else { dynamicSymbols += parsed }
     }
@@ -70,7 +71,9 @@ public struct ELFFile: Sendable {
   /// Whether a symbol names a code or data location (not a file, section, TLS offset, absolute
   /// constant, undefined reference, or assembler-local label).
   static func isAddressSymbol(_ symbol: ELFSymbol) -> Bool {
-    guard symbol.isDefined, !symbol.name.isEmpty, symbol.sectionIndex != ELFSymbol.sectionCommon else { return false }
+    guard symbol.isDefined, !symbol.name.isEmpty, symbol.sectionIndex != ELFSymbol.sectionCommon else {
+      return false
+    }
     switch symbol.type {
     case .function, .object, .gnuIFunc: break
     case .notype: if symbol.sectionIndex == ELFSymbol.sectionAbsolute { return false }
@@ -79,8 +82,11 @@ public struct ELFFile: Sendable {
     if symbol.name.hasPrefix(".L") { return false }
     // ARM/AArch64 mapping symbols ($x, $d, $t, $a, optionally with a suffix); not Swift's $s/$e.
     let utf8 = Array(symbol.name.utf8.prefix(3))
-    if utf8.count >= 2, utf8[0] == UInt8(ascii: "$"), [UInt8(ascii: "x"), UInt8(ascii: "d"), UInt8(ascii: "t"),
-      UInt8(ascii: "a")].contains(utf8[1]), utf8.count == 2 || utf8[2] == UInt8(ascii: ".")
+    if utf8.count >= 2, utf8[0] == UInt8(ascii: "$"),
+      [
+        UInt8(ascii: "x"), UInt8(ascii: "d"), UInt8(ascii: "t"),
+        UInt8(ascii: "a"),
+      ].contains(utf8[1]), utf8.count == 2 || utf8[2] == UInt8(ascii: ".")
     {
       return false
     }
@@ -97,7 +103,8 @@ public struct ELFFile: Sendable {
   /// The bytes of a section (empty for SHT_NOBITS).
   public func data(of section: ELFSection) throws(ELFError) -> ArraySlice<UInt8> {
     guard section.hasFileBytes else { return [] }
-    return reader.bytes[try reader.range(offset: section.offset, size: section.size, what: "section \(section.name)")]
+    return reader.bytes[
+      try reader.range(offset: section.offset, size: section.size, what: "section \(section.name)")]
   }
 
   /// The GNU build-id (`NT_GNU_BUILD_ID` note), if present.
@@ -141,14 +148,17 @@ public struct ELFFile: Sendable {
     guard count >= 0 else { throw ELFError(.addressNotInFile, "negative byte count \(count)") }
     let size = UInt64(count)
     let (end, overflow) = address.addingReportingOverflow(size)
-    guard !overflow else { throw ELFError(.addressNotInFile, "the range at 0x\(String(address, radix: 16)) wraps") }
+    guard !overflow else {
+      throw ELFError(.addressNotInFile, "the range at 0x\(String(address, radix: 16)) wraps")
+    }
     for section in sections where section.isAllocated && section.hasFileBytes && section.size > 0 {
       guard address >= section.address, end <= section.addressRange.upperBound,
         section.addressRange.upperBound - section.address == section.size
       else { continue }
       let (offset, overflow) = section.offset.addingReportingOverflow(address - section.address)
       guard !overflow else { continue }
-      return Array(reader.bytes[try reader.range(offset: offset, size: size, what: "section \(section.name)")])
+      return Array(
+        reader.bytes[try reader.range(offset: offset, size: size, what: "section \(section.name)")])
     }
     for segment in programHeaders where segment.isLoad && address >= segment.virtualAddress {
       let start = address - segment.virtualAddress
@@ -159,7 +169,8 @@ public struct ELFFile: Sendable {
     }
     throw ELFError(
       .addressNotInFile,
-      "no section or segment holds file bytes for 0x\(String(address, radix: 16))..<0x\(String(end, radix: 16))")
+      "no section or segment holds file bytes for 0x\(String(address, radix: 16))..<0x\(String(end, radix: 16))"
+    )
   }
 
   // MARK: Parsing
@@ -200,7 +211,9 @@ public struct ELFFile: Sendable {
     guard reader.u8(5) == 1 else {
       throw ELFError(.unsupported, "only little-endian ELF is supported (EI_DATA = \(reader.u8(5)))")
     }
-    guard reader.count >= 64 else { throw ELFError(.truncated, "the ELF header needs 64 bytes, the file has \(reader.count)") }
+    guard reader.count >= 64 else {
+      throw ELFError(.truncated, "the ELF header needs 64 bytes, the file has \(reader.count)")
+    }
     var header = ELFHeader(
       fileType: reader.u16(16), machine: reader.u16(18), osABI: reader.u8(7), entry: reader.u64(24),
       flags: reader.u32(48), programHeaderOffset: reader.u64(32), sectionHeaderOffset: reader.u64(40),
@@ -212,7 +225,8 @@ public struct ELFFile: Sendable {
     // Extended numbering keeps the real counts in section 0.
     let needsSection0 =
       header.sectionHeaderOffset != 0
-      && (header.sectionHeaderCount == 0 || header.sectionNameTableIndex == 0xFFFF || header.programHeaderCount == 0xFFFF)
+      && (header.sectionHeaderCount == 0 || header.sectionNameTableIndex == 0xFFFF
+        || header.programHeaderCount == 0xFFFF)
     if needsSection0 {
       guard shentsize == 64 else { throw ELFError(.malformed, "e_shentsize is \(shentsize), expected 64") }
       let zero = try reader.range(offset: header.sectionHeaderOffset, size: 64, what: "section header 0")
@@ -223,8 +237,12 @@ public struct ELFFile: Sendable {
         }
         header.sectionHeaderCount = Int(count)
       }
-      if header.sectionNameTableIndex == 0xFFFF { header.sectionNameTableIndex = Int(reader.u32(zero.lowerBound + 40)) }
-      if header.programHeaderCount == 0xFFFF { header.programHeaderCount = Int(reader.u32(zero.lowerBound + 44)) }
+      if header.sectionNameTableIndex == 0xFFFF {
+        header.sectionNameTableIndex = Int(reader.u32(zero.lowerBound + 40))
+      }
+      if header.programHeaderCount == 0xFFFF {
+        header.programHeaderCount = Int(reader.u32(zero.lowerBound + 44))
+      }
     }
     if header.sectionHeaderCount > 0 && shentsize != 64 {
       throw ELFError(.malformed, "e_shentsize is \(shentsize), expected 64")
@@ -265,7 +283,8 @@ public struct ELFFile: Sendable {
     guard nameTable.type == ELFSection.typeStrTab else {
       throw ELFError(.malformed, "the section-name table (section \(nameIndex)) is not a string table")
     }
-    let names = try reader.range(offset: nameTable.offset, size: nameTable.size, what: "the section-name table")
+    let names = try reader.range(
+      offset: nameTable.offset, size: nameTable.size, what: "the section-name table")
     for index in sections.indices {
       sections[index].name = try reader.string(
         in: names, at: UInt64(nameOffsets[index]), what: "the name of section \(index)")
@@ -273,7 +292,9 @@ public struct ELFFile: Sendable {
     return sections
   }
 
-  static func parseProgramHeaders(_ reader: ByteReader, header: ELFHeader) throws(ELFError) -> [ELFProgramHeader] {
+  static func parseProgramHeaders(_ reader: ByteReader, header: ELFHeader) throws(ELFError)
+    -> [ELFProgramHeader]
+  {
     let count = header.programHeaderCount
     guard count > 0 else { return [] }
     let table = try reader.range(
@@ -300,16 +321,20 @@ public struct ELFFile: Sendable {
       throw ELFError(.malformed, "\(what): size \(table.size) is not a multiple of 24")
     }
     let entries = try reader.range(offset: table.offset, size: table.size, what: what)
-    guard Int(table.link) < sections.count, table.link != 0, sections[Int(table.link)].type == ELFSection.typeStrTab
+    guard Int(table.link) < sections.count, table.link != 0,
+      sections[Int(table.link)].type == ELFSection.typeStrTab
     else {
       throw ELFError(.malformed, "\(what): sh_link \(table.link) is not a string table")
     }
     let stringSection = sections[Int(table.link)]
-    let strings = try reader.range(offset: stringSection.offset, size: stringSection.size, what: "\(what)'s string table")
+    let strings = try reader.range(
+      offset: stringSection.offset, size: stringSection.size, what: "\(what)'s string table")
 
     // Extended section indexes (SHN_XINDEX) live in a SHT_SYMTAB_SHNDX section linked to this table.
     var extended: Range<Int>?
-    if let shndx = sections.first(where: { $0.type == ELFSection.typeSymTabShndx && Int($0.link) == table.index }) {
+    if let shndx = sections.first(where: {
+      $0.type == ELFSection.typeSymTabShndx && Int($0.link) == table.index
+    }) {
       extended = try reader.range(offset: shndx.offset, size: shndx.size, what: "\(what)'s SHT_SYMTAB_SHNDX")
     }
 
@@ -322,7 +347,8 @@ public struct ELFFile: Sendable {
       var sectionIndex = UInt32(reader.u16(base + 6))
       if sectionIndex == 0xFFFF {
         guard let extended, (index + 1) * 4 <= extended.count else {
-          throw ELFError(.malformed, "\(what): symbol \(index) uses SHN_XINDEX without a SHT_SYMTAB_SHNDX entry")
+          throw ELFError(
+            .malformed, "\(what): symbol \(index) uses SHN_XINDEX without a SHT_SYMTAB_SHNDX entry")
         }
         sectionIndex = reader.u32(extended.lowerBound + index * 4)
       }
@@ -343,12 +369,15 @@ public struct ELFFile: Sendable {
     let noteSections = sections.filter { $0.type == ELFSection.typeNote }
     if !sections.isEmpty {
       for section in noteSections {
-        let range = try reader.range(offset: section.offset, size: section.size, what: "note section \(section.name)")
-        notes += try parseNoteEntries(reader, range, alignment: section.addressAlignment, what: "note section \(section.name)")
+        let range = try reader.range(
+          offset: section.offset, size: section.size, what: "note section \(section.name)")
+        notes += try parseNoteEntries(
+          reader, range, alignment: section.addressAlignment, what: "note section \(section.name)")
       }
     } else {
       for segment in segments where segment.type == ELFProgramHeader.typeNote {
-        let range = try reader.range(offset: segment.offset, size: segment.fileSize, what: "a PT_NOTE segment")
+        let range = try reader.range(
+          offset: segment.offset, size: segment.fileSize, what: "a PT_NOTE segment")
         notes += try parseNoteEntries(reader, range, alignment: segment.alignment, what: "a PT_NOTE segment")
       }
     }

@@ -6,7 +6,8 @@ import Synchronization
 /// With a NULL buffer the result is malloc'd (free it); `flags` must be 0; non-Swift input gives NULL.
 @_silgen_name("swift_demangle")
 private func _swiftDemangle(
-  _ mangledName: UnsafePointer<CChar>?, _ mangledNameLength: Int, _ outputBuffer: UnsafeMutablePointer<CChar>?,
+  _ mangledName: UnsafePointer<CChar>?, _ mangledNameLength: Int,
+  _ outputBuffer: UnsafeMutablePointer<CChar>?,
   _ outputBufferSize: UnsafeMutablePointer<Int>?, _ flags: UInt32
 ) -> UnsafeMutablePointer<CChar>?
 

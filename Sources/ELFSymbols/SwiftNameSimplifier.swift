@@ -13,7 +13,8 @@ enum SwiftNameSimplifier {
     for marker in [" suspend resume partial function for ", " await resume partial function for "] {
       if text.hasPrefix("("), let range = text.firstRange(of: marker) { text = text[range.upperBound...] }
     }
-    for marker in ["generic specialization <", "function signature specialization <"] where text.hasPrefix(marker) {
+    for marker in ["generic specialization <", "function signature specialization <"]
+    where text.hasPrefix(marker) {
       // `generic specialization <Swift.Int> of f` -> `specialized f`.
       var scanner = Scanner(Array(text.unicodeScalars))
       scanner.position = marker.unicodeScalars.count - 1
@@ -78,7 +79,9 @@ enum SwiftNameSimplifier {
       let target = Array(literal.unicodeScalars)
       while index < chars.count {
         let scalar = chars[index]
-        if depth == 0 && index + target.count <= chars.count && Array(chars[index..<index + target.count]) == target {
+        if depth == 0 && index + target.count <= chars.count
+          && Array(chars[index..<index + target.count]) == target
+        {
           return index
         }
         switch scalar {

@@ -3,7 +3,8 @@
 /// `swift_demangle` does not synthesize it).
 enum SwiftTypeSugar {
   static func apply(_ text: String) -> String {
-    guard text.contains("Swift.Optional<") || text.contains("Swift.Array<") || text.contains("Swift.Dictionary<")
+    guard
+      text.contains("Swift.Optional<") || text.contains("Swift.Array<") || text.contains("Swift.Dictionary<")
     else { return text }
     return sugar(Array(text.unicodeScalars)[...])
   }
@@ -16,7 +17,9 @@ enum SwiftTypeSugar {
     scalar == "_" || scalar == "." || scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
   }
 
-  private static func starts(_ chars: ArraySlice<Unicode.Scalar>, at index: Int, with prefix: [Unicode.Scalar]) -> Bool {
+  private static func starts(
+    _ chars: ArraySlice<Unicode.Scalar>, at index: Int, with prefix: [Unicode.Scalar]
+  ) -> Bool {
     guard chars.endIndex - index >= prefix.count else { return false }
     return chars[index..<index + prefix.count].elementsEqual(prefix)
   }
@@ -87,7 +90,9 @@ enum SwiftTypeSugar {
     var out = String.UnicodeScalarView()
     var index = chars.startIndex
     while index < chars.endIndex {
-      if index == chars.startIndex || !isIdentifier(chars[index - 1]), let (text, next) = rewrite(chars, at: index) {
+      if index == chars.startIndex || !isIdentifier(chars[index - 1]),
+        let (text, next) = rewrite(chars, at: index)
+      {
         out.append(contentsOf: text.unicodeScalars)
         index = next
         continue
@@ -100,7 +105,8 @@ enum SwiftTypeSugar {
 
   /// The sugared form of the bound generic type starting at `index`, and the index after it.
   private static func rewrite(_ chars: ArraySlice<Unicode.Scalar>, at index: Int) -> (String, Int)? {
-    for (prefix, kind) in [(optional, 0), (array, 1), (dictionary, 2)] where starts(chars, at: index, with: prefix) {
+    for (prefix, kind) in [(optional, 0), (array, 1), (dictionary, 2)]
+    where starts(chars, at: index, with: prefix) {
       let open = index + prefix.count - 1
       guard let close = closing(chars, from: open) else { return nil }
       let inner = chars[(open + 1)..<close]
@@ -131,7 +137,8 @@ enum SwiftTypeSugar {
       case ")", "]": depth -= 1
       case ">": if !(index > chars.startIndex && chars[index - 1] == "-") { depth -= 1 }
       case " " where depth == 0:
-        if chars.endIndex - index >= marker.count && chars[index..<index + marker.count].elementsEqual(marker) {
+        if chars.endIndex - index >= marker.count && chars[index..<index + marker.count].elementsEqual(marker)
+        {
           return true
         }
       default: break

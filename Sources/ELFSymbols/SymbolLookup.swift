@@ -99,7 +99,8 @@ struct AddressIndex: Sendable {
     while index >= 0 && maxEnd[index] > address {
       let entry = entries[index]
       if entry.size > 0 && address - entry.address < entry.size {
-        return SymbolMatch(name: entry.name, address: entry.address, size: entry.size, offset: address - entry.address)
+        return SymbolMatch(
+          name: entry.name, address: entry.address, size: entry.size, offset: address - entry.address)
       }
       index -= 1
     }

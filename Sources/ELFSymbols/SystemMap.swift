@@ -37,10 +37,12 @@ public struct SystemMap: Sendable, SymbolLookup {
       lineNumber += 1
       let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
       if fields.isEmpty { continue }
-      guard fields.count >= 3, fields.count <= 4, fields[0].count <= 16, let address = UInt64(fields[0], radix: 16),
+      guard fields.count >= 3, fields.count <= 4, fields[0].count <= 16,
+        let address = UInt64(fields[0], radix: 16),
         fields[1].count == 1, let type = fields[1].first
       else {
-        throw ELFError(.malformed, "System.map line \(lineNumber) is not \"ADDRESS TYPE NAME\": \(line.prefix(80))")
+        throw ELFError(
+          .malformed, "System.map line \(lineNumber) is not \"ADDRESS TYPE NAME\": \(line.prefix(80))")
       }
       var module: String?
       if fields.count == 4 {
@@ -56,7 +58,9 @@ public struct SystemMap: Sendable, SymbolLookup {
     var byName: [String: Int] = [:]
     for (position, entry) in entries.enumerated() where entry.type != "U" {
       // Keep the first global definition, else the first definition.
-      if let existing = byName[entry.name], entries[existing].type.isUppercase || !entry.type.isUppercase { continue }
+      if let existing = byName[entry.name], entries[existing].type.isUppercase || !entry.type.isUppercase {
+        continue
+      }
       byName[entry.name] = position
     }
     self.byName = byName

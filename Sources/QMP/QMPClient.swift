@@ -22,7 +22,9 @@ public final class QMPClient: Sendable {
 
   let connection: QMPConnection
 
-  private init(address: QMPAddress, greeting: QMPGreeting, defaultTimeout: Duration, connection: QMPConnection) {
+  private init(
+    address: QMPAddress, greeting: QMPGreeting, defaultTimeout: Duration, connection: QMPConnection
+  ) {
     self.address = address
     self.greeting = greeting
     self.defaultTimeout = defaultTimeout
@@ -49,7 +51,8 @@ public final class QMPClient: Sendable {
     do {
       let greeting = try await connection.awaitGreeting(timeout: timeout).get()
       _ = try await connection.execute("qmp_capabilities", arguments: nil, timeout: timeout).get()
-      return QMPClient(address: address, greeting: greeting, defaultTimeout: commandTimeout, connection: connection)
+      return QMPClient(
+        address: address, greeting: greeting, defaultTimeout: commandTimeout, connection: connection)
     } catch {
       connection.finish(with: error)
       throw error
@@ -124,7 +127,7 @@ public final class QMPClient: Sendable {
     let wasConnected = isConnected
     do {
       try await execute("quit")
-    } catch where wasConnected && error.code == .connectionClosed {
+    } catch  where wasConnected && error.code == .connectionClosed {
       return
     }
   }
@@ -159,12 +162,15 @@ public final class QMPClient: Sendable {
   /// `x-query-virtio-queue-status`: the device model's indices and ring addresses of one queue.
   public func virtioQueueStatus(path: String, queue: Int) async throws(QMPError) -> VirtioQueueStatus {
     try VirtioQueueStatus(
-      await execute("x-query-virtio-queue-status", arguments: ["path": .string(path), "queue": .int(Int64(queue))]))
+      await execute(
+        "x-query-virtio-queue-status", arguments: ["path": .string(path), "queue": .int(Int64(queue))]))
   }
 
   /// `human-monitor-command`: runs an HMP command line (e.g. `info registers -a`) and returns its text.
   /// - Parameter cpuIndex: The vCPU HMP commands such as `info registers` refer to.
-  public func humanMonitorCommand(_ commandLine: String, cpuIndex: Int? = nil) async throws(QMPError) -> String {
+  public func humanMonitorCommand(_ commandLine: String, cpuIndex: Int? = nil) async throws(QMPError)
+    -> String
+  {
     var arguments: [String: JSONValue] = ["command-line": .string(commandLine)]
     if let cpuIndex { arguments["cpu-index"] = .int(Int64(cpuIndex)) }
     let reply = try await execute("human-monitor-command", arguments: arguments)

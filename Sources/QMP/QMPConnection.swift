@@ -61,7 +61,9 @@ final class QMPConnection: Sendable {
   let socket: Mutex<Int32>
   let wake: WakePipe
 
-  init(address: QMPAddress, eventQueueLimit: Int, connectTimeout: Duration, writeTimeout: Duration) throws(QMPError) {
+  init(address: QMPAddress, eventQueueLimit: Int, connectTimeout: Duration, writeTimeout: Duration)
+    throws(QMPError)
+  {
     self.address = address
     self.connectTimeout = connectTimeout
     self.writeTimeout = writeTimeout
@@ -169,7 +171,9 @@ final class QMPConnection: Sendable {
   }
 
   /// Sends one command and waits for the reply with the same id.
-  func execute(_ command: String, arguments: JSONValue?, timeout: Duration) async -> Result<JSONValue, QMPError> {
+  func execute(_ command: String, arguments: JSONValue?, timeout: Duration) async -> Result<
+    JSONValue, QMPError
+  > {
     let id = allocateID()
     var message: [String: JSONValue] = ["execute": .string(command), "id": .int(id)]
     if let arguments { message["arguments"] = arguments }
@@ -373,7 +377,8 @@ final class QMPConnection: Sendable {
   }
 
   private func deliver(_ event: QMPEvent) {
-    let (waiter, subscribers) = state.withLock { state -> (Waiter<QMPEvent?>?, [AsyncStream<QMPEvent>.Continuation]) in
+    let (waiter, subscribers) = state.withLock {
+      state -> (Waiter<QMPEvent?>?, [AsyncStream<QMPEvent>.Continuation]) in
       var waiter: Waiter<QMPEvent?>?
       if !state.eventWaiters.isEmpty {
         waiter = state.eventWaiters.removeFirst().waiter

@@ -74,7 +74,8 @@ public struct QMPEvent: Sendable, Hashable, CustomStringConvertible {
   /// Decodes `{"event": NAME, "data": {...}, "timestamp": {...}}`.
   init(message: [String: JSONValue]) throws(QMPError) {
     guard let name = message["event"]?.stringValue else {
-      throw QMPError(.protocolViolation, "an event without a string \"event\" name: \(JSONValue.object(message))")
+      throw QMPError(
+        .protocolViolation, "an event without a string \"event\" name: \(JSONValue.object(message))")
     }
     let stamp = message["timestamp"]
     self.init(

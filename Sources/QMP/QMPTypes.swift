@@ -187,7 +187,8 @@ public struct VirtioFeatures: Sendable, Hashable {
   /// Bits QEMU could not name.
   public var unknownDeviceFeatures: UInt64?
 
-  public init(transports: [String] = [], deviceFeatures: [String] = [], unknownDeviceFeatures: UInt64? = nil) {
+  public init(transports: [String] = [], deviceFeatures: [String] = [], unknownDeviceFeatures: UInt64? = nil)
+  {
     self.transports = transports
     self.deviceFeatures = deviceFeatures
     self.unknownDeviceFeatures = unknownDeviceFeatures

@@ -4,7 +4,9 @@ import Testing
 
 /// The reader against a tiny ELF built at test time, checked against readelf and llvm-nm.
 struct TinyELFTests {
-  static let typeNames: [UInt8: String] = [0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS", 10: "IFUNC"]
+  static let typeNames: [UInt8: String] = [
+    0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS", 10: "IFUNC",
+  ]
   static let bindingNames: [UInt8: String] = [0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"]
 
   static func sectionIndexText(_ index: UInt32) -> String {
@@ -44,11 +46,15 @@ struct TinyELFTests {
       #expect((expected.type == "LOAD") == actual.isLoad)
     }
 
-    let reported = report.symbols.filter { $0.table == ".symtab" && !($0.name.isEmpty && $0.value == 0 && $0.sectionIndex == "UND") }
+    let reported = report.symbols.filter {
+      $0.table == ".symtab" && !($0.name.isEmpty && $0.value == 0 && $0.sectionIndex == "UND")
+    }
     let mine = elf.symbols.map {
       ReadelfReport.Symbol(
-        table: ".symtab", name: $0.name, value: $0.value, size: $0.size, type: Self.typeNames[$0.type.rawValue] ?? "?",
-        binding: Self.bindingNames[$0.binding.rawValue] ?? "?", sectionIndex: Self.sectionIndexText($0.sectionIndex))
+        table: ".symtab", name: $0.name, value: $0.value, size: $0.size,
+        type: Self.typeNames[$0.type.rawValue] ?? "?",
+        binding: Self.bindingNames[$0.binding.rawValue] ?? "?",
+        sectionIndex: Self.sectionIndexText($0.sectionIndex))
     }
     #expect(reported == mine)
     #expect(mine.count == 11)
@@ -65,7 +71,9 @@ struct TinyELFTests {
     var checked = 0
     for line in nm.split(separator: "\n") {
       let fields = line.split(separator: " ")
-      guard fields.count == 4, let address = UInt64(fields[0], radix: 16), let size = UInt64(fields[1], radix: 16) else {
+      guard fields.count == 4, let address = UInt64(fields[0], radix: 16),
+        let size = UInt64(fields[1], radix: 16)
+      else {
         continue
       }
       let name = String(fields[3])
@@ -139,7 +147,9 @@ struct TinyELFTests {
       return error?.code == .io && error?.errno == ENOENT
     }
     #expect { _ = try ELFFile(path: "/proc") } throws: { ($0 as? ELFError)?.code == .io }
-    #expect { _ = try ELFFile(bytes: Array("#!/bin/sh\necho hi\n".utf8)) } throws: { ($0 as? ELFError)?.code == .notELF }
+    #expect { _ = try ELFFile(bytes: Array("#!/bin/sh\necho hi\n".utf8)) } throws: {
+      ($0 as? ELFError)?.code == .notELF
+    }
     var thirtyTwo = try TinyELF.build().bytes
     thirtyTwo[4] = 1
     #expect { _ = try ELFFile(bytes: thirtyTwo) } throws: { ($0 as? ELFError)?.code == .unsupported }

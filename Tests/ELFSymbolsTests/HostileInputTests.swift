@@ -59,18 +59,23 @@ struct HostileInputTests {
         }
       case 1:  // a header field set to an extreme value
         let field = Self.headerFields.randomElement(using: &rng) ?? (40, 8)
-        Self.write(Self.interesting.randomElement(using: &rng) ?? 0, width: field.width, at: field.offset, into: &bytes)
+        Self.write(
+          Self.interesting.randomElement(using: &rng) ?? 0, width: field.width, at: field.offset, into: &bytes
+        )
       case 2:  // a section header field (name, type, offset, size, link, entsize) set to an extreme value
         let section = Int.random(in: 0..<pristine.sections.count, using: &rng)
-        let field = [(0, 4), (4, 4), (24, 8), (32, 8), (40, 4), (56, 8)].randomElement(using: &rng) ?? (24, 8)
+        let field =
+          [(0, 4), (4, 4), (24, 8), (32, 8), (40, 4), (56, 8)].randomElement(using: &rng) ?? (24, 8)
         Self.write(
-          Self.interesting.randomElement(using: &rng) ?? 0, width: field.1, at: sectionTable + section * 64 + field.0,
+          Self.interesting.randomElement(using: &rng) ?? 0, width: field.1,
+          at: sectionTable + section * 64 + field.0,
           into: &bytes)
       case 3:  // a symbol's name, section index, value or size corrupted
         let symbol = Int.random(in: 0..<Int(symtab.size / 24), using: &rng)
         let field = [(0, 4), (6, 2), (8, 8), (16, 8)].randomElement(using: &rng) ?? (0, 4)
         Self.write(
-          Self.interesting.randomElement(using: &rng) ?? 0, width: field.1, at: Int(symtab.offset) + symbol * 24 + field.0,
+          Self.interesting.randomElement(using: &rng) ?? 0, width: field.1,
+          at: Int(symtab.offset) + symbol * 24 + field.0,
           into: &bytes)
       case 4:  // truncated
         bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
@@ -99,7 +104,8 @@ struct HostileInputTests {
   @Test func randomBytesBehindAValidMagicNeverCrash() {
     var rng = SeededGenerator(seed: 99)
     for _ in 0..<2000 {
-      var bytes = (0..<Int.random(in: 0...512, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+      var bytes = (0..<Int.random(in: 0...512, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng)
+      }
       if bytes.count >= 6 { bytes.replaceSubrange(0..<6, with: [0x7F, 0x45, 0x4C, 0x46, 2, 1]) }
       if let elf = try? ELFFile(bytes: bytes) { Self.exercise(elf, &rng) }
     }

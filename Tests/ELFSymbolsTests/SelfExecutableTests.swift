@@ -30,7 +30,8 @@ func elfSymbolsTestMarker(_ value: Int) -> Int { value &* 31 &+ 7 }
     #expect(mismatches == 0)
     let dynamic = report.symbols.filter { $0.table == ".dynsym" }.dropFirst()
     #expect(dynamic.count == elf.dynamicSymbols.count)
-    #expect(zip(dynamic, elf.dynamicSymbols).allSatisfy { $0.value == $1.value && $0.name.hasPrefix($1.name) })
+    #expect(
+      zip(dynamic, elf.dynamicSymbols).allSatisfy { $0.value == $1.value && $0.name.hasPrefix($1.name) })
     #expect(report.sections.map(\.name) == elf.sections.map(\.name))
     #expect(report.buildID == elf.buildIDHex)
   }
@@ -58,7 +59,9 @@ func elfSymbolsTestMarker(_ value: Int) -> Int { value &* 31 &+ 7 }
     let names = Array(Set(elf.symbols.map(\.name).filter(SwiftDemangler.isMangledSwift))).sorted()
     #expect(names.count > 1000)
     let input = names.joined(separator: "\n") + "\n"
-    func lines(_ text: String) -> [String] { text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+    func lines(_ text: String) -> [String] {
+      text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
     let full = lines(try Toolchain.run("swift-demangle", ["--compact"], stdin: input))
     let simplified = lines(try Toolchain.run("swift-demangle", ["--compact", "--simplified"], stdin: input))
     #expect(full.count >= names.count && simplified.count >= names.count)
@@ -67,7 +70,9 @@ func elfSymbolsTestMarker(_ value: Int) -> Int { value &* 31 &+ 7 }
     var fullMismatches: [String] = []
     var simplifiedMatches = 0
     for (index, name) in names.enumerated() {
-      if demangler.demangle(name) != full[index] { fullMismatches.append("\(demangler.demangle(name)) != \(full[index])") }
+      if demangler.demangle(name) != full[index] {
+        fullMismatches.append("\(demangler.demangle(name)) != \(full[index])")
+      }
       if demangler.simplifiedName(name) == simplified[index] { simplifiedMatches += 1 }
     }
     // The full form must be exactly the tool's (the runtime's output plus the tool's type sugar).
@@ -91,7 +96,9 @@ func elfSymbolsTestMarker(_ value: Int) -> Int { value &* 31 &+ 7 }
     #expect(demangler.demangle("$snot-a-symbol") == "$snot-a-symbol")
     // More names than the cache holds: results stay correct after eviction.
     for round in 0..<3 {
-      for name in ["$e6kernel5kmainyyF", "$s6kernel5kmainyyF", "$s4main3fooyyF", "$s4main3baryyF", "$s4main3bazyyF"] {
+      for name in [
+        "$e6kernel5kmainyyF", "$s6kernel5kmainyyF", "$s4main3fooyyF", "$s4main3baryyF", "$s4main3bazyyF",
+      ] {
         #expect(demangler.demangle(name).hasSuffix("() -> ()"), "round \(round)")
       }
     }
@@ -122,24 +129,33 @@ func elfSymbolsTestMarker(_ value: Int) -> Int { value &* 31 &+ 7 }
     let elf = try ELFFile(path: Self.path)
     let demangler = SwiftDemangler()
     let marker = try #require(
-      elf.symbols.first { $0.type == .function && demangler.demangle($0.name) == "ELFSymbolsTests.elfSymbolsTestMarker(Swift.Int) -> Swift.Int" })
+      elf.symbols.first {
+        $0.type == .function
+          && demangler.demangle($0.name) == "ELFSymbolsTests.elfSymbolsTestMarker(Swift.Int) -> Swift.Int"
+      })
     #expect(marker.name == "$s15ELFSymbolsTests20elfSymbolsTestMarkeryS2iF")
     #expect(elf.address(of: marker.name) == marker.value)
     let match = try #require(elf.lookup(marker.value + 1))
     #expect(match.name == marker.name && match.offset == 1)
-    #expect(match.formatted(demangler: demangler) == "ELFSymbolsTests.elfSymbolsTestMarker(Swift.Int) -> Swift.Int+0x1")
+    #expect(
+      match.formatted(demangler: demangler)
+        == "ELFSymbolsTests.elfSymbolsTestMarker(Swift.Int) -> Swift.Int+0x1")
     #expect(match.formatted(demangler: demangler, simplified: true) == "elfSymbolsTestMarker(_:)+0x1")
     #expect(elfSymbolsTestMarker(1) == 38)
   }
 
   @Test func lookupsMatchABruteForceOracle() throws {
     let elf = try ELFFile(path: Self.path)
-    let candidates = elf.symbols.filter { $0.isDefined && ($0.type == .function || $0.type == .object) && !$0.name.isEmpty }
+    let candidates = elf.symbols.filter {
+      $0.isDefined && ($0.type == .function || $0.type == .object) && !$0.name.isEmpty
+    }
     let text = try #require(elf.section(named: ".text"))
     var rng = SeededGenerator(seed: 42)
     for _ in 0..<300 {
       let address = UInt64.random(in: text.addressRange, using: &rng)
-      let containing = candidates.filter { $0.size > 0 && $0.value <= address && address - $0.value < $0.size }
+      let containing = candidates.filter {
+        $0.size > 0 && $0.value <= address && address - $0.value < $0.size
+      }
       guard let match = elf.lookup(address) else {
         Issue.record("no symbol for 0x\(String(address, radix: 16))")
         continue

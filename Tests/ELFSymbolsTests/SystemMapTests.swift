@@ -24,7 +24,8 @@ struct SystemMapTests {
     """
 
   @Test func lookupsGiveTheNearestSymbolAndOffset() throws {
-    let symbols = try SystemMap(text: Self.map.replacingOccurrences(of: "                 U", with: "0000000000000000 U"))
+    let symbols = try SystemMap(
+      text: Self.map.replacingOccurrences(of: "                 U", with: "0000000000000000 U"))
     #expect(symbols.lookup(0xFFFF_FFFF_8100_0000)?.description == "_stext")
     #expect(symbols.lookup(0xFFFF_FFFF_8100_0075)?.description == "secondary_startup_64+0x5")
     #expect(symbols.lookup(0xFFFF_FFFF_8100_1039)?.description == "early_setup_idt+0x39")
@@ -54,7 +55,8 @@ struct SystemMapTests {
   }
 
   @Test func aGlobalDefinitionWinsOverALocalOfTheSameName() throws {
-    let symbols = try SystemMap(text: "ffffffff81000100 t setup\nffffffff81000200 T setup\nffffffff81000300 t setup\n")
+    let symbols = try SystemMap(
+      text: "ffffffff81000100 t setup\nffffffff81000200 T setup\nffffffff81000300 t setup\n")
     #expect(symbols.address(of: "setup") == 0xFFFF_FFFF_8100_0200)
   }
 

@@ -51,7 +51,9 @@ enum Toolchain {
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-    guard rc == 0 else { throw Failure(description: "cannot run \(executable): \(String(cString: strerror(rc)))") }
+    guard rc == 0 else {
+      throw Failure(description: "cannot run \(executable): \(String(cString: strerror(rc)))")
+    }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
@@ -65,7 +67,8 @@ enum Toolchain {
   /// A new private temporary directory.
   static func temporaryDirectory() throws -> String {
     var template = Array((NSTemporaryDirectory() + "/smptop-elf-XXXXXX").utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
+    let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) }
+    }
     guard let made else { throw Failure(description: "mkdtemp failed") }
     return String(cString: made)
   }
@@ -105,7 +108,8 @@ struct TinyELF {
     try Toolchain.run(
       "clang",
       [
-        "--target=x86_64-unknown-none-elf", "-ffreestanding", "-fno-pic", "-mcmodel=kernel", "-fno-stack-protector",
+        "--target=x86_64-unknown-none-elf", "-ffreestanding", "-fno-pic", "-mcmodel=kernel",
+        "-fno-stack-protector",
         "-O1", "-c", directory + "/tiny.c", "-o", directory + "/tiny.o",
       ])
     try Toolchain.run(
@@ -167,17 +171,22 @@ struct ReadelfReport {
     for line in sectionText.split(separator: "\n") {
       let trimmed = line.drop { $0 == " " }
       guard trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]"),
-        let index = Int(trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces))
+        let index = Int(
+          trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces))
       else { continue }
       let tokens = trimmed[trimmed.index(after: close)...].split(separator: " ").map(String.init)
       // The type is the token followed by the 16-digit address.
-      guard let typeIndex = tokens.indices.first(where: { $0 + 1 < tokens.count && tokens[$0 + 1].count == 16 && UInt64(tokens[$0 + 1], radix: 16) != nil }),
+      guard
+        let typeIndex = tokens.indices.first(where: {
+          $0 + 1 < tokens.count && tokens[$0 + 1].count == 16 && UInt64(tokens[$0 + 1], radix: 16) != nil
+        }),
         typeIndex + 3 < tokens.count
       else { continue }
       sections.append(
         Section(
           index: index, name: tokens[..<typeIndex].joined(separator: " "), type: tokens[typeIndex],
-          address: UInt64(tokens[typeIndex + 1], radix: 16) ?? 0, offset: UInt64(tokens[typeIndex + 2], radix: 16) ?? 0,
+          address: UInt64(tokens[typeIndex + 1], radix: 16) ?? 0,
+          offset: UInt64(tokens[typeIndex + 2], radix: 16) ?? 0,
           size: UInt64(tokens[typeIndex + 3], radix: 16) ?? 0))
     }
 
@@ -194,7 +203,8 @@ struct ReadelfReport {
       let size = tokens[2].hasPrefix("0x") ? UInt64(tokens[2].dropFirst(2), radix: 16) : UInt64(tokens[2])
       symbols.append(
         Symbol(
-          table: table, name: tokens.count > 7 ? tokens[7...].joined(separator: " ") : "", value: value, size: size ?? UInt64.max,
+          table: table, name: tokens.count > 7 ? tokens[7...].joined(separator: " ") : "", value: value,
+          size: size ?? UInt64.max,
           type: tokens[3], binding: tokens[4], sectionIndex: tokens[6]))
     }
 
@@ -205,7 +215,8 @@ struct ReadelfReport {
       else { continue }
       segments.append(
         Segment(
-          type: tokens[0], offset: values[0] ?? 0, virtualAddress: values[1] ?? 0, physicalAddress: values[2] ?? 0,
+          type: tokens[0], offset: values[0] ?? 0, virtualAddress: values[1] ?? 0,
+          physicalAddress: values[2] ?? 0,
           fileSize: values[3] ?? 0, memorySize: values[4] ?? 0))
     }
 

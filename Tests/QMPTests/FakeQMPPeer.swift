@@ -57,7 +57,8 @@ final class FakeQMPPeer: Sendable {
 
   init(steps: [Step], chunking: Chunking = .whole) throws {
     var template = Array("/tmp/qmp-fake-XXXXXX".utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
+    let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) }
+    }
     guard let made else {
       throw POSIXError(.EIO)
     }

@@ -72,7 +72,8 @@ struct JSONStreamSplitterTests {
 
   @Test func prettyPrintedMessagesSpanningLinesAreSplitCorrectly() throws {
     // What `-mon chardev=...,mode=control,pretty=on` sends.
-    let pretty = "{\n    \"return\": {\n        \"status\": \"running\",\n        \"running\": true\n    },\n"
+    let pretty =
+      "{\n    \"return\": {\n        \"status\": \"running\",\n        \"running\": true\n    },\n"
       + "    \"id\": 3\n}\n{\n    \"timestamp\": {\n        \"seconds\": 1\n    },\n    \"event\": \"STOP\"\n}\n"
     var splitter = JSONStreamSplitter()
     let messages = try splitter.append(Array(pretty.utf8))
@@ -171,7 +172,8 @@ struct QMPValueTests {
     let stop = try event(Recorded.stop)
     #expect(stop.timestamp == QMPTimestamp(seconds: 1_795_708_728, microseconds: 185_023))
     #expect(stop.data == nil)
-    let other = try event(#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "WATCHDOG", "data": {"action": "pause"}}"#)
+    let other = try event(
+      #"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "WATCHDOG", "data": {"action": "pause"}}"#)
     #expect(other.kind == .other && other.name == "WATCHDOG" && other.data?["action"] == "pause")
   }
 }

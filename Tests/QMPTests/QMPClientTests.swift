@@ -32,7 +32,9 @@ import Testing
         .reply(to: "x-query-virtio-status", with: [Recorded.virtioStatus]),
         .reply(to: "x-query-virtio-queue-status", with: [Recorded.virtioQueueStatus]),
         .reply(to: "human-monitor-command", with: [Recorded.infoCPUs]),
-        .reply(to: "human-monitor-command", with: [Recorded.guestPanicked, Recorded.stopAfterPanic, Recorded.emptyString]),
+        .reply(
+          to: "human-monitor-command",
+          with: [Recorded.guestPanicked, Recorded.stopAfterPanic, Recorded.emptyString]),
         .reply(to: "query-status", with: [Recorded.statusGuestPanicked]),
         .reply(to: "system_reset", with: [Recorded.resetHost, Recorded.emptyReturn]),
         .reply(to: "quit", with: [Recorded.shutdownQuit, Recorded.emptyReturn]),
@@ -58,7 +60,8 @@ import Testing
     #expect(cpus[0].target == "x86_64")
 
     let devices = try await client.queryVirtio()
-    #expect(devices == [VirtioDeviceInfo(name: "virtio-net", path: "/machine/peripheral/net0/virtio-backend")])
+    #expect(
+      devices == [VirtioDeviceInfo(name: "virtio-net", path: "/machine/peripheral/net0/virtio-backend")])
     let status = try await client.virtioStatus(path: devices[0].path)
     #expect(status.name == "virtio-net" && status.deviceID == 1 && status.numVQs == 3)
     #expect(status.hostFeatures.names.contains("VIRTIO_NET_F_MAC"))
@@ -222,7 +225,9 @@ import Testing
   }
 
   @Test func aReplyBeforeTheGreetingIsAProtocolViolation() async throws {
-    let peer = try FakeQMPPeer(steps: [.send(Recorded.fill(Recorded.emptyReturn, 1)), .pause(milliseconds: 200)])
+    let peer = try FakeQMPPeer(steps: [
+      .send(Recorded.fill(Recorded.emptyReturn, 1)), .pause(milliseconds: 200),
+    ])
     let error = await #expect(throws: QMPError.self) { _ = try await Self.connect(peer) }
     #expect(error?.code == .protocolViolation)
     #expect(error?.message.contains("greeting") == true)
@@ -231,7 +236,9 @@ import Testing
   @Test func noGreetingTimesOut() async throws {
     let peer = try FakeQMPPeer(steps: [.pause(milliseconds: 1500)])
     let started = ContinuousClock.now
-    let error = await #expect(throws: QMPError.self) { _ = try await Self.connect(peer, timeout: .milliseconds(300)) }
+    let error = await #expect(throws: QMPError.self) {
+      _ = try await Self.connect(peer, timeout: .milliseconds(300))
+    }
     #expect(error?.code == .timedOut)
     // Generous bound: parallel tests can keep the cooperative pool busy for seconds on a
     // 2-core machine; the point is that the wait ends with .timedOut, not how fast.
@@ -259,7 +266,8 @@ import Testing
   }
 
   @Test func aCancelledCallReturnsPromptly() async throws {
-    let peer = try FakeQMPPeer(steps: Self.handshake + [.reply(to: "query-status", with: []), .pause(milliseconds: 1000)])
+    let peer = try FakeQMPPeer(
+      steps: Self.handshake + [.reply(to: "query-status", with: []), .pause(milliseconds: 1000)])
     let client = try await Self.connect(peer)
     let task = Task { try await client.queryStatus() }
     try await Task.sleep(for: .milliseconds(100))
@@ -290,7 +298,8 @@ import Testing
   }
 
   @Test func closeFailsPendingCallsAndIsIdempotent() async throws {
-    let peer = try FakeQMPPeer(steps: Self.handshake + [.reply(to: "query-status", with: []), .pause(milliseconds: 1000)])
+    let peer = try FakeQMPPeer(
+      steps: Self.handshake + [.reply(to: "query-status", with: []), .pause(milliseconds: 1000)])
     let client = try await Self.connect(peer)
     let task = Task { try await client.queryStatus() }
     try await Task.sleep(for: .milliseconds(100))
@@ -310,7 +319,8 @@ import Testing
   }
 
   @Test func aQuitWhoseReplyIsLostToTheCloseStillSucceeds() async throws {
-    let peer = try FakeQMPPeer(steps: Self.handshake + [.reply(to: "quit", with: [Recorded.shutdownQuit]), .close])
+    let peer = try FakeQMPPeer(
+      steps: Self.handshake + [.reply(to: "quit", with: [Recorded.shutdownQuit]), .close])
     let client = try await Self.connect(peer)
     try await client.quit()
     #expect(client.drainEvents().first?.kind == .shutdown(guest: false, reason: "host-qmp-quit"))

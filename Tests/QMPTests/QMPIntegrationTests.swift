@@ -8,7 +8,8 @@ import Testing
 /// The client against the real QEMU (7.2 here and in CI), launched through QEMULaunch.
 @Suite(.serialized) struct QMPIntegrationTests {
   /// A stopped 2-vCPU machine with one virtio-net device and no guest (firmware only).
-  static func launch(startPaused: Bool = true, extra: [String] = [], qmp: Bool = true) throws -> QEMUInstance {
+  static func launch(startPaused: Bool = true, extra: [String] = [], qmp: Bool = true) throws -> QEMUInstance
+  {
     var config = QEMUConfiguration()
     config.smp = 2
     config.memoryMiB = 64
@@ -23,7 +24,8 @@ import Testing
 
   static func connect(_ qemu: QEMUInstance) async throws -> QMPClient {
     let path = try #require(qemu.qmpSocketPath)
-    return try await QMPClient.connect(to: .unix(path: path), timeout: .seconds(10), commandTimeout: .seconds(10))
+    return try await QMPClient.connect(
+      to: .unix(path: path), timeout: .seconds(10), commandTimeout: .seconds(10))
   }
 
   @Test func stopAndContChangeStatusAndEmitEvents() async throws {
@@ -96,7 +98,9 @@ import Testing
       #expect(queue.vringDesc == 0 && queue.usedIdx == 0)  // no driver has set it up
       #expect(queue.lastAvailIdx == 0)
     }
-    let bad = await #expect(throws: QMPError.self) { try await client.virtioQueueStatus(path: net.path, queue: 99) }
+    let bad = await #expect(throws: QMPError.self) {
+      try await client.virtioQueueStatus(path: net.path, queue: 99)
+    }
     #expect(bad?.errorClass == .genericError)
     #expect(bad?.message.contains("99") == true)
   }

@@ -55,10 +55,12 @@ enum Recorded {
   static let deviceNotFound =
     #"{"id": @ID@, "error": {"class": "DeviceNotFound", "desc": "Device 'nonexistent' not found"}}"# + crlf
 
-  static let infoCPUs = #"{"return": "* CPU #0: thread_id=7185\r\n  CPU #1: thread_id=7186\r\n", "id": @ID@}"# + crlf
+  static let infoCPUs =
+    #"{"return": "* CPU #0: thread_id=7185\r\n  CPU #1: thread_id=7186\r\n", "id": @ID@}"# + crlf
   static let emptyString = #"{"return": "", "id": @ID@}"# + crlf
 
-  static let resume = #"{"timestamp": {"seconds": 1795708727, "microseconds": 883794}, "event": "RESUME"}"# + crlf
+  static let resume =
+    #"{"timestamp": {"seconds": 1795708727, "microseconds": 883794}, "event": "RESUME"}"# + crlf
   static let stop = #"{"timestamp": {"seconds": 1795708728, "microseconds": 185023}, "event": "STOP"}"# + crlf
   static let resetHost =
     #"{"timestamp": {"seconds": 1795708728, "microseconds": 187647}, "event": "RESET", "data": {"guest": false, "reason": "host-qmp-system-reset"}}"#
