@@ -3,10 +3,31 @@
 /// `swift_demangle` does not synthesize it).
 enum SwiftTypeSugar {
   static func apply(_ text: String) -> String {
-    guard
-      text.contains("Swift.Optional<") || text.contains("Swift.Array<") || text.contains("Swift.Dictionary<")
-    else { return text }
+    guard mentionsSugarableType(text) else { return text }
     return sugar(Array(text.unicodeScalars)[...])
+  }
+
+  /// A fast byte scan for `Swift.Optional<`, `Swift.Array<` or `Swift.Dictionary<`.
+  private static func mentionsSugarableType(_ text: String) -> Bool {
+    let needles: [[UInt8]] = [Array("Optional<".utf8), Array("Array<".utf8), Array("Dictionary<".utf8)]
+    let prefix = Array("Swift.".utf8)
+    var copy = text
+    return copy.withUTF8 { bytes in
+      guard bytes.count > prefix.count else { return false }
+      var index = 0
+      while index + prefix.count < bytes.count {
+        if bytes[index] == UInt8(ascii: "S") && bytes[index + 5] == UInt8(ascii: ".")
+          && bytes[index..<index + prefix.count].elementsEqual(prefix)
+        {
+          let rest = index + prefix.count
+          for needle in needles where bytes.count - rest >= needle.count {
+            if bytes[rest..<rest + needle.count].elementsEqual(needle) { return true }
+          }
+        }
+        index += 1
+      }
+      return false
+    }
   }
 
   private static let optional = Array("Swift.Optional<".unicodeScalars)
@@ -14,8 +35,15 @@ enum SwiftTypeSugar {
   private static let dictionary = Array("Swift.Dictionary<".unicodeScalars)
 
   private static func isIdentifier(_ scalar: Unicode.Scalar) -> Bool {
-    scalar == "_" || scalar == "." || scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
+    if scalar.isASCII {
+      let value = scalar.value
+      return (0x61...0x7A).contains(value) || (0x41...0x5A).contains(value) || (0x30...0x39).contains(value)
+        || value == 0x5F || value == 0x2E
+    }
+    return scalar.properties.isAlphabetic
   }
+
+  private static let rewrites: [([Unicode.Scalar], Int)] = [(optional, 0), (array, 1), (dictionary, 2)]
 
   private static func starts(
     _ chars: ArraySlice<Unicode.Scalar>, at index: Int, with prefix: [Unicode.Scalar]
@@ -105,8 +133,8 @@ enum SwiftTypeSugar {
 
   /// The sugared form of the bound generic type starting at `index`, and the index after it.
   private static func rewrite(_ chars: ArraySlice<Unicode.Scalar>, at index: Int) -> (String, Int)? {
-    for (prefix, kind) in [(optional, 0), (array, 1), (dictionary, 2)]
-    where starts(chars, at: index, with: prefix) {
+    guard chars[index] == "S" else { return nil }
+    for (prefix, kind) in rewrites where starts(chars, at: index, with: prefix) {
       let open = index + prefix.count - 1
       guard let close = closing(chars, from: open) else { return nil }
       let inner = chars[(open + 1)..<close]
