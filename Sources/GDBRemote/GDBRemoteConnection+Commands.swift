@@ -120,16 +120,16 @@ extension GDBRemoteConnection {
       try GDBRemoteConnection.checkContent(reply, for: query)
       guard let kind = reply.first, kind == UInt8(ascii: "m") || kind == UInt8(ascii: "l") else {
         throw GDBRemoteError(
-          .protocolViolation, "a qXfer reply must start with m or l", sent: query,
+          .protocolViolation, "a qXfer reply must start with m or l", sent: Printable.excerpt(query),
           received: Printable.excerpt(reply))
       }
       data += reply.dropFirst()
       if kind == UInt8(ascii: "l") { return data }
       guard reply.count > 1 else {
-        throw GDBRemoteError(.protocolViolation, "qXfer reply without data and without end", sent: query)
+        throw GDBRemoteError(.protocolViolation, "qXfer reply without data and without end", sent: Printable.excerpt(query))
       }
       guard data.count <= 4 << 20 else {
-        throw GDBRemoteError(.packetTooLarge, "\(annex) is larger than 4 MiB", sent: query)
+        throw GDBRemoteError(.packetTooLarge, "\(annex) is larger than 4 MiB", sent: Printable.excerpt(query))
       }
     }
     throw GDBRemoteError(.protocolViolation, "\(annex) did not end after 4096 chunks")
@@ -154,18 +154,18 @@ extension GDBRemoteConnection {
       let reply = answerPayload(try exchangeOne(query))
       if let n = GDBRemoteConnection.errorNumber(reply) {
         throw GDBRemoteError(
-          .errorReply, "thread list failed", sent: query, received: Printable.excerpt(reply), stubErrorNumber: n)
+          .errorReply, "thread list failed", sent: Printable.excerpt(query), received: Printable.excerpt(reply), stubErrorNumber: n)
       }
       guard let kind = reply.first else {
-        throw GDBRemoteError(.unsupported, "the stub does not list threads", sent: query)
+        throw GDBRemoteError(.unsupported, "the stub does not list threads", sent: Printable.excerpt(query))
       }
       if kind == UInt8(ascii: "l") { return result }
       guard kind == UInt8(ascii: "m") else {
-        throw GDBRemoteError(.protocolViolation, "bad thread list reply", sent: query, received: Printable.excerpt(reply))
+        throw GDBRemoteError(.protocolViolation, "bad thread list reply", sent: Printable.excerpt(query), received: Printable.excerpt(reply))
       }
       for item in reply.dropFirst().split(separator: UInt8(ascii: ",")) {
         guard let id = ThreadID(parsing: String(decoding: item, as: UTF8.self)) else {
-          throw GDBRemoteError(.protocolViolation, "bad thread id", sent: query, received: Printable.excerpt(reply))
+          throw GDBRemoteError(.protocolViolation, "bad thread id", sent: Printable.excerpt(query), received: Printable.excerpt(reply))
         }
         result.append(id)
       }
@@ -260,11 +260,11 @@ extension GDBRemoteConnection {
     let reply = answerPayload(try exchangeOne(query))
     try GDBRemoteConnection.checkContent(reply, for: query)
     if reply.allSatisfy({ $0 == UInt8(ascii: "x") }) {
-      throw GDBRemoteError(.unsupported, "register \(register.name) is unavailable", sent: query)
+      throw GDBRemoteError(.unsupported, "register \(register.name) is unavailable", sent: Printable.excerpt(query))
     }
     guard let bytes = Hex.decode(reply), bytes.count == register.byteSize else {
       throw GDBRemoteError(
-        .protocolViolation, "register \(register.name) should be \(register.byteSize) bytes", sent: query,
+        .protocolViolation, "register \(register.name) should be \(register.byteSize) bytes", sent: Printable.excerpt(query),
         received: Printable.excerpt(reply))
     }
     return RegisterValue(bytes: bytes)
@@ -327,7 +327,7 @@ extension GDBRemoteConnection {
     for (i, (start, data)) in chunks.enumerated() {
       let q = queries[prerequisites + i].0
       var result = answers[prerequisites + i]
-      if case .failure(let e) = result, e.code == .checksumMismatch {
+      if case .failure(let e) = result, e.isTransient {
         result = Result { () throws(GDBRemoteError) in try exchangeOne(q, timeout: timeout) }
       }
       let reply = answerPayload(try result.get())
@@ -368,7 +368,7 @@ extension GDBRemoteConnection {
     try GDBRemoteConnection.checkContent(reply, for: query)
     // Some stubs answer with the hex output itself instead of `O` packets.
     if let text = Hex.decode(reply) { return output + String(decoding: text, as: UTF8.self) }
-    throw GDBRemoteError(.protocolViolation, "unexpected qRcmd reply", sent: query, received: Printable.excerpt(reply))
+    throw GDBRemoteError(.protocolViolation, "unexpected qRcmd reply", sent: Printable.excerpt(query), received: Printable.excerpt(reply))
   }
 
   // MARK: Run control
@@ -412,19 +412,17 @@ extension GDBRemoteConnection {
     try requireUsable()
     if runState == .running { return }
     try requireStopped("continue")
-    selectedThread = nil
+    let before = stopCount
+    // The stub's `+` switches the run state to running (see `handle(_:_:)`).
     _ = try exchangeOne("c", .acknowledgement)
-    runState = .running
     if let stale = staleStepThread {
       // QEMU 7.2 leaves the single-step flag of a vCPU whose step we interrupted; the
       // first resume stops at once with T05 for it. Absorb that stop and resume again.
       staleStepThread = nil
-      let before = stopCount
       if try awaitStop(after: before, deadline: .now + .milliseconds(300)),
         let stop = lastStopReply, stop.thread?.tid == stale.tid, stop.signal == 5
       {
         _ = try exchangeOne("c", .acknowledgement)
-        runState = .running
       }
     }
   }
@@ -459,14 +457,14 @@ extension GDBRemoteConnection {
       case .packet(let reply):
         try GDBRemoteConnection.checkContent(reply, for: query)
         throw GDBRemoteError(
-          .protocolViolation, "expected a stop reply", sent: query, received: Printable.excerpt(reply))
+          .protocolViolation, "expected a stop reply", sent: Printable.excerpt(query), received: Printable.excerpt(reply))
       case .acknowledged:
-        throw GDBRemoteError(.protocolViolation, "expected a stop reply", sent: query)
+        throw GDBRemoteError(.protocolViolation, "expected a stop reply", sent: Printable.excerpt(query))
       }
     } catch where error.code == .timeout {
       // The vCPU is running (alone) and its step is not finishing: stop it.
       needsResync = false
-      runState = .running
+      if runState == .stopped { runState = .running }
       let stop: StopReply?
       do throws(GDBRemoteError) {
         stop = try interrupt()
@@ -474,13 +472,13 @@ extension GDBRemoteConnection {
         throw GDBRemoteError(
           .stepTimedOut,
           "the step of \(thread) did not finish within \(limit) and the interrupt got no answer; state unknown",
-          sent: query)
+          sent: Printable.excerpt(query))
       }
       staleStepThread = thread
       throw GDBRemoteError(
         .stepTimedOut,
         "the step of \(thread) did not finish within \(limit); interrupted, the VM is stopped",
-        sent: query, received: stop?.raw)
+        sent: Printable.excerpt(query), received: stop.map { Printable.excerpt($0.raw) })
     }
   }
 

@@ -292,6 +292,8 @@ public final class GDBRemoteConnection {
       try socket.write(bytes, until: deadline) { outcome in
         if case .data(let data) = outcome { process(data, &x) }
       }
+    } catch where error.code == .connectionClosed {
+      throw fail(peerClosed(error), x)
     } catch {
       throw fail(error, x)
     }
@@ -335,15 +337,7 @@ public final class GDBRemoteConnection {
         process(bytes, &x)
         try flushOutbox(deadline: deadline, &x)
       case .endOfFile:
-        let midPacket = decoder.isInsidePacket
-        socket.close()
-        runState = .disconnected
-        throw fail(
-          GDBRemoteError(
-            .connectionClosed,
-            midPacket
-              ? "the stub closed the connection in the middle of a packet"
-              : "the stub closed the connection"), x)
+        throw fail(peerClosed(), x)
       case .timedOut:
         if ContinuousClock.now >= deadline {
           needsResync = true
@@ -351,6 +345,18 @@ public final class GDBRemoteConnection {
         }
       }
     }
+  }
+
+  /// Marks the connection dead after the peer closed it and describes how it happened.
+  func peerClosed(_ underlying: GDBRemoteError? = nil) -> GDBRemoteError {
+    let midPacket = decoder.isInsidePacket
+    socket.close()
+    runState = .disconnected
+    var error = GDBRemoteError(
+      .connectionClosed,
+      midPacket ? "the stub closed the connection in the middle of a packet" : "the stub closed the connection")
+    error.errno = underlying?.errno
+    return error
   }
 
   /// Adds the first unanswered request to an error's context.
@@ -378,8 +384,17 @@ public final class GDBRemoteConnection {
       guard let index = x.nextAck else { return }
       x.ackHead += 1
       switch x.slots[index].expectation {
-      case .acknowledgement: x.resolve(index, .success(.acknowledged))
-      case .reply, .stopReply: x.awaitingReply.append(index)
+      case .acknowledgement:
+        // A resume: the target runs from here on, until a stop reply says otherwise.
+        runState = .running
+        selectedThread = nil
+        x.resolve(index, .success(.acknowledged))
+      case .stopReply:
+        runState = .running
+        selectedThread = nil
+        x.awaitingReply.append(index)
+      case .reply:
+        x.awaitingReply.append(index)
       }
 
     case .nak:
@@ -462,7 +477,9 @@ public final class GDBRemoteConnection {
         // this request (callers retry it on its own) and keep the order.
         x.replyHead += 1
         outbox.append(UInt8(ascii: "+"))
-        x.resolve(index, .failure(error.sending(x.slots[index].text)))
+        var failure = error.sending(x.slots[index].text)
+        failure.isTransient = true
+        x.resolve(index, .failure(failure))
       }
     } else if consecutiveUnsolicitedNaks < options.maximumRetransmissions {
       // Nothing asked for: most likely a damaged stop reply. Ask for it again.
@@ -548,9 +565,7 @@ public final class GDBRemoteConnection {
         process(bytes, &x)
         try flushOutbox(deadline: hardDeadline, &x)
       case .endOfFile:
-        socket.close()
-        runState = .disconnected
-        throw GDBRemoteError(.connectionClosed, "the stub closed the connection")
+        throw peerClosed()
       case .timedOut:
         return
       }

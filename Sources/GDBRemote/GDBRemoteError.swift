@@ -60,6 +60,8 @@ public struct GDBRemoteError: Error, Sendable, Equatable, CustomStringConvertibl
   public var errno: Int32?
   /// The error number of an `Exx` reply.
   public var stubErrorNumber: UInt8?
+  /// Whether repeating the request on its own may succeed (a reply damaged in a pipeline).
+  var isTransient = false
 
   /// Creates an error value.
   public init(

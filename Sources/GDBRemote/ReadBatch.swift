@@ -94,7 +94,7 @@ extension GDBRemoteConnection {
     for pass in 0..<(options.maximumRetransmissions + 1) {
       var again: [Int] = []
       for (i, r) in results.enumerated() {
-        if case .failure(let e) = r.result, e.code == .checksumMismatch, pass < options.maximumRetransmissions {
+        if case .failure(let e) = r.result, e.isTransient, pass < options.maximumRetransmissions {
           again.append(i)
         } else if case .success(let bytes) = r.result, case .memory(_, _, let count, _, _) = ops[i],
           bytes.count < count, !r.shortReadStalled
