@@ -217,13 +217,42 @@ public final class Target {
   }
 
   /// A snapshot the cheapest way available: live from shared RAM when possible, else stopped.
-  public func snapshot(preferStopped: Bool = false) async throws(TargetError) -> Snapshot {
+  ///
+  /// Generic mode (no ABI) always stops the VM for registers. `virtio` adds QMP's view of
+  /// every virtio queue (a few QMP round trips, so the dashboard asks for it less often).
+  public func snapshot(preferStopped: Bool = false, virtio: Bool? = nil) async throws(TargetError) -> Snapshot {
+    var snap: Snapshot
     if !preferStopped, liveEngine != nil {
-      var snap = try liveSnapshot()
+      snap = try liveSnapshot()
       snap.runState = await runState()
-      return snap
+    } else {
+      snap = try await stoppedSnapshot()
     }
-    return try await stoppedSnapshot()
+    if virtio ?? !speaksABI { snap.virtio = await virtioState() }
+    return snap
+  }
+
+  /// Every virtio device and queue as QEMU's device model sees them; nil without QMP.
+  public func virtioState() async -> [VirtioDeviceState]? {
+    guard let qmp, let devices = try? await qmp.queryVirtio() else { return nil }
+    var result: [VirtioDeviceState] = []
+    for device in devices {
+      guard let status = try? await qmp.virtioStatus(path: device.path) else { continue }
+      var queues: [VirtioQueueState] = []
+      for index in 0..<min(max(status.numVQs, 0), 1024) {
+        guard let q = try? await qmp.virtioQueueStatus(path: device.path, queue: index) else { continue }
+        queues.append(
+          VirtioQueueState(
+            index: q.queueIndex, size: q.vringNum, lastAvailIndex: q.lastAvailIdx,
+            shadowAvailIndex: q.shadowAvailIdx, usedIndex: q.usedIdx, inUse: q.inuse,
+            descriptorTable: q.vringDesc, availRing: q.vringAvail, usedRing: q.vringUsed))
+      }
+      result.append(
+        VirtioDeviceState(
+          name: device.name, path: device.path, statuses: status.statuses,
+          guestFeatures: status.guestFeatures.names, queues: queues))
+    }
+    return result
   }
 
   // MARK: Run control
