@@ -9,6 +9,33 @@ public enum Consistency: Sendable, Codable, Equatable {
 
   /// True for `.consistent`.
   public var isConsistent: Bool { self == .consistent }
+
+  private enum Keys: String, CodingKey { case state, retries, reason }
+
+  /// Encodes as `{"state": "consistent"}`, `{"state": "inconsistent", "retries": 16}` or
+  /// `{"state": "unreadable", "reason": "…"}`.
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: Keys.self)
+    switch self {
+    case .consistent: try c.encode("consistent", forKey: .state)
+    case .inconsistent(let retries):
+      try c.encode("inconsistent", forKey: .state)
+      try c.encode(retries, forKey: .retries)
+    case .unreadable(let reason):
+      try c.encode("unreadable", forKey: .state)
+      try c.encode(reason, forKey: .reason)
+    }
+  }
+
+  /// Decodes the form `encode(to:)` writes.
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: Keys.self)
+    switch try c.decode(String.self, forKey: .state) {
+    case "consistent": self = .consistent
+    case "inconsistent": self = .inconsistent(retries: try c.decode(Int.self, forKey: .retries))
+    default: self = .unreadable(reason: (try? c.decode(String.self, forKey: .reason)) ?? "")
+    }
+  }
 }
 
 /// lcpu states after Unikraft's model.

@@ -141,6 +141,14 @@ public final class Target {
     symbols?.lookup(address)?.formatted(simplified: true)
   }
 
+  /// The guest-physical ranges a snapshot of the model reads (for benchmarks and recordings).
+  public var modelRanges: [MemoryRange] {
+    (liveEngine ?? stoppedEngine)?.modelRanges ?? []
+  }
+
+  /// The gdbstub's vCPU threads, once connected.
+  public var vcpuThreads: [ThreadID] { threads }
+
   /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
   public func runState() async -> String? {
     guard let qmp, let status = try? await qmp.queryStatus() else { return nil }
