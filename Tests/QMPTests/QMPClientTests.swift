@@ -245,6 +245,17 @@ import Testing
     #expect(ContinuousClock.now - started < .seconds(8))
   }
 
+  @Test func cancellingAConnectThatGetsNoGreetingEndsIt() async throws {
+    let peer = try FakeQMPPeer(steps: [.pause(milliseconds: 3000)])
+    let task = Task { try await QMPClient.connect(to: .unix(path: peer.path), timeout: .seconds(30)) }
+    try await Task.sleep(for: .milliseconds(200))
+    let started = ContinuousClock.now
+    task.cancel()
+    let result = await task.result
+    #expect((result.failureValue as? QMPError)?.code == .cancelled)
+    #expect(ContinuousClock.now - started < .seconds(8))  // not the 30 s timeout
+  }
+
   @Test func aCommandWithoutReplyTimesOutAndTheLateReplyIsDropped() async throws {
     let peer = try FakeQMPPeer(
       steps: Self.handshake + [
