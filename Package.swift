@@ -31,10 +31,19 @@ let package = Package(
     .target(
       name: "Inspector",
       dependencies: ["InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+    // C libraries from Debian: ncurses (terminal) and Capstone (disassembly).
+    .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
+    .systemLibrary(name: "CCapstone", providers: [.apt(["libcapstone-dev"])]),
+    // x86-64 disassembly around RIP (Capstone), returned as Sendable values.
+    .target(name: "Disassembly", dependencies: ["CCapstone"]),
+    // Dashboard: state, key reducer and pure views that render a Snapshot into a character grid.
+    .target(name: "Dashboard", dependencies: ["Inspector"]),
+    // The ncurses backend: grid to screen, keys in. Nothing else.
+    .target(name: "Terminal", dependencies: ["CNcurses", "Dashboard"]),
     .executableTarget(
       name: "smptop",
       dependencies: [
-        "Inspector", "QEMULaunch",
+        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -42,6 +51,7 @@ let package = Package(
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
+    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"]),
     .testTarget(
       name: "IntegrationTests",
       dependencies: ["Inspector", "QEMULaunch", "GDBRemote", "QMP", "ELFSymbols"]),

@@ -1,0 +1,1 @@
+// Dashboard module: state, keys, pure views (no ncurses).

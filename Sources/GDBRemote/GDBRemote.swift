@@ -1,1 +1,0 @@
-// GDBRemote module.

@@ -1,0 +1,98 @@
+/// Latency measurements of common requests over an open, stopped connection.
+///
+/// Used by `smptop bench` and printed by the integration tests; timing is reported, never
+/// asserted.
+public enum GDBRemoteBenchmark {
+  /// Median and 90th percentile of one measured operation.
+  public struct Measurement: Sendable, Equatable, CustomStringConvertible {
+    /// What was measured.
+    public var name: String
+    /// The median duration.
+    public var median: Duration
+    /// The 90th percentile.
+    public var p90: Duration
+    /// How many times it ran.
+    public var iterations: Int
+
+    /// `name: median / p90 µs (n=…)`.
+    public var description: String {
+      "\(name): median \(GDBRemoteBenchmark.microseconds(median)) µs, p90 \(GDBRemoteBenchmark.microseconds(p90)) µs (n=\(iterations))"
+    }
+  }
+
+  static func microseconds(_ d: Duration) -> String {
+    let (s, atto) = d.components
+    let tenths = (s * 10_000_000 + atto / 100_000_000_000) 
+    return "\(tenths / 10).\(tenths % 10)"
+  }
+
+  /// Times `body` `iterations` times (after two warm-up runs).
+  public static func measure(
+    _ name: String, iterations: Int, _ body: () throws(GDBRemoteError) -> Void
+  ) throws(GDBRemoteError) -> Measurement {
+    let clock = ContinuousClock()
+    for _ in 0..<2 { try body() }
+    var samples: [Duration] = []
+    samples.reserveCapacity(iterations)
+    for _ in 0..<max(1, iterations) {
+      let start = clock.now
+      try body()
+      samples.append(clock.now - start)
+    }
+    samples.sort()
+    return Measurement(
+      name: name, median: samples[samples.count / 2], p90: samples[min(samples.count - 1, samples.count * 9 / 10)],
+      iterations: samples.count)
+  }
+
+  /// Measures `g`, all vCPUs' registers sequentially (`Hg`+`g` each, one request at a
+  /// time) and pipelined (one write), and a 4 KiB physical read.
+  ///
+  /// The target must be stopped.
+  public static func run(
+    on connection: GDBRemoteConnection, memoryAddress: UInt64 = 0xf_0000, iterations: Int = 200
+  ) throws(GDBRemoteError) -> [Measurement] {
+    let threads = try connection.threads()
+    guard let first = threads.first else {
+      throw GDBRemoteError(.protocolViolation, "the target has no threads")
+    }
+    var results: [Measurement] = []
+    try connection.selectThread(first)
+    results.append(
+      try measure("g (\(connection.targetDescription?.registerBytes ?? 0) bytes)", iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.request("g")
+      })
+    results.append(
+      try measure("\(threads.count)×(Hg+g) one at a time", iterations: iterations) { () throws(GDBRemoteError) in
+        for t in threads {
+          _ = try connection.request("Hg\(connection.spelling(t))")
+          _ = try connection.request("g")
+        }
+      })
+    connection.selectedThread = nil
+    results.append(
+      try measure("\(threads.count)×(Hg+g) pipelined", iterations: iterations) { () throws(GDBRemoteError) in
+        connection.selectedThread = nil
+        _ = try connection.readBatch(registersOf: threads, memory: [])
+      })
+    try connection.setPhysicalMemoryMode(true)
+    results.append(
+      try measure("4 KiB read (2×m…,800 pipelined)", iterations: iterations) { () throws(GDBRemoteError) in
+        _ = try connection.readMemory(address: memoryAddress, count: 4096, physical: true)
+      })
+    results.append(
+      try measure("4 KiB read (2×m…,800 one at a time)", iterations: iterations) { () throws(GDBRemoteError) in
+        _ = try connection.request("m\(Hex.string(memoryAddress)),800")
+        _ = try connection.request("m\(Hex.string(memoryAddress + 0x800)),800")
+      })
+    results.append(
+      try measure("snapshot: \(threads.count)×(Hg+g) + 12 KiB, one write", iterations: iterations) {
+        () throws(GDBRemoteError) in
+        connection.selectedThread = nil
+        _ = try connection.readBatch(
+          registersOf: threads, memory: [MemoryRange(address: memoryAddress, count: 12 * 1024, space: .physical)])
+      })
+    return results
+  }
+}

@@ -1,0 +1,189 @@
+/// Whether a record could be read, and how much it can be trusted.
+public enum Consistency: Sendable, Codable, Equatable {
+  /// Read with an even, unchanged sequence counter (or at a stopped VM).
+  case consistent
+  /// Still being written after the bounded number of retries; the fields may disagree.
+  case inconsistent(retries: Int)
+  /// Could not be read at all (bad pointer, out of RAM, source error).
+  case unreadable(reason: String)
+
+  /// True for `.consistent`.
+  public var isConsistent: Bool { self == .consistent }
+}
+
+/// lcpu states after Unikraft's model.
+public enum LCPUState: String, Sendable, Codable, Equatable {
+  case offline = "OFFLINE"
+  case initializing = "INIT"
+  case idle = "IDLE"
+  case busy = "BUSY"
+  case halted = "HALTED"
+  /// A value the ABI does not define (garbage or a newer guest).
+  case unknown = "UNKNOWN"
+}
+
+/// A CPU exception that stopped an lcpu.
+public struct PanicRecord: Sendable, Codable, Equatable {
+  public var vector: UInt64
+  public var errorCode: UInt64
+  public var rip: UInt64
+  public var rsp: UInt64
+  public var rbp: UInt64
+  public var rflags: UInt64
+  public var cr2: UInt64
+  public var tsc: UInt64
+  /// Return addresses, innermost first.
+  public var backtrace: [UInt64]
+  /// Whether the record was complete when read.
+  public var consistency: Consistency
+
+  /// The conventional mnemonic of the exception vector (#PF, #UD, ...).
+  public var vectorName: String {
+    let names = [
+      "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
+      "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    ]
+    return vector < UInt64(names.count) ? names[Int(vector)] : "vector \(vector)"
+  }
+}
+
+/// One lcpu as the guest describes it in its ABI record.
+public struct LCPURecord: Sendable, Codable, Equatable {
+  public var index: UInt32
+  public var apicID: UInt32
+  public var state: LCPUState
+  /// The raw state word (useful when `state` is `.unknown`).
+  public var rawState: UInt32
+  public var busyDepth: UInt32
+  public var errorCode: UInt64
+  public var stateSinceTSC: UInt64
+  public var irqTimer: UInt64
+  public var irqIPI: UInt64
+  public var irqDevice: UInt64
+  public var irqSpurious: UInt64
+  public var ipiSent: UInt64
+  public var ipiReceived: UInt64
+  public var remoteCalls: UInt64
+  public var ticks: UInt64
+  public var cyclesIdle: UInt64
+  public var cyclesBusy: UInt64
+  public var currentThread: UInt64
+  public var nextDeadlineTSC: UInt64
+  public var lastTickRIP: UInt64
+  public var lastTickTSC: UInt64
+  public var stackBottom: UInt64
+  public var stackTop: UInt64
+  public var workLoops: UInt64
+  /// The panic record, when the lcpu took an exception.
+  public var panic: PanicRecord?
+  /// Whether the state fields agree with each other.
+  public var consistency: Consistency
+
+  /// "BUSY 2", "IDLE", "HALTED (#PF)".
+  public var stateLabel: String {
+    switch state {
+    case .busy: return "BUSY \(busyDepth)"
+    case .halted:
+      if let panic { return "HALTED \(panic.vectorName)" }
+      return "HALTED \(errorCode)"
+    case .unknown: return "?\(rawState)"
+    default: return state.rawValue
+    }
+  }
+}
+
+/// What the guest says about itself in the ABI root.
+public struct GuestInfo: Sendable, Codable, Equatable {
+  public var abiVersion: UInt32
+  public var buildID: String
+  public var bootStage: UInt64
+  public var features: UInt64
+  public var bootTSC: UInt64
+  public var tscPerMs: UInt64
+  public var lapicPerMs: UInt64
+  public var tickMicroseconds: UInt64
+  public var lcpusPresent: UInt64
+  public var lcpusOnline: UInt64
+  public var ramBytes: UInt64
+  public var kernelStart: UInt64
+  public var kernelEnd: UInt64
+  public var textStart: UInt64
+  public var textEnd: UInt64
+  public var shutdownCode: UInt64
+  public var commandLine: String
+
+  /// True once every lcpu that could start is up and the tables are complete.
+  public var isRunning: Bool { bootStage >= 2 }
+}
+
+/// One vCPU as QEMU's gdbstub reports it (needs a stopped VM).
+public struct VCPUState: Sendable, Codable, Equatable {
+  /// vCPU index (gdb thread id − 1).
+  public var index: Int
+  /// Halted in `hlt` (from qThreadExtraInfo).
+  public var halted: Bool
+  /// Register name → value, for registers up to 64 bits, in target-description order.
+  public var registers: [Register]
+  /// RIP as symbol+offset, when symbols are known.
+  public var symbol: String?
+
+  /// One named register value.
+  public struct Register: Sendable, Codable, Equatable {
+    public var name: String
+    public var value: UInt64
+    public init(name: String, value: UInt64) {
+      self.name = name
+      self.value = value
+    }
+  }
+
+  /// The value of a register by name.
+  public func value(of name: String) -> UInt64? { registers.first { $0.name == name }?.value }
+}
+
+/// A consistent, typed picture of the guest at one moment. Feeds the dashboard, `--json` and recordings.
+public struct Snapshot: Sendable, Codable, Equatable {
+  /// Monotonic capture time in nanoseconds (host clock), for rates.
+  public var timeNanoseconds: UInt64
+  /// Where the bytes came from.
+  public var source: MemorySourceKind
+  /// The guest's own description; nil in generic mode (no ABI).
+  public var guest: GuestInfo?
+  /// Every lcpu record from the ABI.
+  public var lcpus: [LCPURecord]
+  /// Registers and halted state per vCPU, when the snapshot stopped the VM.
+  public var vcpus: [VCPUState]?
+  /// QEMU's run state (QMP query-status), when known.
+  public var runState: String?
+  /// Things that could not be read, for the user to see.
+  public var problems: [String]
+  /// Time spent taking the snapshot, in nanoseconds.
+  public var costNanoseconds: UInt64
+  /// How long the guest was paused for it (0 for a live read).
+  public var pauseNanoseconds: UInt64
+
+  /// Creates a snapshot.
+  public init(
+    timeNanoseconds: UInt64, source: MemorySourceKind, guest: GuestInfo?, lcpus: [LCPURecord],
+    vcpus: [VCPUState]? = nil, runState: String? = nil, problems: [String] = [],
+    costNanoseconds: UInt64 = 0, pauseNanoseconds: UInt64 = 0
+  ) {
+    self.timeNanoseconds = timeNanoseconds
+    self.source = source
+    self.guest = guest
+    self.lcpus = lcpus
+    self.vcpus = vcpus
+    self.runState = runState
+    self.problems = problems
+    self.costNanoseconds = costNanoseconds
+    self.pauseNanoseconds = pauseNanoseconds
+  }
+
+  /// Guest uptime in seconds from the newest timer tick, when the guest reports its clock.
+  public var uptimeSeconds: Double? {
+    guard let guest, guest.tscPerMs > 0 else { return nil }
+    let newest = lcpus.map(\.lastTickTSC).max() ?? 0
+    guard newest > guest.bootTSC else { return nil }
+    return Double(newest - guest.bootTSC) / Double(guest.tscPerMs) / 1000
+  }
+}
