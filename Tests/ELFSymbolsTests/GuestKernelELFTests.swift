@@ -6,13 +6,18 @@ import Testing
 /// The reader on its real customer: the bundled Embedded Swift guest kernel, built with
 /// QEMULaunch's `GuestKernel` (no-change rebuilds take about half a second).
 @Suite struct GuestKernelELFTests {
-  static func kernel() throws -> (path: String, elf: ELFFile) {
-    let path = try GuestKernel.build()
+  /// Builds (or finds) the guest on a thread of its own: a cold build takes a minute, and a
+  /// synchronous test would hold one of the cooperative pool's threads all that time.
+  static func kernel() async throws -> (path: String, elf: ELFFile) {
+    let path = try await withCheckedThrowingContinuation {
+      (continuation: CheckedContinuation<String, any Error>) in
+      Thread { continuation.resume(with: Result { try GuestKernel.build() }) }.start()
+    }
     return (path, try ELFFile(path: path))
   }
 
-  @Test func theKernelAgreesWithReadelf() throws {
-    let (path, elf) = try Self.kernel()
+  @Test func theKernelAgreesWithReadelf() async throws {
+    let (path, elf) = try await Self.kernel()
     let report = try ReadelfReport(path: path)
     #expect(report.sections.map(\.name) == elf.sections.map(\.name))
     #expect(report.sections.map(\.address) == elf.sections.map(\.address))
@@ -28,10 +33,10 @@ import Testing
         == elf.symbols.first { $0.value == elf.header.entry && $0.binding == .global }?.name)
   }
 
-  @Test func theBuildIDNoteReadThroughItsAddressMatchesTheParsedNote() throws {
+  @Test func theBuildIDNoteReadThroughItsAddressMatchesTheParsedNote() async throws {
     // What the dashboard does with guest memory: read the note bytes at their address and
     // compare. Here the "memory" is the file itself.
-    let (_, elf) = try Self.kernel()
+    let (_, elf) = try await Self.kernel()
     let note = try #require(elf.section(named: ".note.gnu.build-id"))
     #expect(note.isAllocated)
     let bytes = try elf.bytes(atVirtualAddress: note.address, count: Int(note.size))
@@ -43,8 +48,8 @@ import Testing
     #expect(Array(bytes[16..<16 + Int(u32(4))]) == elf.buildID)
   }
 
-  @Test func theInspectionRootIsFoundAndLivesInBSS() throws {
-    let (_, elf) = try Self.kernel()
+  @Test func theInspectionRootIsFoundAndLivesInBSS() async throws {
+    let (_, elf) = try await Self.kernel()
     let root = try #require(elf.symbols(named: "smptop_root").first)
     #expect(root.type == .object && root.size > 0)
     #expect(elf.lookup(root.value + 8)?.description == "smptop_root+0x8")
@@ -56,8 +61,8 @@ import Testing
     #expect(segment.memorySize > segment.fileSize)
   }
 
-  @Test func embeddedSwiftSymbolsDemangleLikeTheTool() throws {
-    let (_, elf) = try Self.kernel()
+  @Test func embeddedSwiftSymbolsDemangleLikeTheTool() async throws {
+    let (_, elf) = try await Self.kernel()
     let names = Array(Set(elf.symbols.map(\.name).filter { $0.hasPrefix("$e") })).sorted()
     #expect(names.count > 20)
     let tool = try Toolchain.run("swift-demangle", ["--compact"], stdin: names.joined(separator: "\n") + "\n")

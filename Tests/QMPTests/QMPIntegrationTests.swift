@@ -144,7 +144,7 @@ import Testing
     qemu.kill()
     let result = await pending.result
     #expect((result.failureValue as? QMPError)?.code == .connectionClosed)
-    #expect(ContinuousClock.now - started < .seconds(8))
+    #expect(ContinuousClock.now - started < .seconds(60))
 
     // The stream ends (with the events seen before the kill).
     let kinds = await collector.value
