@@ -97,7 +97,7 @@ final class QMPConnection: Sendable {
   /// Closes the connection with `error`: every waiter fails with it, every event stream ends,
   /// and the reader thread exits and closes the socket. Idempotent (the first error wins).
   func finish(with error: QMPError) {
-    let taken = state.withLock { state -> (State, Bool)? in
+    let taken = state.withLock { state -> State? in
       if state.closedError != nil { return nil }
       state.closedError = error
       let snapshot = state
@@ -105,9 +105,9 @@ final class QMPConnection: Sendable {
       state.pending = [:]
       state.eventWaiters = []
       state.subscribers = [:]
-      return (snapshot, true)
+      return snapshot
     }
-    guard let (snapshot, _) = taken else { return }
+    guard let snapshot = taken else { return }
     wake.wake()
     snapshot.greetingWaiter?.complete(.failure(error))
     for (_, entry) in snapshot.pending.sorted(by: { $0.key < $1.key }) {
