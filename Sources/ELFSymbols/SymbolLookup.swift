@@ -121,3 +121,29 @@ extension ELFFile: SymbolLookup {
     addressIndex.lookup(address)
   }
 }
+
+/// Another lookup whose addresses are all moved by `slide` (wrapping), for a kernel loaded away
+/// from its link address: KASLR, or a PIE. `slide = runtime address − link address`, e.g. the
+/// guest's `_text` minus the System.map's.
+public struct SlidSymbolLookup: SymbolLookup {
+  /// The symbols at their link addresses.
+  public let base: any SymbolLookup
+  /// What to add to a link address to get a runtime address.
+  public let slide: UInt64
+
+  /// Wraps `base`, moving its addresses by `slide` (two's complement for a negative slide).
+  public init(_ base: any SymbolLookup, slide: UInt64) {
+    self.base = base
+    self.slide = slide
+  }
+
+  public func address(of name: String) -> UInt64? {
+    base.address(of: name).map { $0 &+ slide }
+  }
+
+  public func lookup(_ address: UInt64) -> SymbolMatch? {
+    guard var match = base.lookup(address &- slide) else { return nil }
+    match.address = match.address &+ slide
+    return match
+  }
+}

@@ -24,6 +24,7 @@ final class QMPConnection: Sendable {
     var closedError: QMPError?
     var greeting: QMPGreeting?
     var greetingWaiter: Waiter<QMPGreeting>?
+    var greetingWaiterID: Int64?
     var sawFirstMessage = false
     var pending: [Int64: (command: String, timeout: Duration, waiter: Waiter<JSONValue>)] = [:]
     var eventQueue: [QMPEvent] = []
@@ -96,7 +97,7 @@ final class QMPConnection: Sendable {
   /// Closes the connection with `error`: every waiter fails with it, every event stream ends,
   /// and the reader thread exits and closes the socket. Idempotent (the first error wins).
   func finish(with error: QMPError) {
-    let taken = state.withLock { state -> (State, Bool)? in
+    let taken = state.withLock { state -> State? in
       if state.closedError != nil { return nil }
       state.closedError = error
       let snapshot = state
@@ -104,9 +105,9 @@ final class QMPConnection: Sendable {
       state.pending = [:]
       state.eventWaiters = []
       state.subscribers = [:]
-      return (snapshot, true)
+      return snapshot
     }
-    guard let (snapshot, _) = taken else { return }
+    guard let snapshot = taken else { return }
     wake.wake()
     snapshot.greetingWaiter?.complete(.failure(error))
     for (_, entry) in snapshot.pending.sorted(by: { $0.key < $1.key }) {
@@ -143,15 +144,21 @@ final class QMPConnection: Sendable {
   /// Fails the waiter `id` (request or event waiter) with `.cancelled`, if it is still waiting.
   private func cancel(id: Int64) {
     let error = QMPError(.cancelled, "the waiting task was cancelled")
-    let removed = state.withLock { state -> (Completion<JSONValue>?, Completion<QMPEvent?>?) in
-      if let entry = state.pending.removeValue(forKey: id) { return (entry.waiter.complete, nil) }
+    let removed = state.withLock {
+      state -> (Completion<JSONValue>?, Completion<QMPEvent?>?, Completion<QMPGreeting>?) in
+      if let entry = state.pending.removeValue(forKey: id) { return (entry.waiter.complete, nil, nil) }
       if let index = state.eventWaiters.firstIndex(where: { $0.id == id }) {
-        return (nil, state.eventWaiters.remove(at: index).waiter.complete)
+        return (nil, state.eventWaiters.remove(at: index).waiter.complete, nil)
       }
-      return (nil, nil)
+      if state.greetingWaiterID == id, let waiter = state.greetingWaiter {
+        state.greetingWaiter = nil
+        return (nil, nil, waiter.complete)
+      }
+      return (nil, nil, nil)
     }
     removed.0?(.failure(error))
     removed.1?(.failure(error))
+    removed.2?(.failure(error))
   }
 
   /// Waits for the greeting (the first message QEMU sends).
@@ -164,6 +171,7 @@ final class QMPConnection: Sendable {
         if let greeting = state.greeting { return .success(greeting) }
         if let error = state.closedError { return .failure(error) }
         state.greetingWaiter = Waiter(deadline: deadline, complete: complete)
+        state.greetingWaiterID = id
         return nil
       }
       if let immediate { complete(immediate) } else { wake.wake() }

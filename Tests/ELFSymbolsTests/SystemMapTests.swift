@@ -77,6 +77,18 @@ struct SystemMapTests {
     #expect(throws: ELFError.self) { _ = try SystemMap(text: "\n\n") }
   }
 
+  @Test func aSlideMovesEveryAddress() throws {
+    let map = try SystemMap(text: "ffffffff81000000 T _stext\nffffffff81000070 T secondary_startup_64\n")
+    let slid = SlidSymbolLookup(map, slide: 0x1E0_0000)  // a KASLR offset
+    #expect(slid.address(of: "_stext") == 0xFFFF_FFFF_82E0_0000)
+    let match = try #require(slid.lookup(0xFFFF_FFFF_82E0_0074))
+    #expect(match.description == "secondary_startup_64+0x4")
+    #expect(match.address == 0xFFFF_FFFF_82E0_0070)
+    #expect(slid.lookup(0xFFFF_FFFF_8100_0074) == nil)  // the unslid address is below every symbol
+    let down = SlidSymbolLookup(map, slide: UInt64(bitPattern: -0x1000))
+    #expect(down.address(of: "_stext") == 0xFFFF_FFFF_80FF_F000)
+  }
+
   @Test func bothReadersWorkBehindTheProtocol() throws {
     let tiny = try ELFFile(bytes: try TinyELF.build().bytes)
     let compute = try #require(tiny.address(of: "compute"))

@@ -41,6 +41,11 @@ final class FakeQMPPeer: Sendable {
     case random(seed: UInt64, maxChunk: Int, pauseMicroseconds: UInt32)
   }
 
+  /// How long the peer waits for the client to connect or send its next command. Long on
+  /// purpose: in a full `swift test` on 2 cores, blocking tests elsewhere can keep the
+  /// cooperative pool (and so the client's test task) from running for many seconds.
+  static let patienceMilliseconds: Int32 = 120_000
+
   let directory: String
   let path: String
   private let listenFD: Int32
@@ -95,7 +100,7 @@ final class FakeQMPPeer: Sendable {
   }
 
   /// Waits until the script has finished (or `timeout` passes).
-  func waitUntilDone(timeout: Duration = .seconds(10)) {
+  func waitUntilDone(timeout: Duration = .seconds(60)) {
     let deadline = ContinuousClock.now + timeout
     while !isDone && ContinuousClock.now < deadline { usleep(1000) }
   }
@@ -105,7 +110,7 @@ final class FakeQMPPeer: Sendable {
   private func run(steps: [Step], chunking: Chunking) {
     defer { done.withLock { $0 = true } }
     var listener = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
-    guard poll(&listener, 1, 10_000) == 1 else {
+    guard poll(&listener, 1, Self.patienceMilliseconds) == 1 else {
       problem("no client connected")
       return
     }
@@ -165,7 +170,7 @@ final class FakeQMPPeer: Sendable {
           return (name, idText)
         }
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, 10_000) == 1 else {
+        guard poll(&entry, 1, Self.patienceMilliseconds) == 1 else {
           problem("no command arrived")
           return nil
         }
@@ -216,7 +221,7 @@ final class FakeQMPPeer: Sendable {
   /// Keeps reading until the client closes (bounded), so the client sees no reset.
   private func drainUntilEOF(_ fd: Int32) {
     var chunk = [UInt8](repeating: 0, count: 4096)
-    let deadline = ContinuousClock.now + .seconds(10)
+    let deadline = ContinuousClock.now + .milliseconds(Int(Self.patienceMilliseconds))
     while ContinuousClock.now < deadline {
       var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
       if poll(&entry, 1, 100) == 1 && read(fd, &chunk, chunk.count) <= 0 { return }
