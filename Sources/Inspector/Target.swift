@@ -194,7 +194,9 @@ public final class Target {
       _ = memory.read([])  // registers only (generic mode)
       snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
     }
-    let infos = (try? gdb.threadInfo(threads)) ?? []
+    // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
+    // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
+    let infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
     var resumeError: Error?
     if wasRunning {
       do { try gdb.continue() } catch { resumeError = error }
@@ -204,7 +206,9 @@ public final class Target {
 
     snapshot.vcpus = threads.map { thread in
       let index = thread.vcpuIndex ?? 0
-      let halted = infos.first { $0.thread == thread }?.isHalted ?? false
+      let halted =
+        infos.first { $0.thread == thread }?.isHalted
+        ?? (snapshot.lcpus.first { $0.apicID == UInt32(index) }?.state == .idle)
       guard case .success(let set)? = memory.registers[thread] else {
         problems.append("registers of vCPU \(index) unreadable")
         return VCPUState(index: index, halted: halted, registers: [], symbol: nil)
