@@ -35,7 +35,7 @@ enum SnapshotText {
     let perMs = Double(snap.guest?.tscPerMs ?? 0)
     var rows = [
       pad("LCPU", 4) + " " + pad("APIC", 4) + " " + pad("STATE", 10, left: true) + " " + pad("BUSY%", 6) + " "
-        + pad("TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " " + pad("TICKS", 8) + " "
+        + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " " + pad("TICKS", 8) + " "
         + pad("NEXT", 9) + "  RIP (last tick)"
     ]
     for l in snap.lcpus {
