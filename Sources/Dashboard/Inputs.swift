@@ -79,15 +79,19 @@ public struct DashboardData: Sendable {
   public var detail: DetailData?
   /// QEMU version and machine.
   public var target: TargetInfo
+  /// Changes whenever anything above changes (a `Latest` generation will do): the run loop redraws then.
+  public var generation: UInt64
 
   /// Creates the inputs of a frame.
   public init(
-    snapshot: Snapshot?, rates: SnapshotRates? = nil, detail: DetailData? = nil, target: TargetInfo = TargetInfo()
+    snapshot: Snapshot?, rates: SnapshotRates? = nil, detail: DetailData? = nil, target: TargetInfo = TargetInfo(),
+    generation: UInt64 = 0
   ) {
     self.snapshot = snapshot
     self.rates = rates
     self.detail = detail
     self.target = target
+    self.generation = generation
   }
 }
 
