@@ -146,12 +146,20 @@ struct Segments {
     var priority: Int
     /// Draw a separator before this piece.
     var separated: Bool
+    /// Cut with an ellipsis to the room left instead of being dropped (long free text).
+    var elastic: Bool
+    /// Drawn before `text` in the label style, and dropped with it ("irq " in "irq 3.0k/s").
+    var label: String
   }
 
   var pieces: [Piece] = []
 
-  mutating func add(_ text: String, _ style: Style = .normal, priority: Int = 0, separated: Bool = false) {
-    pieces.append(Piece(text: text, style: style, priority: priority, separated: separated))
+  mutating func add(
+    _ text: String, _ style: Style = .normal, priority: Int = 0, separated: Bool = false, elastic: Bool = false,
+    label: String = ""
+  ) {
+    pieces.append(
+      Piece(text: text, style: style, priority: priority, separated: separated, elastic: elastic, label: label))
   }
 
   /// Draws the pieces that fit in `width` columns; returns the columns used.
@@ -162,7 +170,7 @@ struct Segments {
       var n = 0
       for (i, p) in ps.enumerated() {
         if p.separated && i > 0 { n += displayWidth(glyphs.separator) }
-        n += displayWidth(p.text)
+        n += displayWidth(p.label) + (p.elastic ? min(displayWidth(p.text), 8) : displayWidth(p.text))
       }
       return n
     }
@@ -176,7 +184,9 @@ struct Segments {
       if p.separated && i > 0 {
         col += grid.put(glyphs.separator, x: col, y: y, style: .border, maxWidth: x + width - col)
       }
-      col += grid.put(p.text, x: col, y: y, style: p.style, maxWidth: x + width - col)
+      col += grid.put(p.label, x: col, y: y, style: .label, maxWidth: x + width - col)
+      let text = p.elastic ? truncate(p.text, to: x + width - col, ellipsis: glyphs.ellipsis) : p.text
+      col += grid.put(text, x: col, y: y, style: p.style, maxWidth: x + width - col)
     }
     return col - x
   }

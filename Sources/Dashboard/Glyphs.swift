@@ -92,3 +92,15 @@ public func truncate(_ s: String, to width: Int, ellipsis: Unicode.Scalar = "…
   out.append(ellipsis)
   return String(out)
 }
+
+/// A symbol+offset cut to `width` columns, keeping the "+0x…" offset: "kernel.Workload.sp…+0x1a".
+public func truncateSymbol(_ s: String, to width: Int, ellipsis: Unicode.Scalar = "…") -> String {
+  if displayWidth(s) <= width { return s }
+  guard let plus = s.lastIndex(of: "+"), s[plus...].hasPrefix("+0x") else {
+    return truncate(s, to: width, ellipsis: ellipsis)
+  }
+  let offset = String(s[plus...])
+  let room = width - displayWidth(offset)
+  guard room >= 4 else { return truncate(s, to: width, ellipsis: ellipsis) }
+  return truncate(String(s[..<plus]), to: room, ellipsis: ellipsis) + offset
+}

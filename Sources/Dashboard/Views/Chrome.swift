@@ -43,8 +43,7 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
     src.draw(into: &g, x: 0, y: 1, width: width, glyphs: glyphs)
     return
   }
-  src.add("source ", .label)
-  src.add(sourceText(snap.source), .value)
+  src.add(sourceText(snap.source), .value, label: "source ")
   src.add("every " + intervalText(state.intervalMilliseconds), .normal, priority: 2, separated: true)
   src.add(
     "cost " + Format.duration(seconds: Double(snap.costNanoseconds) / 1e9, micro: glyphs.micro), .normal,
@@ -57,7 +56,7 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   let p = snap.problems.count
   src.add(p == 0 ? "no problems" : "\(p) problem\(p == 1 ? "" : "s")", p == 0 ? .dim : .warn, separated: true)
   if let first = snap.problems.first {
-    src.add(": " + first, .warn, priority: 6)
+    src.add(": " + first, .warn, priority: 6, elastic: true)
   }
   src.draw(into: &g, x: 0, y: 1, width: width, glyphs: glyphs)
 
@@ -65,7 +64,7 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   if snap.guest == nil {
     var s = Segments()
     s.add("generic mode", .warn)
-    s.add(": no inspection ABI in this guest; registers and RIP come from the gdbstub", .dim, priority: 1)
+    s.add(": no inspection ABI in this guest; registers and RIP come from the gdbstub", .dim, elastic: true)
     s.draw(into: &g, x: 0, y: 2, width: width, glyphs: glyphs)
     return
   }
@@ -81,11 +80,15 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   func total(_ key: KeyPath<LCPURates, Double>) -> String {
     rates.isEmpty ? "-" : Format.human(rates.map { $0[keyPath: key] }.reduce(0, +))
   }
-  totals.add("irq ", .label)
-  totals.add(total(\.timerIRQsPerSecond) + "+" + total(\.deviceIRQsPerSecond) + "/s", .value)
-  totals.add("ipi ", .label, separated: true)
-  totals.add(total(\.ipisPerSecond) + "/s", .value)
-  totals.add("ticks " + total(\.ticksPerSecond) + "/s", .normal, priority: 2, separated: true)
+  let allIRQs = rates.isEmpty
+    ? "-"
+    : Format.human(
+      rates.map { $0.timerIRQsPerSecond + $0.ipisPerSecond + $0.deviceIRQsPerSecond + $0.spuriousPerSecond }
+        .reduce(0, +))
+  totals.add(allIRQs + "/s", .value, label: "irq ")
+  totals.add(total(\.ipisPerSecond) + "/s", .value, priority: 1, separated: true, label: "ipi ")
+  totals.add(total(\.deviceIRQsPerSecond) + "/s", .value, priority: 2, separated: true, label: "dev ")
+  totals.add(total(\.ticksPerSecond) + "/s", .value, priority: 3, separated: true, label: "ticks ")
   if data.rates?.counterReset == true { totals.add("counters reset", .warn, separated: true) }
   totals.draw(into: &g, x: meterWidth + 2, y: 2, width: width - meterWidth - 2, glyphs: glyphs)
 }
@@ -150,24 +153,31 @@ func drawFunctionBar(into g: inout Grid, state: DashboardState, y: Int, width: I
     }
     return
   }
-  let keys: [(String, String)]
+  // (key, label, priority): on narrow terminals the least needed go first; Help and Quit always stay.
+  let pause = state.vmPaused ? "Resume" : "Pause"
+  let keys: [(String, String, Int)]
   if state.detail != nil {
     keys = [
-      ("Esc", "Back"), ("←→", "lcpu"), ("↑↓", "Scroll"), ("F5", state.vmPaused ? "Resume" : "Pause"),
-      ("F7", "Step"), ("F8", "Cont"), ("F10", "Quit"),
+      ("Esc", "Back", 0), ("←→", "lcpu", 3), ("↑↓", "Scroll", 4), ("F5", pause, 1), ("F7", "Step", 2),
+      ("F8", "Cont", 5), ("F10", "Quit", 0),
     ]
   } else {
     keys = [
-      ("F1", "Help"), ("F2", "Color"), ("F4", "Filter"), ("F5", state.vmPaused ? "Resume" : "Pause"),
-      ("F6", "SortBy"), ("F7", "Step"), ("F8", "Cont"), ("F10", "Quit"),
+      ("F1", "Help", 0), ("F2", "Color", 6), ("F4", "Filter", 3), ("F5", pause, 1), ("F6", "SortBy", 4),
+      ("F7", "Step", 2), ("F8", "Cont", 5), ("F10", "Quit", 0),
     ]
   }
   let ascii = state.charset == .ascii
+  var items = keys.map { (key: ascii ? $0.0.replacingArrows() : $0.0, label: $0.1.padding(toWidth: 6), priority: $0.2) }
+  while items.map({ displayWidth($0.key) + displayWidth($0.label) }).reduce(0, +) > width,
+    let worst = items.map(\.priority).max(), worst > 0, let i = items.lastIndex(where: { $0.priority == worst })
+  {
+    items.remove(at: i)
+  }
   var x = 0
-  for (k, label) in keys {
-    let key = ascii ? k.replacingArrows() : k
-    x += g.put(key, x: x, y: y, style: .functionKey, maxWidth: width - x)
-    x += g.put(label.padding(toWidth: 6), x: x, y: y, style: .functionLabel, maxWidth: width - x)
+  for item in items {
+    x += g.put(item.key, x: x, y: y, style: .functionKey, maxWidth: width - x)
+    x += g.put(item.label, x: x, y: y, style: .functionLabel, maxWidth: width - x)
   }
   if x < width { g.fill(Rect(x: x, y: y, width: width - x, height: 1), with: Cell(" ", .functionLabel)) }
 }

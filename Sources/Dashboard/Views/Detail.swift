@@ -94,22 +94,51 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
   if let rip {
     let where_ = symbolize(rip) ?? Format.address(rip)
     title.add("at " + where_, .symbol, separated: true)
-    title.add(row?.ripExact == false ? "(last tick)" : "(exact)", .dim, priority: 4)
+    title.add(row?.ripExact == false ? " (last tick)" : " (exact)", .dim, priority: 4)
   }
   c.line(title, indent: 0)
 
-  // Registers.
-  c.section("REGISTERS")
-  if let vcpu, !vcpu.registers.isEmpty {
+  // The fault, when there was one: the first thing to read.
+  if let panic = record?.panic {
+    c.section("PANIC " + panic.vectorName)
+    var s = Segments()
+    s.add(panic.vectorName, .error)
+    s.add(" error " + Format.address(panic.errorCode), .normal)
+    s.add(" at ", .dim)
+    s.add(symbolize(panic.rip) ?? Format.address(panic.rip), .symbol, elastic: true)
+    c.line(s)
     c.pairs(
-      vcpu.registers.map { ($0.name, Format.hex($0.value), Style.address) }, labelWidth: 7, valueWidth: 16)
-  } else {
-    c.line("Registers need a stopped VM: press space to pause (or s to step).", .warn)
+      [
+        ("rip", Format.hex(panic.rip), .address), ("cr2", Format.hex(panic.cr2), .address),
+        ("rsp", Format.hex(panic.rsp), .address), ("rbp", Format.hex(panic.rbp), .address),
+        ("rflags", Format.hex(panic.rflags, digits: 8), .address),
+      ], labelWidth: 7, valueWidth: 16)
+    if !panic.consistency.isConsistent { c.line("the panic record was still being written", .warn) }
   }
+  let top = c.finished()
 
-  // Counters from the guest's own record.
+  // Backtrace and code around RIP: side by side when wide.
+  let wide = width >= 120
+  let back = backtraceContent(
+    record: record, extra: extra, rip: rip, paused: state.vmPaused, symbolize: symbolize, glyphs: glyphs,
+    width: wide ? width * 2 / 5 : width)
+  let code = disassemblyContent(
+    extra: extra, rip: rip, symbolize: symbolize, glyphs: glyphs, width: wide ? width - width * 2 / 5 - 1 : width)
+
+  // Registers, then the guest's own counters.
+  var bottom = Canvas(width: width, glyphs: glyphs)
+  bottom.section("REGISTERS")
+  if let vcpu, !vcpu.registers.isEmpty {
+    // Long names (k_gs_base) get their full width when three columns still fit.
+    let longest = min(9, vcpu.registers.map { displayWidth($0.name) }.max() ?? 3)
+    let labelWidth = (width - 1 + 3) / (longest + 1 + 16 + 3) >= 3 ? longest : 7
+    bottom.pairs(
+      vcpu.registers.map { ($0.name, Format.hex($0.value), Style.address) }, labelWidth: labelWidth, valueWidth: 16)
+  } else {
+    bottom.line("Registers need a stopped VM: press space to pause (or s to step).", .warn)
+  }
   if let r = record {
-    c.section("COUNTERS")
+    bottom.section("COUNTERS")
     let newest = snap.lcpus.map(\.lastTickTSC).max() ?? 0
     let perMs = snap.guest?.tscPerMs ?? 0
     func ago(_ tsc: UInt64) -> String {
@@ -127,51 +156,26 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
       ("due in", (row?.due.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? "-", .normal)),
       ("last tick", (ago(r.lastTickTSC), .normal)),
       ("error", (r.errorCode == 0 ? "0" : Format.address(r.errorCode), r.errorCode == 0 ? .dim : .error)),
-      ("stack", (Format.address(r.stackBottom) + "-" + Format.hex(r.stackTop, digits: 1), .address)),
     ]
-    c.pairs(items.map { ($0.0, $0.1.0, $0.1.1) }, labelWidth: 10, valueWidth: 12)
+    bottom.pairs(items.map { ($0.0, $0.1.0, $0.1.1) }, labelWidth: 10, valueWidth: 13)
+    var stack = Segments()
+    stack.add(
+      Format.address(r.stackBottom) + " - " + Format.address(r.stackTop), .address, label: "stack ")
+    if r.stackTop > r.stackBottom {
+      stack.add(" (" + Format.bytes(r.stackTop - r.stackBottom) + ")", .dim, priority: 1)
+    }
+    bottom.line(stack, indent: 6)
   }
+  let rest = bottom.finished()
 
-  // The fault, when there was one.
-  if let panic = record?.panic {
-    c.section("PANIC " + panic.vectorName)
-    var s = Segments()
-    s.add(panic.vectorName, .error)
-    s.add(" error " + Format.address(panic.errorCode), .normal)
-    s.add(" at ", .dim)
-    s.add(symbolize(panic.rip) ?? Format.address(panic.rip), .symbol)
-    c.line(s)
-    c.pairs(
-      [
-        ("rip", Format.hex(panic.rip), .address), ("cr2", Format.hex(panic.cr2), .address),
-        ("rsp", Format.hex(panic.rsp), .address), ("rbp", Format.hex(panic.rbp), .address),
-        ("rflags", Format.hex(panic.rflags, digits: 8), .address),
-      ], labelWidth: 7, valueWidth: 16)
-    if !panic.consistency.isConsistent { c.line("the panic record was still being written", .warn) }
-  }
-
-  // Backtrace and disassembly: side by side when wide.
-  let back = backtraceContent(
-    record: record, extra: extra, rip: rip, paused: state.vmPaused, symbolize: symbolize, glyphs: glyphs,
-    width: width >= 120 ? width * 2 / 5 : width)
-  let code = disassemblyContent(
-    extra: extra, rip: rip, symbolize: symbolize, glyphs: glyphs, width: width >= 120 ? width - width * 2 / 5 - 1 : width)
-  c.y += 1
-  var out = c.finished()
-  if width >= 120 {
-    let h = out.height + max(back.height, code.height)
-    var tall = Grid(width: width, height: h)
-    tall.blit(out, x: 0, y: 0)
-    tall.blit(back, x: 0, y: out.height)
-    tall.blit(code, x: back.width + 1, y: out.height)
-    out = tall
-  } else {
-    var tall = Grid(width: width, height: out.height + back.height + 1 + code.height)
-    tall.blit(out, x: 0, y: 0)
-    tall.blit(back, x: 0, y: out.height)
-    tall.blit(code, x: 0, y: out.height + back.height + 1)
-    out = tall
-  }
+  // Blocks one under the other with a blank line between; backtrace and code share a band when wide.
+  let middle = wide ? max(back.height, code.height) : back.height + 1 + code.height
+  var out = Grid(width: width, height: top.height + 1 + middle + 1 + rest.height)
+  out.blit(top, x: 0, y: 0)
+  let y = top.height + 1
+  out.blit(back, x: 0, y: y)
+  out.blit(code, x: wide ? back.width + 1 : 0, y: y + (wide ? 0 : back.height + 1))
+  out.blit(rest, x: 0, y: y + middle + 1)
   return out
 }
 
@@ -194,11 +198,12 @@ func backtraceContent(
     return c.finished()
   }
   for (i, address) in frames.prefix(32).enumerated() {
-    var s = Segments()
-    s.add(("#" + String(i)).padding(toWidth: 4), i == 0 ? .current : .dim)
-    s.add(Format.hex(address) + " ", .address, priority: 2)
-    s.add(symbolize(address) ?? "?", .symbol, priority: 1)
-    c.line(s)
+    var x = 1 + c.grid.put(("#" + String(i)).padding(toWidth: 4), x: 1, y: c.y, style: i == 0 ? .current : .dim)
+    // The address goes first when space is short: the symbol is the part worth keeping.
+    if width - x >= 17 + 16 { x += c.grid.put(Format.hex(address) + " ", x: x, y: c.y, style: .address) }
+    let name = symbolize(address) ?? Format.address(address)
+    c.grid.put(truncateSymbol(name, to: width - x, ellipsis: glyphs.ellipsis), x: x, y: c.y, style: .symbol)
+    c.y += 1
   }
   return c.finished()
 }
@@ -208,6 +213,8 @@ func disassemblyContent(
   extra: DetailData?, rip: UInt64?, symbolize: Symbolizer, glyphs: Glyphs, width: Int
 ) -> Grid {
   var c = Canvas(width: width, glyphs: glyphs, capacity: 128)
+  // The caller says where it disassembled (a fault's RIP, say); otherwise mark the lcpu's RIP.
+  let rip = extra?.rip ?? rip
   let at = rip.map { " at " + (symbolize($0) ?? Format.address($0)) } ?? ""
   c.section("DISASSEMBLY" + at)
   guard let extra, !extra.disassembly.isEmpty else {

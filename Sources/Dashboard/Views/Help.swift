@@ -20,16 +20,16 @@ public let keyTable: [(keys: String, action: String)] = [
 
 /// What the markers and columns mean.
 let legend: [String] = [
-  "~ the record changed while it was read (inconsistent)   ! unreadable",
-  "RIP (last tick): where the guest's last timer tick found the lcpu; (stopped): exact register",
-  "DUE IN: next LAPIC timer deadline, relative to the newest tick",
+  "~ record changed while read (inconsistent)   ! record unreadable",
+  "RIP (last tick): sampled by the guest's timer tick; (stopped): exact",
+  "DUE IN: next LAPIC timer deadline, counted from the newest tick",
 ]
 
 /// Draws the help overlay: a box with the key table and the legend over the body.
 func drawHelp(into g: inout Grid, area: Rect, glyphs: Glyphs) {
   let keyWidth = keyTable.map { displayWidth($0.keys) }.max() ?? 10
   let width = min(area.width, 96)
-  let height = min(area.height, keyTable.count + legend.count + 4)
+  let height = min(area.height, keyTable.count + legend.count + 3)
   guard width >= 20, height >= 3 else { return }
   let box = Rect(x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width: width, height: height)
   g.fill(box)

@@ -140,7 +140,7 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
       g.field(String(r.id), x: x, y: y, width: w - 1, style: .value, align: .right)
       g[x + w - 1, y] = Cell(Unicode.Scalar(String(r.marker)) ?? " ", r.markerStyle)
     },
-    .fixed("APIC", 4, priority: 6) { g, r, x, y, w in
+    .fixed("APIC", 4, priority: 7) { g, r, x, y, w in
       g.field(String(r.record.apicID), x: x, y: y, width: w, style: .dim, align: .right)
     },
     .fixed("STATE", 10, priority: 0, key: .state, align: .left) { g, r, x, y, w in
@@ -151,12 +151,12 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
       drawBusyMeter(&g, r, x: x, y: y, width: w, glyphs: glyphs)
     },
     .fixed("IRQ/s", 6, priority: 0, key: .irq) { g, r, x, y, w in number(r.irqPerSecond, &g, x, y, w) },
-    .fixed("TMR/s", 6, priority: 4) { g, r, x, y, w in number(r.rates?.timerIRQsPerSecond, &g, x, y, w) },
-    .fixed("DEV/s", 6, priority: 5) { g, r, x, y, w in number(r.rates?.deviceIRQsPerSecond, &g, x, y, w) },
+    .fixed("TMR/s", 6, priority: 5) { g, r, x, y, w in number(r.rates?.timerIRQsPerSecond, &g, x, y, w) },
+    .fixed("DEV/s", 6, priority: 6) { g, r, x, y, w in number(r.rates?.deviceIRQsPerSecond, &g, x, y, w) },
     .fixed("IPI/s", 6, priority: 1, key: .ipi) { g, r, x, y, w in number(r.rates?.ipisPerSecond, &g, x, y, w) },
-    .fixed("SPU/s", 6, priority: 8) { g, r, x, y, w in number(r.rates?.spuriousPerSecond, &g, x, y, w) },
-    .fixed("SENT/s", 6, priority: 7) { g, r, x, y, w in number(r.rates?.ipisSentPerSecond, &g, x, y, w) },
-    .fixed("LOOPS/s", 7, priority: 9) { g, r, x, y, w in number(r.rates?.workLoopsPerSecond, &g, x, y, w) },
+    .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in number(r.rates?.spuriousPerSecond, &g, x, y, w) },
+    .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in number(r.rates?.ipisSentPerSecond, &g, x, y, w) },
+    .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in number(r.rates?.workLoopsPerSecond, &g, x, y, w) },
     .fixed("THREAD", 6, priority: 3, key: .thread) { g, r, x, y, w in
       let t = r.record.currentThread
       g.field(t == 0 ? "-" : String(t), x: x, y: y, width: w, style: t == 0 ? .dim : .normal, align: .right)
@@ -169,10 +169,12 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
         Format.duration(seconds: due, micro: glyphs.micro), x: x, y: y, width: w, style: due < 0 ? .warn : .normal,
         align: .right, ellipsis: e)
     },
-    .flexible(ripTitle, minimum: 10, preferred: 20, maximum: Int.max / 4, weight: 3, priority: 0, key: .rip) {
+    .flexible(
+      ripTitle, minimum: 10, preferred: 20, maximum: Int.max / 4, weight: 3, priority: 0, bonus: (4, 16), key: .rip
+    ) {
       g, r, x, y, w in
       let style: Style = r.marker == "!" ? .error : (r.rip == nil ? .dim : .symbol)
-      g.field(r.ripText, x: x, y: y, width: w, style: style, ellipsis: e)
+      g.field(truncateSymbol(r.ripText, to: w, ellipsis: e), x: x, y: y, width: w, style: style, ellipsis: e)
     },
   ]
 }
@@ -217,9 +219,11 @@ func planLCPUPane(count: Int, body: Rect) -> LCPUPaneLayout {
   let cellMinimum = digits + 1 + 10
   let maxColumns = max(1, (body.width + 1) / (cellMinimum + 1))
   func rows(_ c: Int) -> Int { (count + c - 1) / c }
+  func cellWidth(_ c: Int) -> Int { (body.width + 1) / c - 1 }
+  // Meters in at most half the body with cells no wider than 60 columns; when that is impossible,
+  // as many columns as fit, so the table below keeps as many rows as it can.
   let columns =
-    (1...maxColumns).first(where: { rows($0) <= body.height / 2 })
-    ?? (1...maxColumns).first(where: { rows($0) <= body.height - 2 }) ?? maxColumns
+    (1...maxColumns).first(where: { rows($0) <= body.height / 2 && cellWidth($0) <= 60 }) ?? maxColumns
   let meterRows = min(rows(columns), body.height)
   let rest = body.height - meterRows
   if rest >= 3 {

@@ -14,6 +14,9 @@ struct Column<Row> {
   var weight: Int
   /// 0 = always shown; columns with higher numbers appear only as the terminal gets wider.
   var priority: Int
+  /// Extra width a flexible column claims at a later priority, before less important columns appear
+  /// (so RIP symbols get readable before rarely needed counters show up).
+  var bonus: (priority: Int, width: Int)? = nil
   /// How the header (and usually the content) aligns.
   var align: Alignment
   /// Draws one row's cell.
@@ -32,11 +35,12 @@ struct Column<Row> {
   /// A column that grows with the terminal.
   static func flexible(
     _ title: String, minimum: Int, preferred: Int, maximum: Int, weight: Int, priority: Int,
-    key: SortKey? = nil, align: Alignment = .left, draw: @escaping (inout Grid, Row, Int, Int, Int) -> Void
+    bonus: (priority: Int, width: Int)? = nil, key: SortKey? = nil, align: Alignment = .left,
+    draw: @escaping (inout Grid, Row, Int, Int, Int) -> Void
   ) -> Column {
     Column(
       key: key, title: title, preferred: preferred, minimum: minimum, maximum: maximum, weight: weight,
-      priority: priority, align: align, draw: draw)
+      priority: priority, bonus: bonus, align: align, draw: draw)
   }
 }
 
@@ -53,17 +57,31 @@ struct PlacedColumn<Row> {
 /// flexible columns shrink towards their minimum when even the essential ones do not fit, and leftover
 /// width goes to flexible columns by weight. Columns keep their declared order on screen.
 func placeColumns<Row>(_ columns: [Column<Row>], width: Int, gap: Int = 1) -> [PlacedColumn<Row>] {
-  let byPriority = columns.indices.sorted { (columns[$0].priority, $0) < (columns[$1].priority, $1) }
+  // Admission entries: each column at its priority, and each bonus at its own.
+  var entries: [(priority: Int, index: Int, bonus: Bool)] = columns.indices.map { (columns[$0].priority, $0, false) }
+  for i in columns.indices {
+    if let b = columns[i].bonus { entries.append((b.priority, i, true)) }
+  }
+  entries.sort { ($0.priority, $0.bonus ? 1 : 0, $0.index) < ($1.priority, $1.bonus ? 1 : 0, $1.index) }
   var kept = Set<Int>()
+  var planned: [Int: Int] = [:]
   var used = 0
-  for i in byPriority {
-    let cost = columns[i].preferred + (kept.isEmpty ? 0 : gap)
-    if columns[i].priority > 0 && used + cost > width { break }
-    kept.insert(i)
+  for e in entries {
+    if e.bonus {
+      guard kept.contains(e.index), let b = columns[e.index].bonus else { continue }
+      if used + b.width > width { break }
+      planned[e.index, default: 0] += b.width
+      used += b.width
+      continue
+    }
+    let cost = columns[e.index].preferred + (kept.isEmpty ? 0 : gap)
+    if e.priority > 0 && used + cost > width { break }
+    kept.insert(e.index)
+    planned[e.index] = columns[e.index].preferred
     used += cost
   }
   let order = columns.indices.filter { kept.contains($0) }
-  var widths = Dictionary(uniqueKeysWithValues: order.map { ($0, columns[$0].preferred) })
+  var widths = Dictionary(uniqueKeysWithValues: order.map { ($0, min(columns[$0].maximum, planned[$0, default: 0])) })
   let gaps = max(0, order.count - 1) * gap
   var total = widths.values.reduce(0, +) + gaps
   // Too wide: shrink flexible columns, the widest-over-minimum first.
