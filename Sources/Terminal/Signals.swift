@@ -40,7 +40,7 @@ func installSignalHandlers() {
     if stopSignals.contains(sig) {
       action.__sigaction_handler.sa_handler = { sig in stopSignal.store(sig, ordering: .relaxed) }
     } else {
-      action.sa_flags = Int32(SA_RESETHAND)
+      action.sa_flags = Int32(truncatingIfNeeded: SA_RESETHAND)  // 0x80000000: the sign bit
       action.__sigaction_handler.sa_handler = { sig in
         restoreTerminalModes()
         // Put the previous handler (the Swift runtime's backtracer, or the default) back and re-raise.
