@@ -70,9 +70,10 @@ extension Grid {
   }
 
   /// Draws a box around a rectangle, with an optional title in the top edge.
-  public mutating func box(_ rect: Rect, glyphs: Glyphs, style: Style = .border, title: String? = nil,
-    titleStyle: Style = .title)
-  {
+  public mutating func box(
+    _ rect: Rect, glyphs: Glyphs, style: Style = .border, title: String? = nil,
+    titleStyle: Style = .title
+  ) {
     guard rect.width >= 2, rect.height >= 2 else { return }
     let r = rect.maxX - 1
     let b = rect.maxY - 1
@@ -155,11 +156,13 @@ struct Segments {
   var pieces: [Piece] = []
 
   mutating func add(
-    _ text: String, _ style: Style = .normal, priority: Int = 0, separated: Bool = false, elastic: Bool = false,
+    _ text: String, _ style: Style = .normal, priority: Int = 0, separated: Bool = false,
+    elastic: Bool = false,
     label: String = ""
   ) {
     pieces.append(
-      Piece(text: text, style: style, priority: priority, separated: separated, elastic: elastic, label: label))
+      Piece(
+        text: text, style: style, priority: priority, separated: separated, elastic: elastic, label: label))
   }
 
   /// Draws the pieces that fit in `width` columns; returns the columns used.

@@ -126,7 +126,9 @@ public struct Rect: Sendable, Equatable {
   public var isEmpty: Bool { width == 0 || height == 0 }
 
   /// The rectangle shrunk by `n` cells on every side.
-  public func inset(_ n: Int) -> Rect { Rect(x: x + n, y: y + n, width: width - 2 * n, height: height - 2 * n) }
+  public func inset(_ n: Int) -> Rect {
+    Rect(x: x + n, y: y + n, width: width - 2 * n, height: height - 2 * n)
+  }
 }
 
 /// A screen's worth of styled characters: what every view draws into and what the terminal presents.

@@ -84,7 +84,8 @@ public struct DashboardData: Sendable {
 
   /// Creates the inputs of a frame.
   public init(
-    snapshot: Snapshot?, rates: SnapshotRates? = nil, detail: DetailData? = nil, target: TargetInfo = TargetInfo(),
+    snapshot: Snapshot?, rates: SnapshotRates? = nil, detail: DetailData? = nil,
+    target: TargetInfo = TargetInfo(),
     generation: UInt64 = 0
   ) {
     self.snapshot = snapshot

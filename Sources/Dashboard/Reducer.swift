@@ -225,5 +225,6 @@ func sortMessage(_ s: DashboardState) -> String {
 
 /// "500ms", "1s", "2.5s".
 func intervalText(_ ms: Int) -> String {
-  ms < 1000 ? "\(ms)ms" : (ms % 1000 == 0 ? "\(ms / 1000)s" : Format.fixed(Double(ms) / 1000, decimals: 1) + "s")
+  ms < 1000
+    ? "\(ms)ms" : (ms % 1000 == 0 ? "\(ms / 1000)s" : Format.fixed(Double(ms) / 1000, decimals: 1) + "s")
 }

@@ -105,8 +105,9 @@ public struct ViewLayout: Sendable, Equatable, Codable {
   public var vmRunning: Bool?
 
   /// Creates a layout.
-  public init(rowIDs: [Int], pageRows: Int, detailLines: Int = 0, detailPageRows: Int = 0, vmRunning: Bool? = nil)
-  {
+  public init(
+    rowIDs: [Int], pageRows: Int, detailLines: Int = 0, detailPageRows: Int = 0, vmRunning: Bool? = nil
+  ) {
     self.rowIDs = rowIDs
     self.pageRows = pageRows
     self.detailLines = detailLines

@@ -46,7 +46,8 @@ func look(_ style: Style, scheme: ColorSchemeName) -> Look {
     }
   case .monochrome:
     switch style {
-    case .normal, .address, .symbol, .label, .ok, .functionKey, .tabInactive: return Look(foreground: d, background: d)
+    case .normal, .address, .symbol, .label, .ok, .functionKey, .tabInactive:
+      return Look(foreground: d, background: d)
     case .dim, .meterIdle: return Look(foreground: d, background: d, dim: true)
     case .title, .value, .border, .meterBusy, .warn, .status:
       return Look(foreground: d, background: d, bold: true)

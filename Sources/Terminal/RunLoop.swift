@@ -73,7 +73,9 @@ extension Screen {
     var full = false
     var frames = 0
     while true {
-      if let sig = stopRequestedBySignal { return RunResult(outcome: .signal(sig), state: state, frames: frames) }
+      if let sig = stopRequestedBySignal {
+        return RunResult(outcome: .signal(sig), state: state, frames: frames)
+      }
       let data = hooks.data(state)
       if data.generation != lastGeneration {
         lastGeneration = data.generation
@@ -81,13 +83,15 @@ extension Screen {
       }
       if redraw {
         let (width, height) = size
-        var frame = renderFrame(state: state, data: data, symbolize: hooks.symbolize, width: width, height: height)
+        var frame = renderFrame(
+          state: state, data: data, symbolize: hooks.symbolize, width: width, height: height)
         var (synced, _) = reduce(state, .sync(frame.layout))
         // Syncing can move the selection (first frame, a row vanished): draw what the state now says.
         var comparable = synced
         comparable.layout = state.layout
         if comparable != state {
-          frame = renderFrame(state: synced, data: data, symbolize: hooks.symbolize, width: width, height: height)
+          frame = renderFrame(
+            state: synced, data: data, symbolize: hooks.symbolize, width: width, height: height)
           synced = reduce(synced, .sync(frame.layout)).0
         }
         state = synced

@@ -1,11 +1,12 @@
+import CNcurses
+import Dashboard
+import Synchronization
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import CNcurses
-import Dashboard
-import Synchronization
 
 /// Why the terminal could not be used.
 public struct TerminalError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -76,7 +77,8 @@ public final class Screen {
     guard isatty(0) == 1, isatty(1) == 1 else {
       throw TerminalError(.notATerminal, "stdin and stdout must be a terminal for the dashboard")
     }
-    guard screenActive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    guard
+      screenActive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     else { throw TerminalError(.alreadyActive, "the dashboard is already running in this process") }
 
     // The locale decides whether wide characters work; it must be set before curses starts.
@@ -126,7 +128,8 @@ public final class Screen {
     }
     colors = useColors
     defaultColors = useDefault
-    palette = Palette.install(useColors ? .standard : .monochrome, colors: useColors, defaultColors: useDefault)
+    palette = Palette.install(
+      useColors ? .standard : .monochrome, colors: useColors, defaultColors: useDefault)
   }
 
   deinit { close() }

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Synchronization
 
 /// The signal (SIGINT, SIGTERM, SIGHUP) that asked the dashboard to stop, 0 when none did.
 let stopSignal = Atomic<Int32>(0)

@@ -9,10 +9,14 @@ import Testing
     let insns = d.disassemble(Fixtures.code, at: Fixtures.codeBase)
     #expect(
       insns.map(\.text) == [
-        "push rbp", "mov rbp, rsp", "mov rax, qword ptr [rdi + 8]", "add rax, 1", "mov qword ptr [rdi + 8], rax",
+        "push rbp", "mov rbp, rsp", "mov rax, qword ptr [rdi + 8]", "add rax, 1",
+        "mov qword ptr [rdi + 8], rax",
         "ud2", "pop rbp", "ret",
       ])
-    #expect(insns.map(\.address) == [0x10_3030, 0x10_3031, 0x10_3034, 0x10_3038, 0x10_303c, 0x10_3040, 0x10_3042, 0x10_3043])
+    #expect(
+      insns.map(\.address) == [
+        0x10_3030, 0x10_3031, 0x10_3034, 0x10_3038, 0x10_303c, 0x10_3040, 0x10_3042, 0x10_3043,
+      ])
     #expect(insns[1].bytes == [0x48, 0x89, 0xe5])
     #expect(insns.allSatisfy { $0.isValid })
     #expect(insns.last?.end == Fixtures.codeBase + UInt64(Fixtures.code.count))
@@ -21,10 +25,14 @@ import Testing
   @Test func moreInstructions() throws {
     let d = try Disassembler()
     // call rel32; jmp rel8; hlt; int3; syscall; lock cmpxchg [rdi], ecx
-    let bytes: [UInt8] = [0xe8, 0x00, 0x00, 0x00, 0x00, 0xeb, 0xfe, 0xf4, 0xcc, 0x0f, 0x05, 0xf0, 0x0f, 0xb1, 0x0f]
+    let bytes: [UInt8] = [
+      0xe8, 0x00, 0x00, 0x00, 0x00, 0xeb, 0xfe, 0xf4, 0xcc, 0x0f, 0x05, 0xf0, 0x0f, 0xb1, 0x0f,
+    ]
     let insns = d.disassemble(bytes, at: 0x1000)
     #expect(
-      insns.map(\.text) == ["call 0x1005", "jmp 0x1005", "hlt", "int3", "syscall", "lock cmpxchg dword ptr [rdi], ecx"])
+      insns.map(\.text) == [
+        "call 0x1005", "jmp 0x1005", "hlt", "int3", "syscall", "lock cmpxchg dword ptr [rdi], ecx",
+      ])
   }
 
   @Test func maxCountStopsEarly() throws {

@@ -54,7 +54,8 @@ import Testing
     g.meter(x: 0, y: 1, width: 14, fraction: 1.7, text: "170%", glyphs: .ascii)
     g.meter(x: 0, y: 2, width: 14, fraction: nil, text: "--", glyphs: .ascii)
     g.meter(x: 0, y: 3, width: 14, fraction: 0.0625, text: "", glyphs: .unicode)
-    #expect(g.text == "[|||||| 50.0%]\n[||||||||170%]\n[          --]\n[▊           ]", "6/8 of the first cell")
+    #expect(
+      g.text == "[|||||| 50.0%]\n[||||||||170%]\n[          --]\n[▊           ]", "6/8 of the first cell")
     #expect(g[1, 0].style == .meterBusy)
     #expect(g[6, 0].style == .meterBusy)
     #expect(g[7, 0].style == .meterIdle)

@@ -28,7 +28,8 @@ import Testing
     (.character("I"), .invertSort),
     (.character("/"), .beginFilter), (.function(4), .beginFilter),
     (.character(" "), .togglePause), (.function(5), .togglePause),
-    (.character("s"), .step), (.function(7), .step), (.character("c"), .continueVM), (.function(8), .continueVM),
+    (.character("s"), .step), (.function(7), .step), (.character("c"), .continueVM),
+    (.function(8), .continueVM),
     (.character("+"), .slower), (.character("-"), .faster),
     (.control("l"), .redraw), (.function(2), .cycleColors), (.resize, .resize),
   ]
@@ -139,7 +140,8 @@ import Testing
 
   @Test func arrowsScrollTheDetailViewWithinItsContent() {
     var s = press(.enter, listed()).0
-    s = reduce(s, .sync(ViewLayout(rowIDs: Array(0..<10), pageRows: 4, detailLines: 50, detailPageRows: 20))).0
+    s =
+      reduce(s, .sync(ViewLayout(rowIDs: Array(0..<10), pageRows: 4, detailLines: 50, detailPageRows: 20))).0
     s = press(.down, s).0
     #expect(s.detailScroll == 1)
     #expect(s.detail == 0, "scrolling does not change the lcpu")
@@ -169,7 +171,9 @@ import Testing
   @Test func filterEditingCommitsOrRestores() {
     var s = DashboardState()
     s.filter = "idle"
-    for k in [Key.character("/"), .backspace, .backspace, .backspace, .backspace, .character("b"), .character("u")] {
+    for k in [
+      Key.character("/"), .backspace, .backspace, .backspace, .backspace, .character("b"), .character("u"),
+    ] {
       s = press(k, s).0
     }
     #expect(s.isEditingFilter)

@@ -4,17 +4,21 @@ import Testing
 
 /// What the views must do whatever the goldens say: honesty, scaling, selection, sorting, filtering.
 @Suite struct ViewBehaviourTests {
-  func frame(_ state: DashboardState, _ snap: Snapshot?, _ rates: SnapshotRates?, width: Int = 80, height: Int = 24)
+  func frame(
+    _ state: DashboardState, _ snap: Snapshot?, _ rates: SnapshotRates?, width: Int = 80, height: Int = 24
+  )
     -> Frame
   {
     let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    let first = renderFrame(state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
+    let first = renderFrame(
+      state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
     return renderFrame(
       state: reduce(state, .sync(first.layout)).0, data: data, symbolize: Fixtures.symbolize, width: width,
       height: height)
   }
 
-  @Test(arguments: [1, 2, 8, 16, 17, 32, 48, 64]) func everyLCPUIsVisibleFromOneToSixtyFour(count: Int) throws {
+  @Test(arguments: [1, 2, 8, 16, 17, 32, 48, 64]) func everyLCPUIsVisibleFromOneToSixtyFour(count: Int) throws
+  {
     let (snap, rates) = try Fixtures.manyLCPUs(count)
     for (w, h) in [(80, 24), (200, 50)] {
       let f = frame(DashboardState(), snap, rates, width: w, height: h)
@@ -35,7 +39,8 @@ import Testing
     var s = reduce(DashboardState(), .sync(ViewLayout(rowIDs: [0, 1, 2, 3], pageRows: 18))).0
     s = reduce(s, .move(2)).0
     let g = frame(s, snap, rates).grid
-    let y = try #require(g.text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  2~") })
+    let y = try #require(
+      g.text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  2~") })
     #expect(g.row(y).allSatisfy { $0.style == .selected })
     #expect(g.row(y - 1).contains { $0.style != .selected })
   }
@@ -115,7 +120,8 @@ import Testing
     #expect(!g.text.contains("CPU"))
   }
 
-  @Test(arguments: [(40, 8), (41, 9), (57, 13), (80, 24), (133, 41), (200, 50), (300, 80)]) func everySizeRendersInBounds(
+  @Test(arguments: [(40, 8), (41, 9), (57, 13), (80, 24), (133, 41), (200, 50), (300, 80)])
+  func everySizeRendersInBounds(
     width: Int, height: Int
   ) throws {
     let (snap, rates) = try Fixtures.manyLCPUs(64)
@@ -145,9 +151,11 @@ import Testing
     var s = DashboardState()
     s.detail = 1
     let stale = DetailData(
-      lcpu: 3, disassembly: [DisassemblyLine(address: 0x10_303c, bytes: [0x90], mnemonic: "nop", operands: "")])
+      lcpu: 3,
+      disassembly: [DisassemblyLine(address: 0x10_303c, bytes: [0x90], mnemonic: "nop", operands: "")])
     let data = DashboardData(snapshot: snap, rates: rates, detail: stale, target: Fixtures.target)
-    let text = renderFrame(state: s, data: data, symbolize: Fixtures.symbolize, width: 200, height: 50).grid.text
+    let text = renderFrame(state: s, data: data, symbolize: Fixtures.symbolize, width: 200, height: 50).grid
+      .text
     #expect(!text.contains("nop"), "data fetched for lcpu 3 must not appear under lcpu 1")
     #expect(text.contains("lcpu 1"))
   }
@@ -155,7 +163,8 @@ import Testing
   @Test func benchmarkRendersRealFrames() throws {
     let (snap, rates) = try Fixtures.manyLCPUs(64)
     let result = benchmarkRender(
-      data: DashboardData(snapshot: snap, rates: rates, target: Fixtures.target), symbolize: Fixtures.symbolize,
+      data: DashboardData(snapshot: snap, rates: rates, target: Fixtures.target),
+      symbolize: Fixtures.symbolize,
       frames: 20)
     #expect(result.frames == 20)
     #expect(result.microsecondsPerFrame > 0 && result.microsecondsPerFrame.isFinite)

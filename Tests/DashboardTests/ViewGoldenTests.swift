@@ -14,14 +14,18 @@ import Testing
     width: Int, height: Int
   ) -> Grid {
     let data = DashboardData(snapshot: snapshot, rates: rates, detail: detail, target: Fixtures.target)
-    let first = renderFrame(state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
+    let first = renderFrame(
+      state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
     let synced = reduce(state, .sync(first.layout)).0
-    return renderFrame(state: synced, data: data, symbolize: Fixtures.symbolize, width: width, height: height).grid
+    return renderFrame(state: synced, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
+      .grid
   }
 
   @Test(arguments: sizes) func lcpusPane(width: Int, height: Int) throws {
     let (snap, rates) = try Fixtures.fourLCPUs()
-    assertGolden(frame(DashboardState(), snap, rates, width: width, height: height).text, named: "lcpus-\(width)x\(height)")
+    assertGolden(
+      frame(DashboardState(), snap, rates, width: width, height: height).text,
+      named: "lcpus-\(width)x\(height)")
   }
 
   @Test func lcpusPaneInASCII() throws {
@@ -33,12 +37,15 @@ import Testing
 
   @Test func lcpusPaneWithStoppedVM() throws {
     let (snap, rates) = try Fixtures.fourLCPUs(stopped: true)
-    assertGolden(frame(DashboardState(), snap, rates, width: 120, height: 16).text, named: "lcpus-stopped-120x16")
+    assertGolden(
+      frame(DashboardState(), snap, rates, width: 120, height: 16).text, named: "lcpus-stopped-120x16")
   }
 
   @Test(arguments: [(80, 24), (200, 50), (120, 40)]) func sixtyFourLCPUs(width: Int, height: Int) throws {
     let (snap, rates) = try Fixtures.manyLCPUs(64)
-    assertGolden(frame(DashboardState(), snap, rates, width: width, height: height).text, named: "lcpus64-\(width)x\(height)")
+    assertGolden(
+      frame(DashboardState(), snap, rates, width: width, height: height).text,
+      named: "lcpus64-\(width)x\(height)")
   }
 
   @Test(arguments: sizes) func genericMode(width: Int, height: Int) throws {
@@ -83,7 +90,8 @@ import Testing
     let (snap, rates) = try Fixtures.fourLCPUs()
     var state = DashboardState()
     state.helpVisible = true
-    assertGolden(frame(state, snap, rates, width: width, height: height).text, named: "help-\(width)x\(height)")
+    assertGolden(
+      frame(state, snap, rates, width: width, height: height).text, named: "help-\(width)x\(height)")
   }
 
   @Test(arguments: Pane.allCases.filter { $0 != .lcpus }) func placeholderPanes(pane: Pane) throws {
@@ -106,7 +114,9 @@ import Testing
   @Test func filterBeingTyped() throws {
     let (snap, rates) = try Fixtures.fourLCPUs()
     var state = DashboardState()
-    for a in [Action.beginFilter, .filterInput("b"), .filterInput("u"), .filterInput("s")] { state = reduce(state, a).0 }
+    for a in [Action.beginFilter, .filterInput("b"), .filterInput("u"), .filterInput("s")] {
+      state = reduce(state, a).0
+    }
     let text = frame(state, snap, rates, width: 80, height: 24).text
     assertGolden(text, named: "filter-80x24")
   }

@@ -34,7 +34,8 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
     left.add(runStateText(snap), runStateStyle(snap), separated: true)
   }
   if let name = target.name { left.add(name, .dim, priority: 5, separated: true) }
-  left.draw(into: &g, x: 0, y: 0, width: max(0, width - (rightWidth > 0 ? rightWidth + 1 : 0)), glyphs: glyphs)
+  left.draw(
+    into: &g, x: 0, y: 0, width: max(0, width - (rightWidth > 0 ? rightWidth + 1 : 0)), glyphs: glyphs)
 
   // Line 1: where the numbers come from and what they cost.
   var src = Segments()
@@ -80,7 +81,8 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   func total(_ key: KeyPath<LCPURates, Double>) -> String {
     rates.isEmpty ? "-" : Format.human(rates.map { $0[keyPath: key] }.reduce(0, +))
   }
-  let allIRQs = rates.isEmpty
+  let allIRQs =
+    rates.isEmpty
     ? "-"
     : Format.human(
       rates.map { $0.timerIRQsPerSecond + $0.ipisPerSecond + $0.deviceIRQsPerSecond + $0.spuriousPerSecond }
@@ -168,9 +170,12 @@ func drawFunctionBar(into g: inout Grid, state: DashboardState, y: Int, width: I
     ]
   }
   let ascii = state.charset == .ascii
-  var items = keys.map { (key: ascii ? $0.0.replacingArrows() : $0.0, label: $0.1.padding(toWidth: 6), priority: $0.2) }
+  var items = keys.map {
+    (key: ascii ? $0.0.replacingArrows() : $0.0, label: $0.1.padding(toWidth: 6), priority: $0.2)
+  }
   while items.map({ displayWidth($0.key) + displayWidth($0.label) }).reduce(0, +) > width,
-    let worst = items.map(\.priority).max(), worst > 0, let i = items.lastIndex(where: { $0.priority == worst })
+    let worst = items.map(\.priority).max(), worst > 0,
+    let i = items.lastIndex(where: { $0.priority == worst })
   {
     items.remove(at: i)
   }

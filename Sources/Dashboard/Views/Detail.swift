@@ -42,7 +42,8 @@ struct Canvas {
       let x = 1 + (n / rows) * cell
       let yy = y + n % rows
       grid.field(label, x: x, y: yy, width: labelWidth, style: .label, align: .right)
-      grid.field(value, x: x + labelWidth + 1, y: yy, width: valueWidth, style: style, ellipsis: glyphs.ellipsis)
+      grid.field(
+        value, x: x + labelWidth + 1, y: yy, width: valueWidth, style: style, ellipsis: glyphs.ellipsis)
     }
     y += rows
   }
@@ -68,7 +69,8 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
   let record = snap.lcpus.first { Int($0.index) == id }
   let vcpu = snap.vcpus?.first { $0.index == id }
   let extra = data.detail?.lcpu == id ? data.detail : nil
-  let row = record == nil ? nil : lcpuRows(snap, rates: data.rates, symbolize: symbolize).first { $0.id == id }
+  let row =
+    record == nil ? nil : lcpuRows(snap, rates: data.rates, symbolize: symbolize).first { $0.id == id }
   let rip = row?.rip ?? vcpu?.value(of: "rip")
 
   // Title line.
@@ -77,8 +79,12 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
   if let row {
     title.add(row.stateText, row.stateStyle, separated: true)
     if let r = record { title.add("APIC \(r.apicID)", .normal, priority: 3, separated: true) }
-    if let busy = row.busy { title.add("busy " + Format.fixed(busy, decimals: 1) + "%", .value, priority: 1, separated: true) }
-    if let r = record, r.currentThread != 0 { title.add("thread \(r.currentThread)", .normal, priority: 2, separated: true) }
+    if let busy = row.busy {
+      title.add("busy " + Format.fixed(busy, decimals: 1) + "%", .value, priority: 1, separated: true)
+    }
+    if let r = record, r.currentThread != 0 {
+      title.add("thread \(r.currentThread)", .normal, priority: 2, separated: true)
+    }
     switch row.record.consistency {
     case .consistent: break
     case .inconsistent(let retries):
@@ -123,7 +129,8 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
     record: record, extra: extra, rip: rip, paused: state.vmPaused, symbolize: symbolize, glyphs: glyphs,
     width: wide ? width * 2 / 5 : width)
   let code = disassemblyContent(
-    extra: extra, rip: rip, symbolize: symbolize, glyphs: glyphs, width: wide ? width - width * 2 / 5 - 1 : width)
+    extra: extra, rip: rip, symbolize: symbolize, glyphs: glyphs,
+    width: wide ? width - width * 2 / 5 - 1 : width)
 
   // Registers, then the guest's own counters.
   var bottom = Canvas(width: width, glyphs: glyphs)
@@ -133,7 +140,8 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
     let longest = min(9, vcpu.registers.map { displayWidth($0.name) }.max() ?? 3)
     let labelWidth = (width - 1 + 3) / (longest + 1 + 16 + 3) >= 3 ? longest : 7
     bottom.pairs(
-      vcpu.registers.map { ($0.name, Format.hex($0.value), Style.address) }, labelWidth: labelWidth, valueWidth: 16)
+      vcpu.registers.map { ($0.name, Format.hex($0.value), Style.address) }, labelWidth: labelWidth,
+      valueWidth: 16)
   } else {
     bottom.line("Registers need a stopped VM: press space to pause (or s to step).", .warn)
   }
@@ -143,7 +151,8 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
     let perMs = snap.guest?.tscPerMs ?? 0
     func ago(_ tsc: UInt64) -> String {
       guard perMs > 0, tsc > 0, newest >= tsc else { return "-" }
-      return Format.duration(seconds: Double(newest - tsc) / Double(perMs) / 1000, micro: glyphs.micro) + " ago"
+      return Format.duration(seconds: Double(newest - tsc) / Double(perMs) / 1000, micro: glyphs.micro)
+        + " ago"
     }
     let n = { (v: UInt64) in (String(v), Style.value) }
     let items: [(String, (String, Style))] = [
@@ -194,11 +203,13 @@ func backtraceContent(
     frames = extra?.frames.map { frames in (rip.map { [$0] } ?? []) + frames }
   }
   guard let frames, !frames.isEmpty else {
-    c.line(paused ? "no frame-pointer chain was read" : "needs a stopped VM: press space", paused ? .dim : .warn)
+    c.line(
+      paused ? "no frame-pointer chain was read" : "needs a stopped VM: press space", paused ? .dim : .warn)
     return c.finished()
   }
   for (i, address) in frames.prefix(32).enumerated() {
-    var x = 1 + c.grid.put(("#" + String(i)).padding(toWidth: 4), x: 1, y: c.y, style: i == 0 ? .current : .dim)
+    var x =
+      1 + c.grid.put(("#" + String(i)).padding(toWidth: 4), x: 1, y: c.y, style: i == 0 ? .current : .dim)
     // The address goes first when space is short: the symbol is the part worth keeping.
     if width - x >= 17 + 16 { x += c.grid.put(Format.hex(address) + " ", x: x, y: c.y, style: .address) }
     let name = symbolize(address) ?? Format.address(address)
@@ -235,7 +246,8 @@ func disassemblyContent(
       x += c.grid.put(hex.padding(toWidth: byteCount * 3 + 1), x: x, y: c.y, style: .dim)
     }
     let text = insn.mnemonic.padding(toWidth: 7) + " " + insn.operands
-    c.grid.put(text, x: x, y: c.y, style: current ? .current : (insn.mnemonic == "(bad)" ? .error : .normal),
+    c.grid.put(
+      text, x: x, y: c.y, style: current ? .current : (insn.mnemonic == "(bad)" ? .error : .normal),
       maxWidth: width - x)
     c.y += 1
   }

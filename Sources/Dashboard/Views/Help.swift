@@ -31,7 +31,9 @@ func drawHelp(into g: inout Grid, area: Rect, glyphs: Glyphs) {
   let width = min(area.width, 96)
   let height = min(area.height, keyTable.count + legend.count + 3)
   guard width >= 20, height >= 3 else { return }
-  let box = Rect(x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width: width, height: height)
+  let box = Rect(
+    x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width: width, height: height
+  )
   g.fill(box)
   g.box(box, glyphs: glyphs, title: "smptop keys (any key closes)")
   let inner = box.inset(1)

@@ -153,7 +153,8 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
     .fixed("IRQ/s", 6, priority: 0, key: .irq) { g, r, x, y, w in number(r.irqPerSecond, &g, x, y, w) },
     .fixed("TMR/s", 6, priority: 5) { g, r, x, y, w in number(r.rates?.timerIRQsPerSecond, &g, x, y, w) },
     .fixed("DEV/s", 6, priority: 6) { g, r, x, y, w in number(r.rates?.deviceIRQsPerSecond, &g, x, y, w) },
-    .fixed("IPI/s", 6, priority: 1, key: .ipi) { g, r, x, y, w in number(r.rates?.ipisPerSecond, &g, x, y, w) },
+    .fixed("IPI/s", 6, priority: 1, key: .ipi) { g, r, x, y, w in number(r.rates?.ipisPerSecond, &g, x, y, w)
+    },
     .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in number(r.rates?.spuriousPerSecond, &g, x, y, w) },
     .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in number(r.rates?.ipisSentPerSecond, &g, x, y, w) },
     .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in number(r.rates?.workLoopsPerSecond, &g, x, y, w) },
@@ -163,14 +164,17 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
     },
     .fixed("DUE IN", 7, priority: 2, key: .deadline) { g, r, x, y, w in
       guard let due = r.due else {
-        return g.field(r.record.nextDeadlineTSC == 0 ? "-" : "?", x: x, y: y, width: w, style: .dim, align: .right)
+        return g.field(
+          r.record.nextDeadlineTSC == 0 ? "-" : "?", x: x, y: y, width: w, style: .dim, align: .right)
       }
       g.field(
-        Format.duration(seconds: due, micro: glyphs.micro), x: x, y: y, width: w, style: due < 0 ? .warn : .normal,
+        Format.duration(seconds: due, micro: glyphs.micro), x: x, y: y, width: w,
+        style: due < 0 ? .warn : .normal,
         align: .right, ellipsis: e)
     },
     .flexible(
-      ripTitle, minimum: 10, preferred: 20, maximum: Int.max / 4, weight: 3, priority: 0, bonus: (4, 16), key: .rip
+      ripTitle, minimum: 10, preferred: 20, maximum: Int.max / 4, weight: 3, priority: 0, bonus: (4, 16),
+      key: .rip
     ) {
       g, r, x, y, w in
       let style: Style = r.marker == "!" ? .error : (r.rip == nil ? .dim : .symbol)
@@ -191,7 +195,8 @@ func drawBusyMeter(_ g: inout Grid, _ r: LCPURow, x: Int, y: Int, width: Int, gl
       g.meter(x: x, y: y, width: width, fraction: nil, text: "?", glyphs: glyphs)
     } else if let busy = r.busy {
       g.meter(
-        x: x, y: y, width: width, fraction: busy / 100, text: Format.fixed(busy, decimals: 1) + "%", glyphs: glyphs)
+        x: x, y: y, width: width, fraction: busy / 100, text: Format.fixed(busy, decimals: 1) + "%",
+        glyphs: glyphs)
     } else {
       g.meter(x: x, y: y, width: width, fraction: nil, text: "--", glyphs: glyphs)
     }
@@ -232,7 +237,8 @@ func planLCPUPane(count: Int, body: Rect) -> LCPUPaneLayout {
       table: Rect(x: body.x, y: body.y + meterRows, width: body.width, height: rest), summaryLine: nil)
   }
   return LCPUPaneLayout(
-    meterColumns: columns, meterRows: meterRows, table: Rect(x: body.x, y: body.maxY, width: body.width, height: 0),
+    meterColumns: columns, meterRows: meterRows,
+    table: Rect(x: body.x, y: body.maxY, width: body.width, height: 0),
     summaryLine: rest >= 1 ? body.y + meterRows : nil)
 }
 
@@ -262,8 +268,12 @@ func drawSummary(into g: inout Grid, row: LCPURow?, x: Int, y: Int, width: Int, 
   var s = Segments()
   s.add("cpu\(r.id)", .value)
   s.add(r.stateText, r.stateStyle, separated: true)
-  if let irq = r.irqPerSecond { s.add("irq " + Format.human(irq) + "/s", .normal, priority: 2, separated: true) }
-  if r.record.currentThread != 0 { s.add("thread \(r.record.currentThread)", .normal, priority: 3, separated: true) }
+  if let irq = r.irqPerSecond {
+    s.add("irq " + Format.human(irq) + "/s", .normal, priority: 2, separated: true)
+  }
+  if r.record.currentThread != 0 {
+    s.add("thread \(r.record.currentThread)", .normal, priority: 3, separated: true)
+  }
   if let due = r.due {
     s.add("due " + Format.duration(seconds: due, micro: glyphs.micro), .normal, priority: 4, separated: true)
   }

@@ -51,9 +51,11 @@ public func renderFrame(
   if let snap = data.snapshot {
     switch state.pane {
     case .lcpus where generic:
-      layout = drawVCPUPane(into: &g, state: state, snapshot: snap, symbolize: symbolize, body: body, layout: layout)
+      layout = drawVCPUPane(
+        into: &g, state: state, snapshot: snap, symbolize: symbolize, body: body, layout: layout)
     case .lcpus:
-      layout = drawLCPUPane(into: &g, state: state, data: data, snapshot: snap, symbolize: symbolize, body: body,
+      layout = drawLCPUPane(
+        into: &g, state: state, data: data, snapshot: snap, symbolize: symbolize, body: body,
         layout: layout)
     default:
       drawPlaceholder(into: &g, lines: placeholderText(for: state.pane, generic: generic), body: body)
@@ -86,28 +88,33 @@ func drawLCPUPane(
   let rows = arrange(all, filter: state.filter, sort: state.current)
   layout.rowIDs = rows.map(\.id)
   let plan = planLCPUPane(count: all.count, body: body)
-  let selected = state.current.selectedID.flatMap { id in layout.rowIDs.contains(id) ? id : nil } ?? rows.first?.id
+  let selected =
+    state.current.selectedID.flatMap { id in layout.rowIDs.contains(id) ? id : nil } ?? rows.first?.id
   if plan.compact {
     drawMeters(into: &g, rows: all, plan: plan, body: body, selected: selected, glyphs: glyphs)
   }
   if let y = plan.summaryLine {
-    drawSummary(into: &g, row: rows.first { $0.id == selected }, x: body.x, y: y, width: body.width, glyphs: glyphs)
+    drawSummary(
+      into: &g, row: rows.first { $0.id == selected }, x: body.x, y: y, width: body.width, glyphs: glyphs)
     layout.pageRows = plan.meterRows
   }
   if !plan.table.isEmpty {
     let stopped = snapshot.vcpus?.isEmpty == false
     let columns = placeColumns(
-      lcpuColumns(glyphs: glyphs, ripTitle: stopped ? "RIP (stopped)" : "RIP (last tick)"), width: plan.table.width)
+      lcpuColumns(glyphs: glyphs, ripTitle: stopped ? "RIP (stopped)" : "RIP (last tick)"),
+      width: plan.table.width)
     let page = max(1, plan.table.height - 1)
     let scroll = scrollKeepingVisible(
-      PaneState(selectedID: selected, scroll: state.current.scroll), ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
+      PaneState(selectedID: selected, scroll: state.current.scroll),
+      ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
     drawTable(
       into: &g, rect: plan.table, columns: columns, rows: rows, scroll: scroll, selected: selected,
       sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs, id: \.id)
     layout.pageRows = page
     if rows.isEmpty {
       g.put(
-        all.isEmpty ? "The guest published no lcpu records." : "No lcpu matches the filter \"\(state.filter)\".",
+        all.isEmpty
+          ? "The guest published no lcpu records." : "No lcpu matches the filter \"\(state.filter)\".",
         x: plan.table.x + 1, y: plan.table.y + 1, style: .dim, maxWidth: plan.table.width - 2)
     }
   }
@@ -123,11 +130,13 @@ func drawVCPUPane(
   let glyphs = state.charset.glyphs
   let rows = arrange(vcpuRows(snapshot, symbolize: symbolize), filter: state.filter, sort: state.current)
   layout.rowIDs = rows.map(\.id)
-  let selected = state.current.selectedID.flatMap { id in layout.rowIDs.contains(id) ? id : nil } ?? rows.first?.id
+  let selected =
+    state.current.selectedID.flatMap { id in layout.rowIDs.contains(id) ? id : nil } ?? rows.first?.id
   let columns = placeColumns(vcpuColumns(glyphs: glyphs), width: body.width)
   let page = max(1, body.height - 1)
   let scroll = scrollKeepingVisible(
-    PaneState(selectedID: selected, scroll: state.current.scroll), ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
+    PaneState(selectedID: selected, scroll: state.current.scroll),
+    ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
   drawTable(
     into: &g, rect: body, columns: columns, rows: rows, scroll: scroll, selected: selected,
     sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs, id: \.id)

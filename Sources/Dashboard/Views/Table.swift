@@ -58,7 +58,9 @@ struct PlacedColumn<Row> {
 /// width goes to flexible columns by weight. Columns keep their declared order on screen.
 func placeColumns<Row>(_ columns: [Column<Row>], width: Int, gap: Int = 1) -> [PlacedColumn<Row>] {
   // Admission entries: each column at its priority, and each bonus at its own.
-  var entries: [(priority: Int, index: Int, bonus: Bool)] = columns.indices.map { (columns[$0].priority, $0, false) }
+  var entries: [(priority: Int, index: Int, bonus: Bool)] = columns.indices.map {
+    (columns[$0].priority, $0, false)
+  }
   for i in columns.indices {
     if let b = columns[i].bonus { entries.append((b.priority, i, true)) }
   }
@@ -81,7 +83,8 @@ func placeColumns<Row>(_ columns: [Column<Row>], width: Int, gap: Int = 1) -> [P
     used += cost
   }
   let order = columns.indices.filter { kept.contains($0) }
-  var widths = Dictionary(uniqueKeysWithValues: order.map { ($0, min(columns[$0].maximum, planned[$0, default: 0])) })
+  var widths = Dictionary(
+    uniqueKeysWithValues: order.map { ($0, min(columns[$0].maximum, planned[$0, default: 0])) })
   let gaps = max(0, order.count - 1) * gap
   var total = widths.values.reduce(0, +) + gaps
   // Too wide: shrink flexible columns, the widest-over-minimum first.
@@ -134,7 +137,8 @@ func drawTable<Row>(
     var title = c.column.title
     var style = Style.header
     if let key = c.column.key, key == sortKey {
-      title = c.column.align == .right
+      title =
+        c.column.align == .right
         ? (descending ? glyphs.down : glyphs.up) + title : title + (descending ? glyphs.down : glyphs.up)
       style = .headerSorted
     }

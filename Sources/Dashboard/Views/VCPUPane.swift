@@ -40,7 +40,9 @@ func arrange(_ rows: [VCPURow], filter: String, sort: PaneState) -> [VCPURow] {
 func vcpuColumns(glyphs: Glyphs) -> [Column<VCPURow>] {
   func register(_ name: String, _ title: String, priority: Int, digits: Int = 16) -> Column<VCPURow> {
     .fixed(title, digits, priority: priority) { g, r, x, y, w in
-      guard let v = r.vcpu.value(of: name) else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
+      guard let v = r.vcpu.value(of: name) else {
+        return g.field("-", x: x, y: y, width: w, style: .dim, align: .right)
+      }
       g.field(Format.hex(v, digits: digits), x: x, y: y, width: w, style: .address, align: .right)
     }
   }
@@ -58,7 +60,8 @@ func vcpuColumns(glyphs: Glyphs) -> [Column<VCPURow>] {
     register("cs", "CS", priority: 5, digits: 4),
     .flexible("SYMBOL", minimum: 10, preferred: 24, maximum: Int.max / 4, weight: 1, priority: 1, key: .rip) {
       g, r, x, y, w in
-      g.field(r.ripText, x: x, y: y, width: w, style: r.rip == nil ? .dim : .symbol, ellipsis: glyphs.ellipsis)
+      g.field(
+        r.ripText, x: x, y: y, width: w, style: r.rip == nil ? .dim : .symbol, ellipsis: glyphs.ellipsis)
     },
   ]
 }

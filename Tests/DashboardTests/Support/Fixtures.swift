@@ -50,7 +50,9 @@ enum Fixtures {
     return p
   }
 
-  static func rates(_ entries: [(index: Int, busy: Double?, timer: Double, ipi: Double, device: Double)], interval: Double = 1)
+  static func rates(
+    _ entries: [(index: Int, busy: Double?, timer: Double, ipi: Double, device: Double)], interval: Double = 1
+  )
     throws -> SnapshotRates
   {
     let items = entries.map { e in
@@ -66,8 +68,10 @@ enum Fixtures {
   }
 
   static let registerNames = [
-    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
-    "rip", "eflags", "cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3",
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+    "r15",
+    "rip", "eflags", "cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base", "k_gs_base", "cr0", "cr2",
+    "cr3",
     "cr4", "cr8", "efer",
   ]
 
@@ -150,7 +154,10 @@ enum Fixtures {
     records[3].errorCode = 15
     records[3].lastTickRIP = 0x10_2010
     records[3].panic = try panic(rip: 0x10_303c, backtrace: [0x10_2010, 0x10_1444, 0x10_0020])
-    let vcpus = try stopped ? (0..<4).map { try vcpu($0, rip: [0x10_1420, 0x10_1001, 0x10_5090, 0x10_4010][$0], halted: $0 == 1) } : nil
+    let vcpus =
+      try stopped
+      ? (0..<4).map { try vcpu($0, rip: [0x10_1420, 0x10_1001, 0x10_5090, 0x10_4010][$0], halted: $0 == 1) }
+      : nil
     let snap = Snapshot(
       timeNanoseconds: 5_000_000_000, source: stopped ? .gdbstub : .sharedRAM, guest: try guest(lcpus: 4),
       lcpus: records, vcpus: vcpus, runState: stopped ? "paused" : "running",
@@ -205,7 +212,8 @@ enum Fixtures {
   static func generic(withRegisters: Bool = true) throws -> Snapshot {
     Snapshot(
       timeNanoseconds: 1_000_000_000, source: .gdbstub, guest: nil, lcpus: [],
-      vcpus: withRegisters ? [try vcpu(0, rip: 0x10_1420, halted: false), try vcpu(1, rip: 0x10_1001, halted: true)] : nil,
+      vcpus: withRegisters
+        ? [try vcpu(0, rip: 0x10_1420, halted: false), try vcpu(1, rip: 0x10_1001, halted: true)] : nil,
       runState: "paused", costNanoseconds: 2_300_000, pauseNanoseconds: 2_100_000)
   }
 
@@ -213,7 +221,8 @@ enum Fixtures {
   /// mov [rdi+8],rax; ud2; pop rbp; ret.
   static let codeBase: UInt64 = 0x10_3030
   static let code: [UInt8] = [
-    0x55, 0x48, 0x89, 0xe5, 0x48, 0x8b, 0x47, 0x08, 0x48, 0x83, 0xc0, 0x01, 0x48, 0x89, 0x47, 0x08, 0x0f, 0x0b,
+    0x55, 0x48, 0x89, 0xe5, 0x48, 0x8b, 0x47, 0x08, 0x48, 0x83, 0xc0, 0x01, 0x48, 0x89, 0x47, 0x08, 0x0f,
+    0x0b,
     0x5d, 0xc3,
   ]
 }

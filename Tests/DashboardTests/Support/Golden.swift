@@ -10,7 +10,8 @@ func assertGolden(
   line: Int = #line, column: Int = #column
 ) {
   let location = SourceLocation(fileID: fileID, filePath: filePath, line: line, column: column)
-  let directory = URL(fileURLWithPath: filePath).deletingLastPathComponent().appendingPathComponent("__Snapshots__")
+  let directory = URL(fileURLWithPath: filePath).deletingLastPathComponent().appendingPathComponent(
+    "__Snapshots__")
   let url = directory.appendingPathComponent(name + ".txt")
   let record = ProcessInfo.processInfo.environment["SNAPSHOT_RECORD"].map { $0 != "" && $0 != "0" } ?? false
   let expected = try? String(contentsOf: url, encoding: .utf8)
