@@ -48,11 +48,19 @@ public enum ColorChoice: Sendable, Equatable {
 /// True while a `Screen` is open: ncurses has one global screen, so there is one `Screen` at a time.
 private let screenActive = Atomic<Bool>(false)
 
+/// Registers, once, an exit hook that ends curses if the program calls `exit()` with a `Screen` open.
+private let exitHook: Void = {
+  atexit {
+    if screenActive.load(ordering: .acquiring) { endwin() }
+  }
+}()
+
 /// An ncurses session on the process's terminal: grids out, keys in, and the terminal always restored.
 ///
 /// Not `Sendable`: use it from the thread that created it. `close()` (or deinit) ends curses; the
 /// signal handlers installed by `init` restore the terminal on SIGINT/SIGTERM/SIGHUP (the run loop
-/// stops within one tick) and before a crash signal reaches the previous handler.
+/// stops within one tick) and before a crash signal reaches the previous handler, and an `atexit`
+/// hook ends curses if something calls `exit()` while it is open.
 public final class Screen {
   /// What the locale can show: ASCII under LANG=C.
   public let charset: Charset
@@ -97,6 +105,7 @@ public final class Screen {
       throw TerminalError(.system, "could not open the terminal: \(String(cString: strerror(errno)))")
     }
     installSignalHandlers()
+    _ = exitHook
     guard let scr = newterm(nil, out, inp) else {
       removeSignalHandlers()
       fclose(out)
