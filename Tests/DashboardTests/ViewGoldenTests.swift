@@ -77,6 +77,14 @@ import Testing
       named: "detail-\(width)x\(height)")
   }
 
+  @Test func detailOfAGenericVCPU() throws {
+    var state = DashboardState()
+    state.detail = 0
+    let frames = DetailData(lcpu: 0, frames: [0x10_2010, 0x10_0020], rip: 0x10_1420)
+    assertGolden(
+      frame(state, try Fixtures.generic(), detail: frames, width: 100, height: 30).text, named: "detail-generic-100x30")
+  }
+
   @Test func detailOfARunningLCPUExplainsWhatIsMissing() throws {
     let (snap, rates) = try Fixtures.fourLCPUs()
     var state = DashboardState()
