@@ -1,1 +1,0 @@
-// Dashboard module: state, keys, pure views (no ncurses).

@@ -1,0 +1,123 @@
+import Inspector
+import Synchronization
+
+/// Turns a guest code address into "symbol+0x1a"; nil when the address is in no known symbol.
+///
+/// Called for every visible RIP on every frame, so the caller should cache.
+public typealias Symbolizer = (UInt64) -> String?
+
+/// What the dashboard knows about the QEMU process it inspects (from QMP), for the header.
+public struct TargetInfo: Sendable, Equatable, Codable {
+  /// QEMU's version ("9.2.0").
+  public var qemuVersion: String?
+  /// The machine type ("pc-q35-9.2").
+  public var machine: String?
+  /// What runs in it: the kernel file name, or "bundled unikernel".
+  public var name: String?
+
+  /// Creates target information.
+  public init(qemuVersion: String? = nil, machine: String? = nil, name: String? = nil) {
+    self.qemuVersion = qemuVersion
+    self.machine = machine
+    self.name = name
+  }
+}
+
+/// One disassembled instruction for the detail view (the Disassembly module's `Instruction`, copied).
+public struct DisassemblyLine: Sendable, Equatable, Codable {
+  /// Address of the first byte.
+  public var address: UInt64
+  /// The instruction's bytes.
+  public var bytes: [UInt8]
+  /// "mov", "(bad)".
+  public var mnemonic: String
+  /// "rbp, rsp".
+  public var operands: String
+
+  /// Creates a line.
+  public init(address: UInt64, bytes: [UInt8], mnemonic: String, operands: String) {
+    self.address = address
+    self.bytes = bytes
+    self.mnemonic = mnemonic
+    self.operands = operands
+  }
+}
+
+/// What the detail view needs beyond the snapshot, fetched by the caller when `.openDetail` is asked for.
+public struct DetailData: Sendable, Equatable, Codable {
+  /// The lcpu (or vCPU) this data belongs to; ignored when it is not `state.detail`.
+  public var lcpu: Int
+  /// Return addresses from a frame-pointer walk, innermost first (nil when none was taken).
+  public var frames: [UInt64]?
+  /// Instructions around RIP.
+  public var disassembly: [DisassemblyLine]
+  /// The RIP the disassembly and frames were taken at.
+  public var rip: UInt64?
+  /// Why something is missing ("code at RIP is not in guest RAM").
+  public var note: String?
+
+  /// Creates detail data.
+  public init(
+    lcpu: Int, frames: [UInt64]? = nil, disassembly: [DisassemblyLine] = [], rip: UInt64? = nil,
+    note: String? = nil
+  ) {
+    self.lcpu = lcpu
+    self.frames = frames
+    self.disassembly = disassembly
+    self.rip = rip
+    self.note = note
+  }
+}
+
+/// Everything a frame is drawn from, apart from the UI state.
+public struct DashboardData: Sendable {
+  /// The latest snapshot; nil before the first one arrives.
+  public var snapshot: Snapshot?
+  /// Rates between the two latest snapshots; nil after the first one or when the interval was empty.
+  public var rates: SnapshotRates?
+  /// Detail-view extras for `state.detail`.
+  public var detail: DetailData?
+  /// QEMU version and machine.
+  public var target: TargetInfo
+  /// Changes whenever anything above changes (a `Latest` generation will do): the run loop redraws then.
+  public var generation: UInt64
+
+  /// Creates the inputs of a frame.
+  public init(
+    snapshot: Snapshot?, rates: SnapshotRates? = nil, detail: DetailData? = nil,
+    target: TargetInfo = TargetInfo(),
+    generation: UInt64 = 0
+  ) {
+    self.snapshot = snapshot
+    self.rates = rates
+    self.detail = detail
+    self.target = target
+    self.generation = generation
+  }
+}
+
+/// The newest value of something produced on another thread (the sampler's snapshot), read by the UI.
+public final class Latest<Value: Sendable>: Sendable {
+  private let storage: Mutex<(value: Value, generation: UInt64)>
+
+  /// Creates the box with an initial value.
+  public init(_ value: Value) { storage = Mutex((value, 0)) }
+
+  /// Replaces the value; readers see it on their next `read`.
+  public func publish(_ value: Value) {
+    storage.withLock { $0 = (value, $0.generation &+ 1) }
+  }
+
+  /// Changes the value in place under the lock.
+  public func update(_ body: (inout Value) -> Void) {
+    storage.withLock {
+      body(&$0.value)
+      $0.generation &+= 1
+    }
+  }
+
+  /// The current value and how many times it was published (to tell whether it changed).
+  public func read() -> (value: Value, generation: UInt64) {
+    storage.withLock { ($0.value, $0.generation) }
+  }
+}

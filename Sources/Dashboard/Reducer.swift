@@ -1,0 +1,230 @@
+/// Applies one action to the state and says what the caller must do. Pure: no I/O, no clock, no globals.
+public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState, Reaction) {
+  var s = state
+  // A message stays up until the user does something.
+  switch action {
+  case .sync, .status, .resize: break
+  default: s.statusMessage = nil
+  }
+
+  switch action {
+  case .quit:
+    return (s, .quit)
+
+  case .toggleHelp:
+    s.helpVisible.toggle()
+    return (s, .redraw)
+
+  case .escape:
+    if s.helpVisible {
+      s.helpVisible = false
+    } else if s.detail != nil {
+      s.detail = nil
+      s.detailScroll = 0
+    } else if !s.filter.isEmpty {
+      s.filter = ""
+    } else {
+      return (s, [])
+    }
+    return (s, .redraw)
+
+  case .nextPane, .previousPane, .selectPane:
+    let all = Pane.allCases
+    let i = all.firstIndex(of: s.pane) ?? 0
+    switch action {
+    case .nextPane: s.pane = all[(i + 1) % all.count]
+    case .previousPane: s.pane = all[(i + all.count - 1) % all.count]
+    case .selectPane(let p): s.pane = p
+    default: break
+    }
+    s.detail = nil
+    s.detailScroll = 0
+    s.helpVisible = false
+    return (s, .redraw)
+
+  case .move(let n):
+    if s.detail != nil { return scrollDetail(s, by: n) }
+    return (moveSelection(s, by: n), .redraw)
+  case .pageUp:
+    if s.detail != nil { return scrollDetail(s, by: -max(1, s.layout.detailPageRows - 1)) }
+    return (moveSelection(s, by: -max(1, s.layout.pageRows - 1)), .redraw)
+  case .pageDown:
+    if s.detail != nil { return scrollDetail(s, by: max(1, s.layout.detailPageRows - 1)) }
+    return (moveSelection(s, by: max(1, s.layout.pageRows - 1)), .redraw)
+  case .home:
+    if s.detail != nil { return scrollDetail(s, by: Int.min / 2) }
+    return (moveSelection(s, by: Int.min / 2), .redraw)
+  case .end:
+    if s.detail != nil { return scrollDetail(s, by: Int.max / 2) }
+    return (moveSelection(s, by: Int.max / 2), .redraw)
+
+  case .openDetail:
+    guard s.pane == .lcpus else {
+      s.statusMessage = "no detail view in this pane"
+      return (s, .redraw)
+    }
+    guard let id = s.current.selectedID ?? s.layout.rowIDs.first else {
+      s.statusMessage = "nothing selected"
+      return (s, .redraw)
+    }
+    s.current.selectedID = id
+    s.detail = id
+    s.detailScroll = 0
+    return (s, [.redraw, .openDetail])
+
+  case .detailNeighbour(let n):
+    guard let open = s.detail, !s.layout.rowIDs.isEmpty else { return (s, []) }
+    let ids = s.layout.rowIDs
+    let i = ids.firstIndex(of: open) ?? 0
+    let j = min(ids.count - 1, max(0, i + n))
+    s.detail = ids[j]
+    s.current.selectedID = ids[j]
+    s.detailScroll = 0
+    return (s, [.redraw, .openDetail])
+
+  case .sortNext, .sortPrevious:
+    let keys = s.pane.sortKeys
+    let i = keys.firstIndex(of: s.current.sortKey) ?? 0
+    let j = action == .sortNext ? (i + 1) % keys.count : (i + keys.count - 1) % keys.count
+    s.current.sortKey = keys[j]
+    s.current.descending = keys[j].defaultDescending
+    s.statusMessage = sortMessage(s)
+    return (s, .redraw)
+  case .invertSort:
+    s.current.descending.toggle()
+    s.statusMessage = sortMessage(s)
+    return (s, .redraw)
+
+  case .beginFilter:
+    s.filterBeforeEdit = s.filter
+    s.isEditingFilter = true
+    s.helpVisible = false
+    return (s, .redraw)
+  case .filterInput(let c):
+    guard s.isEditingFilter, s.filter.count < 64 else { return (s, []) }
+    s.filter.append(c)
+    s.current.scroll = 0
+    return (s, .redraw)
+  case .filterBackspace:
+    guard s.isEditingFilter, !s.filter.isEmpty else { return (s, []) }
+    s.filter.removeLast()
+    return (s, .redraw)
+  case .commitFilter:
+    s.isEditingFilter = false
+    return (s, .redraw)
+  case .cancelFilter:
+    s.isEditingFilter = false
+    s.filter = s.filterBeforeEdit
+    return (s, .redraw)
+
+  case .togglePause:
+    if s.vmPaused {
+      s.vmPaused = false
+      s.statusMessage = "resuming the VM"
+      return (s, [.redraw, .resumeVM])
+    }
+    s.vmPaused = true
+    s.statusMessage = "pausing the VM"
+    return (s, [.redraw, .pauseVM])
+  case .step:
+    guard let target = s.targetLCPU else {
+      s.statusMessage = "select an lcpu to step"
+      return (s, .redraw)
+    }
+    s.vmPaused = true
+    s.statusMessage = "stepping lcpu \(target)"
+    return (s, [.redraw, .stepSelected])
+  case .continueVM:
+    s.vmPaused = false
+    s.statusMessage = "continuing the VM"
+    return (s, [.redraw, .continueVM])
+
+  case .faster, .slower:
+    let steps = DashboardState.intervals
+    let now = s.intervalMilliseconds
+    let next: Int?
+    if action == .faster {
+      next = steps.last(where: { $0 < now })
+    } else {
+      next = steps.first(where: { $0 > now })
+    }
+    guard let next else {
+      s.statusMessage = "refresh interval stays \(intervalText(now))"
+      return (s, .redraw)
+    }
+    s.intervalMilliseconds = next
+    s.statusMessage = "refresh every \(intervalText(next))"
+    return (s, [.redraw, .changeInterval])
+
+  case .redraw:
+    return (s, [.redraw, .fullRedraw])
+  case .cycleColors:
+    let all = ColorSchemeName.allCases
+    let i = all.firstIndex(of: s.colorScheme) ?? 0
+    s.colorScheme = all[(i + 1) % all.count]
+    s.statusMessage = "colours: \(s.colorScheme.rawValue)"
+    return (s, [.redraw, .changeColors])
+  case .resize:
+    return (s, .redraw)
+
+  case .sync(let layout):
+    s.layout = layout
+    if let running = layout.vmRunning { s.vmPaused = !running }
+    var p = s.current
+    if let id = p.selectedID, !layout.rowIDs.contains(id) { p.selectedID = nil }
+    if p.selectedID == nil { p.selectedID = layout.rowIDs.first }
+    p.scroll = scrollKeepingVisible(p, layout)
+    s.current = p
+    s.detailScroll = max(0, min(s.detailScroll, layout.detailLines - layout.detailPageRows))
+    return (s, [])
+
+  case .status(let message):
+    s.statusMessage = message
+    return (s, .redraw)
+  }
+}
+
+/// Moves the selection by `n` rows through the last frame's row order.
+func moveSelection(_ state: DashboardState, by n: Int) -> DashboardState {
+  var s = state
+  let ids = s.layout.rowIDs
+  guard !ids.isEmpty else { return s }
+  var p = s.current
+  let i = p.selectedID.flatMap { ids.firstIndex(of: $0) } ?? 0
+  let j = min(ids.count - 1, max(0, i.addingReportingOverflow(n).partialValue))
+  p.selectedID = ids[j]
+  p.scroll = scrollKeepingVisible(p, s.layout)
+  s.current = p
+  return s
+}
+
+/// The scroll offset that keeps the selected row on screen, changing the old one as little as possible.
+func scrollKeepingVisible(_ p: PaneState, _ layout: ViewLayout) -> Int {
+  let page = max(1, layout.pageRows)
+  let maxScroll = max(0, layout.rowIDs.count - page)
+  var scroll = min(max(0, p.scroll), maxScroll)
+  if let id = p.selectedID, let i = layout.rowIDs.firstIndex(of: id) {
+    if i < scroll { scroll = i }
+    if i >= scroll + page { scroll = i - page + 1 }
+  }
+  return scroll
+}
+
+/// Scrolls the detail view, clamped to its content.
+func scrollDetail(_ state: DashboardState, by n: Int) -> (DashboardState, Reaction) {
+  var s = state
+  let maxScroll = max(0, s.layout.detailLines - s.layout.detailPageRows)
+  s.detailScroll = min(maxScroll, max(0, s.detailScroll.addingReportingOverflow(n).partialValue))
+  return (s, .redraw)
+}
+
+/// "sorted by BUSY% (descending)".
+func sortMessage(_ s: DashboardState) -> String {
+  "sorted by \(s.current.sortKey.rawValue) (\(s.current.descending ? "descending" : "ascending"))"
+}
+
+/// "500ms", "1s", "2.5s".
+func intervalText(_ ms: Int) -> String {
+  ms < 1000
+    ? "\(ms)ms" : (ms % 1000 == 0 ? "\(ms / 1000)s" : Format.fixed(Double(ms) / 1000, decimals: 1) + "s")
+}

@@ -1,0 +1,172 @@
+/// The panes of the dashboard, in tab order; keys 1–5 select them.
+///
+/// Only `lcpus` has guest data today (ABI v1 publishes one table). The others render a placeholder that
+/// says what is missing; each fills in by adding its rows and columns in `PaneViews.swift` once the
+/// snapshot carries the matching table.
+public enum Pane: Int, Sendable, Codable, CaseIterable {
+  /// Per-lcpu state, load, interrupts and RIP (per-vCPU registers in generic mode).
+  case lcpus = 1
+  /// Lock holders and contention.
+  case locks
+  /// Buddy allocator levels.
+  case allocator
+  /// virtio queues.
+  case virtio
+  /// Timer deadlines.
+  case timers
+
+  /// The tab label.
+  public func title(generic: Bool) -> String {
+    switch self {
+    case .lcpus: return generic ? "vCPUs" : "lcpus"
+    case .locks: return "locks"
+    case .allocator: return "alloc"
+    case .virtio: return "virtio"
+    case .timers: return "timers"
+    }
+  }
+
+  /// The sort keys this pane offers, in F6 order; the first is the default.
+  public var sortKeys: [SortKey] {
+    switch self {
+    case .lcpus: return [.index, .state, .busy, .irq, .ipi, .thread, .rip, .deadline]
+    case .locks, .allocator, .virtio, .timers: return [.index]
+    }
+  }
+}
+
+/// A column a pane can sort by.
+public enum SortKey: String, Sendable, Codable, CaseIterable {
+  /// lcpu or vCPU number.
+  case index = "CPU"
+  /// State label (busy first when descending).
+  case state = "STATE"
+  /// Busy share in the last interval.
+  case busy = "BUSY%"
+  /// Interrupts per second, all kinds.
+  case irq = "IRQ/s"
+  /// IPIs received per second.
+  case ipi = "IPI/s"
+  /// Current thread id.
+  case thread = "THREAD"
+  /// RIP symbol name.
+  case rip = "RIP"
+  /// Next timer deadline.
+  case deadline = "DUE IN"
+
+  /// Whether a fresh sort by this key starts descending (biggest first), as htop does for load columns.
+  public var defaultDescending: Bool {
+    switch self {
+    case .busy, .irq, .ipi: return true
+    default: return false
+    }
+  }
+}
+
+/// The colour scheme the terminal applies; F2 cycles through them.
+public enum ColorSchemeName: String, Sendable, Codable, CaseIterable {
+  /// Colours on the terminal's default background.
+  case standard
+  /// No colours: bold, reverse, underline and dim only (`--no-color`, `NO_COLOR`).
+  case monochrome
+}
+
+/// Selection, scroll and sort of one pane, kept while the user visits other panes.
+public struct PaneState: Sendable, Equatable, Codable {
+  /// The selected row's identity (an lcpu index), so the selection follows the lcpu when rows re-sort.
+  public var selectedID: Int?
+  /// The first visible row.
+  public var scroll: Int = 0
+  /// The sort column.
+  public var sortKey: SortKey = .index
+  /// Biggest first.
+  public var descending: Bool = false
+
+  /// Creates a pane state.
+  public init(selectedID: Int? = nil, scroll: Int = 0, sortKey: SortKey = .index, descending: Bool = false) {
+    self.selectedID = selectedID
+    self.scroll = scroll
+    self.sortKey = sortKey
+    self.descending = descending
+  }
+}
+
+/// What the last frame looked like, fed back to the reducer so keys can move through the visible rows.
+public struct ViewLayout: Sendable, Equatable, Codable {
+  /// The identities of the current pane's rows, in display order (after filter and sort).
+  public var rowIDs: [Int]
+  /// How many rows one page shows (PgUp/PgDn distance).
+  public var pageRows: Int
+  /// How many lines the detail view has, and how many it shows.
+  public var detailLines: Int
+  /// How many detail lines fit on screen.
+  public var detailPageRows: Int
+  /// QEMU's view: true running, false stopped, nil unknown.
+  public var vmRunning: Bool?
+
+  /// Creates a layout.
+  public init(
+    rowIDs: [Int], pageRows: Int, detailLines: Int = 0, detailPageRows: Int = 0, vmRunning: Bool? = nil
+  ) {
+    self.rowIDs = rowIDs
+    self.pageRows = pageRows
+    self.detailLines = detailLines
+    self.detailPageRows = detailPageRows
+    self.vmRunning = vmRunning
+  }
+}
+
+/// Everything the dashboard remembers between frames. A value: the reducer returns a new one.
+public struct DashboardState: Sendable, Equatable, Codable {
+  /// The visible pane.
+  public var pane: Pane = .lcpus
+  /// Per-pane selection, scroll and sort.
+  public var panes: [Pane: PaneState] = [:]
+  /// The row filter (case-insensitive substring); empty shows every row.
+  public var filter: String = ""
+  /// True while the user types the filter.
+  public var isEditingFilter: Bool = false
+  /// The filter as it was before editing began (Esc restores it).
+  public var filterBeforeEdit: String = ""
+  /// How often the sampler takes a snapshot, in milliseconds.
+  public var intervalMilliseconds: Int = 1000
+  /// True when the user stopped the VM (space) or QEMU reports it stopped.
+  public var vmPaused: Bool = false
+  /// The key-table overlay is shown.
+  public var helpVisible: Bool = false
+  /// The lcpu (or vCPU) whose detail view is open, nil when closed.
+  public var detail: Int?
+  /// The first visible line of the detail view.
+  public var detailScroll: Int = 0
+  /// The colour scheme.
+  public var colorScheme: ColorSchemeName = .standard
+  /// The characters the terminal can show.
+  public var charset: Charset = .unicode
+  /// A one-line message for the user (effects' results, errors); cleared by the next key.
+  public var statusMessage: String?
+  /// The last frame's geometry (set by `.sync`).
+  public var layout = ViewLayout(rowIDs: [], pageRows: 1)
+
+  /// The refresh intervals `+` and `-` step through, in milliseconds.
+  public static let intervals = [100, 200, 250, 500, 1000, 2000, 3000, 5000, 10000]
+
+  /// Creates the initial state.
+  public init(
+    pane: Pane = .lcpus, intervalMilliseconds: Int = 1000, colorScheme: ColorSchemeName = .standard,
+    charset: Charset = .unicode
+  ) {
+    self.pane = pane
+    self.intervalMilliseconds = intervalMilliseconds
+    self.colorScheme = colorScheme
+    self.charset = charset
+  }
+
+  /// The current pane's selection, scroll and sort.
+  public var current: PaneState {
+    get { panes[pane] ?? PaneState(sortKey: pane.sortKeys.first ?? .index) }
+    set { panes[pane] = newValue }
+  }
+
+  /// The lcpu that `s` steps and the detail view shows: the open detail's, else the selected row's.
+  public var targetLCPU: Int? { detail ?? (pane == .lcpus ? current.selectedID : nil) }
+}

@@ -1,0 +1,51 @@
+/// The key table, in the order the help overlay lists it.
+public let keyTable: [(keys: String, action: String)] = [
+  ("F1 ? h", "show or hide this help"),
+  ("F10 q Ctrl-C", "quit"),
+  ("Tab S-Tab 1-5", "switch pane"),
+  ("Up Down j k", "select a row (scroll in the detail view)"),
+  ("PgUp PgDn Home End", "page up/down, first, last"),
+  ("Enter", "detail of the selected lcpu"),
+  ("Left Right", "previous/next lcpu in the detail view"),
+  ("Esc", "close help, detail view or filter"),
+  ("F6 > <  I", "sort by next/previous column, invert"),
+  ("/ F4", "filter rows (Enter keeps it, Esc undoes)"),
+  ("space F5", "pause or resume the VM"),
+  ("s F7", "step the selected lcpu one instruction"),
+  ("c F8", "continue the VM"),
+  ("+ -", "refresh less or more often"),
+  ("F2", "next colour scheme"),
+  ("Ctrl-L", "repaint the screen"),
+]
+
+/// What the markers and columns mean.
+let legend: [String] = [
+  "~ record changed while read (inconsistent)   ! record unreadable",
+  "RIP (last tick): sampled by the guest's timer tick; (stopped): exact",
+  "DUE IN: next LAPIC timer deadline, counted from the newest tick",
+]
+
+/// Draws the help overlay: a box with the key table and the legend over the body.
+func drawHelp(into g: inout Grid, area: Rect, glyphs: Glyphs) {
+  let keyWidth = keyTable.map { displayWidth($0.keys) }.max() ?? 10
+  let width = min(area.width, 96)
+  let height = min(area.height, keyTable.count + legend.count + 3)
+  guard width >= 20, height >= 3 else { return }
+  let box = Rect(
+    x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width: width, height: height
+  )
+  g.fill(box)
+  g.box(box, glyphs: glyphs, title: "smptop keys (any key closes)")
+  let inner = box.inset(1)
+  var y = inner.y
+  for (keys, action) in keyTable where y < inner.maxY {
+    g.field(keys, x: inner.x + 1, y: y, width: keyWidth, style: .functionKey)
+    g.put(action, x: inner.x + keyWidth + 3, y: y, maxWidth: inner.width - keyWidth - 3)
+    y += 1
+  }
+  y += 1
+  for line in legend where y < inner.maxY {
+    g.field(line, x: inner.x + 1, y: y, width: inner.width - 2, style: .dim, ellipsis: glyphs.ellipsis)
+    y += 1
+  }
+}
