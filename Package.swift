@@ -51,7 +51,9 @@ let package = Package(
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
-    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"]),
+    .testTarget(
+      name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"],
+      exclude: ["__Snapshots__", "e2e"]),
     .testTarget(
       name: "IntegrationTests",
       dependencies: ["Inspector", "QEMULaunch", "GDBRemote", "QMP", "ELFSymbols"]),

@@ -136,9 +136,31 @@ public final class Target {
   /// True when the guest publishes the inspection ABI (its ELF has `smptop_root`).
   public var speaksABI: Bool { rootAddress != nil }
 
-  /// `symbol+0x1a` for an address, Swift names demangled and simplified.
+  /// `symbol+0x1a` for an address, Swift names demangled and shortened for display.
   public func symbolize(_ address: UInt64) -> String? {
-    symbols?.lookup(address)?.formatted(simplified: true)
+    Self.symbolizer(symbols)(address)
+  }
+
+  /// A thread-safe symbolizer over `symbols` (for the UI thread).
+  public static func symbolizer(_ symbols: (any SymbolLookup)?) -> @Sendable (UInt64) -> String? {
+    { address in
+      guard let match = symbols?.lookup(address) else { return nil }
+      var name = SwiftDemangler.shared.simplifiedName(match.name)
+      // Optimizer annotations say nothing to a kernel engineer reading a RIP column.
+      for prefix in ["specialized ", "merged ", "outlined ", "static "] {
+        while name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+      }
+      if name.hasPrefix("Kernel.") { name.removeFirst("Kernel.".count) }
+      return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
+    }
+  }
+
+  /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub
+  /// (which needs the VM stopped; nil while it runs).
+  public func readMemory(_ address: UInt64, count: Int) -> [UInt8]? {
+    if let sharedMemory { return try? sharedMemory.read(address, count: count) }
+    guard let gdbMemory, gdb?.runState == .stopped else { return nil }
+    return try? gdbMemory.read(address, count: count)
   }
 
   /// The guest-physical ranges a snapshot of the model reads (for benchmarks and recordings).

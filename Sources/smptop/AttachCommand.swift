@@ -14,20 +14,13 @@ struct AttachCommand: AsyncParsableCommand {
 
   @OptionGroup var target: TargetArguments
 
-  @Option(help: "Refresh interval in seconds.")
-  var interval: Double = 1
-
-  @Option(help: "Stop after this many refreshes (batch output).")
-  var iterations: Int?
-
-  @Flag(help: "Print JSON snapshots (batch output).")
-  var json = false
+  @OptionGroup var display: DisplayArguments
 
   func run() async throws {
     let t: Target
     do { t = try await Target.open(target.options) } catch { throw CLIError(error) }
     do {
-      try await Watch.loop(t, interval: interval, iterations: iterations, json: json)
+      try await display.show(t, machine: target.machine)
     } catch {
       await t.close()
       throw error

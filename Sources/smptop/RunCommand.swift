@@ -54,23 +54,16 @@ struct RunCommand: AsyncParsableCommand {
   @Option(help: "Seconds to let the guest run before the headless snapshot.")
   var after: Double = 2
 
-  @Flag(help: "Print JSON (headless or batch output).")
-  var json = false
-
   @Flag(help: "Take the headless snapshot through the gdbstub (adds every vCPU's registers).")
   var stopped = false
 
-  @Option(help: "Refresh interval in seconds.")
-  var interval: Double = 1
-
-  @Option(help: "Stop after this many refreshes (batch output).")
-  var iterations: Int?
+  @OptionGroup var display: DisplayArguments
 
   func validate() throws {
     guard (1...64).contains(smp) else { throw ValidationError("--smp must be 1...64") }
     guard ["pc", "q35"].contains(machine) else { throw ValidationError("--machine must be pc or q35") }
     guard memoryMiB >= 32, memoryMiB <= 65536 else { throw ValidationError("--memory must be 32...65536 MiB") }
-    guard after >= 0, interval > 0 else { throw ValidationError("--after ≥ 0 and --interval > 0") }
+    guard after >= 0 else { throw ValidationError("--after must be ≥ 0") }
   }
 
   func run() async throws {
@@ -104,13 +97,13 @@ struct RunCommand: AsyncParsableCommand {
         _ = await sleepUnlessInterrupted(after)
         var snap = try await snapshot(target, stopped: stopped)
         snap.problems += qemu.isRunning ? [] : ["QEMU exited with status \(qemu.exitStatus ?? -1)"]
-        try Output.print(snap, json: json, symbolize: target.symbolize)
+        try Output.print(snap, json: display.json, symbolize: target.symbolize)
         await target.close()
         if snap.lcpus.contains(where: { $0.panic != nil }) {
           throw CLIError("the guest panicked (see the panic records above)", code: .guest)
         }
       } else {
-        try await Watch.loop(target, interval: interval, iterations: iterations, json: json)
+        try await display.show(target, machine: machine)
         await target.close()
       }
     } catch {

@@ -1,0 +1,210 @@
+import Dashboard
+import Disassembly
+import Foundation
+import Inspector
+import Synchronization
+import Terminal
+
+/// A request from the UI thread to the sampler, which owns the target.
+enum SamplerCommand: Sendable {
+  case pause, resume, step(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?), quit
+}
+
+/// Commands posted by the UI thread and taken by the sampler.
+final class Mailbox: Sendable {
+  private let queue = Mutex<[SamplerCommand]>([])
+
+  func post(_ command: SamplerCommand) { queue.withLock { $0.append(command) } }
+  func take() -> [SamplerCommand] { queue.withLock { q in defer { q = [] }; return q } }
+}
+
+/// The interactive dashboard over a target: ncurses on its own thread, sampling in this task.
+///
+/// The UI never blocks on QEMU: it renders whatever the sampler last published (`Latest`) and
+/// turns keys into `SamplerCommand`s; the sampler performs them between snapshots.
+enum DashboardSession {
+  /// Runs until the user quits. Returns false when there is no usable terminal (the caller
+  /// then falls back to batch text output).
+  static func run(
+    target: Target, info: TargetInfo, interval: Double, color: ColorChoice, frames: Int?
+  ) async throws -> Bool {
+    let latest = Latest(DashboardData(snapshot: nil, target: info))
+    let mailbox = Mailbox()
+    let symbolize = Target.symbolizer(target.symbols)
+    let uiResult = Mutex<Result<RunResult, TerminalError>?>(nil)
+    let uiDone = Atomic<Bool>(false)
+    var state = DashboardState()
+    state.intervalMilliseconds = Int(interval * 1000)
+    let initial = state
+
+    let thread = Thread {
+      let hooks = DashboardHooks(
+        data: { _ in latest.read().value },
+        perform: { reaction, state in perform(reaction, state, mailbox) },
+        symbolize: symbolize)
+      let result = Result { () throws(TerminalError) -> RunResult in
+        try runDashboard(initial, hooks: hooks, color: color, options: RunOptions(maxFrames: frames))
+      }
+      uiResult.withLock { $0 = result }
+      mailbox.post(.quit)
+      uiDone.store(true, ordering: .releasing)
+    }
+    thread.stackSize = 8 << 20
+    thread.start()
+
+    await sample(target: target, info: info, interval: interval, latest: latest, mailbox: mailbox)
+    while !uiDone.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(10)) }
+    switch uiResult.withLock({ $0 }) {
+    case .failure(let error) where error.code == .notATerminal || error.code == .unknownTerminal:
+      return false
+    case .failure(let error):
+      throw CLIError("the terminal failed: \(error)", code: .usage)
+    default:
+      return true
+    }
+  }
+
+  /// Maps the reducer's reactions to sampler commands; the return value goes on the status line.
+  private static func perform(_ reaction: Reaction, _ state: DashboardState, _ mailbox: Mailbox) -> String? {
+    var message: String?
+    if reaction.contains(.pauseVM) {
+      mailbox.post(.pause)
+      message = "pausing the VM…"
+    }
+    if reaction.contains(.resumeVM) || reaction.contains(.continueVM) {
+      mailbox.post(.resume)
+      message = "resuming the VM…"
+    }
+    if reaction.contains(.stepSelected), let lcpu = state.targetLCPU {
+      mailbox.post(.step(lcpu: lcpu))
+      message = "stepping lcpu \(lcpu)…"
+    }
+    if reaction.contains(.changeInterval) { mailbox.post(.interval(milliseconds: state.intervalMilliseconds)) }
+    if reaction.contains(.openDetail) { mailbox.post(.detail(lcpu: state.detail)) }
+    return message
+  }
+
+  /// The sampler: snapshots at the chosen interval, runs commands, publishes to the UI.
+  private static func sample(
+    target: Target, info: TargetInfo, interval: Double, latest: Latest<DashboardData>, mailbox: Mailbox
+  ) async {
+    var intervalMs = Int(interval * 1000)
+    var previous: Snapshot?
+    var detailLCPU: Int?
+    var status: String?
+    var statusUntil = ContinuousClock.now
+    var lastGood: Snapshot?
+    let disassembler = try? Disassembler()
+    loop: while true {
+      let before = status
+      for command in mailbox.take() {
+        switch command {
+        case .quit: break loop
+        case .pause:
+          do { try await target.pause() } catch { status = error.message }
+        case .resume:
+          do { try await target.resume() } catch { status = error.message }
+        case .interval(let ms): intervalMs = max(50, ms)
+        case .detail(let lcpu): detailLCPU = lcpu
+        case .step(let lcpu):
+          do {
+            let vcpu = vcpuIndex(of: lcpu, in: lastGood)
+            let steps = try await target.step(vcpu: vcpu, count: 1, restore: false)
+            if let s = steps.last {
+              status = "stepped lcpu \(lcpu): 0x\(String(s.rip, radix: 16)) \(s.symbol ?? "")"
+            }
+          } catch { status = error.message }
+        }
+      }
+      if status != before { statusUntil = .now + .seconds(5) }
+      if ContinuousClock.now > statusUntil { status = nil }
+      do {
+        // While the user holds the VM paused the gdbstub costs no extra pause: take stopped
+        // snapshots then, which carry every register for the detail view.
+        let paused = !target.wantsRunning
+        var snap = try await target.snapshot(preferStopped: paused && target.options.gdb != nil)
+        if let status { snap.problems.insert(status, at: 0) }
+        let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
+        let detail = detailLCPU.map { makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler) }
+        latest.update { data in
+          data = DashboardData(
+            snapshot: snap, rates: rates, detail: detail, target: info, generation: data.generation + 1)
+        }
+        previous = paused ? nil : snap
+        lastGood = snap
+      } catch {
+        // QEMU went away or the guest cannot be read: keep the last picture, say why.
+        latest.update { data in
+          var snap = lastGood
+          snap?.problems = [error.message]
+          snap?.runState = "unreachable"
+          data = DashboardData(
+            snapshot: snap, rates: nil, detail: data.detail, target: info, generation: data.generation + 1)
+        }
+      }
+      let deadline = ContinuousClock.now + .milliseconds(intervalMs)
+      while ContinuousClock.now < deadline {
+        try? await Task.sleep(for: .milliseconds(10))
+        if mailbox.peekNonEmpty { break }
+      }
+    }
+  }
+
+  /// The vCPU that runs lcpu `lcpu` (QEMU numbers vCPUs by APIC id on pc and q35).
+  static func vcpuIndex(of lcpu: Int, in snapshot: Snapshot?) -> Int {
+    guard let record = snapshot?.lcpus.first(where: { Int($0.index) == lcpu }) else { return lcpu }
+    return Int(record.apicID)
+  }
+
+  /// Registers, frame chain and disassembly around RIP for one lcpu.
+  static func makeDetail(lcpu: Int, snapshot: Snapshot, target: Target, disassembler: Disassembler?) -> DetailData {
+    let record = snapshot.lcpus.first { Int($0.index) == lcpu }
+    let vcpu = snapshot.vcpus?.first { $0.index == vcpuIndex(of: lcpu, in: snapshot) }
+    var note: String?
+    var rip = vcpu?.value(of: "rip")
+    var frames: [UInt64]?
+    if let panic = record?.panic {
+      rip = panic.rip
+      frames = panic.backtrace
+    } else if let vcpu, let rbp = vcpu.value(of: "rbp") {
+      frames = frameChain(rbp: rbp, stack: record.map { ($0.stackBottom, $0.stackTop) }, target: target)
+    } else if rip == nil {
+      rip = record?.lastTickRIP
+      note = "RIP of the latest timer tick; registers and the frame chain need a stopped VM (press space)"
+    }
+    var lines: [DisassemblyLine] = []
+    if let rip, let disassembler {
+      // Decode from the function's start when it is near, so instructions line up exactly.
+      let start = target.symbols?.lookup(rip).map { rip - $0.offset }.flatMap { rip - $0 <= 512 ? $0 : nil }
+      let base = start ?? (rip >= 64 ? rip - 64 : 0)
+      if let bytes = target.readMemory(base, count: Int(rip - base) + 96) {
+        lines = disassembler.window(around: rip, bytes: bytes, base: base).map {
+          DisassemblyLine(address: $0.address, bytes: $0.bytes, mnemonic: $0.mnemonic, operands: $0.operands)
+        }
+      }
+    }
+    return DetailData(lcpu: lcpu, frames: frames, disassembly: lines, rip: rip, note: note)
+  }
+
+  /// Return addresses along the rbp chain, bounded to the lcpu's stack and 16 frames.
+  static func frameChain(rbp start: UInt64, stack: (UInt64, UInt64)?, target: Target) -> [UInt64] {
+    var frames: [UInt64] = []
+    var rbp = start
+    for _ in 0..<16 {
+      if let (bottom, top) = stack, bottom < top, !(rbp >= bottom && rbp + 16 <= top) { break }
+      guard rbp != 0, rbp & 7 == 0, let bytes = target.readMemory(rbp, count: 16), bytes.count == 16 else { break }
+      let next = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+      let ret = bytes[8..<16].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+      if ret == 0 { break }
+      frames.append(ret)
+      if next <= rbp { break }
+      rbp = next
+    }
+    return frames
+  }
+}
+
+extension Mailbox {
+  /// True when a command is waiting (the sampler wakes early for it).
+  var peekNonEmpty: Bool { queue.withLock { !$0.isEmpty } }
+}
