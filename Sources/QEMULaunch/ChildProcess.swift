@@ -4,11 +4,44 @@ import Foundation
   import Glibc
 #endif
 
+/// Runs a command to completion and returns its exit status and combined output.
+///
+/// Uses posix_spawn and waitpid, like QEMU's own launch; Foundation's `Process` can miss a
+/// child's exit for seconds (or for good) when no run loop turns, as in the test runner.
+public func runCommand(
+  _ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .seconds(60)
+) throws -> (status: Int32, output: String) {
+  guard let name = arguments.first, let executable = QEMUInstance.findExecutable(name) else {
+    throw QEMULaunchError(.executableNotFound, "\(arguments.first ?? "") not found in PATH")
+  }
+  let log = NSTemporaryDirectory() + "smptop-cmd-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+  defer { unlink(log) }
+  let pid = try ChildProcess.spawn(
+    executable, arguments: Array(arguments.dropFirst()), output: log, environment: environment)
+  let deadline = ContinuousClock.now + timeout
+  var status: Int32?
+  while status == nil {
+    status = ChildProcess.reap(pid)
+    if status == nil {
+      if ContinuousClock.now > deadline {
+        kill(pid, SIGKILL)
+        status = ChildProcess.wait(pid)
+        break
+      }
+      usleep(1_000)
+    }
+  }
+  let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+  return (status ?? -1, output)
+}
+
 /// Spawns and reaps child processes with posix_spawn and waitpid, so exit is noticed at once
 /// (Foundation's `Process` learns of it late when no run loop is turning).
 enum ChildProcess {
   /// Starts `executable` with stdin from /dev/null and stdout+stderr appended to `output`.
-  static func spawn(_ executable: String, arguments: [String], output: String) throws -> pid_t {
+  static func spawn(
+    _ executable: String, arguments: [String], output: String, environment: [String: String]? = nil
+  ) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -35,7 +68,14 @@ enum ChildProcess {
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    let rc: Int32
+    if let environment {
+      let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+      defer { envp.forEach { free($0) } }
+      rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+    } else {
+      rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    }
     guard rc == 0 else {
       throw QEMULaunchError(.spawnFailed, "could not start \(executable): \(String(cString: strerror(rc)))")
     }

@@ -22,6 +22,8 @@ public struct QEMUConfiguration: Sendable, Equatable {
   public var gdb: Bool = true
   /// Open QMP on a unix socket.
   public var qmp: Bool = true
+  /// Open a second, independent QMP socket (`qmp2.sock`), e.g. for a test's own view.
+  public var secondQMP: Bool = false
   /// Back guest RAM with a shared file so smptop can read it live.
   public var sharedMemory: Bool = true
   /// Add `isa-debug-exit` so the guest can power off with an exit code.
@@ -51,6 +53,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
     if debugExit { args += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"] }
     if gdb { args += ["-gdb", "unix:\(directory)/gdb.sock,server=on,wait=off"] }
     if qmp { args += ["-qmp", "unix:\(directory)/qmp.sock,server=on,wait=off"] }
+    if secondQMP { args += ["-qmp", "unix:\(directory)/qmp2.sock,server=on,wait=off"] }
     if let kernel { args += ["-kernel", kernel] }
     if let append, kernel != nil { args += ["-append", append] }
     if startPaused { args.append("-S") }
@@ -95,6 +98,8 @@ public final class QEMUInstance: @unchecked Sendable {
   public var gdbSocketPath: String? { configuration.gdb ? runtimeDirectory + "/gdb.sock" : nil }
   /// The QMP unix socket, when enabled.
   public var qmpSocketPath: String? { configuration.qmp ? runtimeDirectory + "/qmp.sock" : nil }
+  /// The second QMP socket, when enabled.
+  public var secondQMPSocketPath: String? { configuration.secondQMP ? runtimeDirectory + "/qmp2.sock" : nil }
   /// The file that backs guest RAM, when shared memory is enabled.
   public var memoryFilePath: String? { configuration.sharedMemory ? runtimeDirectory + "/ram" : nil }
   /// Where the guest's serial console is written.
@@ -212,7 +217,7 @@ public final class QEMUInstance: @unchecked Sendable {
   deinit { shutdown() }
 
   private func waitForSockets(timeout: Duration) throws {
-    let paths = [gdbSocketPath, qmpSocketPath].compactMap { $0 }
+    let paths = [gdbSocketPath, qmpSocketPath, secondQMPSocketPath].compactMap { $0 }
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
       if let status = exitStatus {
@@ -221,10 +226,40 @@ public final class QEMUInstance: @unchecked Sendable {
           "QEMU exited at start (status \(status)): "
             + qemuOutput().trimmingCharacters(in: .whitespacesAndNewlines))
       }
-      if paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) { return }
+      if paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+        // The file appears at bind(), a moment before listen(). QMP's greeting proves QEMU
+        // is serving its sockets (all are set up before its main loop); the gdbstub is never
+        // probed, because connecting to it stops the VM.
+        guard let qmp = qmpSocketPath ?? secondQMPSocketPath else { return }
+        if Self.greets(qmp) { return }
+      }
       usleep(5_000)
     }
     throw QEMULaunchError(.socketTimeout, "QEMU did not open its sockets within \(timeout)")
+  }
+
+  /// Whether a QMP unix socket accepts a connection and sends its greeting.
+  static func greets(_ path: String) -> Bool {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      for (i, b) in bytes.enumerated() { raw[i] = b }
+    }
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    guard connected == 0 else { return false }
+    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&poller, 1, 2000) == 1 else { return false }
+    var buffer = [UInt8](repeating: 0, count: 256)
+    return read(fd, &buffer, buffer.count) > 0
   }
 
   private func removeDirectory() {

@@ -174,29 +174,25 @@ struct BenchCommand: AsyncParsableCommand {
   private func runGDBBaseline(socket: String, ranges: [MemoryRange]) throws -> (samples: [Double], registers: Int) {
     let root = try GuestKernel.sourceRoot()
     let script = root + "/Resources/bench/gdb_baseline.py"
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["gdb", "-nx", "-batch", "-ex", "source \(script)"]
     var env = ProcessInfo.processInfo.environment
     env["SMPTOP_GDB"] = socket
     env["SMPTOP_RANGES"] = "[" + ranges.map { "[\($0.address),\($0.count)]" }.joined(separator: ",") + "]"
     env["SMPTOP_ROUNDS"] = String(rounds)
-    process.environment = env
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch {
+    let run: (status: Int32, output: String)
+    do {
+      run = try runCommand(
+        ["gdb", "-nx", "-batch", "-ex", "source \(script)"], environment: env, timeout: .seconds(600))
+    } catch {
       throw CLIError("cannot run gdb for the baseline (install it, or pass --no-gdb): \(error)", code: .usage)
     }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
     struct Result: Decodable {
       var samples_us: [Double]
       var registers: Int
     }
-    let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last { $0.hasPrefix("{") }
+    let line = run.output.split(separator: "\n").last { $0.hasPrefix("{") }
     guard let line, let result = try? JSONDecoder().decode(Result.self, from: Data(line.utf8)) else {
-      throw CLIError("the gdb baseline printed no result (gdb exit \(process.terminationStatus))", code: .usage)
+      throw CLIError(
+        "the gdb baseline printed no result (gdb exit \(run.status)): \(run.output.suffix(300))", code: .usage)
     }
     return (result.samples_us, result.registers)
   }
