@@ -67,7 +67,9 @@ public enum GDBRemoteBenchmark {
       try measure("\(threads.count)×(Hg+g) one at a time", iterations: iterations) { () throws(GDBRemoteError) in
         for t in threads {
           _ = try connection.request("Hg\(connection.spelling(t))")
-          _ = try connection.request("g")
+          if let target = connection.targetDescription {
+            _ = try RegisterSet(thread: t, target: target, reply: try connection.request("g"))
+          }
         }
       })
     connection.selectedThread = nil
@@ -83,8 +85,8 @@ public enum GDBRemoteBenchmark {
       })
     results.append(
       try measure("4 KiB read (2×m…,800 one at a time)", iterations: iterations) { () throws(GDBRemoteError) in
-        _ = try connection.request("m\(Hex.string(memoryAddress)),800")
-        _ = try connection.request("m\(Hex.string(memoryAddress + 0x800)),800")
+        _ = try connection.readMemory(address: memoryAddress, count: 2048, physical: true)
+        _ = try connection.readMemory(address: memoryAddress + 2048, count: 2048, physical: true)
       })
     results.append(
       try measure("snapshot: \(threads.count)×(Hg+g) + 12 KiB, one write", iterations: iterations) {

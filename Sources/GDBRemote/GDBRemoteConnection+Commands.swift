@@ -436,13 +436,18 @@ extension GDBRemoteConnection {
   ///   `qThreadExtraInfo` says the vCPU is halted (its step could never finish);
   ///   ``GDBRemoteError/Code-swift.enum/stepTimedOut`` if the step did not finish in
   ///   time, after stopping the VM again with `\x03`.
-  public func step(thread: ThreadID, timeout: Duration? = nil) throws(GDBRemoteError) -> StopReply {
+  /// - Parameters:
+  ///   - allowHalted: Step even a vCPU reported halted (it then times out unless an
+  ///     interrupt wakes it); for experiments and tests of the recovery path.
+  public func step(thread: ThreadID, timeout: Duration? = nil, allowHalted: Bool = false) throws(GDBRemoteError)
+    -> StopReply
+  {
     try requireStopped("step")
     guard thread.tid > 0 else {
       throw GDBRemoteError(.invalidArgument, "step needs one specific thread, not \(thread)")
     }
     let info = try threadInfo(thread)
-    if info.isHalted == true {
+    if info.isHalted == true && !allowHalted {
       throw GDBRemoteError(
         .threadHalted,
         "\(thread) is halted (\(info.text)); a step would never finish, so it was not started")

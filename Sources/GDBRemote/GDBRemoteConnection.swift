@@ -103,6 +103,10 @@ public final class GDBRemoteConnection {
   let socket: StreamSocket
   var decoder: PacketDecoder
   var outbox: [UInt8] = []
+  /// A packet arrived that we have not acknowledged yet. Acknowledgements are deferred
+  /// to the end of an exchange: QEMU 7.2 does not wait for them, and a `+` that reaches
+  /// the stub after it sent a newer packet would clear the copy a `-` resends.
+  var ackOwed = false
   var console: [UInt8] = []
   var stopCount = 0
   var consecutiveUnsolicitedNaks = 0
@@ -253,10 +257,12 @@ public final class GDBRemoteConnection {
     if needsResync { try resynchronize() }
     let deadline = ContinuousClock.now + (timeout ?? options.replyTimeout)
     var x = Exchange()
-    // A leading `+` is harmless when the VM is stopped (it acknowledges the stub's last
-    // packet) and, if the VM was resumed behind our back, it is the byte that QEMU 7.2
-    // consumes to stop the VM, so the requests after it are not lost.
-    var burst: [UInt8] = [UInt8(ascii: "+")]
+    // Two leading `+`: harmless when the VM is stopped (they acknowledge the stub's last
+    // packet). If the VM was resumed behind our back (QMP `cont`), QEMU 7.2 consumes one
+    // byte to clear an unacknowledged packet and one to stop the VM (sending `T02`), so
+    // the requests after them are not lost.
+    var burst: [UInt8] = [UInt8(ascii: "+"), UInt8(ascii: "+")]
+    ackOwed = false
     for (text, expectation) in requests {
       let payload = Array(text.utf8)
       guard payload.count < 4095 else {
@@ -273,6 +279,7 @@ public final class GDBRemoteConnection {
     statistics.packetsSent += x.slots.count
     try write(burst, deadline: deadline, &x)
     try pump(&x, deadline: deadline) { $0.unresolved == 0 }
+    try flushAcknowledgement(deadline: deadline, &x)
     return x.slots.map { slot in slot.result ?? .failure(GDBRemoteError(.timeout, "no answer")) }
   }
 
@@ -365,6 +372,13 @@ public final class GDBRemoteConnection {
     return error.sending(slot.text)
   }
 
+  /// Sends the deferred `+` for the packets received so far.
+  func flushAcknowledgement(deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError) {
+    guard ackOwed, socket.isOpen else { return }
+    ackOwed = false
+    try write([UInt8(ascii: "+")], deadline: max(deadline, .now + .milliseconds(100)), &x)
+  }
+
   func flushOutbox(deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError) {
     while !outbox.isEmpty {
       let bytes = outbox
@@ -420,7 +434,7 @@ public final class GDBRemoteConnection {
     case .packet(let packet):
       statistics.packetsReceived += 1
       consecutiveUnsolicitedNaks = 0
-      outbox.append(UInt8(ascii: "+"))
+      ackOwed = true
       dispatch(packet.payload, &x)
 
     case .checksumMismatch(let received, let computed, let wire):
@@ -444,7 +458,7 @@ public final class GDBRemoteConnection {
 
     case .oversized(let length):
       statistics.oversizedPackets += 1
-      outbox.append(UInt8(ascii: "+"))
+      ackOwed = true
       if let index = x.nextReply {
         x.replyHead += 1
         x.resolve(
@@ -468,15 +482,19 @@ public final class GDBRemoteConnection {
   func corrupt(_ error: GDBRemoteError, _ x: inout Exchange) {
     if let index = x.nextReply {
       if x.pendingReplies == 1, x.pendingAcks == 0, x.slots[index].naks < options.maximumRetransmissions {
-        // The stub's last packet is this reply: `-` makes it send it again.
+        // Nothing else is due from the stub, so its last packet is this reply and no `+`
+        // of ours has cleared it (they are deferred): `-` makes it send it again. Should
+        // the damaged packet have been output rather than the reply, the resent copy is
+        // a stray: drain before the next exchange.
         x.slots[index].naks += 1
         statistics.naksSent += 1
+        needsResync = true
         outbox.append(UInt8(ascii: "-"))
       } else {
         // In a pipeline a `-` would fetch the stub's latest reply, not this one; fail
         // this request (callers retry it on its own) and keep the order.
         x.replyHead += 1
-        outbox.append(UInt8(ascii: "+"))
+        ackOwed = true
         var failure = error.sending(x.slots[index].text)
         failure.isTransient = true
         x.resolve(index, .failure(failure))
@@ -487,7 +505,7 @@ public final class GDBRemoteConnection {
       statistics.naksSent += 1
       outbox.append(UInt8(ascii: "-"))
     } else {
-      outbox.append(UInt8(ascii: "+"))
+      ackOwed = true
     }
   }
 
@@ -567,21 +585,27 @@ public final class GDBRemoteConnection {
       case .endOfFile:
         throw peerClosed()
       case .timedOut:
+        try flushAcknowledgement(deadline: hardDeadline, &x)
         return
       }
     }
+    try flushAcknowledgement(deadline: hardDeadline, &x)
   }
 
   /// Reads input until a new stop reply has been recorded or the deadline passes.
   /// Returns whether one arrived.
   func awaitStop(after count: Int, deadline: ContinuousClock.Instant) throws(GDBRemoteError) -> Bool {
     var x = Exchange()
+    let resyncWanted = needsResync
     do throws(GDBRemoteError) {
       try pump(&x, deadline: deadline) { _ in self.stopCount > count }
     } catch where error.code == .timeout {
-      needsResync = false
+      // Waiting for a stop that does not come is not a lost reply.
+      needsResync = resyncWanted
+      try flushAcknowledgement(deadline: .now, &x)
       return false
     }
+    try flushAcknowledgement(deadline: deadline, &x)
     return true
   }
 }

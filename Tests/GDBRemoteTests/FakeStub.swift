@@ -126,20 +126,29 @@ final class FakeStub: Sendable {
       if ready <= 0 { continue }
       let n = buffer.withUnsafeMutableBytes { recv(stubDescriptor, $0.baseAddress, $0.count, 0) }
       if n <= 0 { return }
-      var bytes = Array(buffer[0..<n])
-      state.withLock { $0.received += bytes }
-      if model.running {
-        // QEMU 7.2: any byte while the VM runs stops it and is thrown away.
-        bytes.removeFirst()
-        model.running = false
-        lastPacket = PacketEncoder.frame(model.stopReply(signal: 2))
-        write(lastPacket)
-        model.stopped()
-      }
-      for event in decoder.feed(bytes) {
+      let chunk = Array(buffer[0..<n])
+      state.withLock { $0.received += chunk }
+      // QEMU 7.2's gdb_read_byte(), byte by byte: while a sent packet is unacknowledged,
+      // `-` resends it, `+` or `$` forget it, and other bytes are dropped; otherwise, while
+      // the VM runs, any byte stops it (sending T02) and is thrown away.
+      for byte in chunk {
+        if !lastPacket.isEmpty && !decoder.isInsidePacket {
+          if byte == UInt8(ascii: "-") { write(lastPacket) }
+          if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "$") { lastPacket = [] }
+          if byte != UInt8(ascii: "$") { continue }
+        }
+        if model.running && !decoder.isInsidePacket {
+          model.running = false
+          lastPacket = PacketEncoder.frame(model.stopReply(signal: 2))
+          write(lastPacket)
+          model.stopped()
+          continue
+        }
+        for event in decoder.feed(CollectionOfOne(byte)) {
         switch event {
         case .nak:
-          if !lastPacket.isEmpty { write(lastPacket) }
+          // Only meaningful with a packet outstanding (handled above).
+          break
         case .checksumMismatch, .malformed:
           write(Array("-".utf8))
         case .packet(let packet):
@@ -191,6 +200,7 @@ final class FakeStub: Sendable {
           break
         case .ack, .garbage, .oversized:
           break
+        }
         }
       }
     }
