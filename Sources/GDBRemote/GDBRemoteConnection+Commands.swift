@@ -297,7 +297,7 @@ extension GDBRemoteConnection {
   ) throws(GDBRemoteError) {
     try requireStopped("write memory")
     guard !bytes.isEmpty else { return }
-    guard address <= UInt64.max - UInt64(bytes.count - 1) else {
+    guard bytes.count <= GDBRemoteConnection.maximumReadSize, address <= UInt64.max - UInt64(bytes.count - 1) else {
       throw GDBRemoteError(.invalidArgument, "the range wraps around the address space", address: address)
     }
     var queries: [(String, Expectation)] = []
@@ -318,7 +318,13 @@ extension GDBRemoteConnection {
     for (start, data) in chunks {
       queries.append(("M\(Hex.string(start)),\(Hex.string(UInt64(data.count))):\(Hex.string(data))", .reply))
     }
-    let answers = try exchange(queries, timeout: timeout)
+    var answers: [Result<Answer, GDBRemoteError>] = []
+    var start = 0
+    while start < queries.count {
+      let end = min(queries.count, start + GDBRemoteConnection.pipelineWindow)
+      answers += try exchange(Array(queries[start..<end]), timeout: timeout)
+      start = end
+    }
     for i in 0..<prerequisites {
       let reply = answerPayload(try answers[i].get())
       try GDBRemoteConnection.checkOK(reply, for: queries[i].0)
@@ -375,8 +381,8 @@ extension GDBRemoteConnection {
 
   /// Stops a running target with `\x03` and waits for its stop reply.
   ///
-  /// - Returns: The stop reply, or nil if the target was already believed stopped (then
-  ///   nothing is sent: QEMU 7.2 does not answer `\x03` when the VM is stopped).
+  /// - Returns: The stop reply, or nil if the target was already stopped (when believed
+  ///   stopped nothing is sent: QEMU 7.2 does not answer `\x03` when the VM is stopped).
   /// - Throws: ``GDBRemoteError/Code-swift.enum/timeout`` if no stop reply arrives; the
   ///   run state is then ``RunState/unknown``.
   @discardableResult
@@ -390,7 +396,17 @@ extension GDBRemoteConnection {
     var x = Exchange()
     try write([0x03], deadline: deadline, &x)
     guard try awaitStop(after: before, deadline: deadline) else {
+      // QEMU does not answer `\x03` when the VM is already stopped (say, by a QMP `stop`
+      // that newer QEMU does not report). A harmless query tells: if it is answered,
+      // the VM is stopped (a running one would have been stopped by its leading `+`).
       runState = .unknown
+      let probe = Result { () throws(GDBRemoteError) in
+        try exchangeOne("qAttached", timeout: .milliseconds(500))
+      }
+      if case .success = probe {
+        if runState == .unknown { runState = .stopped }
+        return stopCount > before ? lastStopReply : nil
+      }
       throw GDBRemoteError(.timeout, "no stop reply after an interrupt", sent: "\"\\x03\"")
     }
     return lastStopReply

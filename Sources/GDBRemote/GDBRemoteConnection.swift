@@ -254,6 +254,7 @@ public final class GDBRemoteConnection {
     _ requests: [(String, Expectation)], timeout: Duration? = nil
   ) throws(GDBRemoteError) -> [Result<Answer, GDBRemoteError>] {
     try requireUsable()
+    if requests.isEmpty { return [] }
     if needsResync { try resynchronize() }
     let deadline = ContinuousClock.now + (timeout ?? options.replyTimeout)
     var x = Exchange()

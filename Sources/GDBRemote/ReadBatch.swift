@@ -41,7 +41,7 @@ public struct MemoryRange: Sendable, Hashable {
 }
 
 /// The results of ``GDBRemoteConnection/readBatch(registersOf:memory:timeout:)``.
-public struct BatchReadResult: Sendable {
+public struct BatchReadResult: Sendable, Equatable {
   /// The registers of each requested thread, or why they could not be read.
   public var registers: [ThreadID: Result<RegisterSet, GDBRemoteError>]
   /// The bytes of each requested range, in request order, or why they could not be read.
@@ -73,9 +73,14 @@ extension GDBRemoteConnection {
     var ops: [ReadOp] = threads.map { .registers($0) }
     var memoryResults: [Result<[UInt8], GDBRemoteError>?] = Array(repeating: nil, count: ranges.count)
     for (i, range) in ranges.enumerated() {
-      guard range.count >= 0, range.count == 0 || range.address <= UInt64.max - UInt64(range.count - 1) else {
+      guard range.count >= 0, range.count <= GDBRemoteConnection.maximumReadSize,
+        range.count == 0 || range.address <= UInt64.max - UInt64(range.count - 1)
+      else {
         memoryResults[i] = .failure(
-          GDBRemoteError(.invalidArgument, "bad memory range of \(range.count) bytes", address: range.address))
+          GDBRemoteError(
+            .invalidArgument,
+            "bad memory range of \(range.count) bytes (at most \(GDBRemoteConnection.maximumReadSize) per range, "
+              + "not wrapping around the address space)", address: range.address))
         continue
       }
       let physical: Bool
@@ -160,9 +165,28 @@ extension GDBRemoteConnection {
     var shortReadStalled = false
   }
 
+  /// The largest memory range one call reads (256 MiB).
+  static let maximumReadSize = 256 << 20
+  /// How many reads go into one write: large reads become several pipelined rounds, each
+  /// with its own deadline, so that memory and time per round stay bounded.
+  static let pipelineWindow = 64
+
+  /// Performs `ops` in pipelined rounds of at most ``pipelineWindow``.
+  func perform(_ ops: [ReadOp], timeout: Duration?) throws(GDBRemoteError) -> [OpResult] {
+    var results: [OpResult] = []
+    results.reserveCapacity(ops.count)
+    var start = 0
+    while start < ops.count {
+      let end = min(ops.count, start + GDBRemoteConnection.pipelineWindow)
+      results += try performRound(Array(ops[start..<end]), timeout: timeout)
+      start = end
+    }
+    return results
+  }
+
   /// Plans the requests for `ops` (with `Hg`/`Qqemu.PhyMemMode` only where needed),
   /// pipelines them and maps the replies back to the ops.
-  func perform(_ ops: [ReadOp], timeout: Duration?) throws(GDBRemoteError) -> [OpResult] {
+  func performRound(_ ops: [ReadOp], timeout: Duration?) throws(GDBRemoteError) -> [OpResult] {
     enum Role {
       case select(ThreadID)
       case mode(Bool)

@@ -463,3 +463,70 @@ import Testing
     #expect(e?.errno == ECONNREFUSED)
   }
 }
+
+/// Hostile input at the connection level: whatever a peer sends, every call returns a
+/// value or a GDBRemoteError within its timeout.
+@Suite struct HostilePeerTests {
+  @Test(arguments: [1, 2, 3, 4] as [UInt64])
+  func randomRepliesNeverCrashOrHang(seed: UInt64) throws {
+    let peer = HostilePeer(seed: seed)
+    defer { peer.stop() }
+    var options = GDBRemoteConnection.Options()
+    options.replyTimeout = .milliseconds(60)
+    options.stepTimeout = .milliseconds(60)
+    options.interruptTimeout = .milliseconds(60)
+    options.acknowledgementTimeout = .milliseconds(20)
+    let c = try GDBRemoteConnection(adoptingSocket: peer.clientDescriptor, options: options)
+    defer { c.close() }
+    let clock = ContinuousClock()
+    let start = clock.now
+    var codes: Set<GDBRemoteError.Code> = []
+    var successes = 0
+    func attempt(_ body: () throws(GDBRemoteError) -> Void) {
+      do throws(GDBRemoteError) {
+        try body()
+        successes += 1
+      } catch {
+        codes.insert(error.code)
+      }
+    }
+    let t = ThreadID.vcpu(0)
+    for round in 0..<60 {
+      attempt { () throws(GDBRemoteError) in try c.handshake() }
+      attempt { () throws(GDBRemoteError) in _ = try c.threads() }
+      attempt { () throws(GDBRemoteError) in _ = try c.threadInfo([t, .vcpu(1)]) }
+      attempt { () throws(GDBRemoteError) in _ = try c.readBatch(registersOf: [t, .vcpu(1)], memory: [MemoryRange(address: 0x1000, count: 5000)]) }
+      attempt { () throws(GDBRemoteError) in _ = try c.readMemory(address: 0xffe, count: 4) }
+      attempt { () throws(GDBRemoteError) in _ = try c.monitorCommand("info cpus") }
+      if round % 5 == 0 {
+        attempt { () throws(GDBRemoteError) in _ = try c.step(thread: t) }
+        attempt { () throws(GDBRemoteError) in try c.continue() }
+        attempt { () throws(GDBRemoteError) in _ = try c.interrupt() }
+      }
+      if !c.isConnected { break }
+    }
+    print("hostile peer \(seed): \(successes) calls succeeded, errors \(codes.map(\.rawValue).sorted()), \(c.statistics)")
+    // Bounded: 60 rounds of calls that each give up after at most a few timeouts.
+    #expect(clock.now - start < .seconds(60))
+    #expect(!codes.isEmpty)
+    #expect(codes.isSubset(of: Set(GDBRemoteError.Code.allCases)))
+    #expect(c.statistics.corruptPackets + c.statistics.garbageBytes + c.statistics.strayPackets > 0)
+  }
+}
+
+extension ConnectionTests {
+  @Test func interruptOfAVMThatIsAlreadyStoppedProbesInsteadOfHanging() throws {
+    var options = Self.fast
+    options.interruptTimeout = .milliseconds(200)
+    try withStub(options: options) { c, stub throws in
+      c.assumeRunning()  // wrong: the fake VM is stopped and will ignore `\x03`
+      let clock = ContinuousClock()
+      let start = clock.now
+      #expect(try c.interrupt() == nil)
+      #expect(clock.now - start < .seconds(2))
+      #expect(c.runState == .stopped)
+      #expect(stub.requests.last == "qAttached")
+      #expect(try c.readRegisters(of: Self.vcpus[0]).uint64("rip") == 0xfff0)
+    }
+  }
+}

@@ -394,3 +394,75 @@ final class QEMU72Model {
     return ""
   }
 }
+
+/// A peer that answers every chunk it receives with seeded random bytes: damaged and
+/// valid packets with random payloads, stray acks, garbage, sometimes nothing, and after
+/// a while it hangs up. The client must turn all of it into values or errors.
+final class HostilePeer: Sendable {
+  let clientDescriptor: Int32
+  private let peerDescriptor: Int32
+  private let stopRequested = Mutex(false)
+  private let finished = DispatchSemaphore(value: 0)
+
+  init(seed: UInt64) {
+    var fds: [Int32] = [-1, -1]
+    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+    clientDescriptor = fds[0]
+    peerDescriptor = fds[1]
+    Thread { [self] in
+      self.serve(seed: seed)
+      self.finished.signal()
+    }.start()
+  }
+
+  func stop() {
+    stopRequested.withLock { $0 = true }
+    finished.wait()
+  }
+
+  private func serve(seed: UInt64) {
+    defer { close(peerDescriptor) }
+    var rng = SeededGenerator(seed: seed)
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let payloads: [String] = [
+      "OK", "E14", "E22", "", "T02thread:p01.01;", "T05thread:p01.09;", "S05", "W00", "X09", "O4869",
+      "mp01.01", "l", "m<feature/>", "l<target><reg name=\"a\" bitsize=\"64\"/></target>",
+      "PacketSize=1000;qXfer:features:read+;multiprocess+", "4350552331205b68616c746564205d",
+      String(repeating: "0", count: 1216), String(repeating: "ab", count: 2048), "zz", "Tqq", "0",
+    ]
+    var replies = 0
+    while !stopRequested.withLock({ $0 }) {
+      var pfd = pollfd(fd: peerDescriptor, events: Int16(POLLIN), revents: 0)
+      if poll(&pfd, 1, 10) <= 0 { continue }
+      let n = buffer.withUnsafeMutableBytes { recv(peerDescriptor, $0.baseAddress, $0.count, 0) }
+      if n <= 0 { return }
+      replies += 1
+      if replies > 400 { return }  // hang up eventually
+      var out: [UInt8] = []
+      for _ in 0..<Int.random(in: 0...4, using: &rng) {
+        let payload = Array((payloads.randomElement(using: &rng) ?? "").utf8)
+        switch Int.random(in: 0...9, using: &rng) {
+        case 0: out += Array("+".utf8)
+        case 1: out += Array("-".utf8)
+        case 2: out += (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        case 3:
+          var framed = PacketEncoder.frame(payload)
+          if !framed.isEmpty { framed[Int.random(in: 0..<framed.count, using: &rng)] ^= 0x5a }
+          out += framed
+        case 4: out += Array(PacketEncoder.frame(payload).prefix(Int.random(in: 0...8, using: &rng)))
+        case 5: out += FakeStub.runLengthFrame(payload)
+        default: out += Array("+".utf8) + PacketEncoder.frame(payload)
+        }
+      }
+      var offset = 0
+      while offset < out.count {
+        let w = out.withUnsafeBytes { raw -> Int in
+          guard let base = raw.baseAddress else { return 0 }
+          return send(peerDescriptor, base + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+        }
+        if w <= 0 { return }
+        offset += w
+      }
+    }
+  }
+}

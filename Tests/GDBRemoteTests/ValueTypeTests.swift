@@ -202,3 +202,45 @@ import Testing
     }
   }
 }
+
+@Suite struct ParserFuzzTests {
+  /// Mutated target descriptions, stop replies and thread ids: parse or fail, never trap.
+  @Test func mutatedInputsParseOrFail() {
+    var rng = SeededGenerator(seed: 0xBAD_C0DE)
+    let xml = Array(QEMU72.i386_64bitXML.utf8)
+    var parsed = 0
+    for _ in 0..<1000 {
+      var m = xml
+      for _ in 0..<Int.random(in: 1...6, using: &rng) {
+        let at = Int.random(in: 0..<m.count, using: &rng)
+        switch Int.random(in: 0...3, using: &rng) {
+        case 0: m[at] = Array("<>\"'=/&;!-?[]".utf8).randomElement(using: &rng) ?? 0
+        case 1: m.remove(at: at)
+        case 2: m.insert(UInt8.random(in: 0...255, using: &rng), at: at)
+        default: m = Array(m.prefix(at))
+        }
+        if m.isEmpty { break }
+      }
+      if let t = try? TargetDescription.parse(xml: m) {
+        parsed += 1
+        // Whatever parsed is self-consistent: offsets are a permutation of the layout.
+        let total = t.registers.reduce(0) { $0 + $1.byteSize }
+        #expect(t.registerBytes == total)
+        #expect(t.registers.allSatisfy { $0.offset + $0.byteSize <= total })
+      }
+    }
+    #expect(parsed > 0)
+
+    let samples = ["T05thread:p01.02;watch:7008;", "W00;process:1", "S05", "p01.02", "p1.-1", "X0f"]
+    for _ in 0..<20_000 {
+      var s = Array((samples.randomElement(using: &rng) ?? "").utf8)
+      for _ in 0..<Int.random(in: 0...3, using: &rng) where !s.isEmpty {
+        s[Int.random(in: 0..<s.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+      }
+      if let stop = StopReply(parsing: s) {
+        #expect(stop.raw == String(decoding: s, as: UTF8.self))
+      }
+      _ = ThreadID(parsing: String(decoding: s, as: UTF8.self))
+    }
+  }
+}
