@@ -238,7 +238,8 @@ public final class GDBRemoteConnection {
     case .running:
       throw GDBRemoteError(
         .targetRunning,
-        "cannot \(what) while the target runs: QEMU would stop the VM and discard the request; call interrupt() first")
+        "cannot \(what) while the target runs: QEMU would stop the VM and discard the request; call interrupt() first"
+      )
     case .exited:
       throw GDBRemoteError(.targetRunning, "cannot \(what): the target has exited")
     default:
@@ -295,12 +296,13 @@ public final class GDBRemoteConnection {
     return try first.get()
   }
 
-  func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError) {
+  func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError)
+  {
     do throws(GDBRemoteError) {
       try socket.write(bytes, until: deadline) { outcome in
         if case .data(let data) = outcome { process(data, &x) }
       }
-    } catch where error.code == .connectionClosed {
+    } catch  where error.code == .connectionClosed {
       throw fail(peerClosed(error), x)
     } catch {
       throw fail(error, x)
@@ -362,7 +364,8 @@ public final class GDBRemoteConnection {
     runState = .disconnected
     var error = GDBRemoteError(
       .connectionClosed,
-      midPacket ? "the stub closed the connection in the middle of a packet" : "the stub closed the connection")
+      midPacket
+        ? "the stub closed the connection in the middle of a packet" : "the stub closed the connection")
     error.errno = underlying?.errno
     return error
   }
@@ -600,7 +603,7 @@ public final class GDBRemoteConnection {
     let resyncWanted = needsResync
     do throws(GDBRemoteError) {
       try pump(&x, deadline: deadline) { _ in self.stopCount > count }
-    } catch where error.code == .timeout {
+    } catch  where error.code == .timeout {
       // Waiting for a stop that does not come is not a lost reply.
       needsResync = resyncWanted
       try flushAcknowledgement(deadline: .now, &x)

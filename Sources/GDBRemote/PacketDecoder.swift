@@ -117,7 +117,9 @@ public struct PacketDecoder: Sendable {
         var j = i
         while j < end {
           let b = buffer[j]
-          if b == UInt8(ascii: "$") || b == UInt8(ascii: "#") || b == UInt8(ascii: "}") || b == UInt8(ascii: "*") {
+          if b == UInt8(ascii: "$") || b == UInt8(ascii: "#") || b == UInt8(ascii: "}")
+            || b == UInt8(ascii: "*")
+          {
             break
           }
           j += 1

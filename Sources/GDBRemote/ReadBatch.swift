@@ -111,9 +111,13 @@ extension GDBRemoteConnection {
       for i in again {
         var op = ops[i]
         var prefix: [UInt8] = []
-        if case .success(let bytes) = results[i].result, case .memory(let range, let address, let count, let p, let t) = op {
+        if case .success(let bytes) = results[i].result,
+          case .memory(let range, let address, let count, let p, let t) = op
+        {
           prefix = bytes
-          op = .memory(range: range, address: address + UInt64(bytes.count), count: count - bytes.count, physical: p, thread: t)
+          op = .memory(
+            range: range, address: address + UInt64(bytes.count), count: count - bytes.count, physical: p,
+            thread: t)
         }
         guard var retried = try perform([op], timeout: timeout).first else { continue }
         if case .success(let more) = retried.result {
@@ -133,7 +137,9 @@ extension GDBRemoteConnection {
           guard let target else {
             return .failure(GDBRemoteError(.invalidTargetDescription, "no target description"))
           }
-          return Result { () throws(GDBRemoteError) in try RegisterSet(thread: thread, target: target, reply: reply) }
+          return Result { () throws(GDBRemoteError) in
+            try RegisterSet(thread: thread, target: target, reply: reply)
+          }
         }
       case .memory(let range, let address, let count, _, _):
         guard memoryResults[range] == nil else { continue }
@@ -281,7 +287,8 @@ extension GDBRemoteConnection {
             try GDBRemoteConnection.checkContent(reply, for: text, address: address)
             guard let bytes = Hex.decode(reply), bytes.count <= count else {
               throw GDBRemoteError(
-                .protocolViolation, "memory reply is not \(count) bytes of hex", sent: Printable.excerpt(text),
+                .protocolViolation, "memory reply is not \(count) bytes of hex",
+                sent: Printable.excerpt(text),
                 received: Printable.excerpt(reply), address: address)
             }
             results.append(OpResult(result: .success(bytes)))

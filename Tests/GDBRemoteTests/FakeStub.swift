@@ -145,62 +145,63 @@ final class FakeStub: Sendable {
           continue
         }
         for event in decoder.feed(CollectionOfOne(byte)) {
-        switch event {
-        case .nak:
-          // Only meaningful with a packet outstanding (handled above).
-          break
-        case .checksumMismatch, .malformed:
-          write(Array("-".utf8))
-        case .packet(let packet):
-          let request = String(decoding: packet.payload, as: UTF8.self)
-          state.withLock { $0.requests.append(request) }
-          var fault: StubFault.Kind? = nil
-          if let i = faults.firstIndex(where: { $0.times > 0 && request.hasPrefix($0.prefix) }) {
-            faults[i].times -= 1
-            fault = faults[i].kind
-          }
-          if case .silence = fault { continue }
-          if case .nakRequest = fault {
+          switch event {
+          case .nak:
+            // Only meaningful with a packet outstanding (handled above).
+            break
+          case .checksumMismatch, .malformed:
             write(Array("-".utf8))
-            continue
+          case .packet(let packet):
+            let request = String(decoding: packet.payload, as: UTF8.self)
+            state.withLock { $0.requests.append(request) }
+            var fault: StubFault.Kind? = nil
+            if let i = faults.firstIndex(where: { $0.times > 0 && request.hasPrefix($0.prefix) }) {
+              faults[i].times -= 1
+              fault = faults[i].kind
+            }
+            if case .silence = fault { continue }
+            if case .nakRequest = fault {
+              write(Array("-".utf8))
+              continue
+            }
+            write(Array("+".utf8))
+            if case .ackOnly = fault { continue }
+            guard let reply = model.respond(to: request) else { continue }
+            let framed = PacketEncoder.frame(Array(reply.utf8))
+            lastPacket = framed
+            switch fault {
+            case .corruptChecksum:
+              var bad = framed
+              bad[bad.count - 1] =
+                bad[bad.count - 1] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+              write(bad)
+            case .runLengthEncode:
+              write(FakeStub.runLengthFrame(Array(reply.utf8)))
+            case .escapeEverything:
+              write(FakeStub.escapedFrame(Array(reply.utf8)))
+            case .truncateAndClose(let count):
+              write(Array(framed.prefix(count)))
+              return
+            case .truncateThenRestart(let count):
+              write(Array(framed.prefix(count)) + framed)
+            case .prefix(let bytes):
+              write(bytes + framed)
+            case .oversized(let count):
+              write(PacketEncoder.frame([UInt8](repeating: UInt8(ascii: "0"), count: count)))
+            case .delay(let ms):
+              usleep(useconds_t(ms * 1000))
+              write(framed)
+            case .replaceRaw(let bytes):
+              write(bytes)
+            default:
+              write(framed)
+            }
+          case .interrupt:
+            // A stopped VM ignores `\x03` (the running case was handled above).
+            break
+          case .ack, .garbage, .oversized:
+            break
           }
-          write(Array("+".utf8))
-          if case .ackOnly = fault { continue }
-          guard let reply = model.respond(to: request) else { continue }
-          let framed = PacketEncoder.frame(Array(reply.utf8))
-          lastPacket = framed
-          switch fault {
-          case .corruptChecksum:
-            var bad = framed
-            bad[bad.count - 1] = bad[bad.count - 1] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
-            write(bad)
-          case .runLengthEncode:
-            write(FakeStub.runLengthFrame(Array(reply.utf8)))
-          case .escapeEverything:
-            write(FakeStub.escapedFrame(Array(reply.utf8)))
-          case .truncateAndClose(let count):
-            write(Array(framed.prefix(count)))
-            return
-          case .truncateThenRestart(let count):
-            write(Array(framed.prefix(count)) + framed)
-          case .prefix(let bytes):
-            write(bytes + framed)
-          case .oversized(let count):
-            write(PacketEncoder.frame([UInt8](repeating: UInt8(ascii: "0"), count: count)))
-          case .delay(let ms):
-            usleep(useconds_t(ms * 1000))
-            write(framed)
-          case .replaceRaw(let bytes):
-            write(bytes)
-          default:
-            write(framed)
-          }
-        case .interrupt:
-          // A stopped VM ignores `\x03` (the running case was handled above).
-          break
-        case .ack, .garbage, .oversized:
-          break
-        }
         }
       }
     }
@@ -309,7 +310,9 @@ final class QEMU72Model {
       let parts = request.dropFirst("qXfer:features:read:".count).split(separator: ":")
       guard parts.count == 2 else { return "E00" }
       let nums = parts[1].split(separator: ",")
-      guard nums.count == 2, let o = Int(nums[0], radix: 16), let l = Int(nums[1], radix: 16) else { return "E00" }
+      guard nums.count == 2, let o = Int(nums[0], radix: 16), let l = Int(nums[1], radix: 16) else {
+        return "E00"
+      }
       return xfer(String(parts[0]), o, l)
     }
     if request == "qfThreadInfo" {
@@ -364,7 +367,9 @@ final class QEMU72Model {
       let hex = Array(head[1].utf8)
       var i = 0
       while i + 1 < hex.count {
-        guard let b = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else { return "E22" }
+        guard let b = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else {
+          return "E22"
+        }
         writes[a &+ UInt64(i / 2)] = b
         i += 2
       }
@@ -444,7 +449,8 @@ final class HostilePeer: Sendable {
         switch Int.random(in: 0...9, using: &rng) {
         case 0: out += Array("+".utf8)
         case 1: out += Array("-".utf8)
-        case 2: out += (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        case 2:
+          out += (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         case 3:
           var framed = PacketEncoder.frame(payload)
           if !framed.isEmpty { framed[Int.random(in: 0..<framed.count, using: &rng)] ^= 0x5a }

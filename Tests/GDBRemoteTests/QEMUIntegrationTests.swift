@@ -20,7 +20,9 @@ func launchResetVectorQEMU(extraArguments: [String] = [], gdb: Bool = true) thro
   return try QEMUInstance.launch(configuration)
 }
 
-func connect(_ qemu: QEMUInstance, options: GDBRemoteConnection.Options = .init()) throws -> GDBRemoteConnection {
+func connect(_ qemu: QEMUInstance, options: GDBRemoteConnection.Options = .init()) throws
+  -> GDBRemoteConnection
+{
   let path = try #require(qemu.gdbSocketPath)
   // QEMULaunch returns once the socket file exists; QEMU may not listen() on it yet.
   for _ in 0..<100 {
@@ -47,7 +49,9 @@ func qmp(_ qemu: QEMUInstance, _ commands: [String]) throws {
     raw.copyBytes(from: Array(path.utf8) + [0])
   }
   let rc = withUnsafePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+      Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+    }
   }
   try #require(rc == 0)
   var buffer = [UInt8](repeating: 0, count: 4096)
@@ -124,7 +128,8 @@ func qmp(_ qemu: QEMUInstance, _ commands: [String]) throws {
     #expect(physical.count == 16)
     #expect(try c.readMemory(address: 0xf_fff0, count: 16, physical: true) == physical)
     // Paging is off at reset: virtual (linear) addresses are physical addresses.
-    #expect(try c.readMemory(address: 0xf_fff0, count: 16, physical: false, thread: Self.vcpus[0]) == physical)
+    #expect(
+      try c.readMemory(address: 0xf_fff0, count: 16, physical: false, thread: Self.vcpus[0]) == physical)
     // 64 KiB of BIOS in one pipelined round equals the same bytes read page by page.
     let whole = try c.readMemory(address: 0xf_0000, count: 0x1_0000, physical: true)
     var pages: [UInt8] = []
@@ -134,7 +139,9 @@ func qmp(_ qemu: QEMUInstance, _ commands: [String]) throws {
     #expect(whole == pages)
     #expect(Array(whole.suffix(16)) == physical)
     // An unaligned read across pages.
-    #expect(try c.readMemory(address: 0xf_0ffd, count: 5000, physical: true) == Array(whole[0xffd..<(0xffd + 5000)]))
+    #expect(
+      try c.readMemory(address: 0xf_0ffd, count: 5000, physical: true) == Array(whole[0xffd..<(0xffd + 5000)])
+    )
   }
 
   @Test func unassignedAddressesAreTypedErrorsInVirtualModeAndZerosInPhysical() throws {
@@ -336,7 +343,9 @@ func qmp(_ qemu: QEMUInstance, _ commands: [String]) throws {
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+    }
     _ = withUnsafeMutablePointer(to: &addr) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
     }
