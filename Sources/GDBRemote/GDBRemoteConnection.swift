@@ -327,6 +327,8 @@ public final class GDBRemoteConnection {
             x.slots[index].retransmissions += 1
             x.slots[index].sentAt = now
             statistics.retransmissions += 1
+            // Should the first copy be answered after all, its reply is a stray.
+            needsResync = true
             statistics.packetsSent += 1
             outbox += x.slots[index].framed
             try flushOutbox(deadline: deadline, &x)

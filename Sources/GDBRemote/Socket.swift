@@ -1,10 +1,5 @@
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Musl)
-  import Musl
-#elseif canImport(Darwin)
-  import Darwin
-#endif
+// Linux only, like the rest of smptop (QEMU, ncurses, /proc).
+import Glibc
 
 /// A connected, non-blocking stream socket with deadline-bounded reads and writes.
 ///
