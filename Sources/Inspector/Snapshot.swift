@@ -9,6 +9,33 @@ public enum Consistency: Sendable, Codable, Equatable {
 
   /// True for `.consistent`.
   public var isConsistent: Bool { self == .consistent }
+
+  private enum Keys: String, CodingKey { case state, retries, reason }
+
+  /// Encodes as `{"state": "consistent"}`, `{"state": "inconsistent", "retries": 16}` or
+  /// `{"state": "unreadable", "reason": "…"}`.
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: Keys.self)
+    switch self {
+    case .consistent: try c.encode("consistent", forKey: .state)
+    case .inconsistent(let retries):
+      try c.encode("inconsistent", forKey: .state)
+      try c.encode(retries, forKey: .retries)
+    case .unreadable(let reason):
+      try c.encode("unreadable", forKey: .state)
+      try c.encode(reason, forKey: .reason)
+    }
+  }
+
+  /// Decodes the form `encode(to:)` writes.
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: Keys.self)
+    switch try c.decode(String.self, forKey: .state) {
+    case "consistent": self = .consistent
+    case "inconsistent": self = .inconsistent(retries: try c.decode(Int.self, forKey: .retries))
+    default: self = .unreadable(reason: (try? c.decode(String.self, forKey: .reason)) ?? "")
+    }
+  }
 }
 
 /// lcpu states after Unikraft's model.
@@ -141,6 +168,37 @@ public struct VCPUState: Sendable, Codable, Equatable {
   public func value(of name: String) -> UInt64? { registers.first { $0.name == name }?.value }
 }
 
+/// One virtio device as QEMU's device model sees it (QMP x-query-virtio*).
+public struct VirtioDeviceState: Sendable, Codable, Equatable {
+  public var name: String
+  /// The QOM path QMP knows it by.
+  public var path: String
+  /// Device status bits as QEMU names them (acknowledge, driver, driver-ok, …).
+  public var statuses: [String]
+  /// Features the driver accepted, as QEMU names them.
+  public var guestFeatures: [String]
+  public var queues: [VirtioQueueState]
+}
+
+/// One virtqueue's device-side indices (QMP x-query-virtio-queue-status).
+public struct VirtioQueueState: Sendable, Codable, Equatable {
+  public var index: Int
+  /// Ring size (vring-num).
+  public var size: Int
+  /// The device's next avail index to process.
+  public var lastAvailIndex: Int?
+  /// The avail index the device last read from the ring.
+  public var shadowAvailIndex: Int?
+  /// The device's used index.
+  public var usedIndex: Int
+  /// Buffers the device holds.
+  public var inUse: Int
+  /// Guest addresses of the descriptor table, avail ring and used ring.
+  public var descriptorTable: UInt64
+  public var availRing: UInt64
+  public var usedRing: UInt64
+}
+
 /// A consistent, typed picture of the guest at one moment. Feeds the dashboard, `--json` and recordings.
 public struct Snapshot: Sendable, Codable, Equatable {
   /// Monotonic capture time in nanoseconds (host clock), for rates.
@@ -155,6 +213,8 @@ public struct Snapshot: Sendable, Codable, Equatable {
   public var vcpus: [VCPUState]?
   /// QEMU's run state (QMP query-status), when known.
   public var runState: String?
+  /// virtio devices and their queues from QMP, when asked for.
+  public var virtio: [VirtioDeviceState]?
   /// Things that could not be read, for the user to see.
   public var problems: [String]
   /// Time spent taking the snapshot, in nanoseconds.

@@ -26,6 +26,11 @@ public final class SnapshotEngine {
     self.rootAddress = rootAddress
   }
 
+  /// The ranges one snapshot reads: the root and, once known, the lcpu table.
+  public var modelRanges: [MemoryRange] {
+    [MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)] + (lcpuTable.map { [$0.range] } ?? [])
+  }
+
   /// Takes one snapshot. Throws only when the ABI is absent, unpublished or of another version.
   public func snapshot() throws(ABIError) -> Snapshot {
     let start = monotonicNanoseconds()

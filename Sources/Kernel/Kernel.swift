@@ -1,2 +1,45 @@
-/// The guest's entry point on the host: an empty stub (the real kernel is built with SMP_GUEST).
-@main struct Kernel { static func main() {} }
+// The kernel's main line, read top to bottom like xv6's main.c: each step is one file.
+// boot.S enters `kmain` on the BSP in long mode; SMP.swift brings every AP to `ap_main`.
+//
+// Build (from the package root; the ELF is .build-guest/x86_64-unknown-none-elf/release/Kernel):
+//   swift build -c release --scratch-path .build-guest --triple x86_64-unknown-none-elf \
+//     --toolset Resources/toolset.json --product Kernel
+// Boot under QEMU (TCG), serial console on stdout:
+//   Resources/boot-guest.sh -smp 4 -machine q35 -append "shutdown=5"
+// Command-line keys: CommandLine.swift. What the host reads: smptop_abi.h, Inspect.swift.
+//
+// The host build compiles every guest file to nothing (SMP_GUEST is only defined by
+// Resources/toolset.json), leaving the empty `Kernel.main` below.
+
+#if SMP_GUEST
+import KernelSupport
+
+/// The BSP's 64-bit entry from boot.S: brings the machine up, starts the APs, then idles.
+@c func kmain() {
+  Traps.install()            // IDT first: from here on no exception is silent
+  LCPU.beginBootstrap()      // lcpu 0 record: BUSY while booting
+  Console.initialize()
+  BootInfo.read()            // multiboot: command line, memory map
+  KernelCommandLine.parse()
+  Console.log("smptop guest: cmdline \"\(cstring: abi_root_cmdline())\"")
+  PIC.disable()
+  CPUFeatures.detect()
+  GDT.loadTSS(lcpu: 0)
+  ACPI.discover()            // lcpus (MADT), LAPIC address, power-off port (FADT)
+  LAPIC.enable()
+  Timer.calibrate()
+  Paging.protectStacks()     // guard pages under every stack
+  Inspect.publish()          // root complete; magic written last
+  SMP.startAPs()
+  Timer.start()
+  LCPU.becomeOnline()        // BSP IDLE
+  LCPU.bootstrapDone()       // stage RUNNING
+  LCPU.idleLoop()
+}
+#endif
+
+/// The executable's entry point on the host: an empty stub (the kernel starts at `kmain`).
+@main struct Kernel {
+  /// Does nothing; SwiftPM needs a `main` for the executable target.
+  static func main() {}
+}

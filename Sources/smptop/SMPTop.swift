@@ -3,10 +3,14 @@ import Foundation
 
 /// The smptop command line.
 @main struct SMPTop {
-  static func main() {
+  static func main() async {
     do {
       var command = try Root.parseAsRoot()
-      try command.run()
+      if var command = command as? any AsyncParsableCommand {
+        try await command.run()
+      } else {
+        try command.run()
+      }
     } catch let error as CLIError {
       FileHandle.standardError.write(Data("smptop: \(error.message)\n".utf8))
       exit(error.code.rawValue)
@@ -21,5 +25,8 @@ struct Root: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "smptop",
     abstract: "Live inspection of an SMP unikernel running in QEMU.",
-    subcommands: [KernelCommand.self])
+    subcommands: [
+      RunCommand.self, AttachCommand.self, SnapshotCommand.self, StepCommand.self, BenchCommand.self,
+      KernelCommand.self,
+    ])
 }

@@ -1,1 +1,0 @@
-// ELFSymbols module.

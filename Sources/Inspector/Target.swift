@@ -1,0 +1,377 @@
+import ELFSymbols
+import GDBRemote
+import QMP
+
+/// What to attach to: QEMU's sockets, the guest's symbols and, optionally, its shared RAM file.
+public struct TargetOptions: Sendable, Equatable {
+  /// The gdbstub: `host:port`, `unix:/path` or a socket path.
+  public var gdb: String?
+  /// The QMP socket: `host:port`, `unix:/path` or a socket path.
+  public var qmp: String?
+  /// The kernel ELF (symbols, and `smptop_root` when the guest speaks the ABI).
+  public var kernel: String?
+  /// A Linux `System.map`, for generic mode.
+  public var systemMap: String?
+  /// QEMU's `memory-backend-file,share=on` file, for zero-pause live reads.
+  public var memoryFile: String?
+  /// The machine type (`pc` or `q35`), for the RAM file's layout above 4 GiB.
+  public var machine: String = "pc"
+
+  /// Options with nothing set.
+  public init() {}
+}
+
+/// Why attaching or talking to a target failed, in a sentence a user can act on.
+public struct TargetError: Error, CustomStringConvertible, Sendable {
+  /// The kind of failure (it picks the command line's exit code).
+  public enum Code: Sendable, Equatable {
+    case connect, symbols, abi, memory, gdbRequired, guestState
+  }
+  /// The kind of failure.
+  public var code: Code
+  /// What happened and what to do.
+  public var message: String
+
+  /// Creates an error.
+  public init(_ code: Code, _ message: String) {
+    self.code = code
+    self.message = message
+  }
+
+  public var description: String { message }
+}
+
+/// The result of stepping one vCPU one instruction.
+public struct StepRecord: Sendable, Codable, Equatable {
+  /// The vCPU stepped.
+  public var vcpu: Int
+  /// RIP after the step.
+  public var rip: UInt64
+  /// RIP as symbol+offset.
+  public var symbol: String?
+}
+
+/// An attached QEMU: QMP always (when given), the shared RAM file for live reads, and the
+/// gdbstub only when something needs it — connecting to the gdbstub stops the VM, so live
+/// mode never touches it unless asked for registers or stepping, and it leaves the VM in
+/// the run state the user last chose when it detaches.
+///
+/// Not thread-safe: one task owns a target.
+public final class Target {
+  /// The options it was opened with.
+  public let options: TargetOptions
+  /// The QMP client, when a QMP address was given.
+  public let qmp: QMPClient?
+  /// The kernel ELF, when given.
+  public let elf: ELFFile?
+  /// Symbols for RIPs and backtraces (ELF or System.map).
+  public let symbols: (any SymbolLookup)?
+  /// Address of `smptop_root`; nil means generic mode (a guest without the ABI).
+  public let rootAddress: UInt64?
+  /// The shared RAM file, when given.
+  public let sharedMemory: SharedMemory?
+  /// The gdbstub connection, once something needed it.
+  public private(set) var gdb: GDBRemoteConnection?
+
+  private var gdbMemory: GDBMemory?
+  private var liveEngine: SnapshotEngine?
+  private var stoppedEngine: SnapshotEngine?
+  private var threads: [ThreadID] = []
+  /// The run state the user wants (QMP's state at attach, then every pause/resume).
+  public private(set) var wantsRunning = true
+
+  private init(
+    options: TargetOptions, qmp: QMPClient?, elf: ELFFile?, symbols: (any SymbolLookup)?, root: UInt64?,
+    shared: SharedMemory?
+  ) {
+    self.options = options
+    self.qmp = qmp
+    self.elf = elf
+    self.symbols = symbols
+    self.rootAddress = root
+    self.sharedMemory = shared
+    if let shared, let root { liveEngine = SnapshotEngine(memory: shared, rootAddress: root) }
+  }
+
+  /// Opens symbols and QMP and maps the RAM file. Does not touch the gdbstub.
+  public static func open(_ options: TargetOptions) async throws(TargetError) -> Target {
+    var elf: ELFFile?
+    var symbols: (any SymbolLookup)?
+    var root: UInt64?
+    if let path = options.kernel {
+      do {
+        let file = try ELFFile(path: path)
+        elf = file
+        symbols = file
+        root = file.address(of: "smptop_root")
+      } catch {
+        throw TargetError(.symbols, "cannot read the kernel ELF \(path): \(error)")
+      }
+    } else if let path = options.systemMap {
+      do { symbols = try SystemMap(path: path) } catch {
+        throw TargetError(.symbols, "cannot read System.map \(path): \(error)")
+      }
+    }
+    var shared: SharedMemory?
+    if let path = options.memoryFile {
+      do { shared = try SharedMemory(path: path, machine: options.machine) } catch {
+        throw TargetError(.memory, error.description)
+      }
+    }
+    var qmp: QMPClient?
+    if let address = options.qmp {
+      do { qmp = try await QMPClient.connect(to: address) } catch {
+        throw TargetError(.connect, "cannot connect to QMP at \(address): \(error)")
+      }
+    }
+    if options.gdb == nil && shared == nil {
+      throw TargetError(
+        .gdbRequired, "nothing to read guest memory from: give --gdb ADDR and/or --memory-file PATH")
+    }
+    let target = Target(options: options, qmp: qmp, elf: elf, symbols: symbols, root: root, shared: shared)
+    if let status = try? await qmp?.queryStatus() { target.wantsRunning = status.running }
+    return target
+  }
+
+  /// True when the guest publishes the inspection ABI (its ELF has `smptop_root`).
+  public var speaksABI: Bool { rootAddress != nil }
+
+  /// `symbol+0x1a` for an address, Swift names demangled and simplified.
+  public func symbolize(_ address: UInt64) -> String? {
+    symbols?.lookup(address)?.formatted(simplified: true)
+  }
+
+  /// The guest-physical ranges a snapshot of the model reads (for benchmarks and recordings).
+  public var modelRanges: [MemoryRange] {
+    (liveEngine ?? stoppedEngine)?.modelRanges ?? []
+  }
+
+  /// The gdbstub's vCPU threads, once connected.
+  public var vcpuThreads: [ThreadID] { threads }
+
+  /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
+  public func runState() async -> String? {
+    guard let qmp, let status = try? await qmp.queryStatus() else { return nil }
+    return status.status.rawValue
+  }
+
+  // MARK: Snapshots
+
+  /// A live snapshot from the shared RAM file: zero pause, sequence counters honoured.
+  public func liveSnapshot() throws(TargetError) -> Snapshot {
+    guard let liveEngine else {
+      if sharedMemory == nil {
+        throw TargetError(.memory, "a live snapshot needs the shared RAM file (--memory-file)")
+      }
+      throw TargetError(
+        .abi, "the kernel ELF has no smptop_root symbol: generic mode needs a stopped snapshot (gdbstub)")
+    }
+    do { return try liveEngine.snapshot() } catch { throw TargetError(.abi, error.message) }
+  }
+
+  /// A stopped snapshot through the gdbstub: stops the VM if it runs, reads every register of
+  /// every vCPU plus the whole model in one pipelined burst, and resumes it if it was running.
+  public func stoppedSnapshot() async throws(TargetError) -> Snapshot {
+    let gdb = try await connectGDB()
+    let start = monotonicNanoseconds()
+    let wasRunning = gdb.runState == .running
+    do { if wasRunning { try gdb.interrupt() } } catch {
+      throw TargetError(.connect, "cannot stop the VM through the gdbstub: \(error)")
+    }
+    let pauseStart = monotonicNanoseconds()
+    var snapshot: Snapshot
+    var problems: [String] = []
+    guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
+    memory.registerThreads = threads
+    if let root = rootAddress {
+      let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
+      stoppedEngine = engine
+      do { snapshot = try engine.snapshot() } catch {
+        if wasRunning { try? gdb.continue() }
+        throw TargetError(.abi, error.message)
+      }
+    } else {
+      _ = memory.read([])  // registers only (generic mode)
+      snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
+    }
+    // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
+    // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
+    let infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
+    var resumeError: Error?
+    if wasRunning {
+      do { try gdb.continue() } catch { resumeError = error }
+    }
+    let end = monotonicNanoseconds()
+    if let resumeError { problems.append("could not resume the VM: \(resumeError)") }
+
+    snapshot.vcpus = threads.map { thread in
+      let index = thread.vcpuIndex ?? 0
+      let halted =
+        infos.first { $0.thread == thread }?.isHalted
+        ?? (snapshot.lcpus.first { $0.apicID == UInt32(index) }?.state == .idle)
+      guard case .success(let set)? = memory.registers[thread] else {
+        problems.append("registers of vCPU \(index) unreadable")
+        return VCPUState(index: index, halted: halted, registers: [], symbol: nil)
+      }
+      let registers = set.values.compactMap { pair -> VCPUState.Register? in
+        guard let value = pair.value.uint64 else { return nil }
+        return VCPUState.Register(name: pair.register.name, value: value)
+      }
+      let rip = set.uint64("rip") ?? set.uint64("pc")
+      return VCPUState(index: index, halted: halted, registers: registers, symbol: rip.flatMap(symbolize))
+    }
+    snapshot.timeNanoseconds = start
+    snapshot.pauseNanoseconds = wasRunning ? end - pauseStart : 0
+    snapshot.costNanoseconds = end - start
+    snapshot.problems += problems
+    snapshot.runState = await runState()
+    return snapshot
+  }
+
+  /// A snapshot the cheapest way available: live from shared RAM when possible, else stopped.
+  ///
+  /// Generic mode (no ABI) always stops the VM for registers. `virtio` adds QMP's view of
+  /// every virtio queue (a few QMP round trips, so the dashboard asks for it less often).
+  public func snapshot(preferStopped: Bool = false, virtio: Bool? = nil) async throws(TargetError) -> Snapshot {
+    var snap: Snapshot
+    if !preferStopped, liveEngine != nil {
+      snap = try liveSnapshot()
+      snap.runState = await runState()
+    } else {
+      snap = try await stoppedSnapshot()
+    }
+    if virtio ?? !speaksABI { snap.virtio = await virtioState() }
+    return snap
+  }
+
+  /// Every virtio device and queue as QEMU's device model sees them; nil without QMP.
+  public func virtioState() async -> [VirtioDeviceState]? {
+    guard let qmp, let devices = try? await qmp.queryVirtio() else { return nil }
+    var result: [VirtioDeviceState] = []
+    for device in devices {
+      guard let status = try? await qmp.virtioStatus(path: device.path) else { continue }
+      var queues: [VirtioQueueState] = []
+      for index in 0..<min(max(status.numVQs, 0), 1024) {
+        guard let q = try? await qmp.virtioQueueStatus(path: device.path, queue: index) else { continue }
+        queues.append(
+          VirtioQueueState(
+            index: q.queueIndex, size: q.vringNum, lastAvailIndex: q.lastAvailIdx,
+            shadowAvailIndex: q.shadowAvailIdx, usedIndex: q.usedIdx, inUse: q.inuse,
+            descriptorTable: q.vringDesc, availRing: q.vringAvail, usedRing: q.vringUsed))
+      }
+      result.append(
+        VirtioDeviceState(
+          name: device.name, path: device.path, statuses: status.statuses,
+          guestFeatures: status.guestFeatures.names, queues: queues))
+    }
+    return result
+  }
+
+  // MARK: Run control
+
+  /// Pauses the VM (QMP `stop`, or the gdbstub's interrupt without QMP).
+  public func pause() async throws(TargetError) {
+    wantsRunning = false
+    if let qmp {
+      do { try await qmp.stop() } catch { throw TargetError(.connect, "QMP stop failed: \(error)") }
+      _ = try? gdb?.waitForStop(timeout: .milliseconds(200))
+    } else if let gdb {
+      do { try gdb.interrupt() } catch { throw TargetError(.connect, "cannot stop the VM: \(error)") }
+    }
+  }
+
+  /// Resumes the VM (through the gdbstub when connected, so it knows; else QMP `cont`).
+  public func resume() async throws(TargetError) {
+    wantsRunning = true
+    if let gdb, gdb.isConnected {
+      do { try gdb.continue() } catch { throw TargetError(.connect, "cannot resume the VM: \(error)") }
+    } else if let qmp {
+      do { try await qmp.cont() } catch { throw TargetError(.connect, "QMP cont failed: \(error)") }
+    }
+  }
+
+  /// Steps vCPU `vcpu` by `count` instructions while every other vCPU stays stopped.
+  ///
+  /// The VM is stopped first if it runs; with `restore` it is resumed afterwards if it was
+  /// running. A halted vCPU is refused with a clear error instead of a hang.
+  public func step(vcpu: Int, count: Int, restore: Bool = true) async throws(TargetError) -> [StepRecord] {
+    let gdb = try await connectGDB()
+    guard let thread = threads.first(where: { $0.vcpuIndex == vcpu }) else {
+      throw TargetError(.guestState, "there is no vCPU \(vcpu) (the VM has \(threads.count))")
+    }
+    let wasRunning = gdb.runState == .running
+    var records: [StepRecord] = []
+    do {
+      if wasRunning { try gdb.interrupt() }
+      for _ in 0..<count {
+        _ = try gdb.step(thread: thread)
+        let rip = try gdb.readRegister("rip", of: thread).uint64 ?? 0
+        records.append(StepRecord(vcpu: vcpu, rip: rip, symbol: symbolize(rip)))
+      }
+    } catch {
+      if restore && wasRunning { try? gdb.continue() }
+      if error.code == .threadHalted {
+        throw TargetError(
+          .guestState, "vCPU \(vcpu) is halted (hlt), so a step would never finish; it was not stepped")
+      }
+      throw TargetError(.connect, "step failed: \(error)")
+    }
+    if restore && wasRunning {
+      do { try gdb.continue() } catch { throw TargetError(.connect, "cannot resume after the step: \(error)") }
+    } else {
+      wantsRunning = false
+    }
+    return records
+  }
+
+  /// Leaves the target: the VM is left in the run state the user last chose.
+  ///
+  /// `D;1` makes QEMU resume the VM, so when the user wants it paused the gdbstub socket is
+  /// closed without detaching instead (QEMU then keeps it paused).
+  public func close() async {
+    if let gdb, gdb.isConnected {
+      if wantsRunning {
+        try? gdb.detach()
+      } else {
+        if gdb.runState == .running { _ = try? gdb.interrupt() }
+        gdb.close()
+      }
+    }
+    gdb = nil
+    qmp?.close()
+  }
+
+  /// Connects to the gdbstub on first use (which stops the VM), learns the vCPUs and the
+  /// register layout, and puts the VM back in the state the user wants.
+  private func connectGDB() async throws(TargetError) -> GDBRemoteConnection {
+    if let gdb, gdb.isConnected {
+      // QMP `cont` resumes the VM without telling the gdbstub client: trust QMP when we have it.
+      if let qmp, let status = try? await qmp.queryStatus(), status.running, gdb.runState != .running {
+        gdb.assumeRunning()
+      }
+      return gdb
+    }
+    guard let text = options.gdb else {
+      throw TargetError(.gdbRequired, "this needs the gdbstub: give --gdb ADDR (QEMU -gdb ...)")
+    }
+    let wasRunning: Bool
+    if let qmp, let status = try? await qmp.queryStatus() { wasRunning = status.running } else {
+      wasRunning = wantsRunning
+    }
+    let connection: GDBRemoteConnection
+    do {
+      let address = try GDBAddress(parsing: text)
+      connection = try GDBRemoteConnection.connect(to: address)
+      try connection.handshake()
+      _ = try connection.fetchTargetDescription()
+      threads = try connection.threads()
+      if wasRunning { try connection.continue() }
+    } catch {
+      throw TargetError(.connect, "cannot attach to the gdbstub at \(text): \(error)")
+    }
+    gdb = connection
+    gdbMemory = GDBMemory(connection: connection)
+    stoppedEngine = nil
+    return connection
+  }
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Inspector
+import QEMULaunch
+
+/// Workloads the bundled guest can boot into (`--scenario`).
+enum Scenario: String, ExpressibleByArgument, CaseIterable {
+  /// The built-in busy/idle pattern with remote calls between lcpus.
+  case `default`
+  /// lcpu 1 takes a page fault half a second after boot (a panic record to look at).
+  case panic
+
+  /// Kernel command-line words for the scenario.
+  var append: String? {
+    switch self {
+    case .default: nil
+    case .panic: "panic=1 panic.kind=pf"
+    }
+  }
+}
+
+/// `smptop run`: boot the bundled unikernel in QEMU and inspect it.
+struct RunCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "run",
+    abstract: "Build the bundled unikernel if needed, boot it in QEMU (TCG) and inspect it.",
+    discussion: """
+      QEMU's gdbstub, QMP socket, serial log and shared RAM file live in a private 0700
+      directory that is removed on exit, and QEMU is shut down when smptop exits.
+      Scriptable:  smptop run --smp 4 --headless --after 3 --json
+      """)
+
+  @Option(help: "Number of lcpus (1...64).")
+  var smp = 4
+
+  @Option(help: "Guest workload: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
+  var scenario: Scenario = .default
+
+  @Option(help: "Extra kernel command line words (see Sources/Kernel/CommandLine.swift).")
+  var append: String?
+
+  @Option(name: .customLong("memory"), help: "Guest RAM in MiB.")
+  var memoryMiB = 128
+
+  @Option(help: "Machine type: pc or q35.")
+  var machine = "pc"
+
+  @Option(help: "Boot this ELF instead of the bundled guest.")
+  var kernel: String?
+
+  @Flag(help: "No interactive display: wait --after seconds, print one snapshot, shut down.")
+  var headless = false
+
+  @Option(help: "Seconds to let the guest run before the headless snapshot.")
+  var after: Double = 2
+
+  @Flag(help: "Print JSON (headless or batch output).")
+  var json = false
+
+  @Flag(help: "Take the headless snapshot through the gdbstub (adds every vCPU's registers).")
+  var stopped = false
+
+  @Option(help: "Refresh interval in seconds.")
+  var interval: Double = 1
+
+  @Option(help: "Stop after this many refreshes (batch output).")
+  var iterations: Int?
+
+  func validate() throws {
+    guard (1...64).contains(smp) else { throw ValidationError("--smp must be 1...64") }
+    guard ["pc", "q35"].contains(machine) else { throw ValidationError("--machine must be pc or q35") }
+    guard memoryMiB >= 32, memoryMiB <= 65536 else { throw ValidationError("--memory must be 32...65536 MiB") }
+    guard after >= 0, interval > 0 else { throw ValidationError("--after ≥ 0 and --interval > 0") }
+  }
+
+  func run() async throws {
+    let elf: String
+    do { elf = try kernel ?? GuestKernel.build() } catch let error as QEMULaunchError {
+      throw CLIError(error.message, code: .build)
+    }
+    var config = QEMUConfiguration()
+    config.smp = smp
+    config.memoryMiB = memoryMiB
+    config.machine = machine
+    config.kernel = elf
+    config.append = [scenario.append, append].compactMap { $0 }.joined(separator: " ")
+    let qemu: QEMUInstance
+    do { qemu = try QEMUInstance.launch(config) } catch let error as QEMULaunchError {
+      throw CLIError(error.message, code: .qemu)
+    }
+    defer { qemu.shutdown() }
+    var options = TargetOptions()
+    options.gdb = qemu.gdbSocketPath
+    options.qmp = qemu.qmpSocketPath
+    options.kernel = elf
+    options.memoryFile = qemu.memoryFilePath
+    options.machine = machine
+    let target: Target
+    do { target = try await Target.open(options) } catch { throw CLIError(error) }
+
+    do {
+      if headless {
+        installInterruptHandler()
+        _ = await sleepUnlessInterrupted(after)
+        var snap = try await snapshot(target, stopped: stopped)
+        snap.problems += qemu.isRunning ? [] : ["QEMU exited with status \(qemu.exitStatus ?? -1)"]
+        try Output.print(snap, json: json, symbolize: target.symbolize)
+        await target.close()
+        if snap.lcpus.contains(where: { $0.panic != nil }) {
+          throw CLIError("the guest panicked (see the panic records above)", code: .guest)
+        }
+      } else {
+        try await Watch.loop(target, interval: interval, iterations: iterations, json: json)
+        await target.close()
+      }
+    } catch {
+      await target.close()
+      throw error
+    }
+  }
+
+  private func snapshot(_ target: Target, stopped: Bool) async throws -> Snapshot {
+    do { return try await target.snapshot(preferStopped: stopped) } catch { throw CLIError(error) }
+  }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Inspector
+
+/// `smptop snapshot`: one snapshot of an attached QEMU, as a table or JSON.
+struct SnapshotCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "snapshot",
+    abstract: "Take one snapshot and print it as a table or as JSON.",
+    discussion: """
+      With --memory-file the snapshot is read live from the shared RAM file (zero pause, the
+      gdbstub is not touched). Otherwise, or with --stopped, the VM is stopped through the
+      gdbstub for the read (adding every vCPU's registers) and resumed if it was running.
+      The JSON schema is documented in the README.
+      """)
+
+  @OptionGroup var target: TargetArguments
+
+  @Flag(help: "Print JSON instead of a table.")
+  var json = false
+
+  @Flag(help: "Stop the VM through the gdbstub and include every vCPU's registers.")
+  var stopped = false
+
+  @Flag(help: "Include QMP's view of every virtio queue.")
+  var virtio = false
+
+  func run() async throws {
+    let t: Target
+    do { t = try await Target.open(target.options) } catch { throw CLIError(error) }
+    let snap: Snapshot
+    do { snap = try await t.snapshot(preferStopped: stopped, virtio: virtio ? true : nil) } catch {
+      await t.close()
+      throw CLIError(error)
+    }
+    await t.close()
+    try Output.print(snap, json: json, symbolize: t.symbolize)
+  }
+}
+
+/// Writing snapshots to stdout.
+enum Output {
+  /// Prints a snapshot as a table or pretty JSON.
+  static func print(
+    _ snap: Snapshot, rates: SnapshotRates? = nil, json: Bool, symbolize: (UInt64) -> String?
+  ) throws {
+    if json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+      let data = try encoder.encode(snap)
+      FileHandle.standardOutput.write(data + Data("\n".utf8))
+    } else {
+      Swift.print(SnapshotText.render(snap, rates: rates, symbolize: symbolize))
+    }
+  }
+}

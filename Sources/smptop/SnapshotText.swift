@@ -1,0 +1,114 @@
+import Foundation
+import Inspector
+
+/// Plain-text tables of a snapshot, for `smptop snapshot`, `run --headless` and `attach` without a terminal.
+enum SnapshotText {
+  /// The whole report: header, lcpus (or vCPUs in generic mode), virtio, problems.
+  static func render(_ snap: Snapshot, rates: SnapshotRates? = nil, symbolize: (UInt64) -> String?) -> String {
+    var out: [String] = [header(snap)]
+    if snap.guest != nil { out += lcpuTable(snap, rates: rates, symbolize: symbolize) }
+    if let vcpus = snap.vcpus { out += vcpuTable(vcpus) }
+    if let virtio = snap.virtio, !virtio.isEmpty { out += virtioTable(virtio) }
+    for problem in snap.problems { out.append("! \(problem)") }
+    return out.joined(separator: "\n")
+  }
+
+  static func header(_ snap: Snapshot) -> String {
+    var parts: [String] = []
+    if let g = snap.guest {
+      parts.append("guest abi v\(g.abiVersion) build \(g.buildID.prefix(12))")
+      parts.append("\(g.lcpusOnline)/\(g.lcpusPresent) lcpus online")
+      if let up = snap.uptimeSeconds { parts.append(String(format: "uptime %.1f s", up)) }
+      if !g.commandLine.isEmpty { parts.append("cmdline \"\(g.commandLine)\"") }
+    } else {
+      parts.append("generic mode (no inspection ABI)")
+    }
+    parts.append("source \(snap.source.rawValue)")
+    if let run = snap.runState { parts.append("vm \(run)") }
+    parts.append("cost \(duration(snap.costNanoseconds))")
+    if snap.pauseNanoseconds > 0 { parts.append("pause \(duration(snap.pauseNanoseconds))") }
+    return parts.joined(separator: ", ")
+  }
+
+  static func lcpuTable(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?) -> [String] {
+    let now = snap.lcpus.map(\.lastTickTSC).max() ?? 0
+    let perMs = Double(snap.guest?.tscPerMs ?? 0)
+    var rows = [
+      pad("LCPU", 4) + " " + pad("APIC", 4) + " " + pad("STATE", 10, left: true) + " " + pad("BUSY%", 6) + " "
+        + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " " + pad("TICKS", 8) + " "
+        + pad("NEXT", 9) + "  RIP (last tick)"
+    ]
+    for l in snap.lcpus {
+      let rate = rates?.lcpus.first { $0.index == l.index }
+      let busy: String
+      if let p = rate?.busyPercent {
+        busy = String(format: "%.0f", p)
+      } else if l.cyclesBusy + l.cyclesIdle > 0 {
+        busy = String(format: "%.0f", 100 * Double(l.cyclesBusy) / Double(l.cyclesBusy + l.cyclesIdle))
+      } else {
+        busy = "-"
+      }
+      let timer = rate.map { String(format: "%.0f", $0.timerIRQsPerSecond) } ?? String(l.irqTimer)
+      var next = "-"
+      if l.nextDeadlineTSC != 0, perMs > 0 {
+        let delta = Double(Int64(bitPattern: l.nextDeadlineTSC &- now)) / perMs
+        next = delta <= 0 ? "due" : String(format: "%.1fms", delta)
+      }
+      let marker =
+        switch l.consistency {
+        case .consistent: ""
+        case .inconsistent: " (torn)"
+        case .unreadable(let why): " (unreadable: \(why))"
+        }
+      let rip = l.lastTickRIP == 0 ? "-" : (symbolize(l.lastTickRIP) ?? "0x" + String(l.lastTickRIP, radix: 16))
+      rows.append(
+        pad(String(l.index), 4) + " " + pad(String(l.apicID), 4) + " " + pad(l.stateLabel, 10, left: true) + " "
+          + pad(busy, 6) + " " + pad(timer, 8) + " " + pad(String(l.ipiReceived), 7) + " "
+          + pad(String(l.ipiSent), 7) + " " + pad(String(l.ticks), 8) + " " + pad(next, 9) + "  " + rip + marker)
+      if let p = l.panic {
+        rows.append(
+          "     panic \(p.vectorName) error 0x\(String(p.errorCode, radix: 16)) rip \(symbolize(p.rip) ?? hex(p.rip))"
+            + (p.vector == 14 ? " cr2 \(hex(p.cr2))" : ""))
+        for frame in p.backtrace { rows.append("       \(hex(frame)) \(symbolize(frame &- 1) ?? "?")") }
+      }
+    }
+    return rows
+  }
+
+  static func vcpuTable(_ vcpus: [VCPUState]) -> [String] {
+    var rows = [pad("VCPU", 4) + " " + pad("STATE", 8, left: true) + " " + pad("RIP", 18, left: true) + " SYMBOL"]
+    for v in vcpus {
+      rows.append(
+        pad(String(v.index), 4) + " " + pad(v.halted ? "halted" : "running", 8, left: true) + " "
+          + pad(v.value(of: "rip").map(hex) ?? "-", 18, left: true) + " " + (v.symbol ?? ""))
+    }
+    return rows
+  }
+
+  static func virtioTable(_ devices: [VirtioDeviceState]) -> [String] {
+    var rows: [String] = []
+    for d in devices {
+      rows.append("virtio \(d.name) (\(d.path)) status \(d.statuses.joined(separator: ","))")
+      for q in d.queues {
+        rows.append(
+          "  queue \(q.index): size \(q.size) last-avail \(q.lastAvailIndex.map(String.init) ?? "-") used \(q.usedIndex) in-use \(q.inUse)"
+        )
+      }
+    }
+    return rows
+  }
+
+  static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+  static func duration(_ ns: UInt64) -> String {
+    if ns < 10_000 { return String(format: "%.1f µs", Double(ns) / 1e3) }
+    if ns < 10_000_000 { return String(format: "%.0f µs", Double(ns) / 1e3) }
+    return String(format: "%.1f ms", Double(ns) / 1e6)
+  }
+
+  static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+    if s.count >= width { return s }
+    let fill = String(repeating: " ", count: width - s.count)
+    return left ? s + fill : fill + s
+  }
+}

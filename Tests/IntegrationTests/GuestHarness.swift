@@ -1,0 +1,100 @@
+import Foundation
+import Inspector
+import QEMULaunch
+
+/// The real guest booted in real QEMU (TCG), attached through its real sockets.
+final class BootedGuest {
+  let qemu: QEMUInstance
+  let target: Target
+  let kernel: String
+
+  /// Builds the guest (cached), boots it and waits until its ABI says every lcpu is online.
+  static func boot(
+    smp: Int, machine: String = "pc", append: String? = nil, memoryMiB: Int = 128,
+    waitForRunning: Bool = true
+  ) async throws -> BootedGuest {
+    let kernel = try GuestKernel.build()
+    var config = QEMUConfiguration()
+    config.smp = smp
+    config.machine = machine
+    config.kernel = kernel
+    config.append = append
+    config.memoryMiB = memoryMiB
+    let qemu = try QEMUInstance.launch(config)
+    var options = TargetOptions()
+    options.gdb = qemu.gdbSocketPath
+    options.qmp = qemu.qmpSocketPath
+    options.kernel = kernel
+    options.memoryFile = qemu.memoryFilePath
+    options.machine = machine
+    let target = try await Target.open(options)
+    let guest = BootedGuest(qemu: qemu, target: target, kernel: kernel)
+    if waitForRunning { _ = try await guest.waitUntilRunning() }
+    return guest
+  }
+
+  /// Boots a guest, runs `body` with it and always shuts it down.
+  static func with<T>(
+    smp: Int, machine: String = "pc", append: String? = nil, memoryMiB: Int = 128,
+    waitForRunning: Bool = true, _ body: (BootedGuest) async throws -> T
+  ) async throws -> T {
+    let guest = try await boot(
+      smp: smp, machine: machine, append: append, memoryMiB: memoryMiB, waitForRunning: waitForRunning)
+    do {
+      let result = try await body(guest)
+      await guest.shutdown()
+      return result
+    } catch {
+      await guest.shutdown()
+      throw error
+    }
+  }
+
+  private init(qemu: QEMUInstance, target: Target, kernel: String) {
+    self.qemu = qemu
+    self.target = target
+    self.kernel = kernel
+  }
+
+  /// Polls live snapshots (zero pause) until boot_stage is RUNNING.
+  func waitUntilRunning(timeout: Duration = .seconds(60)) async throws -> Snapshot {
+    let deadline = ContinuousClock.now + timeout
+    var last = "no snapshot"
+    while ContinuousClock.now < deadline {
+      if let snap = try? target.liveSnapshot() {
+        if snap.guest?.isRunning == true { return snap }
+        last = "boot stage \(snap.guest?.bootStage ?? 0), online \(snap.guest?.lcpusOnline ?? 0)"
+      }
+      if !qemu.isRunning { break }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    throw HarnessError(
+      "guest did not reach RUNNING (\(last)); serial:\n\(qemu.serialOutput().suffix(800))\nqemu: \(qemu.qemuOutput())")
+  }
+
+  /// Polls live snapshots until `condition` holds.
+  func waitFor(
+    _ what: String, timeout: Duration = .seconds(30), _ condition: (Snapshot) -> Bool
+  ) async throws -> Snapshot {
+    let deadline = ContinuousClock.now + timeout
+    var last: Snapshot?
+    while ContinuousClock.now < deadline {
+      if let snap = try? target.liveSnapshot() {
+        last = snap
+        if condition(snap) { return snap }
+      }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    throw HarnessError("timed out waiting for \(what); last lcpus: \(String(describing: last?.lcpus.map(\.stateLabel)))")
+  }
+
+  func shutdown() async {
+    await target.close()
+    qemu.shutdown()
+  }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+  var description: String
+  init(_ description: String) { self.description = description }
+}

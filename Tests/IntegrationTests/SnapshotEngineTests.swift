@@ -1,0 +1,122 @@
+import Foundation
+import Inspector
+import QEMULaunch
+import QMP
+import Testing
+
+/// Issue 4: the snapshot engine against the real guest in real QEMU.
+@Suite(.serialized) struct SnapshotEngineTests {
+  @Test func gdbstubAndSharedRAMAgreeAtAStoppedVM() async throws {
+    try await BootedGuest.with(smp: 4) { guest in
+      try await guest.target.pause()
+      #expect(await guest.target.runState() == "paused")
+      let viaRAM = try guest.target.liveSnapshot()
+      let viaGDB = try await guest.target.stoppedSnapshot()
+      #expect(viaGDB.source == .gdbstub)
+      #expect(viaRAM.source == .sharedRAM)
+      #expect(viaGDB.guest == viaRAM.guest)
+      #expect(viaGDB.lcpus == viaRAM.lcpus)
+      #expect(viaGDB.lcpus.count == 4)
+      // The stopped snapshot also carries every vCPU's registers.
+      let vcpus = try #require(viaGDB.vcpus)
+      #expect(vcpus.count == 4)
+      #expect(vcpus.allSatisfy { ($0.value(of: "rip") ?? 0) != 0 && $0.registers.count > 20 })
+      #expect(vcpus.allSatisfy { $0.symbol != nil })
+      #expect(viaGDB.pauseNanoseconds == 0)  // it was already paused: we added no pause
+      // Still paused afterwards: smptop leaves the run state as it found it.
+      #expect(await guest.target.runState() == "paused")
+    }
+  }
+
+  @Test func liveSnapshotsNeverPauseTheGuest() async throws {
+    try await BootedGuest.with(smp: 4) { guest in
+      let qmp = try #require(guest.target.qmp)
+      _ = qmp.drainEvents()
+      let a = try guest.target.liveSnapshot()
+      try await Task.sleep(for: .milliseconds(300))
+      let b = try guest.target.liveSnapshot()
+      #expect(zip(a.lcpus, b.lcpus).allSatisfy { $0.ticks < $1.ticks })
+      #expect(b.pauseNanoseconds == 0)
+      let rates = try #require(SnapshotRates(from: a, to: b))
+      #expect(rates.lcpus.allSatisfy { $0.timerIRQsPerSecond > 10 })
+      // No STOP event: nothing paused the VM, and the gdbstub was never touched.
+      #expect(!qmp.drainEvents().contains { $0.name == "STOP" })
+      #expect(guest.target.gdb == nil)
+      #expect(await guest.target.runState() == "running")
+    }
+  }
+
+  @Test func aStoppedSnapshotOfARunningVMResumesIt() async throws {
+    try await BootedGuest.with(smp: 4) { guest in
+      let snap = try await guest.target.stoppedSnapshot()
+      #expect(snap.pauseNanoseconds > 0)
+      #expect(snap.lcpus.allSatisfy { $0.consistency == .consistent })
+      #expect(await guest.target.runState() == "running")
+      let a = try guest.target.liveSnapshot()
+      try await Task.sleep(for: .milliseconds(200))
+      let b = try guest.target.liveSnapshot()
+      #expect(zip(a.lcpus, b.lcpus).allSatisfy { $0.ticks < $1.ticks }, "the guest must run again")
+    }
+  }
+
+  @Test func steppingOneVCPUMovesOnlyItsRIP() async throws {
+    try await BootedGuest.with(smp: 4) { guest in
+      // The lcpus idle most of the time: pause until one is caught running code.
+      var before: [VCPUState] = []
+      for _ in 0..<200 {
+        try await guest.target.pause()
+        before = try #require(try await guest.target.stoppedSnapshot().vcpus)
+        if before.contains(where: { !$0.halted }) { break }
+        try await guest.target.resume()
+        try await Task.sleep(for: .milliseconds(7))
+      }
+      let running = try #require(before.first { !$0.halted }, "some vCPU should be running code")
+      let steps = try await guest.target.step(vcpu: running.index, count: 3)
+      #expect(steps.count == 3)
+      let after = try #require(try await guest.target.stoppedSnapshot().vcpus)
+      for (b, a) in zip(before, after) {
+        if b.index == running.index {
+          #expect(a.value(of: "rip") == steps.last?.rip)
+        } else {
+          #expect(a.value(of: "rip") == b.value(of: "rip"), "vCPU \(b.index) must not move")
+        }
+      }
+      // A halted vCPU is refused, not hung on.
+      if let halted = after.first(where: \.halted) {
+        await #expect(throws: TargetError.self) { _ = try await guest.target.step(vcpu: halted.index, count: 1) }
+      }
+      #expect(await guest.target.runState() != "running")
+    }
+  }
+
+  @Test func genericModeShowsEveryVCPUOfAGuestWithoutTheABI() async throws {
+    // Firmware only: no kernel, no ABI — any x86_64 guest looks like this to smptop.
+    var config = QEMUConfiguration()
+    config.smp = 4
+    config.memoryMiB = 64
+    config.extraArguments = ["-device", "virtio-net-pci,netdev=n0", "-netdev", "user,id=n0"]
+    let qemu = try QEMUInstance.launch(config)
+    defer { qemu.shutdown() }
+    var options = TargetOptions()
+    options.gdb = qemu.gdbSocketPath
+    options.qmp = qemu.qmpSocketPath
+    let target = try await Target.open(options)
+    #expect(!target.speaksABI)
+    let snap = try await target.snapshot()
+    #expect(snap.guest == nil)
+    let vcpus = try #require(snap.vcpus)
+    #expect(vcpus.map(\.index) == [0, 1, 2, 3])
+    #expect(vcpus.allSatisfy { $0.value(of: "rip") != nil })
+    #expect(snap.runState == "running")
+    #expect(snap.virtio?.first?.queues.isEmpty == false)
+    await target.close()
+  }
+
+  @Test func aQEMUKilledMidSessionIsAClearError() async throws {
+    try await BootedGuest.with(smp: 2) { guest in
+      _ = try await guest.target.stoppedSnapshot()
+      guest.qemu.kill()
+      await #expect(throws: TargetError.self) { _ = try await guest.target.stoppedSnapshot() }
+    }
+  }
+}
