@@ -412,7 +412,9 @@ extension GDBRemoteConnection {
     // A stop reply may already be waiting (a breakpoint, a QMP stop).
     if try awaitStop(after: before, deadline: .now) { return lastStopReply }
     var x = Exchange()
-    try write([0x03], deadline: deadline, &x)
+    // With a packet of the stub's unacknowledged, QEMU 7.2 would drop the `\x03`.
+    try write(ackOwed ? [UInt8(ascii: "+"), 0x03] : [0x03], deadline: deadline, &x)
+    ackOwed = false
     guard try awaitStop(after: before, deadline: deadline) else {
       // QEMU does not answer `\x03` when the VM is already stopped (say, by a QMP `stop`
       // that newer QEMU does not report). A harmless query tells: if it is answered,

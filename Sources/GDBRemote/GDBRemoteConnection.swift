@@ -10,8 +10,10 @@
 /// ## What it handles for you
 ///
 /// * Framing, checksums and acknowledgements. QEMU 7.2 has no `QStartNoAckMode`, so the
-///   stub's `+` is skipped, every packet received is acknowledged, a `-` makes us resend
-///   (a bounded number of times), and a reply with a bad checksum is answered with `-`.
+///   stub's `+` is consumed (it tells which request a reply belongs to), every packet
+///   received is acknowledged (by the `++` that starts the next burst, see `ackOwed`),
+///   a `-` makes us resend (a bounded number of times), and a reply with a bad checksum
+///   is answered with `-` when it is the last one due, or repeated on its own otherwise.
 /// * Unsolicited stop replies (`T02` when the VM stops behind our back) are recorded in
 ///   ``stopReplies`` and never taken for a command's reply; `O` console output is
 ///   collected (``takeConsoleOutput()``).
@@ -103,9 +105,13 @@ public final class GDBRemoteConnection {
   let socket: StreamSocket
   var decoder: PacketDecoder
   var outbox: [UInt8] = []
-  /// A packet arrived that we have not acknowledged yet. Acknowledgements are deferred
-  /// to the end of an exchange: QEMU 7.2 does not wait for them, and a `+` that reaches
-  /// the stub after it sent a newer packet would clear the copy a `-` resends.
+  /// A packet arrived that we have not acknowledged yet.
+  ///
+  /// QEMU 7.2's system-mode stub never waits for `+`, and a `+` that reaches it after it
+  /// sent a newer packet would clear the copy that a `-` resends. So no `+` is written on
+  /// its own: the `++` that starts every burst acknowledges everything before it, and
+  /// ``interrupt(timeout:)`` sends `+` before `\x03` when one is owed (with a packet
+  /// unacknowledged, QEMU would swallow the `\x03`). One write per exchange, not two.
   var ackOwed = false
   var console: [UInt8] = []
   var stopCount = 0
@@ -281,7 +287,6 @@ public final class GDBRemoteConnection {
     statistics.packetsSent += x.slots.count
     try write(burst, deadline: deadline, &x)
     try pump(&x, deadline: deadline) { $0.unresolved == 0 }
-    try flushAcknowledgement(deadline: deadline, &x)
     return x.slots.map { slot in slot.result ?? .failure(GDBRemoteError(.timeout, "no answer")) }
   }
 
@@ -376,13 +381,6 @@ public final class GDBRemoteConnection {
   func fail(_ error: GDBRemoteError, _ x: Exchange) -> GDBRemoteError {
     guard let slot = x.firstUnresolved else { return error }
     return error.sending(slot.text)
-  }
-
-  /// Sends the deferred `+` for the packets received so far.
-  func flushAcknowledgement(deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError) {
-    guard ackOwed, socket.isOpen else { return }
-    ackOwed = false
-    try write([UInt8(ascii: "+")], deadline: max(deadline, .now + .milliseconds(100)), &x)
   }
 
   func flushOutbox(deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError) {
@@ -591,11 +589,9 @@ public final class GDBRemoteConnection {
       case .endOfFile:
         throw peerClosed()
       case .timedOut:
-        try flushAcknowledgement(deadline: hardDeadline, &x)
         return
       }
     }
-    try flushAcknowledgement(deadline: hardDeadline, &x)
   }
 
   /// Reads input until a new stop reply has been recorded or the deadline passes.
@@ -608,10 +604,8 @@ public final class GDBRemoteConnection {
     } catch  where error.code == .timeout {
       // Waiting for a stop that does not come is not a lost reply.
       needsResync = resyncWanted
-      try flushAcknowledgement(deadline: .now, &x)
       return false
     }
-    try flushAcknowledgement(deadline: deadline, &x)
     return true
   }
 }
