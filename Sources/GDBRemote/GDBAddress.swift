@@ -18,7 +18,9 @@ public struct GDBAddress: Sendable, Equatable, Hashable, CustomStringConvertible
   public init(_ endpoint: Endpoint) { self.endpoint = endpoint }
 
   /// A TCP address.
-  public static func tcp(host: String, port: UInt16) -> GDBAddress { GDBAddress(.tcp(host: host, port: port)) }
+  public static func tcp(host: String, port: UInt16) -> GDBAddress {
+    GDBAddress(.tcp(host: host, port: port))
+  }
 
   /// A unix socket address.
   public static func unix(path: String) -> GDBAddress { GDBAddress(.unix(path: path)) }

@@ -22,7 +22,7 @@ public enum GDBRemoteBenchmark {
 
   static func microseconds(_ d: Duration) -> String {
     let (s, atto) = d.components
-    let tenths = (s * 10_000_000 + atto / 100_000_000_000) 
+    let tenths = (s * 10_000_000 + atto / 100_000_000_000)
     return "\(tenths / 10).\(tenths % 10)"
   }
 
@@ -41,7 +41,8 @@ public enum GDBRemoteBenchmark {
     }
     samples.sort()
     return Measurement(
-      name: name, median: samples[samples.count / 2], p90: samples[min(samples.count - 1, samples.count * 9 / 10)],
+      name: name, median: samples[samples.count / 2],
+      p90: samples[min(samples.count - 1, samples.count * 9 / 10)],
       iterations: samples.count)
   }
 
@@ -64,10 +65,13 @@ public enum GDBRemoteBenchmark {
         _ = try connection.request("g")
       })
     results.append(
-      try measure("\(threads.count)×(Hg+g) one at a time", iterations: iterations) { () throws(GDBRemoteError) in
+      try measure("\(threads.count)×(Hg+g) one at a time", iterations: iterations) {
+        () throws(GDBRemoteError) in
         for t in threads {
           _ = try connection.request("Hg\(connection.spelling(t))")
-          _ = try connection.request("g")
+          if let target = connection.targetDescription {
+            _ = try RegisterSet(thread: t, target: target, reply: try connection.request("g"))
+          }
         }
       })
     connection.selectedThread = nil
@@ -82,16 +86,18 @@ public enum GDBRemoteBenchmark {
         _ = try connection.readMemory(address: memoryAddress, count: 4096, physical: true)
       })
     results.append(
-      try measure("4 KiB read (2×m…,800 one at a time)", iterations: iterations) { () throws(GDBRemoteError) in
-        _ = try connection.request("m\(Hex.string(memoryAddress)),800")
-        _ = try connection.request("m\(Hex.string(memoryAddress + 0x800)),800")
+      try measure("4 KiB read (2×m…,800 one at a time)", iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.readMemory(address: memoryAddress, count: 2048, physical: true)
+        _ = try connection.readMemory(address: memoryAddress + 2048, count: 2048, physical: true)
       })
     results.append(
       try measure("snapshot: \(threads.count)×(Hg+g) + 12 KiB, one write", iterations: iterations) {
         () throws(GDBRemoteError) in
         connection.selectedThread = nil
         _ = try connection.readBatch(
-          registersOf: threads, memory: [MemoryRange(address: memoryAddress, count: 12 * 1024, space: .physical)])
+          registersOf: threads,
+          memory: [MemoryRange(address: memoryAddress, count: 12 * 1024, space: .physical)])
       })
     return results
   }

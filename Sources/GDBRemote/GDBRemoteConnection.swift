@@ -10,8 +10,10 @@
 /// ## What it handles for you
 ///
 /// * Framing, checksums and acknowledgements. QEMU 7.2 has no `QStartNoAckMode`, so the
-///   stub's `+` is skipped, every packet received is acknowledged, a `-` makes us resend
-///   (a bounded number of times), and a reply with a bad checksum is answered with `-`.
+///   stub's `+` is consumed (it tells which request a reply belongs to), every packet
+///   received is acknowledged (by the `++` that starts the next burst, see `ackOwed`),
+///   a `-` makes us resend (a bounded number of times), and a reply with a bad checksum
+///   is answered with `-` when it is the last one due, or repeated on its own otherwise.
 /// * Unsolicited stop replies (`T02` when the VM stops behind our back) are recorded in
 ///   ``stopReplies`` and never taken for a command's reply; `O` console output is
 ///   collected (``takeConsoleOutput()``).
@@ -103,6 +105,14 @@ public final class GDBRemoteConnection {
   let socket: StreamSocket
   var decoder: PacketDecoder
   var outbox: [UInt8] = []
+  /// A packet arrived that we have not acknowledged yet.
+  ///
+  /// QEMU 7.2's system-mode stub never waits for `+`, and a `+` that reaches it after it
+  /// sent a newer packet would clear the copy that a `-` resends. So no `+` is written on
+  /// its own: the `++` that starts every burst acknowledges everything before it, and
+  /// ``interrupt(timeout:)`` sends `+` before `\x03` when one is owed (with a packet
+  /// unacknowledged, QEMU would swallow the `\x03`). One write per exchange, not two.
+  var ackOwed = false
   var console: [UInt8] = []
   var stopCount = 0
   var consecutiveUnsolicitedNaks = 0
@@ -234,7 +244,8 @@ public final class GDBRemoteConnection {
     case .running:
       throw GDBRemoteError(
         .targetRunning,
-        "cannot \(what) while the target runs: QEMU would stop the VM and discard the request; call interrupt() first")
+        "cannot \(what) while the target runs: QEMU would stop the VM and discard the request; call interrupt() first"
+      )
     case .exited:
       throw GDBRemoteError(.targetRunning, "cannot \(what): the target has exited")
     default:
@@ -250,13 +261,16 @@ public final class GDBRemoteConnection {
     _ requests: [(String, Expectation)], timeout: Duration? = nil
   ) throws(GDBRemoteError) -> [Result<Answer, GDBRemoteError>] {
     try requireUsable()
+    if requests.isEmpty { return [] }
     if needsResync { try resynchronize() }
     let deadline = ContinuousClock.now + (timeout ?? options.replyTimeout)
     var x = Exchange()
-    // A leading `+` is harmless when the VM is stopped (it acknowledges the stub's last
-    // packet) and, if the VM was resumed behind our back, it is the byte that QEMU 7.2
-    // consumes to stop the VM, so the requests after it are not lost.
-    var burst: [UInt8] = [UInt8(ascii: "+")]
+    // Two leading `+`: harmless when the VM is stopped (they acknowledge the stub's last
+    // packet). If the VM was resumed behind our back (QMP `cont`), QEMU 7.2 consumes one
+    // byte to clear an unacknowledged packet and one to stop the VM (sending `T02`), so
+    // the requests after them are not lost.
+    var burst: [UInt8] = [UInt8(ascii: "+"), UInt8(ascii: "+")]
+    ackOwed = false
     for (text, expectation) in requests {
       let payload = Array(text.utf8)
       guard payload.count < 4095 else {
@@ -287,12 +301,13 @@ public final class GDBRemoteConnection {
     return try first.get()
   }
 
-  func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError) {
+  func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant, _ x: inout Exchange) throws(GDBRemoteError)
+  {
     do throws(GDBRemoteError) {
       try socket.write(bytes, until: deadline) { outcome in
         if case .data(let data) = outcome { process(data, &x) }
       }
-    } catch where error.code == .connectionClosed {
+    } catch  where error.code == .connectionClosed {
       throw fail(peerClosed(error), x)
     } catch {
       throw fail(error, x)
@@ -317,6 +332,8 @@ public final class GDBRemoteConnection {
             x.slots[index].retransmissions += 1
             x.slots[index].sentAt = now
             statistics.retransmissions += 1
+            // Should the first copy be answered after all, its reply is a stray.
+            needsResync = true
             statistics.packetsSent += 1
             outbox += x.slots[index].framed
             try flushOutbox(deadline: deadline, &x)
@@ -354,7 +371,8 @@ public final class GDBRemoteConnection {
     runState = .disconnected
     var error = GDBRemoteError(
       .connectionClosed,
-      midPacket ? "the stub closed the connection in the middle of a packet" : "the stub closed the connection")
+      midPacket
+        ? "the stub closed the connection in the middle of a packet" : "the stub closed the connection")
     error.errno = underlying?.errno
     return error
   }
@@ -420,7 +438,7 @@ public final class GDBRemoteConnection {
     case .packet(let packet):
       statistics.packetsReceived += 1
       consecutiveUnsolicitedNaks = 0
-      outbox.append(UInt8(ascii: "+"))
+      ackOwed = true
       dispatch(packet.payload, &x)
 
     case .checksumMismatch(let received, let computed, let wire):
@@ -444,7 +462,7 @@ public final class GDBRemoteConnection {
 
     case .oversized(let length):
       statistics.oversizedPackets += 1
-      outbox.append(UInt8(ascii: "+"))
+      ackOwed = true
       if let index = x.nextReply {
         x.replyHead += 1
         x.resolve(
@@ -468,15 +486,19 @@ public final class GDBRemoteConnection {
   func corrupt(_ error: GDBRemoteError, _ x: inout Exchange) {
     if let index = x.nextReply {
       if x.pendingReplies == 1, x.pendingAcks == 0, x.slots[index].naks < options.maximumRetransmissions {
-        // The stub's last packet is this reply: `-` makes it send it again.
+        // Nothing else is due from the stub, so its last packet is this reply and no `+`
+        // of ours has cleared it (they are deferred): `-` makes it send it again. Should
+        // the damaged packet have been output rather than the reply, the resent copy is
+        // a stray: drain before the next exchange.
         x.slots[index].naks += 1
         statistics.naksSent += 1
+        needsResync = true
         outbox.append(UInt8(ascii: "-"))
       } else {
         // In a pipeline a `-` would fetch the stub's latest reply, not this one; fail
         // this request (callers retry it on its own) and keep the order.
         x.replyHead += 1
-        outbox.append(UInt8(ascii: "+"))
+        ackOwed = true
         var failure = error.sending(x.slots[index].text)
         failure.isTransient = true
         x.resolve(index, .failure(failure))
@@ -487,7 +509,7 @@ public final class GDBRemoteConnection {
       statistics.naksSent += 1
       outbox.append(UInt8(ascii: "-"))
     } else {
-      outbox.append(UInt8(ascii: "+"))
+      ackOwed = true
     }
   }
 
@@ -576,10 +598,12 @@ public final class GDBRemoteConnection {
   /// Returns whether one arrived.
   func awaitStop(after count: Int, deadline: ContinuousClock.Instant) throws(GDBRemoteError) -> Bool {
     var x = Exchange()
+    let resyncWanted = needsResync
     do throws(GDBRemoteError) {
       try pump(&x, deadline: deadline) { _ in self.stopCount > count }
-    } catch where error.code == .timeout {
-      needsResync = false
+    } catch  where error.code == .timeout {
+      // Waiting for a stop that does not come is not a lost reply.
+      needsResync = resyncWanted
       return false
     }
     return true

@@ -96,7 +96,46 @@ public struct PacketDecoder: Sendable {
 
   /// Decodes `bytes` and appends the events they completed to `events`.
   public mutating func feed(_ bytes: some Sequence<UInt8>, into events: inout [Event]) {
-    for byte in bytes { step(byte, &events) }
+    let array = Array(bytes)
+    array.withUnsafeBufferPointer { consume($0, &events) }
+  }
+
+  /// Decodes `bytes` and returns the events they completed, in order (no copy).
+  public mutating func feed(_ bytes: [UInt8]) -> [Event] {
+    var events: [Event] = []
+    bytes.withUnsafeBufferPointer { consume($0, &events) }
+    return events
+  }
+
+  private mutating func consume(_ buffer: UnsafeBufferPointer<UInt8>, _ events: inout [Event]) {
+    var i = 0
+    while i < buffer.count {
+      if case .payload = state {
+        // Fast path: copy a run of ordinary payload bytes at once.
+        let room = maximumPacketSize - max(wire.count, payload.count)
+        let end = min(buffer.count, i + max(0, room))
+        var j = i
+        while j < end {
+          let b = buffer[j]
+          if b == UInt8(ascii: "$") || b == UInt8(ascii: "#") || b == UInt8(ascii: "}")
+            || b == UInt8(ascii: "*")
+          {
+            break
+          }
+          j += 1
+        }
+        if j > i {
+          let run = UnsafeBufferPointer(rebasing: buffer[i..<j])
+          wire.append(contentsOf: run)
+          payload.append(contentsOf: run)
+          for b in run { sum &+= b }
+          i = j
+          continue
+        }
+      }
+      step(buffer[i], &events)
+      i += 1
+    }
     flushGarbage(&events)
   }
 

@@ -41,7 +41,7 @@ public struct MemoryRange: Sendable, Hashable {
 }
 
 /// The results of ``GDBRemoteConnection/readBatch(registersOf:memory:timeout:)``.
-public struct BatchReadResult: Sendable {
+public struct BatchReadResult: Sendable, Equatable {
   /// The registers of each requested thread, or why they could not be read.
   public var registers: [ThreadID: Result<RegisterSet, GDBRemoteError>]
   /// The bytes of each requested range, in request order, or why they could not be read.
@@ -73,9 +73,14 @@ extension GDBRemoteConnection {
     var ops: [ReadOp] = threads.map { .registers($0) }
     var memoryResults: [Result<[UInt8], GDBRemoteError>?] = Array(repeating: nil, count: ranges.count)
     for (i, range) in ranges.enumerated() {
-      guard range.count >= 0, range.count == 0 || range.address <= UInt64.max - UInt64(range.count - 1) else {
+      guard range.count >= 0, range.count <= GDBRemoteConnection.maximumReadSize,
+        range.count == 0 || range.address <= UInt64.max - UInt64(range.count - 1)
+      else {
         memoryResults[i] = .failure(
-          GDBRemoteError(.invalidArgument, "bad memory range of \(range.count) bytes", address: range.address))
+          GDBRemoteError(
+            .invalidArgument,
+            "bad memory range of \(range.count) bytes (at most \(GDBRemoteConnection.maximumReadSize) per range, "
+              + "not wrapping around the address space)", address: range.address))
         continue
       }
       let physical: Bool
@@ -106,9 +111,13 @@ extension GDBRemoteConnection {
       for i in again {
         var op = ops[i]
         var prefix: [UInt8] = []
-        if case .success(let bytes) = results[i].result, case .memory(let range, let address, let count, let p, let t) = op {
+        if case .success(let bytes) = results[i].result,
+          case .memory(let range, let address, let count, let p, let t) = op
+        {
           prefix = bytes
-          op = .memory(range: range, address: address + UInt64(bytes.count), count: count - bytes.count, physical: p, thread: t)
+          op = .memory(
+            range: range, address: address + UInt64(bytes.count), count: count - bytes.count, physical: p,
+            thread: t)
         }
         guard var retried = try perform([op], timeout: timeout).first else { continue }
         if case .success(let more) = retried.result {
@@ -128,7 +137,9 @@ extension GDBRemoteConnection {
           guard let target else {
             return .failure(GDBRemoteError(.invalidTargetDescription, "no target description"))
           }
-          return Result { () throws(GDBRemoteError) in try RegisterSet(thread: thread, target: target, reply: reply) }
+          return Result { () throws(GDBRemoteError) in
+            try RegisterSet(thread: thread, target: target, reply: reply)
+          }
         }
       case .memory(let range, let address, let count, _, _):
         guard memoryResults[range] == nil else { continue }
@@ -160,9 +171,28 @@ extension GDBRemoteConnection {
     var shortReadStalled = false
   }
 
+  /// The largest memory range one call reads (256 MiB).
+  static let maximumReadSize = 256 << 20
+  /// How many reads go into one write: large reads become several pipelined rounds, each
+  /// with its own deadline, so that memory and time per round stay bounded.
+  static let pipelineWindow = 64
+
+  /// Performs `ops` in pipelined rounds of at most ``pipelineWindow``.
+  func perform(_ ops: [ReadOp], timeout: Duration?) throws(GDBRemoteError) -> [OpResult] {
+    var results: [OpResult] = []
+    results.reserveCapacity(ops.count)
+    var start = 0
+    while start < ops.count {
+      let end = min(ops.count, start + GDBRemoteConnection.pipelineWindow)
+      results += try performRound(Array(ops[start..<end]), timeout: timeout)
+      start = end
+    }
+    return results
+  }
+
   /// Plans the requests for `ops` (with `Hg`/`Qqemu.PhyMemMode` only where needed),
   /// pipelines them and maps the replies back to the ops.
-  func perform(_ ops: [ReadOp], timeout: Duration?) throws(GDBRemoteError) -> [OpResult] {
+  func performRound(_ ops: [ReadOp], timeout: Duration?) throws(GDBRemoteError) -> [OpResult] {
     enum Role {
       case select(ThreadID)
       case mode(Bool)
@@ -257,7 +287,8 @@ extension GDBRemoteConnection {
             try GDBRemoteConnection.checkContent(reply, for: text, address: address)
             guard let bytes = Hex.decode(reply), bytes.count <= count else {
               throw GDBRemoteError(
-                .protocolViolation, "memory reply is not \(count) bytes of hex", sent: Printable.excerpt(text),
+                .protocolViolation, "memory reply is not \(count) bytes of hex",
+                sent: Printable.excerpt(text),
                 received: Printable.excerpt(reply), address: address)
             }
             results.append(OpResult(result: .success(bytes)))

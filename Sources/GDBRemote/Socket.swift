@@ -1,10 +1,5 @@
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Musl)
-  import Musl
-#elseif canImport(Darwin)
-  import Darwin
-#endif
+// Linux only, like the rest of smptop (QEMU, ncurses, /proc).
+import Glibc
 
 /// A connected, non-blocking stream socket with deadline-bounded reads and writes.
 ///
@@ -23,12 +18,15 @@ final class StreamSocket {
 
   /// Adopts a connected stream socket; makes it non-blocking and close-on-exec.
   init(adopting descriptor: Int32) throws(GDBRemoteError) {
-    guard descriptor >= 0 else { throw GDBRemoteError(.invalidArgument, "invalid file descriptor \(descriptor)") }
+    guard descriptor >= 0 else {
+      throw GDBRemoteError(.invalidArgument, "invalid file descriptor \(descriptor)")
+    }
     self.descriptor = descriptor
     let flags = fcntl(descriptor, F_GETFL)
     guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
       let e = errno
-      throw GDBRemoteError(.ioFailure, "cannot make the socket non-blocking: \(StreamSocket.text(e))", errno: e)
+      throw GDBRemoteError(
+        .ioFailure, "cannot make the socket non-blocking: \(StreamSocket.text(e))", errno: e)
     }
     _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
   }
@@ -159,7 +157,8 @@ final class StreamSocket {
 
   /// Waits until one of `events` is ready; false on timeout. Errors and hang-ups count as
   /// ready (the following read or write reports them).
-  private func wait(for events: Int16, until deadline: ContinuousClock.Instant) throws(GDBRemoteError) -> Bool {
+  private func wait(for events: Int16, until deadline: ContinuousClock.Instant) throws(GDBRemoteError) -> Bool
+  {
     try pollEvents(events, until: deadline) != 0
   }
 
@@ -219,7 +218,8 @@ final class StreamSocket {
       let e = errno
       if n < 0 && e == EINTR { continue }
       if n < 0 && (e == EPIPE || e == ECONNRESET) {
-        throw GDBRemoteError(.connectionClosed, "the peer closed the connection while we were writing", errno: e)
+        throw GDBRemoteError(
+          .connectionClosed, "the peer closed the connection while we were writing", errno: e)
       }
       guard n < 0 && (e == EAGAIN || e == EWOULDBLOCK) else {
         throw GDBRemoteError(.ioFailure, "send: \(StreamSocket.text(e))", errno: e)

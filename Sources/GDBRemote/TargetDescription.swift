@@ -50,7 +50,9 @@ public struct TargetDescription: Sendable, Equatable {
     self.architecture = architecture
     self.features = features
     // The `g` packet holds registers in number order, each bitSize/8 bytes.
-    var sorted = registers.enumerated().sorted { ($0.element.number, $0.offset) < ($1.element.number, $1.offset) }
+    var sorted = registers.enumerated().sorted {
+      ($0.element.number, $0.offset) < ($1.element.number, $1.offset)
+    }
     var offset = 0
     for index in sorted.indices {
       sorted[index].element.offset = offset

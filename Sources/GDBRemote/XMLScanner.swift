@@ -30,14 +30,14 @@ struct XMLScanner {
 
   private func fail(_ message: String) -> Failure { Failure(message: message, offset: i) }
 
-  private func starts(with text: String) -> Bool {
-    let t = Array(text.utf8)
-    guard i + t.count <= bytes.count else { return false }
-    return bytes[i..<(i + t.count)].elementsEqual(t)
+  private func starts(with text: StaticString) -> Bool {
+    let count = text.utf8CodeUnitCount
+    guard i + count <= bytes.count else { return false }
+    return text.withUTF8Buffer { bytes[i..<(i + count)].elementsEqual($0) }
   }
 
-  private mutating func skip(past terminator: String) throws(Failure) {
-    let t = Array(terminator.utf8)
+  private mutating func skip(past terminator: StaticString) throws(Failure) {
+    let t = terminator.withUTF8Buffer { Array($0) }
     while i + t.count <= bytes.count {
       if bytes[i..<(i + t.count)].elementsEqual(t) {
         i += t.count

@@ -34,7 +34,9 @@ import Testing
     return c
   }
 
-  func expectError(_ code: GDBRemoteError.Code, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation)
+  func expectError(
+    _ code: GDBRemoteError.Code, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
+  )
     -> GDBRemoteError?
   {
     do {
@@ -101,7 +103,8 @@ import Testing
       #expect(threads == Self.vcpus)
       #expect(threads.map(\.vcpuIndex) == [0, 1, 2, 3])
       let infos = try c.threadInfo(threads)
-      #expect(infos.map(\.text) == ["CPU#0 [running]", "CPU#1 [halted ]", "CPU#2 [halted ]", "CPU#3 [halted ]"])
+      #expect(
+        infos.map(\.text) == ["CPU#0 [running]", "CPU#1 [halted ]", "CPU#2 [halted ]", "CPU#3 [halted ]"])
       #expect(infos.map(\.isHalted) == [false, true, true, true])
       #expect(stub.requests.suffix(4) == (1...4).map { "qThreadExtraInfo,p1.\($0)" })
     }
@@ -117,7 +120,8 @@ import Testing
         #expect(set.uint64("rip") == 0xfff0)
         #expect(set.thread == t)
       }
-      #expect(Array(stub.requests[before...]) == ["Hgp1.1", "g", "Hgp1.2", "g", "Hgp1.3", "g", "Hgp1.4", "g"])
+      #expect(
+        Array(stub.requests[before...]) == ["Hgp1.1", "g", "Hgp1.2", "g", "Hgp1.3", "g", "Hgp1.4", "g"])
       // `Hg` is not repeated for the thread already selected.
       _ = try c.readRegisters(of: Self.vcpus[3])
       #expect(stub.requests.last == "g")
@@ -170,14 +174,17 @@ import Testing
       let plain = try TargetDescriptionTests.qemuTarget()
       #expect(c.targetDescription == plain)
       let set = try c.readRegisters(of: Self.vcpus[0])
-      let expected = try RegisterSet(thread: Self.vcpus[0], target: plain, reply: Array(QEMU72.resetRegisters.utf8))
+      let expected = try RegisterSet(
+        thread: Self.vcpus[0], target: plain, reply: Array(QEMU72.resetRegisters.utf8))
       #expect(set.uint64("rip") == expected.uint64("rip"))
       #expect(set.uint64("cr0") == 0x6000_0010)
     }
   }
 
   @Test func consoleOutputInterleavedWithReplies() throws {
-    let hello = PacketEncoder.frame("O" + hexString("Hello, ".utf8)) + PacketEncoder.frame("O" + hexString("world\n".utf8))
+    let hello =
+      PacketEncoder.frame("O" + hexString("Hello, ".utf8))
+      + PacketEncoder.frame("O" + hexString("world\n".utf8))
     let infoCPUs = Array(QEMU72.infoCPUsStream.utf8.dropFirst())  // the stub sends the `+` itself
     let config = faults(
       StubFault(prefix: "m", times: 1, kind: .prefix(hello)),
@@ -228,7 +235,8 @@ import Testing
   @Test func oversizedReplyIsAnErrorAndTheStreamResynchronises() throws {
     var options = Self.fast
     options.maximumPacketSize = 8192
-    try withStub(faults(StubFault(prefix: "m", times: 1, kind: .oversized(100_000))), options: options) { c, _ throws in
+    try withStub(faults(StubFault(prefix: "m", times: 1, kind: .oversized(100_000))), options: options) {
+      c, _ throws in
       let e = expectError(.packetTooLarge) { _ = try c.readMemory(address: 0, count: 16, physical: true) }
       #expect(e?.sent?.contains("m0,10") == true)
       #expect(c.statistics.oversizedPackets == 1)
@@ -261,7 +269,8 @@ import Testing
   @Test func lateReplyIsNotTakenForTheNextRequestsReply() throws {
     var options = Self.fast
     options.replyTimeout = .milliseconds(300)
-    try withStub(faults(StubFault(prefix: "m0,", times: 1, kind: .delay(600))), options: options) { c, _ throws in
+    try withStub(faults(StubFault(prefix: "m0,", times: 1, kind: .delay(600))), options: options) {
+      c, _ throws in
       _ = expectError(.timeout) { _ = try c.readMemory(address: 0, count: 8, physical: true) }
       usleep(400_000)
       let bytes = try c.readMemory(address: 0x100, count: 8, physical: true)
@@ -289,7 +298,8 @@ import Testing
       #expect(requests.first == "Qqemu.PhyMemMode:1")
       let chunks = requests.dropFirst().compactMap { r -> (UInt64, UInt64)? in
         let p = r.dropFirst().split(separator: ",")
-        guard r.hasPrefix("m"), p.count == 2, let a = UInt64(p[0], radix: 16), let n = UInt64(p[1], radix: 16) else {
+        guard r.hasPrefix("m"), p.count == 2, let a = UInt64(p[0], radix: 16), let n = UInt64(p[1], radix: 16)
+        else {
           return nil
         }
         return (a, n)
@@ -434,7 +444,8 @@ import Testing
       let replies = try c.pipeline(["Hgp1.3", "g", "m0,2"])
       #expect(try replies[0].get() == Array("OK".utf8))
       #expect(try replies[1].get().count == 1216)
-      #expect(try replies[2].get() == Array(hexString([QEMU72Model.memoryByte(0), QEMU72Model.memoryByte(1)]).utf8))
+      #expect(
+        try replies[2].get() == Array(hexString([QEMU72Model.memoryByte(0), QEMU72Model.memoryByte(1)]).utf8))
       _ = expectError(.invalidArgument) { _ = try c.request(String(repeating: "q", count: 4095)) }
     }
   }
@@ -451,7 +462,9 @@ import Testing
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+    }
     _ = withUnsafeMutablePointer(to: &addr) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
     }
@@ -461,5 +474,76 @@ import Testing
       _ = try GDBRemoteConnection.connect(to: .tcp(host: "127.0.0.1", port: port))
     }
     #expect(e?.errno == ECONNREFUSED)
+  }
+}
+
+/// Hostile input at the connection level: whatever a peer sends, every call returns a
+/// value or a GDBRemoteError within its timeout.
+@Suite struct HostilePeerTests {
+  @Test(arguments: [1, 2, 3, 4] as [UInt64])
+  func randomRepliesNeverCrashOrHang(seed: UInt64) throws {
+    let peer = HostilePeer(seed: seed)
+    defer { peer.stop() }
+    var options = GDBRemoteConnection.Options()
+    options.replyTimeout = .milliseconds(60)
+    options.stepTimeout = .milliseconds(60)
+    options.interruptTimeout = .milliseconds(60)
+    options.acknowledgementTimeout = .milliseconds(20)
+    let c = try GDBRemoteConnection(adoptingSocket: peer.clientDescriptor, options: options)
+    defer { c.close() }
+    let clock = ContinuousClock()
+    let start = clock.now
+    var codes: Set<GDBRemoteError.Code> = []
+    var successes = 0
+    func attempt(_ body: () throws(GDBRemoteError) -> Void) {
+      do throws(GDBRemoteError) {
+        try body()
+        successes += 1
+      } catch {
+        codes.insert(error.code)
+      }
+    }
+    let t = ThreadID.vcpu(0)
+    for round in 0..<60 {
+      attempt { () throws(GDBRemoteError) in try c.handshake() }
+      attempt { () throws(GDBRemoteError) in _ = try c.threads() }
+      attempt { () throws(GDBRemoteError) in _ = try c.threadInfo([t, .vcpu(1)]) }
+      attempt { () throws(GDBRemoteError) in
+        _ = try c.readBatch(registersOf: [t, .vcpu(1)], memory: [MemoryRange(address: 0x1000, count: 5000)])
+      }
+      attempt { () throws(GDBRemoteError) in _ = try c.readMemory(address: 0xffe, count: 4) }
+      attempt { () throws(GDBRemoteError) in _ = try c.monitorCommand("info cpus") }
+      if round % 5 == 0 {
+        attempt { () throws(GDBRemoteError) in _ = try c.step(thread: t) }
+        attempt { () throws(GDBRemoteError) in try c.continue() }
+        attempt { () throws(GDBRemoteError) in _ = try c.interrupt() }
+      }
+      if !c.isConnected { break }
+    }
+    print(
+      "hostile peer \(seed): \(successes) calls succeeded, errors \(codes.map(\.rawValue).sorted()), \(c.statistics)"
+    )
+    // Bounded: 60 rounds of calls that each give up after at most a few timeouts.
+    #expect(clock.now - start < .seconds(60))
+    #expect(!codes.isEmpty)
+    #expect(codes.isSubset(of: Set(GDBRemoteError.Code.allCases)))
+    #expect(c.statistics.corruptPackets + c.statistics.garbageBytes + c.statistics.strayPackets > 0)
+  }
+}
+
+extension ConnectionTests {
+  @Test func interruptOfAVMThatIsAlreadyStoppedProbesInsteadOfHanging() throws {
+    var options = Self.fast
+    options.interruptTimeout = .milliseconds(200)
+    try withStub(options: options) { c, stub throws in
+      c.assumeRunning()  // wrong: the fake VM is stopped and will ignore `\x03`
+      let clock = ContinuousClock()
+      let start = clock.now
+      #expect(try c.interrupt() == nil)
+      #expect(clock.now - start < .seconds(2))
+      #expect(c.runState == .stopped)
+      #expect(stub.requests.last == "qAttached")
+      #expect(try c.readRegisters(of: Self.vcpus[0]).uint64("rip") == 0xfff0)
+    }
   }
 }

@@ -126,71 +126,82 @@ final class FakeStub: Sendable {
       if ready <= 0 { continue }
       let n = buffer.withUnsafeMutableBytes { recv(stubDescriptor, $0.baseAddress, $0.count, 0) }
       if n <= 0 { return }
-      var bytes = Array(buffer[0..<n])
-      state.withLock { $0.received += bytes }
-      if model.running {
-        // QEMU 7.2: any byte while the VM runs stops it and is thrown away.
-        bytes.removeFirst()
-        model.running = false
-        lastPacket = PacketEncoder.frame(model.stopReply(signal: 2))
-        write(lastPacket)
-        model.stopped()
-      }
-      for event in decoder.feed(bytes) {
-        switch event {
-        case .nak:
-          if !lastPacket.isEmpty { write(lastPacket) }
-        case .checksumMismatch, .malformed:
-          write(Array("-".utf8))
-        case .packet(let packet):
-          let request = String(decoding: packet.payload, as: UTF8.self)
-          state.withLock { $0.requests.append(request) }
-          var fault: StubFault.Kind? = nil
-          if let i = faults.firstIndex(where: { $0.times > 0 && request.hasPrefix($0.prefix) }) {
-            faults[i].times -= 1
-            fault = faults[i].kind
-          }
-          if case .silence = fault { continue }
-          if case .nakRequest = fault {
+      let chunk = Array(buffer[0..<n])
+      state.withLock { $0.received += chunk }
+      // QEMU 7.2's gdb_read_byte(), byte by byte: while a sent packet is unacknowledged,
+      // `-` resends it, `+` or `$` forget it, and other bytes are dropped; otherwise, while
+      // the VM runs, any byte stops it (sending T02) and is thrown away.
+      for byte in chunk {
+        if !lastPacket.isEmpty && !decoder.isInsidePacket {
+          if byte == UInt8(ascii: "-") { write(lastPacket) }
+          if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "$") { lastPacket = [] }
+          if byte != UInt8(ascii: "$") { continue }
+        }
+        if model.running && !decoder.isInsidePacket {
+          model.running = false
+          lastPacket = PacketEncoder.frame(model.stopReply(signal: 2))
+          write(lastPacket)
+          model.stopped()
+          continue
+        }
+        for event in decoder.feed(CollectionOfOne(byte)) {
+          switch event {
+          case .nak:
+            // Only meaningful with a packet outstanding (handled above).
+            break
+          case .checksumMismatch, .malformed:
             write(Array("-".utf8))
-            continue
+          case .packet(let packet):
+            let request = String(decoding: packet.payload, as: UTF8.self)
+            state.withLock { $0.requests.append(request) }
+            var fault: StubFault.Kind? = nil
+            if let i = faults.firstIndex(where: { $0.times > 0 && request.hasPrefix($0.prefix) }) {
+              faults[i].times -= 1
+              fault = faults[i].kind
+            }
+            if case .silence = fault { continue }
+            if case .nakRequest = fault {
+              write(Array("-".utf8))
+              continue
+            }
+            write(Array("+".utf8))
+            if case .ackOnly = fault { continue }
+            guard let reply = model.respond(to: request) else { continue }
+            let framed = PacketEncoder.frame(Array(reply.utf8))
+            lastPacket = framed
+            switch fault {
+            case .corruptChecksum:
+              var bad = framed
+              bad[bad.count - 1] =
+                bad[bad.count - 1] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+              write(bad)
+            case .runLengthEncode:
+              write(FakeStub.runLengthFrame(Array(reply.utf8)))
+            case .escapeEverything:
+              write(FakeStub.escapedFrame(Array(reply.utf8)))
+            case .truncateAndClose(let count):
+              write(Array(framed.prefix(count)))
+              return
+            case .truncateThenRestart(let count):
+              write(Array(framed.prefix(count)) + framed)
+            case .prefix(let bytes):
+              write(bytes + framed)
+            case .oversized(let count):
+              write(PacketEncoder.frame([UInt8](repeating: UInt8(ascii: "0"), count: count)))
+            case .delay(let ms):
+              usleep(useconds_t(ms * 1000))
+              write(framed)
+            case .replaceRaw(let bytes):
+              write(bytes)
+            default:
+              write(framed)
+            }
+          case .interrupt:
+            // A stopped VM ignores `\x03` (the running case was handled above).
+            break
+          case .ack, .garbage, .oversized:
+            break
           }
-          write(Array("+".utf8))
-          if case .ackOnly = fault { continue }
-          guard let reply = model.respond(to: request) else { continue }
-          let framed = PacketEncoder.frame(Array(reply.utf8))
-          lastPacket = framed
-          switch fault {
-          case .corruptChecksum:
-            var bad = framed
-            bad[bad.count - 1] = bad[bad.count - 1] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
-            write(bad)
-          case .runLengthEncode:
-            write(FakeStub.runLengthFrame(Array(reply.utf8)))
-          case .escapeEverything:
-            write(FakeStub.escapedFrame(Array(reply.utf8)))
-          case .truncateAndClose(let count):
-            write(Array(framed.prefix(count)))
-            return
-          case .truncateThenRestart(let count):
-            write(Array(framed.prefix(count)) + framed)
-          case .prefix(let bytes):
-            write(bytes + framed)
-          case .oversized(let count):
-            write(PacketEncoder.frame([UInt8](repeating: UInt8(ascii: "0"), count: count)))
-          case .delay(let ms):
-            usleep(useconds_t(ms * 1000))
-            write(framed)
-          case .replaceRaw(let bytes):
-            write(bytes)
-          default:
-            write(framed)
-          }
-        case .interrupt:
-          // A stopped VM ignores `\x03` (the running case was handled above).
-          break
-        case .ack, .garbage, .oversized:
-          break
         }
       }
     }
@@ -299,7 +310,9 @@ final class QEMU72Model {
       let parts = request.dropFirst("qXfer:features:read:".count).split(separator: ":")
       guard parts.count == 2 else { return "E00" }
       let nums = parts[1].split(separator: ",")
-      guard nums.count == 2, let o = Int(nums[0], radix: 16), let l = Int(nums[1], radix: 16) else { return "E00" }
+      guard nums.count == 2, let o = Int(nums[0], radix: 16), let l = Int(nums[1], radix: 16) else {
+        return "E00"
+      }
       return xfer(String(parts[0]), o, l)
     }
     if request == "qfThreadInfo" {
@@ -354,7 +367,9 @@ final class QEMU72Model {
       let hex = Array(head[1].utf8)
       var i = 0
       while i + 1 < hex.count {
-        guard let b = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else { return "E22" }
+        guard let b = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else {
+          return "E22"
+        }
         writes[a &+ UInt64(i / 2)] = b
         i += 2
       }
@@ -382,5 +397,78 @@ final class QEMU72Model {
     if request == "D;1" { return "OK" }
     if request.hasPrefix("qRcmd,") { return "OK" }
     return ""
+  }
+}
+
+/// A peer that answers every chunk it receives with seeded random bytes: damaged and
+/// valid packets with random payloads, stray acks, garbage, sometimes nothing, and after
+/// a while it hangs up. The client must turn all of it into values or errors.
+final class HostilePeer: Sendable {
+  let clientDescriptor: Int32
+  private let peerDescriptor: Int32
+  private let stopRequested = Mutex(false)
+  private let finished = DispatchSemaphore(value: 0)
+
+  init(seed: UInt64) {
+    var fds: [Int32] = [-1, -1]
+    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+    clientDescriptor = fds[0]
+    peerDescriptor = fds[1]
+    Thread { [self] in
+      self.serve(seed: seed)
+      self.finished.signal()
+    }.start()
+  }
+
+  func stop() {
+    stopRequested.withLock { $0 = true }
+    finished.wait()
+  }
+
+  private func serve(seed: UInt64) {
+    defer { close(peerDescriptor) }
+    var rng = SeededGenerator(seed: seed)
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let payloads: [String] = [
+      "OK", "E14", "E22", "", "T02thread:p01.01;", "T05thread:p01.09;", "S05", "W00", "X09", "O4869",
+      "mp01.01", "l", "m<feature/>", "l<target><reg name=\"a\" bitsize=\"64\"/></target>",
+      "PacketSize=1000;qXfer:features:read+;multiprocess+", "4350552331205b68616c746564205d",
+      String(repeating: "0", count: 1216), String(repeating: "ab", count: 2048), "zz", "Tqq", "0",
+    ]
+    var replies = 0
+    while !stopRequested.withLock({ $0 }) {
+      var pfd = pollfd(fd: peerDescriptor, events: Int16(POLLIN), revents: 0)
+      if poll(&pfd, 1, 10) <= 0 { continue }
+      let n = buffer.withUnsafeMutableBytes { recv(peerDescriptor, $0.baseAddress, $0.count, 0) }
+      if n <= 0 { return }
+      replies += 1
+      if replies > 400 { return }  // hang up eventually
+      var out: [UInt8] = []
+      for _ in 0..<Int.random(in: 0...4, using: &rng) {
+        let payload = Array((payloads.randomElement(using: &rng) ?? "").utf8)
+        switch Int.random(in: 0...9, using: &rng) {
+        case 0: out += Array("+".utf8)
+        case 1: out += Array("-".utf8)
+        case 2:
+          out += (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        case 3:
+          var framed = PacketEncoder.frame(payload)
+          if !framed.isEmpty { framed[Int.random(in: 0..<framed.count, using: &rng)] ^= 0x5a }
+          out += framed
+        case 4: out += Array(PacketEncoder.frame(payload).prefix(Int.random(in: 0...8, using: &rng)))
+        case 5: out += FakeStub.runLengthFrame(payload)
+        default: out += Array("+".utf8) + PacketEncoder.frame(payload)
+        }
+      }
+      var offset = 0
+      while offset < out.count {
+        let w = out.withUnsafeBytes { raw -> Int in
+          guard let base = raw.baseAddress else { return 0 }
+          return send(peerDescriptor, base + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+        }
+        if w <= 0 { return }
+        offset += w
+      }
+    }
   }
 }

@@ -74,7 +74,10 @@ func referenceDecode(_ wire: [UInt8]) -> [UInt8]? {
     let wire = Array("0* ".utf8)
     let framed = [UInt8(ascii: "$")] + wire + Array("#\(hex2(PacketEncoder.checksum(wire)))".utf8)
     let events = d.feed(framed)
-    #expect(events == [.packet(.init(payload: Array("0000".utf8), wire: wire, checksum: PacketEncoder.checksum(wire)))])
+    #expect(
+      events == [
+        .packet(.init(payload: Array("0000".utf8), wire: wire, checksum: PacketEncoder.checksum(wire)))
+      ])
 
     let g = Array(QEMU72.resetRegisters.utf8)
     var d2 = PacketDecoder()
@@ -156,10 +159,11 @@ func referenceDecode(_ wire: [UInt8]) -> [UInt8]? {
       return n
     }
     #expect(garbage == 600)
-    #expect(events.allSatisfy { e in
-      if case .garbage(let g) = e { return g.count <= 256 }
-      return true
-    })
+    #expect(
+      events.allSatisfy { e in
+        if case .garbage(let g) = e { return g.count <= 256 }
+        return true
+      })
   }
 
   /// 100 000 seeded inputs: random bytes, and valid packets with mutations. No crash, no
@@ -169,7 +173,8 @@ func referenceDecode(_ wire: [UInt8]) -> [UInt8]? {
     let alphabet = Array("$#}*+-\u{03}0123456789abcdefOKTmlpqXx;:,.".utf8)
     let samples: [[UInt8]] = [
       Array("OK".utf8), Array("T05thread:p01.02;".utf8), Array(QEMU72.resetRegisters.utf8),
-      Array("l<target/>".utf8), Array("E14".utf8), Array("O48656c6c6f".utf8), [0, 1, 2, 0x23, 0x24, 0x7d, 0x2a],
+      Array("l<target/>".utf8), Array("E14".utf8), Array("O48656c6c6f".utf8),
+      [0, 1, 2, 0x23, 0x24, 0x7d, 0x2a],
     ]
     let maximum = 2048
     var packetsSeen = 0
@@ -179,7 +184,8 @@ func referenceDecode(_ wire: [UInt8]) -> [UInt8]? {
       case 0:
         input = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
       case 1:
-        input = (0..<Int.random(in: 0...64, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? 0 }
+        input = (0..<Int.random(in: 0...64, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? 0
+        }
       default:
         // Valid packets (plain, run-length or escaped) with a few random mutations.
         input = []

@@ -105,15 +105,20 @@ import Testing
 
   @Test func parsesQEMUx86_64DescriptionThroughInclude() throws {
     let target = try Self.qemuTarget()
+    // The fixtures are byte-exact captures (8175 bytes; the literal drops the final newline).
+    #expect(QEMU72.i386_64bitXML.utf8.count == 8174)
+    #expect(QEMU72.targetXML.utf8.count == 154)
+    #expect(QEMU72.i386_64bitXML.contains("\t<field name=\"ID\" start=\"21\" end=\"21\"/>"))
     #expect(target.architecture == "i386:x86-64")
     #expect(target.features == ["org.gnu.gdb.i386.core"])
     #expect(target.registers.count == 66)
     // 608 bytes: the size of QEMU 7.2's `g` reply for x86_64.
     #expect(target.registerBytes == 608)
-    #expect(target.registers.map(\.name).prefix(18) == [
-      "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
-      "r14", "r15", "rip", "eflags",
-    ])
+    #expect(
+      target.registers.map(\.name).prefix(18) == [
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+        "r14", "r15", "rip", "eflags",
+      ])
     let rip = try #require(target.register(named: "rip"))
     #expect(rip.number == 16 && rip.offset == 128 && rip.bitSize == 64 && rip.type == "code_ptr")
     let eflags = try #require(target.register(named: "eflags"))
@@ -186,7 +191,8 @@ import Testing
   @Test func registerRepliesAreValidated() throws {
     let target = try Self.qemuTarget()
     // Short reply: registers beyond it are simply absent, as in gdb.
-    let short = try RegisterSet(thread: .vcpu(0), target: target, reply: Array(QEMU72.resetRegisters.utf8.prefix(272)))
+    let short = try RegisterSet(
+      thread: .vcpu(0), target: target, reply: Array(QEMU72.resetRegisters.utf8.prefix(272)))
     #expect(short.uint64("rip") == 0xfff0)
     #expect(short.uint64("eflags") == nil)
     // `xx` marks unavailable bytes.
@@ -195,10 +201,54 @@ import Testing
     let u = try RegisterSet(thread: .vcpu(0), target: target, reply: unavailable)
     #expect(u["rip"] == nil)
     #expect(u.uint64("rsp") == 0)
-    for bad in [QEMU72.resetRegisters + "0", QEMU72.resetRegisters + "00", "zz" + QEMU72.resetRegisters.dropFirst(2)] {
+    for bad in [
+      QEMU72.resetRegisters + "0", QEMU72.resetRegisters + "00", "zz" + QEMU72.resetRegisters.dropFirst(2),
+    ] {
       #expect(throws: GDBRemoteError.self) {
         _ = try RegisterSet(thread: .vcpu(0), target: target, reply: Array(bad.utf8))
       }
+    }
+  }
+}
+
+@Suite struct ParserFuzzTests {
+  /// Mutated target descriptions, stop replies and thread ids: parse or fail, never trap.
+  @Test func mutatedInputsParseOrFail() {
+    var rng = SeededGenerator(seed: 0xBAD_C0DE)
+    let xml = Array(QEMU72.i386_64bitXML.utf8)
+    var parsed = 0
+    for _ in 0..<1000 {
+      var m = xml
+      for _ in 0..<Int.random(in: 1...6, using: &rng) {
+        let at = Int.random(in: 0..<m.count, using: &rng)
+        switch Int.random(in: 0...3, using: &rng) {
+        case 0: m[at] = Array("<>\"'=/&;!-?[]".utf8).randomElement(using: &rng) ?? 0
+        case 1: m.remove(at: at)
+        case 2: m.insert(UInt8.random(in: 0...255, using: &rng), at: at)
+        default: m = Array(m.prefix(at))
+        }
+        if m.isEmpty { break }
+      }
+      if let t = try? TargetDescription.parse(xml: m) {
+        parsed += 1
+        // Whatever parsed is self-consistent: offsets are a permutation of the layout.
+        let total = t.registers.reduce(0) { $0 + $1.byteSize }
+        #expect(t.registerBytes == total)
+        #expect(t.registers.allSatisfy { $0.offset + $0.byteSize <= total })
+      }
+    }
+    #expect(parsed > 0)
+
+    let samples = ["T05thread:p01.02;watch:7008;", "W00;process:1", "S05", "p01.02", "p1.-1", "X0f"]
+    for _ in 0..<20_000 {
+      var s = Array((samples.randomElement(using: &rng) ?? "").utf8)
+      for _ in 0..<Int.random(in: 0...3, using: &rng) where !s.isEmpty {
+        s[Int.random(in: 0..<s.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+      }
+      if let stop = StopReply(parsing: s) {
+        #expect(stop.raw == String(decoding: s, as: UTF8.self))
+      }
+      _ = ThreadID(parsing: String(decoding: s, as: UTF8.self))
     }
   }
 }
