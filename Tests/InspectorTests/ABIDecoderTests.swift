@@ -8,7 +8,7 @@ import Testing
     let memory = Images.memory(root: Images.root(lcpus: 4), lcpus: Images.lcpus(4))
     let snap = try SnapshotEngine(memory: memory, rootAddress: Images.rootAddress).snapshot()
     let guest = try #require(snap.guest)
-    #expect(guest.abiVersion == 1)
+    #expect(guest.abiVersion == UInt32(SMPTOP_ABI_VERSION))
     #expect(guest.buildID == "deadbeef")
     #expect(guest.commandLine == "panic=2 quiet")
     #expect(guest.lcpusOnline == 4)

@@ -25,7 +25,7 @@
 
 /** "SMPTOPAB" read as a little-endian 64-bit word. */
 #define SMPTOP_ABI_MAGIC 0x4241504f54504d53ULL
-#define SMPTOP_ABI_VERSION 1u
+#define SMPTOP_ABI_VERSION 2u
 
 /** Most lcpus the guest supports (the lcpu table is sized for this many). */
 #define SMPTOP_MAX_LCPUS 64u
@@ -36,9 +36,17 @@
 #define SMPTOP_CMDLINE_BYTES 256u
 #define SMPTOP_BUILD_ID_BYTES 32u
 
-/** Indices into `smptop_root.tables`. */
+/** Indices into `smptop_root.tables`. A table with count 0 is simply empty. */
 enum smptop_table_kind {
-  SMPTOP_TABLE_LCPU = 0, /* struct smptop_lcpu, one per lcpu, count = lcpus started */
+  SMPTOP_TABLE_LCPU = 0,        /* struct smptop_lcpu, one per lcpu (count = lcpus present) */
+  SMPTOP_TABLE_LOCK = 1,        /* struct smptop_lock, the static lock registry (a linker section) */
+  SMPTOP_TABLE_THREAD = 2,      /* struct smptop_thread, the thread pool (count = slots ever used) */
+  SMPTOP_TABLE_TIMERQ = 3,      /* struct smptop_timerq, one per lcpu */
+  SMPTOP_TABLE_WORKLOAD = 4,    /* struct smptop_workload, exactly one */
+  SMPTOP_TABLE_ALLOC = 5,       /* struct smptop_alloc, exactly one (the buddy allocator) */
+  SMPTOP_TABLE_ALLOC_ORDER = 6, /* struct smptop_alloc_order, one per order, order 0 first */
+  SMPTOP_TABLE_VIRTIO_DEV = 7,  /* struct smptop_virtio_dev, one per virtio device */
+  SMPTOP_TABLE_VIRTQ = 8,       /* struct smptop_virtq, every virtqueue of every device */
 };
 
 /** lcpu states, after Unikraft's lcpu model. BUSY carries a depth in `busy_depth`. */
@@ -149,12 +157,220 @@ struct smptop_root {
   uint32_t table_count;    /* slots used in tables[] */
   uint32_t reserved0;
   struct smptop_table tables[SMPTOP_MAX_TABLES];
+  /* v2 */
+  uint64_t dynamic_locks;  /* address of the first dynamically created struct smptop_lock
+                              (linked through .next), 0 = none (any: lock creation, under a lock) */
+  uint64_t dynamic_lock_count; /* how many are linked (a reader caps its walk at this and 4096) */
+};
+
+/* ------------------------------------------------------------------------------------- */
+/* v2: locks, threads, timers, workload, allocator, virtio                                */
+/* ------------------------------------------------------------------------------------- */
+
+#define SMPTOP_NAME_BYTES 32u
+#define SMPTOP_LOCK_WAITERS 8u     /* waiter slots kept per lock (waiter_count may be larger) */
+#define SMPTOP_TIMER_SLOTS 16u     /* pending timers listed per lcpu (pending may be larger) */
+#define SMPTOP_LATENESS_BUCKETS 8u /* <1us <10us <100us <1ms <10ms <100ms <1s >=1s */
+#define SMPTOP_ALLOC_MAX_ORDERS 16u
+#define SMPTOP_NO_LCPU 0xffffffffu
+
+/** Lock kinds (`smptop_lock.kind`). */
+enum smptop_lock_kind {
+  SMPTOP_LOCK_SPIN = 0,   /* test-and-test-and-set spinlock */
+  SMPTOP_LOCK_TICKET = 1, /* ticket lock: state_word = next ticket << 32 | now serving */
+  SMPTOP_LOCK_RW = 2,     /* reader-writer lock with writer preference */
+  SMPTOP_LOCK_MUTEX = 3,  /* sleeping mutex with owner and wait queue */
+  SMPTOP_LOCK_SEMAPHORE = 4, /* counting semaphore with wait queue */
+};
+
+/** Lock flags (`smptop_lock.flags`). */
+enum smptop_lock_flag {
+  SMPTOP_LOCKF_IRQSAVE = 1u << 0,   /* taken with interrupts saved and disabled */
+  SMPTOP_LOCKF_RECURSIVE = 1u << 1, /* a recursive mutex */
+  SMPTOP_LOCKF_DYNAMIC = 1u << 2,   /* created at run time (on the dynamic list) */
+  SMPTOP_LOCKF_WRITER = 1u << 3,    /* rwlock: held by a writer right now */
+  SMPTOP_LOCKF_SEEN_IN_IRQ = 1u << 4,      /* has been taken in interrupt context */
+  SMPTOP_LOCKF_SEEN_IRQS_ON = 1u << 5,     /* has been taken with interrupts enabled */
+};
+
+/** One lock's state and statistics. Writer: whichever lcpu operates on it, under `seq`
+    for the holder and waiter fields; counters are atomic increments. */
+struct smptop_lock {
+  uint64_t seq;       /* guards state_word..acquired_tsc, readers, waiter_count, waiters */
+  uint64_t next;      /* next dynamic lock (SMPTOP_LOCKF_DYNAMIC), 0 = end */
+  char name[SMPTOP_NAME_BYTES];
+  uint32_t kind;      /* enum smptop_lock_kind */
+  uint32_t flags;     /* enum smptop_lock_flag */
+  uint64_t address;   /* address of the lock object itself */
+  uint64_t state_word; /* the raw lock word (kind-specific, see enum comments) */
+  uint32_t holder_lcpu; /* SMPTOP_NO_LCPU when free (rwlock readers: the last reader's lcpu) */
+  uint32_t readers;   /* rwlock: readers inside; semaphore: count; mutex: recursion depth */
+  uint64_t holder_thread; /* thread id of the holder (0 = none, or an lcpu outside threads) */
+  uint64_t acquire_site;  /* return address of the call that took it */
+  uint64_t acquired_tsc;  /* when the current holder took it */
+  uint64_t acquisitions;  /* successful acquisitions (count) */
+  uint64_t contended;     /* acquisitions that had to wait (count) */
+  uint64_t trylock_failures;
+  uint64_t wait_total_tsc; /* summed wait of contended acquisitions (tsc) */
+  uint64_t wait_max_tsc;
+  uint64_t hold_total_tsc; /* summed hold time (tsc) */
+  uint64_t hold_max_tsc;
+  uint64_t misuse_irq_unsafe;  /* taken in IRQ context and elsewhere with IRQs on (self-deadlock risk) */
+  uint64_t misuse_sleep_in_irq; /* a sleeping lock taken in interrupt context */
+  uint64_t misuse_recursion;   /* re-taken by its holder (non-recursive kind) */
+  uint64_t misuse_bad_unlock;  /* released by a non-holder */
+  uint32_t waiter_count;       /* lcpus/threads waiting right now */
+  uint32_t pending_writers;    /* rwlock: writers waiting (readers then wait too) */
+  struct {
+    uint32_t lcpu;
+    uint32_t reserved;
+    uint64_t thread;
+    uint64_t since_tsc;
+  } waiters[SMPTOP_LOCK_WAITERS];
+};
+
+/** Thread states (`smptop_thread.state`). */
+enum smptop_thread_state {
+  SMPTOP_THREAD_FREE = 0,
+  SMPTOP_THREAD_RUNNING = 1,
+  SMPTOP_THREAD_READY = 2,
+  SMPTOP_THREAD_BLOCKED_LOCK = 3, /* on a mutex: blocked_on = lock address */
+  SMPTOP_THREAD_BLOCKED_SEM = 4,  /* on a semaphore: blocked_on = its address */
+  SMPTOP_THREAD_BLOCKED_WAITQ = 5, /* on a wait queue: blocked_on = its address */
+  SMPTOP_THREAD_SLEEPING = 6,     /* until wake_tsc */
+  SMPTOP_THREAD_SPINNING = 7,     /* spinning on a spin/ticket/rw lock: blocked_on = lock address */
+  SMPTOP_THREAD_EXITED = 8,
+};
+
+/** One kernel thread. Writer: the lcpu that owns it (scheduler), under `seq`. */
+struct smptop_thread {
+  uint64_t seq;
+  uint64_t id;          /* nonzero, unique */
+  char name[SMPTOP_NAME_BYTES];
+  uint32_t state;       /* enum smptop_thread_state */
+  uint32_t lcpu;        /* the lcpu whose run queue owns it */
+  uint64_t blocked_on;  /* lock / semaphore / wait queue address, 0 = none */
+  uint64_t wake_tsc;    /* SLEEPING: deadline */
+  uint64_t cpu_tsc;     /* CPU time consumed (tsc) */
+  uint64_t switches;    /* times switched in */
+  uint64_t ops;         /* workload operations done (count) */
+};
+
+/** One lcpu's timer queue. Writer: the owning lcpu, under `seq`. */
+struct smptop_timerq {
+  uint64_t seq;
+  uint32_t lcpu;
+  uint32_t pending;          /* timers queued (slots below list the earliest) */
+  uint64_t next_deadline_tsc; /* what the LAPIC timer is programmed for, 0 = none */
+  uint64_t fired;            /* timers that expired (count) */
+  uint64_t late_total_tsc;   /* summed lateness: fire time - deadline (tsc) */
+  uint64_t late_max_tsc;
+  uint64_t late_hist[SMPTOP_LATENESS_BUCKETS]; /* counts by lateness decade from 1 us */
+  struct {
+    uint64_t deadline_tsc;
+    uint64_t owner_thread; /* 0 = the kernel itself (scheduler tick) */
+  } timers[SMPTOP_TIMER_SLOTS];
+};
+
+/** The workload's self-description. Writer: any (atomic), checks by the bsp. */
+struct smptop_workload {
+  uint64_t seq;
+  char scenario[SMPTOP_NAME_BYTES]; /* "default", "deadlock", "isr-misuse", "convoy", ... */
+  uint64_t checks;          /* self-checks run */
+  uint64_t check_failures;  /* self-checks that found a wrong total */
+  uint64_t expected;        /* latest check: increments made */
+  uint64_t observed;        /* latest check: counter totals found */
+  uint64_t ops[SMPTOP_MAX_LCPUS]; /* operations done per lcpu (count; the host derives ops/s) */
+};
+
+/** Allocator modes (`smptop_alloc.mode`). */
+enum smptop_alloc_mode { SMPTOP_ALLOC_LOCKED = 0, SMPTOP_ALLOC_LOCKFREE = 1 };
+
+/** The buddy allocator. Writer: any lcpu (atomic counters). */
+struct smptop_alloc {
+  uint64_t seq;
+  uint32_t mode;       /* enum smptop_alloc_mode */
+  uint32_t orders;     /* orders managed (records in the ALLOC_ORDER table) */
+  uint64_t base;       /* first managed address */
+  uint64_t page_bytes; /* bytes of an order-0 block */
+  uint64_t pages_managed;
+  uint64_t pages_free;
+  uint64_t largest_free_order; /* highest order with a free block; UINT64_MAX = none */
+  uint64_t churn_checks;       /* allocator self-checks run */
+  uint64_t churn_failures;     /* self-checks that failed (double hand-out, leaked pages) */
+  uint64_t start_free_pages;   /* free pages before the churn started */
+  uint64_t heap_bytes_in_use;  /* the Swift runtime's heap on top of the buddy allocator */
+  uint64_t heap_allocs;
+  uint64_t heap_frees;
+  uint64_t lcpu_allocs[SMPTOP_MAX_LCPUS];
+  uint64_t lcpu_frees[SMPTOP_MAX_LCPUS];
+};
+
+/** One buddy order. Writer: any lcpu (atomic counters). */
+struct smptop_alloc_order {
+  uint64_t order;
+  uint64_t block_bytes;
+  uint64_t free_blocks;
+  uint64_t used_blocks;  /* blocks of exactly this order handed out */
+  uint64_t allocs;
+  uint64_t frees;
+  uint64_t splits;
+  uint64_t merges;
+  uint64_t failures;
+  uint64_t cas_retries;  /* lock-free mode: compare-and-swap retries */
+};
+
+/** Virtqueue roles (`smptop_virtq.role`). */
+enum smptop_virtq_role { SMPTOP_VIRTQ_RX = 0, SMPTOP_VIRTQ_TX = 1, SMPTOP_VIRTQ_CTRL = 2 };
+
+/** One virtio device. Writer: the bsp at set-up, then the owning lcpus. */
+struct smptop_virtio_dev {
+  uint64_t seq;
+  char name[SMPTOP_NAME_BYTES]; /* "virtio-net" */
+  uint32_t pci_bdf;      /* bus << 8 | device << 3 | function */
+  uint32_t device_id;    /* virtio device id (1 = net) */
+  uint64_t features;     /* negotiated feature bits */
+  uint32_t queue_pairs;  /* RX/TX pairs in use */
+  uint32_t queues;       /* records of this device in the VIRTQ table */
+  uint8_t mac[8];        /* 6 bytes used */
+  uint32_t link_up;
+  uint32_t msix;         /* 1 = MSI-X interrupts, 0 = polled */
+  uint64_t first_queue;  /* index of its first record in the VIRTQ table */
+};
+
+/** One virtqueue. Writer: the owning lcpu, under `seq` for the indices. */
+struct smptop_virtq {
+  uint64_t seq;
+  uint32_t device;       /* index into the VIRTIO_DEV table */
+  uint32_t index;        /* the queue's virtio index */
+  uint32_t role;         /* enum smptop_virtq_role */
+  uint32_t lcpu;         /* owning lcpu */
+  uint32_t size;         /* ring entries */
+  uint32_t free_descs;
+  uint32_t avail_idx;    /* the driver's avail index (next to publish) */
+  uint32_t used_idx;     /* the device's used index as the driver last read it */
+  uint32_t last_used;    /* the driver's consumed position in the used ring */
+  uint32_t notifications_off; /* 1 = driver suppressed device notifications (no interrupts) */
+  uint64_t packets;
+  uint64_t bytes;
+  uint64_t errors;
+  uint64_t drops;
+  uint64_t kicks;        /* notifications to the device */
+  uint64_t interrupts;   /* interrupts taken for this queue */
+  uint64_t polls;        /* times polled (without MSI-X) */
+  uint64_t desc_addr;
+  uint64_t avail_addr;
+  uint64_t used_addr;
 };
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct smptop_panic) == 208, "smptop_panic layout");
 _Static_assert(sizeof(struct smptop_lcpu) % 8 == 0, "smptop_lcpu stride");
 _Static_assert(sizeof(struct smptop_root) % 8 == 0, "smptop_root size");
+_Static_assert(sizeof(struct smptop_lock) % 8 == 0, "smptop_lock stride");
+_Static_assert(sizeof(struct smptop_thread) % 8 == 0, "smptop_thread stride");
+_Static_assert(sizeof(struct smptop_timerq) % 8 == 0, "smptop_timerq stride");
+_Static_assert(sizeof(struct smptop_virtq) % 8 == 0, "smptop_virtq stride");
 #endif
 
 #endif /* SMPTOP_ABI_H */

@@ -20,7 +20,7 @@ enum Fixtures {
       {"index":0,"apicID":0,"state":"IDLE","rawState":2,"busyDepth":0,"errorCode":0,"stateSinceTSC":0,
        "irqTimer":0,"irqIPI":0,"irqDevice":0,"irqSpurious":0,"ipiSent":0,"ipiReceived":0,"remoteCalls":0,
        "ticks":0,"cyclesIdle":0,"cyclesBusy":0,"currentThread":0,"nextDeadlineTSC":0,"lastTickRIP":0,
-       "lastTickTSC":0,"stackBottom":0,"stackTop":0,"workLoops":0,"consistency":{"consistent":{}}}
+       "lastTickTSC":0,"stackBottom":0,"stackTop":0,"workLoops":0,"consistency":{"state":"consistent"}}
       """)
   }
 
@@ -43,7 +43,7 @@ enum Fixtures {
       PanicRecord.self,
       """
       {"vector":14,"errorCode":2,"rip":0,"rsp":1200000,"rbp":1200128,"rflags":66118,"cr2":57005,"tsc":0,
-       "backtrace":[],"consistency":{"consistent":{}}}
+       "backtrace":[],"consistency":{"state":"consistent"}}
       """)
     p.rip = rip
     p.backtrace = backtrace
