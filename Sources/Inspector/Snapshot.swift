@@ -209,6 +209,20 @@ public struct Snapshot: Sendable, Codable, Equatable {
   public var guest: GuestInfo?
   /// Every lcpu record from the ABI.
   public var lcpus: [LCPURecord]
+  /// Every lock: the static registry, then the dynamically created ones.
+  public var locks: [LockRecord] = []
+  /// Kernel threads (free slots left out).
+  public var threads: [ThreadRecord] = []
+  /// Per-lcpu timer queues.
+  public var timerQueues: [TimerQueueRecord] = []
+  /// The workload's self-description, when the guest runs one.
+  public var workload: WorkloadRecord?
+  /// The buddy allocator, when the guest has one.
+  public var allocator: AllocatorRecord?
+  /// virtio devices as the guest driver sees them.
+  public var virtioDevices: [VirtioDeviceRecord] = []
+  /// Every virtqueue as the guest driver sees it.
+  public var virtqueues: [VirtqRecord] = []
   /// Registers and halted state per vCPU, when the snapshot stopped the VM.
   public var vcpus: [VCPUState]?
   /// QEMU's run state (QMP query-status), when known.

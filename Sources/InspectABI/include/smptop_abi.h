@@ -193,6 +193,14 @@ enum smptop_lock_flag {
   SMPTOP_LOCKF_SEEN_IRQS_ON = 1u << 5,     /* has been taken with interrupts enabled */
 };
 
+/** A lcpu or thread waiting for a lock (`smptop_lock.waiters`). */
+struct smptop_lock_waiter {
+  uint32_t lcpu;      /* SMPTOP_NO_LCPU when unknown */
+  uint32_t reserved;
+  uint64_t thread;    /* 0 = not a thread (an lcpu outside thread context) */
+  uint64_t since_tsc; /* when it started waiting */
+};
+
 /** One lock's state and statistics. Writer: whichever lcpu operates on it, under `seq`
     for the holder and waiter fields; counters are atomic increments. */
 struct smptop_lock {
@@ -221,12 +229,7 @@ struct smptop_lock {
   uint64_t misuse_bad_unlock;  /* released by a non-holder */
   uint32_t waiter_count;       /* lcpus/threads waiting right now */
   uint32_t pending_writers;    /* rwlock: writers waiting (readers then wait too) */
-  struct {
-    uint32_t lcpu;
-    uint32_t reserved;
-    uint64_t thread;
-    uint64_t since_tsc;
-  } waiters[SMPTOP_LOCK_WAITERS];
+  struct smptop_lock_waiter waiters[SMPTOP_LOCK_WAITERS];
 };
 
 /** Thread states (`smptop_thread.state`). */
@@ -256,6 +259,12 @@ struct smptop_thread {
   uint64_t ops;         /* workload operations done (count) */
 };
 
+/** A pending timer (`smptop_timerq.timers`). */
+struct smptop_timer_slot {
+  uint64_t deadline_tsc;
+  uint64_t owner_thread; /* 0 = the kernel itself (scheduler tick) */
+};
+
 /** One lcpu's timer queue. Writer: the owning lcpu, under `seq`. */
 struct smptop_timerq {
   uint64_t seq;
@@ -266,10 +275,7 @@ struct smptop_timerq {
   uint64_t late_total_tsc;   /* summed lateness: fire time - deadline (tsc) */
   uint64_t late_max_tsc;
   uint64_t late_hist[SMPTOP_LATENESS_BUCKETS]; /* counts by lateness decade from 1 us */
-  struct {
-    uint64_t deadline_tsc;
-    uint64_t owner_thread; /* 0 = the kernel itself (scheduler tick) */
-  } timers[SMPTOP_TIMER_SLOTS];
+  struct smptop_timer_slot timers[SMPTOP_TIMER_SLOTS];
 };
 
 /** The workload's self-description. Writer: any (atomic), checks by the bsp. */

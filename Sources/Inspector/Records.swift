@@ -1,0 +1,200 @@
+/// Lock kinds after the Unikraft set.
+public enum LockKind: String, Sendable, Codable, Equatable {
+  case spin, ticket, rw, mutex, semaphore, unknown
+}
+
+/// One lock from the registry: who holds it, who waits, and what it has cost.
+public struct LockRecord: Sendable, Codable, Equatable {
+  /// A lcpu or thread waiting for the lock.
+  public struct Waiter: Sendable, Codable, Equatable {
+    public var lcpu: UInt32?
+    public var thread: UInt64?
+    public var sinceTSC: UInt64
+    public init(lcpu: UInt32?, thread: UInt64?, sinceTSC: UInt64) {
+      self.lcpu = lcpu
+      self.thread = thread
+      self.sinceTSC = sinceTSC
+    }
+  }
+  public var name: String
+  public var kind: LockKind
+  public var flags: UInt32
+  /// Address of the lock object (its identity).
+  public var address: UInt64
+  /// Address of the record itself.
+  public var recordAddress: UInt64
+  public var dynamic: Bool
+  public var stateWord: UInt64
+  public var holderLCPU: UInt32?
+  public var holderThread: UInt64?
+  public var readers: UInt32
+  public var acquireSite: UInt64
+  public var acquiredTSC: UInt64
+  public var acquisitions: UInt64
+  public var contended: UInt64
+  public var trylockFailures: UInt64
+  public var waitTotalTSC: UInt64
+  public var waitMaxTSC: UInt64
+  public var holdTotalTSC: UInt64
+  public var holdMaxTSC: UInt64
+  public var misuseIRQUnsafe: UInt64
+  public var misuseSleepInIRQ: UInt64
+  public var misuseRecursion: UInt64
+  public var misuseBadUnlock: UInt64
+  public var waiterCount: UInt32
+  public var pendingWriters: UInt32
+  public var waiters: [Waiter]
+  public var consistency: Consistency
+
+  /// Every misuse counted on this lock.
+  public var misuseTotal: UInt64 {
+    misuseIRQUnsafe &+ misuseSleepInIRQ &+ misuseRecursion &+ misuseBadUnlock
+  }
+  /// Whether someone holds it now.
+  public var isHeld: Bool { holderLCPU != nil || holderThread != nil || readers > 0 && kind == .rw }
+  /// Contended share of acquisitions, 0...100.
+  public var contendedPercent: Double {
+    acquisitions == 0 ? 0 : 100 * Double(contended) / Double(acquisitions)
+  }
+}
+
+/// Kernel thread states.
+public enum ThreadState: String, Sendable, Codable, Equatable {
+  case free, running, ready, blockedOnLock = "blocked-lock", blockedOnSemaphore = "blocked-sem"
+  case blockedOnWaitQueue = "blocked-waitq", sleeping, spinning, exited, unknown
+}
+
+/// One kernel thread.
+public struct ThreadRecord: Sendable, Codable, Equatable {
+  public var id: UInt64
+  public var name: String
+  public var state: ThreadState
+  public var lcpu: UInt32
+  /// The lock, semaphore or wait queue it waits on (0 = none).
+  public var blockedOn: UInt64
+  public var wakeTSC: UInt64
+  public var cpuTSC: UInt64
+  public var switches: UInt64
+  public var ops: UInt64
+  public var consistency: Consistency
+}
+
+/// One lcpu's timer queue.
+public struct TimerQueueRecord: Sendable, Codable, Equatable {
+  /// A pending timer.
+  public struct Pending: Sendable, Codable, Equatable {
+    public var deadlineTSC: UInt64
+    /// The owning thread (0 = the kernel itself).
+    public var ownerThread: UInt64
+  }
+  public var lcpu: UInt32
+  public var pending: UInt32
+  public var nextDeadlineTSC: UInt64
+  public var fired: UInt64
+  public var lateTotalTSC: UInt64
+  public var lateMaxTSC: UInt64
+  /// Counts of lateness <1us, <10us, <100us, <1ms, <10ms, <100ms, <1s, >=1s.
+  public var lateHistogram: [UInt64]
+  public var timers: [Pending]
+  public var consistency: Consistency
+}
+
+/// The workload's self-description.
+public struct WorkloadRecord: Sendable, Codable, Equatable {
+  public var scenario: String
+  public var checks: UInt64
+  public var checkFailures: UInt64
+  public var expected: UInt64
+  public var observed: UInt64
+  /// Operations done per lcpu.
+  public var ops: [UInt64]
+  public var consistency: Consistency
+}
+
+/// One buddy order.
+public struct AllocOrderRecord: Sendable, Codable, Equatable {
+  public var order: UInt64
+  public var blockBytes: UInt64
+  public var freeBlocks: UInt64
+  public var usedBlocks: UInt64
+  public var allocs: UInt64
+  public var frees: UInt64
+  public var splits: UInt64
+  public var merges: UInt64
+  public var failures: UInt64
+  public var casRetries: UInt64
+}
+
+/// The buddy allocator.
+public struct AllocatorRecord: Sendable, Codable, Equatable {
+  public var mode: String
+  public var base: UInt64
+  public var pageBytes: UInt64
+  public var pagesManaged: UInt64
+  public var pagesFree: UInt64
+  public var largestFreeOrder: UInt64?
+  public var churnChecks: UInt64
+  public var churnFailures: UInt64
+  public var startFreePages: UInt64
+  public var heapBytesInUse: UInt64
+  public var heapAllocs: UInt64
+  public var heapFrees: UInt64
+  public var lcpuAllocs: [UInt64]
+  public var lcpuFrees: [UInt64]
+  public var orders: [AllocOrderRecord]
+  public var consistency: Consistency
+}
+
+/// Virtqueue roles.
+public enum VirtqRole: String, Sendable, Codable, Equatable { case rx, tx, ctrl, unknown }
+
+/// One virtio device as the guest driver sees it.
+public struct VirtioDeviceRecord: Sendable, Codable, Equatable {
+  public var name: String
+  public var pciBDF: UInt32
+  public var deviceID: UInt32
+  public var features: UInt64
+  public var queuePairs: UInt32
+  public var queues: UInt32
+  public var mac: String
+  public var linkUp: Bool
+  public var msix: Bool
+  public var firstQueue: UInt64
+  public var consistency: Consistency
+}
+
+/// One virtqueue as the guest driver sees it.
+public struct VirtqRecord: Sendable, Codable, Equatable {
+  public var device: UInt32
+  public var index: UInt32
+  public var role: VirtqRole
+  public var lcpu: UInt32
+  public var size: UInt32
+  public var freeDescriptors: UInt32
+  public var availIndex: UInt32
+  public var usedIndex: UInt32
+  public var lastUsed: UInt32
+  public var notificationsOff: Bool
+  public var packets: UInt64
+  public var bytes: UInt64
+  public var errors: UInt64
+  public var drops: UInt64
+  public var kicks: UInt64
+  public var interrupts: UInt64
+  public var polls: UInt64
+  public var descriptorTable: UInt64
+  public var availRing: UInt64
+  public var usedRing: UInt64
+  public var consistency: Consistency
+}
+
+/// A wait-for cycle: each thread waits for a lock the next one holds (ABBA and longer).
+public struct WaitCycle: Sendable, Codable, Equatable {
+  /// One edge: `thread` waits for `lock`, held by the next step's thread.
+  public struct Step: Sendable, Codable, Equatable {
+    public var thread: UInt64
+    public var lock: String
+    public var lockAddress: UInt64
+  }
+  public var steps: [Step]
+}
