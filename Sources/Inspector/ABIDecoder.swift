@@ -118,6 +118,7 @@ public enum ABIDecoder {
     }
     let stride = Int(entry.stride)
     let count = Int(entry.count)
+    if count == 0 { return .success(TableLocation(address: entry.addr, count: 0, stride: recordSize)) }
     guard entry.addr != 0 else { return .failure(TableError(reason: "table \(kind) has a null address")) }
     guard stride >= recordSize, stride <= maxStride else {
       return .failure(TableError(reason: "table \(kind) has stride \(stride), expected \(recordSize)...\(maxStride)"))

@@ -7,9 +7,9 @@ import InspectABI
 /// Turns guest memory into typed `Snapshot`s.
 ///
 /// It finds the ABI root at a known address (the ELF symbol `smptop_root`), remembers where
-/// the tables are, and reads root and tables in one batched request per snapshot. On a live
-/// source every guarded record is read between two reads of its sequence counter and retried
-/// a bounded number of times; what stays torn is marked `.inconsistent`, never trusted.
+/// every table is, and reads the root and all tables in one batched request per snapshot. On
+/// a live source every guarded record is read between two reads of its sequence counter and
+/// retried a bounded number of times; what stays torn is marked `.inconsistent`, never trusted.
 public final class SnapshotEngine {
   /// Where the bytes come from.
   public let memory: any GuestMemory
@@ -17,8 +17,34 @@ public final class SnapshotEngine {
   public let rootAddress: UInt64
   /// Re-reads of a torn record before it is marked inconsistent.
   public var retries = 16
-  /// Where the lcpu table was last seen (from the root), so the next snapshot batches it.
-  private var lcpuTable: TableLocation?
+  /// Most dynamic locks followed along the guest's list.
+  public var maxDynamicLocks = 4096
+
+  /// One record table the engine reads.
+  struct TableSpec {
+    var kind: Int
+    var name: String
+    var recordSize: Int
+    /// The record starts with a sequence counter.
+    var guarded: Bool
+  }
+
+  static let specs: [TableSpec] = [
+    TableSpec(kind: Int(SMPTOP_TABLE_LCPU.rawValue), name: "lcpu", recordSize: MemoryLayout<smptop_lcpu>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_LOCK.rawValue), name: "lock", recordSize: MemoryLayout<smptop_lock>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_THREAD.rawValue), name: "thread", recordSize: MemoryLayout<smptop_thread>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_TIMERQ.rawValue), name: "timer queue", recordSize: MemoryLayout<smptop_timerq>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_WORKLOAD.rawValue), name: "workload", recordSize: MemoryLayout<smptop_workload>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_ALLOC.rawValue), name: "allocator", recordSize: MemoryLayout<smptop_alloc>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_ALLOC_ORDER.rawValue), name: "allocator order", recordSize: MemoryLayout<smptop_alloc_order>.size, guarded: false),
+    TableSpec(kind: Int(SMPTOP_TABLE_VIRTIO_DEV.rawValue), name: "virtio device", recordSize: MemoryLayout<smptop_virtio_dev>.size, guarded: true),
+    TableSpec(kind: Int(SMPTOP_TABLE_VIRTQ.rawValue), name: "virtqueue", recordSize: MemoryLayout<smptop_virtq>.size, guarded: true),
+  ]
+
+  /// Where each table was last seen (from the root), so the next snapshot batches them.
+  private var tables: [Int: TableLocation] = [:]
+  /// Dynamic lock records seen last time, prefetched in the batch.
+  private var knownDynamicLocks: [UInt64] = []
 
   /// An engine over `memory` with the root at `rootAddress`.
   public init(memory: any GuestMemory, rootAddress: UInt64) {
@@ -26,9 +52,18 @@ public final class SnapshotEngine {
     self.rootAddress = rootAddress
   }
 
-  /// The ranges one snapshot reads: the root and, once known, the lcpu table.
+  /// The ranges one snapshot reads: the root and every known table.
   public var modelRanges: [MemoryRange] {
-    [MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)] + (lcpuTable.map { [$0.range] } ?? [])
+    [MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)]
+      + Self.specs.compactMap { tables[$0.kind]?.range }.filter { $0.count > 0 }
+  }
+
+  /// A planned read of one region (a table or a dynamic record) within a batch.
+  private struct Region {
+    var location: TableLocation
+    var guarded: Bool
+    var first = 0  // index of its first result in the batch
+    var count: Int { guarded && location.count > 0 ? 2 * location.count + 1 : 1 }
   }
 
   /// Takes one snapshot. Throws only when the ABI is absent, unpublished or of another version.
@@ -37,93 +72,212 @@ public final class SnapshotEngine {
     var problems: [String] = []
     let rootRange = MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)
 
-    // One batch: the root, plus the lcpu table where we last saw it.
+    // One batch: the root, every table where we last saw it, and the known dynamic locks.
+    var regions: [Int: Region] = [:]
+    var dynamicRegions: [UInt64: Region] = [:]
     var ranges = [rootRange]
-    var guarded: [MemoryRange] = []
-    if let table = lcpuTable {
-      guarded = sequenceRanges(table)
-      ranges += memory.isLive ? guarded + [table.range] + guarded : [table.range]
+    for spec in Self.specs {
+      guard let location = tables[spec.kind] else { continue }
+      var region = Region(location: location, guarded: spec.guarded)
+      region.first = ranges.count
+      ranges += plan(region)
+      regions[spec.kind] = region
+    }
+    let lockSize = MemoryLayout<smptop_lock>.size
+    for address in knownDynamicLocks {
+      var region = Region(
+        location: TableLocation(address: address, count: 1, stride: lockSize), guarded: true)
+      region.first = ranges.count
+      ranges += plan(region)
+      dynamicRegions[address] = region
     }
     var results = memory.read(ranges)
     guard case .success(let rootBytes)? = results.first else {
-      let reason = results.first.map { r -> String in
-        if case .failure(let e) = r { return e.description }
-        return ""
-      } ?? "no data"
+      var reason = "no data"
+      if case .failure(let e)? = results.first { reason = e.description }
       throw ABIError(code: .unreadableRoot, message: "cannot read the ABI root: \(reason)")
     }
     let root = try ABIDecoder.decodeRoot(rootBytes, at: rootAddress)
     let guest = ABIDecoder.guestInfo(root)
 
-    var lcpus: [LCPURecord] = []
-    switch ABIDecoder.table(root, kind: Int(SMPTOP_TABLE_LCPU.rawValue), recordSize: ABIDecoder.lcpuSize) {
-    case .failure(let error):
-      problems.append("lcpu table: \(error.reason)")
-      lcpuTable = nil
-    case .success(let table):
-      if table != lcpuTable {
-        // First snapshot, or the guest moved its table: read it now.
-        lcpuTable = table
-        guarded = sequenceRanges(table)
-        results = [results[0]] + memory.read(memory.isLive ? guarded + [table.range] + guarded : [table.range])
+    // Tables the root places elsewhere than we thought (or the first snapshot): read now.
+    var late: [MemoryRange] = []
+    for spec in Self.specs {
+      switch ABIDecoder.table(root, kind: spec.kind, recordSize: spec.recordSize) {
+      case .failure(let error):
+        if spec.kind == Int(SMPTOP_TABLE_LCPU.rawValue) || !error.reason.contains("publishes no table") {
+          problems.append("\(spec.name) table: \(error.reason)")
+        }
+        tables[spec.kind] = nil
+        regions[spec.kind] = nil
+      case .success(let location):
+        if regions[spec.kind]?.location != location {
+          tables[spec.kind] = location
+          var region = Region(location: location, guarded: spec.guarded)
+          region.first = results.count + late.count
+          late += plan(region)
+          regions[spec.kind] = region
+        }
       }
-      lcpus = decodeLCPUs(table, results: Array(results.dropFirst()), problems: &problems)
     }
-    return Snapshot(
-      timeNanoseconds: start, source: memory.kind, guest: guest, lcpus: lcpus, problems: problems,
-      costNanoseconds: monotonicNanoseconds() - start)
+    if !late.isEmpty { results += memory.read(late) }
+
+    func records(_ kind: UInt32) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
+      guard let region = regions[Int(kind)], let spec = Self.specs.first(where: { $0.kind == Int(kind) }) else {
+        return []
+      }
+      return extract(region, recordSize: spec.recordSize, results: results, name: spec.name, problems: &problems)
+    }
+
+    var snap = Snapshot(timeNanoseconds: start, source: memory.kind, guest: guest, lcpus: [])
+    snap.lcpus = records(SMPTOP_TABLE_LCPU.rawValue).enumerated().map { i, r in
+      r.bytes.isEmpty ? placeholder(index: i, r.consistency) : ABIDecoder.lcpu(r.bytes, at: 0, consistency: r.consistency)
+    }
+    let lcpuCount = snap.lcpus.count
+    snap.locks = records(SMPTOP_TABLE_LOCK.rawValue).compactMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.lock(r.bytes, recordAddress: r.address, consistency: r.consistency)
+    }
+    snap.locks += dynamicLocks(
+      head: root.dynamic_locks, count: root.dynamic_lock_count, prefetched: dynamicRegions, results: results,
+      problems: &problems)
+    snap.threads = records(SMPTOP_TABLE_THREAD.rawValue).compactMap { r in
+      guard !r.bytes.isEmpty else { return nil }
+      let t = ABIDecoder.thread(r.bytes, consistency: r.consistency)
+      return t.state == .free ? nil : t
+    }
+    snap.timerQueues = records(SMPTOP_TABLE_TIMERQ.rawValue).compactMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.timerQueue(r.bytes, consistency: r.consistency)
+    }
+    snap.workload = records(SMPTOP_TABLE_WORKLOAD.rawValue).first.flatMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.workload(r.bytes, lcpus: lcpuCount, consistency: r.consistency)
+    }
+    let orders = records(SMPTOP_TABLE_ALLOC_ORDER.rawValue).compactMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.allocOrder(r.bytes)
+    }
+    snap.allocator = records(SMPTOP_TABLE_ALLOC.rawValue).first.flatMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.allocator(r.bytes, orders: orders, lcpus: lcpuCount, consistency: r.consistency)
+    }
+    snap.virtioDevices = records(SMPTOP_TABLE_VIRTIO_DEV.rawValue).compactMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.virtioDevice(r.bytes, consistency: r.consistency)
+    }
+    snap.virtqueues = records(SMPTOP_TABLE_VIRTQ.rawValue).compactMap { r in
+      r.bytes.isEmpty ? nil : ABIDecoder.virtq(r.bytes, consistency: r.consistency)
+    }
+    snap.problems = problems
+    snap.costNanoseconds = monotonicNanoseconds() - start
+    return snap
   }
 
-  /// The sequence word of every record in a table.
-  private func sequenceRanges(_ table: TableLocation) -> [MemoryRange] {
-    (0..<table.count).map { MemoryRange(address: table.address + UInt64($0 * table.stride), count: 8) }
+  /// The ranges of a region: [seq…] table [seq…] when live and guarded, else the table.
+  private func plan(_ region: Region) -> [MemoryRange] {
+    let location = region.location
+    guard location.count > 0 else { return [location.range] }
+    guard memory.isLive && region.guarded else { return [location.range] }
+    let seqs = (0..<location.count).map {
+      MemoryRange(address: location.address + UInt64($0 * location.stride), count: 8)
+    }
+    return seqs + [location.range] + seqs
   }
 
-  /// Decodes the lcpu table from a batch laid out as [seq…] table [seq…] (live) or table.
-  private func decodeLCPUs(
-    _ table: TableLocation, results: [Result<[UInt8], GuestMemoryError>], problems: inout [String]
-  ) -> [LCPURecord] {
-    let live = memory.isLive
-    let tableIndex = live ? table.count : 0
+  /// Splits a region's batch results into records, checking sequence counters when live.
+  private func extract(
+    _ region: Region, recordSize: Int, results: [Result<[UInt8], GuestMemoryError>], name: String,
+    problems: inout [String]
+  ) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
+    let location = region.location
+    guard location.count > 0 else { return [] }
+    let live = memory.isLive && region.guarded
+    let tableIndex = region.first + (live ? location.count : 0)
     guard results.indices.contains(tableIndex), case .success(let bytes) = results[tableIndex],
-      bytes.count == table.byteCount
+      bytes.count == location.byteCount
     else {
       let why = results.indices.contains(tableIndex) ? describe(results[tableIndex]) : "not read"
-      problems.append("lcpu table at 0x\(hex(table.address)): \(why)")
-      return (0..<table.count).map { placeholder(index: $0, reason: why) }
-    }
-    return (0..<table.count).map { i in
-      let offset = i * table.stride
-      guard live else { return ABIDecoder.lcpu(bytes, at: offset, consistency: .consistent) }
-      let before = sequenceValue(results[i])
-      let after = sequenceValue(results[table.count + 1 + i])
-      if let before, before & 1 == 0, before == after, ABIDecoder.sequence(bytes, at: offset) == before {
-        return ABIDecoder.lcpu(bytes, at: offset, consistency: .consistent)
+      problems.append("\(name) table at 0x\(hex(location.address)): \(why)")
+      return (0..<location.count).map { i in
+        ([], location.address + UInt64(i * location.stride), .unreadable(reason: why))
       }
-      return retryRecord(address: table.address + UInt64(offset), size: ABIDecoder.lcpuSize, index: i)
     }
+    return (0..<location.count).map { i in
+      let offset = i * location.stride
+      let address = location.address + UInt64(offset)
+      let record = Array(bytes[offset..<offset + recordSize])
+      guard live else { return (record, address, .consistent) }
+      let before = sequenceValue(results[region.first + i])
+      let after = sequenceValue(results[region.first + location.count + 1 + i])
+      if let before, before & 1 == 0, before == after, ABIDecoder.sequence(record, at: 0) == before {
+        return (record, address, .consistent)
+      }
+      let (again, consistency) = retry(address: address, size: recordSize)
+      return (again ?? record, address, consistency)
+    }
+  }
+
+  /// Follows the guest's list of dynamically created locks, bounded and loop-safe.
+  private func dynamicLocks(
+    head: UInt64, count: UInt64, prefetched: [UInt64: Region], results: [Result<[UInt8], GuestMemoryError>],
+    problems: inout [String]
+  ) -> [LockRecord] {
+    var locks: [LockRecord] = []
+    var seen = Set<UInt64>()
+    var address = head
+    let size = MemoryLayout<smptop_lock>.size
+    let limit = min(Int(clamping: count), maxDynamicLocks)
+    while address != 0 && locks.count < limit {
+      guard seen.insert(address).inserted else {
+        problems.append("dynamic lock list loops at 0x\(hex(address))")
+        break
+      }
+      var record: [UInt8]?
+      var consistency = Consistency.consistent
+      if let region = prefetched[address] {
+        let one = extract(region, recordSize: size, results: results, name: "dynamic lock", problems: &problems)
+        if let first = one.first, !first.bytes.isEmpty {
+          record = first.bytes
+          consistency = first.consistency
+        }
+      }
+      if record == nil {
+        if memory.isLive {
+          let (bytes, c) = retry(address: address, size: size)
+          record = bytes
+          consistency = c
+        } else {
+          record = try? memory.read(address, count: size)
+        }
+      }
+      guard let record, record.count == size else {
+        problems.append("dynamic lock at 0x\(hex(address)) unreadable")
+        break
+      }
+      locks.append(ABIDecoder.lock(record, recordAddress: address, consistency: consistency))
+      address = ABIDecoder.lockNext(record)
+    }
+    if address != 0 && locks.count >= limit && UInt64(locks.count) < count {
+      problems.append("dynamic lock list longer than \(limit); the rest is not shown")
+    }
+    knownDynamicLocks = locks.map(\.recordAddress)
+    return locks
   }
 
   /// Re-reads one torn record until its sequence counter is even and stable, or gives up.
-  private func retryRecord(address: UInt64, size: Int, index: Int) -> LCPURecord {
+  private func retry(address: UInt64, size: Int) -> ([UInt8]?, Consistency) {
     let seq = MemoryRange(address: address, count: 8)
     let body = MemoryRange(address: address, count: size)
     var last: [UInt8]?
     for _ in 1...max(1, retries) {
       let r = memory.read([seq, body, seq])
       guard r.count == 3, case .success(let bytes) = r[1], bytes.count == size else {
-        return placeholder(index: index, reason: describe(r.count == 3 ? r[1] : .success([])))
+        return (nil, .unreadable(reason: r.count == 3 ? describe(r[1]) : "not read"))
       }
       last = bytes
       if let before = sequenceValue(r[0]), before & 1 == 0, before == sequenceValue(r[2]),
         ABIDecoder.sequence(bytes, at: 0) == before
       {
-        return ABIDecoder.lcpu(bytes, at: 0, consistency: .consistent)
+        return (bytes, .consistent)
       }
       sched_yield()
     }
-    guard let last else { return placeholder(index: index, reason: "not read") }
-    return ABIDecoder.lcpu(last, at: 0, consistency: .inconsistent(retries: retries))
+    return (last, .inconsistent(retries: retries))
   }
 
   private func sequenceValue(_ result: Result<[UInt8], GuestMemoryError>) -> UInt64? {
@@ -138,14 +292,14 @@ public final class SnapshotEngine {
     }
   }
 
-  /// A record that could not be read: index known, everything else zero, marked unreadable.
-  private func placeholder(index: Int, reason: String) -> LCPURecord {
+  /// An lcpu record that could not be read: index known, everything else zero.
+  private func placeholder(index: Int, _ consistency: Consistency) -> LCPURecord {
     LCPURecord(
       index: UInt32(index), apicID: 0, state: .unknown, rawState: 0, busyDepth: 0, errorCode: 0,
       stateSinceTSC: 0, irqTimer: 0, irqIPI: 0, irqDevice: 0, irqSpurious: 0, ipiSent: 0, ipiReceived: 0,
       remoteCalls: 0, ticks: 0, cyclesIdle: 0, cyclesBusy: 0, currentThread: 0, nextDeadlineTSC: 0,
       lastTickRIP: 0, lastTickTSC: 0, stackBottom: 0, stackTop: 0, workLoops: 0, panic: nil,
-      consistency: .unreadable(reason: reason))
+      consistency: consistency)
   }
 }
 

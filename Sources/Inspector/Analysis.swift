@@ -1,0 +1,45 @@
+/// Conclusions drawn from the records alone: wait-for cycles, misuse, workload health.
+extension Snapshot {
+  /// Wait-for cycles among threads: T waits for lock L (blocked_on, or a waiter slot),
+  /// L is held by U, U waits for …, back to T. Each cycle is reported once.
+  public var waitCycles: [WaitCycle] {
+    var lockByAddress: [UInt64: LockRecord] = [:]
+    for lock in locks { lockByAddress[lock.address] = lock }
+    // thread -> the lock it waits for
+    var waitsFor: [UInt64: LockRecord] = [:]
+    for thread in threads where thread.blockedOn != 0 {
+      if let lock = lockByAddress[thread.blockedOn] { waitsFor[thread.id] = lock }
+    }
+    for lock in locks {
+      for waiter in lock.waiters {
+        if let t = waiter.thread, waitsFor[t] == nil { waitsFor[t] = lock }
+      }
+    }
+    var cycles: [WaitCycle] = []
+    var reported = Set<UInt64>()
+    for start in waitsFor.keys.sorted() where !reported.contains(start) {
+      var path: [WaitCycle.Step] = []
+      var visited: [UInt64: Int] = [:]
+      var current = start
+      while let lock = waitsFor[current], let holder = lock.holderThread, visited[current] == nil {
+        visited[current] = path.count
+        path.append(WaitCycle.Step(thread: current, lock: lock.name, lockAddress: lock.address))
+        current = holder
+        if path.count > 4096 { break }
+      }
+      if let loopStart = visited[current] {
+        let cycle = Array(path[loopStart...])
+        if cycle.allSatisfy({ !reported.contains($0.thread) }) {
+          cycles.append(WaitCycle(steps: cycle))
+          cycle.forEach { reported.insert($0.thread) }
+        }
+      }
+    }
+    return cycles
+  }
+
+  /// Locks with any misuse counted, most misused first.
+  public var misusedLocks: [LockRecord] {
+    locks.filter { $0.misuseTotal > 0 }.sorted { $0.misuseTotal > $1.misuseTotal }
+  }
+}
