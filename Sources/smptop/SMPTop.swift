@@ -26,7 +26,8 @@ struct Root: ParsableCommand {
     commandName: "smptop",
     abstract: "Live inspection of an SMP unikernel running in QEMU.",
     subcommands: [
-      RunCommand.self, AttachCommand.self, SnapshotCommand.self, StepCommand.self, BenchCommand.self,
+      RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
+      BenchCommand.self,
       KernelCommand.self,
     ])
 }

@@ -6,7 +6,10 @@ enum SnapshotText {
   /// The whole report: header, lcpus (or vCPUs in generic mode), virtio, problems.
   static func render(_ snap: Snapshot, rates: SnapshotRates? = nil, symbolize: (UInt64) -> String?) -> String {
     var out: [String] = [header(snap)]
-    if snap.guest != nil { out += lcpuTable(snap, rates: rates, symbolize: symbolize) }
+    if snap.guest != nil {
+      out += lcpuTable(snap, rates: rates, symbolize: symbolize)
+      out += modelSections(snap, rates: rates, symbolize: symbolize)
+    }
     if let vcpus = snap.vcpus { out += vcpuTable(vcpus) }
     if let virtio = snap.virtio, !virtio.isEmpty { out += virtioTable(virtio) }
     for problem in snap.problems { out.append("! \(problem)") }
@@ -73,6 +76,68 @@ enum SnapshotText {
       }
     }
     return rows
+  }
+
+  /// Workload, locks, timers, allocator and virtqueues, when the guest publishes them.
+  static func modelSections(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?) -> [String] {
+    var out: [String] = []
+    let perUs = Double(snap.guest?.tscPerMs ?? 0) / 1000
+    func us(_ tsc: UInt64) -> String { perUs > 0 ? String(format: "%.1fµs", Double(tsc) / perUs) : "-" }
+    if let w = snap.workload {
+      out.append("")
+      let check = w.checkFailures == 0 ? "self-check ok (\(w.checks) checks)" : "SELF-CHECK FAILED \(w.checkFailures)/\(w.checks)"
+      let ops = rates?.workloadOpsPerSecond.map { String(format: "%.0f", $0) } ?? w.ops.map(String.init)
+      out.append("workload \(w.scenario): \(check); ops\(rates == nil ? "" : "/s") per lcpu: \(ops.joined(separator: " "))")
+    }
+    if !snap.locks.isEmpty {
+      out.append("")
+      out += LockTable(snapshot: snap, rates: rates, top: 12, symbolize: symbolize).text.split(separator: "\n").map(String.init)
+      if snap.locks.count > 12 { out.append("(\(snap.locks.count - 12) more locks: smptop locks --top 0)") }
+      for lock in snap.misusedLocks {
+        out.append(
+          "misuse on \(lock.name): irq-unsafe \(lock.misuseIRQUnsafe), sleep-in-irq \(lock.misuseSleepInIRQ), "
+            + "recursion \(lock.misuseRecursion), bad unlock \(lock.misuseBadUnlock)")
+      }
+    }
+    if !snap.threads.isEmpty {
+      let counts = Dictionary(grouping: snap.threads, by: \.state).map { "\($0.value.count) \($0.key.rawValue)" }.sorted()
+      out.append("threads: \(snap.threads.count) (\(counts.joined(separator: ", ")))")
+    }
+    if !snap.timerQueues.isEmpty {
+      out.append("")
+      out.append("TIMERS lcpu  pending  fired\(rates == nil ? "" : "/s")  late max  late mean")
+      for q in snap.timerQueues {
+        let fired = rates?.timersFiredPerSecond[q.lcpu].map { String(format: "%.0f", $0) } ?? String(q.fired)
+        let mean = q.fired == 0 ? "-" : us(q.lateTotalTSC / q.fired)
+        out.append("       \(pad(String(q.lcpu), 4)) \(pad(String(q.pending), 8)) \(pad(fired, 8)) \(pad(us(q.lateMaxTSC), 9)) \(pad(mean, 10))")
+      }
+    }
+    if let a = snap.allocator {
+      out.append("")
+      let check = a.churnFailures == 0 ? "churn check ok (\(a.churnChecks))" : "CHURN CHECK FAILED \(a.churnFailures)"
+      out.append(
+        "allocator \(a.mode): \(a.pagesFree)/\(a.pagesManaged) pages free, largest free order "
+          + "\(a.largestFreeOrder.map(String.init) ?? "none"), \(check)")
+      for o in a.orders where o.freeBlocks + o.usedBlocks + o.allocs > 0 {
+        out.append(
+          "  order \(pad(String(o.order), 2)) (\(pad(String(o.blockBytes / 1024), 5)) KiB): free \(pad(String(o.freeBlocks), 6)) used \(pad(String(o.usedBlocks), 6)) "
+            + "allocs \(o.allocs) frees \(o.frees) splits \(o.splits) merges \(o.merges) failures \(o.failures) cas-retries \(o.casRetries)")
+      }
+    }
+    if !snap.virtqueues.isEmpty {
+      out.append("")
+      for d in snap.virtioDevices {
+        out.append("\(d.name) \(d.mac) pairs \(d.queuePairs) link \(d.linkUp ? "up" : "down") \(d.msix ? "MSI-X" : "polled")")
+      }
+      out.append("QUEUE role lcpu  size  free  avail  used  packets      bytes  errors drops  kicks   irqs  polls")
+      for q in snap.virtqueues {
+        out.append(
+          "\(pad("\(q.device).\(q.index)", 5)) \(pad(q.role.rawValue, 4, left: true)) \(pad(String(q.lcpu), 4)) \(pad(String(q.size), 5)) \(pad(String(q.freeDescriptors), 5)) "
+            + "\(pad(String(q.availIndex), 6)) \(pad(String(q.usedIndex), 5)) \(pad(String(q.packets), 8)) \(pad(String(q.bytes), 10)) \(pad(String(q.errors), 7)) \(pad(String(q.drops), 5)) "
+            + "\(pad(String(q.kicks), 6)) \(pad(String(q.interrupts), 6)) \(pad(String(q.polls), 6))")
+      }
+    }
+    return out
   }
 
   static func vcpuTable(_ vcpus: [VCPUState]) -> [String] {
