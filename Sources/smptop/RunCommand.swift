@@ -5,8 +5,17 @@ import QEMULaunch
 
 /// Workloads the bundled guest can boot into (`--scenario`).
 enum Scenario: String, ExpressibleByArgument, CaseIterable {
-  /// The built-in busy/idle pattern with remote calls between lcpus.
+  /// Threads on every lcpu hammer shared counters under every lock kind, producers and
+  /// consumers, readers and writers, sleepers, allocation churn.
   case `default`
+  /// Two threads take two locks in opposite order: an ABBA wait-for cycle.
+  case deadlock
+  /// A lock taken in the timer interrupt and elsewhere with interrupts on (counted misuse).
+  case isrMisuse = "isr-misuse"
+  /// One long holder, many waiters.
+  case convoy
+  /// The default workload with the lock-free (NBBS) buddy allocator.
+  case lockfree
   /// lcpu 1 takes a page fault half a second after boot (a panic record to look at).
   case panic
 
@@ -14,6 +23,10 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
   var append: String? {
     switch self {
     case .default: nil
+    case .deadlock: "workload=deadlock"
+    case .isrMisuse: "workload=isr-misuse"
+    case .convoy: "workload=convoy"
+    case .lockfree: "alloc=lockfree"
     case .panic: "panic=1 panic.kind=pf"
     }
   }
