@@ -73,6 +73,26 @@ public final class RecordedMemory: GuestMemory {
     }
   }
 
+  /// Appends frames to a recording file, writing the magic first when the file is new.
+  public static func append(_ frames: [Frame], to path: String) throws(GuestMemoryError) {
+    let none = MemoryRange(address: 0, count: 0)
+    if !FileManager.default.fileExists(atPath: path) {
+      guard FileManager.default.createFile(atPath: path, contents: Data(magic)) else {
+        throw GuestMemoryError(.sourceFailed, none, "cannot create recording \(path)")
+      }
+    }
+    guard let handle = FileHandle(forWritingAtPath: path) else {
+      throw GuestMemoryError(.sourceFailed, none, "cannot write recording \(path)")
+    }
+    defer { try? handle.close() }
+    do {
+      try handle.seekToEnd()
+      try handle.write(contentsOf: Data(encode(frames).dropFirst(magic.count)))
+    } catch {
+      throw GuestMemoryError(.sourceFailed, none, "cannot write recording \(path): \(error)")
+    }
+  }
+
   /// Serializes frames in the file format above.
   public static func encode(_ frames: [Frame]) -> [UInt8] {
     var out = magic

@@ -52,10 +52,11 @@ public final class SnapshotEngine {
     self.rootAddress = rootAddress
   }
 
-  /// The ranges one snapshot reads: the root and every known table.
+  /// The ranges one snapshot reads: the root, every known table and the dynamic locks.
   public var modelRanges: [MemoryRange] {
     [MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)]
       + Self.specs.compactMap { tables[$0.kind]?.range }.filter { $0.count > 0 }
+      + knownDynamicLocks.map { MemoryRange(address: $0, count: MemoryLayout<smptop_lock>.size) }
   }
 
   /// A planned read of one region (a table or a dynamic record) within a batch.

@@ -16,6 +16,8 @@ public struct TargetOptions: Sendable, Equatable {
   public var memoryFile: String?
   /// The machine type (`pc` or `q35`), for the RAM file's layout above 4 GiB.
   public var machine: String = "pc"
+  /// A recording to replay instead of a live QEMU (`smptop record` writes them).
+  public var recording: String?
 
   /// Options with nothing set.
   public init() {}
@@ -72,6 +74,8 @@ public final class Target {
   public let sharedMemory: SharedMemory?
   /// The gdbstub connection, once something needed it.
   public private(set) var gdb: GDBRemoteConnection?
+  /// The recording being replayed, when replaying.
+  public let recording: RecordedMemory?
 
   private var gdbMemory: GDBMemory?
   private var liveEngine: SnapshotEngine?
@@ -82,7 +86,7 @@ public final class Target {
 
   private init(
     options: TargetOptions, qmp: QMPClient?, elf: ELFFile?, symbols: (any SymbolLookup)?, root: UInt64?,
-    shared: SharedMemory?
+    shared: SharedMemory?, recording: RecordedMemory?
   ) {
     self.options = options
     self.qmp = qmp
@@ -90,7 +94,10 @@ public final class Target {
     self.symbols = symbols
     self.rootAddress = root
     self.sharedMemory = shared
-    if let shared, let root { liveEngine = SnapshotEngine(memory: shared, rootAddress: root) }
+    self.recording = recording
+    if let root, let source: any GuestMemory = recording ?? shared {
+      liveEngine = SnapshotEngine(memory: source, rootAddress: root)
+    }
   }
 
   /// Opens symbols and QMP and maps the RAM file. Does not touch the gdbstub.
@@ -118,17 +125,25 @@ public final class Target {
         throw TargetError(.memory, error.description)
       }
     }
+    var recording: RecordedMemory?
+    if let path = options.recording {
+      do { recording = try RecordedMemory(path: path) } catch { throw TargetError(.memory, error.description) }
+      guard root != nil else {
+        throw TargetError(.symbols, "replaying needs the kernel ELF the recording was made from (--kernel)")
+      }
+    }
     var qmp: QMPClient?
     if let address = options.qmp {
       do { qmp = try await QMPClient.connect(to: address) } catch {
         throw TargetError(.connect, "cannot connect to QMP at \(address): \(error)")
       }
     }
-    if options.gdb == nil && shared == nil {
+    if options.gdb == nil && shared == nil && recording == nil {
       throw TargetError(
         .gdbRequired, "nothing to read guest memory from: give --gdb ADDR and/or --memory-file PATH")
     }
-    let target = Target(options: options, qmp: qmp, elf: elf, symbols: symbols, root: root, shared: shared)
+    let target = Target(
+      options: options, qmp: qmp, elf: elf, symbols: symbols, root: root, shared: shared, recording: recording)
     if let status = try? await qmp?.queryStatus() { target.wantsRunning = status.running }
     return target
   }
@@ -188,7 +203,30 @@ public final class Target {
       throw TargetError(
         .abi, "the kernel ELF has no smptop_root symbol: generic mode needs a stopped snapshot (gdbstub)")
     }
-    do { return try liveEngine.snapshot() } catch { throw TargetError(.abi, error.message) }
+    do {
+      var snap = try liveEngine.snapshot()
+      if let recording {
+        // Replay: the recorder's clock, and the next frame for the next snapshot.
+        snap.timeNanoseconds = recording.frames[recording.current].timeNanoseconds
+        if !recording.advance() { snap.problems.append("end of the recording") }
+      }
+      return snap
+    } catch { throw TargetError(.abi, error.message) }
+  }
+
+  /// Captures the raw bytes of every range one snapshot reads, for `smptop record`.
+  public func captureFrame() throws(TargetError) -> RecordedMemory.Frame {
+    guard let source = sharedMemory else {
+      throw TargetError(.memory, "recording needs the shared RAM file (--memory-file)")
+    }
+    _ = try liveSnapshot()  // learns where every table and dynamic lock is
+    let ranges = liveEngine?.modelRanges ?? []
+    let start = monotonicNanoseconds()
+    var captured: [(address: UInt64, bytes: [UInt8])] = []
+    for (range, result) in zip(ranges, source.read(ranges)) {
+      if case .success(let bytes) = result { captured.append((range.address, bytes)) }
+    }
+    return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured)
   }
 
   /// A stopped snapshot through the gdbstub: stops the VM if it runs, reads every register of

@@ -27,7 +27,7 @@ struct Root: ParsableCommand {
     abstract: "Live inspection of an SMP unikernel running in QEMU.",
     subcommands: [
       RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
-      BenchCommand.self,
+      RecordCommand.self, ReplayCommand.self, BenchCommand.self,
       KernelCommand.self,
     ])
 }

@@ -120,3 +120,30 @@ import Testing
     }
   }
 }
+
+/// Recordings: captured live from the real guest, replayed through the same engine.
+@Suite(.serialized) struct RecordReplayTests {
+  @Test func aRecordingReplaysTheGuestFrameByFrame() async throws {
+    let path = NSTemporaryDirectory() + "smptop-rec-\(getpid()).rec"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let kernel = try await BootedGuest.with(smp: 2) { guest in
+      for _ in 0..<3 {
+        try RecordedMemory.append([try guest.target.captureFrame()], to: path)
+        try await Task.sleep(for: .milliseconds(150))
+      }
+      return guest.kernel
+    }
+    var options = TargetOptions()
+    options.kernel = kernel
+    options.recording = path
+    let replay = try await Target.open(options)
+    let frames = try (0..<3).map { _ in try replay.liveSnapshot() }
+    #expect(frames.allSatisfy { $0.source == .recording && $0.lcpus.count == 2 })
+    #expect(frames.allSatisfy { $0.lcpus.allSatisfy { $0.consistency.isConsistent } })
+    #expect(frames[0].lcpus[0].ticks < frames[1].lcpus[0].ticks)
+    #expect(frames[1].lcpus[0].ticks < frames[2].lcpus[0].ticks)
+    #expect(frames[2].problems.contains("end of the recording"))
+    let rates = try #require(SnapshotRates(from: frames[0], to: frames[1]))
+    #expect(rates.lcpus.allSatisfy { $0.timerIRQsPerSecond > 10 })
+  }
+}
