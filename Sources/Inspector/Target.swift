@@ -1,5 +1,6 @@
 import ELFSymbols
 import GDBRemote
+import QEMULaunch
 import QMP
 
 /// What to attach to: QEMU's sockets, the guest's symbols and, optionally, its shared RAM file.
@@ -21,6 +22,18 @@ public struct TargetOptions: Sendable, Equatable {
 
   /// Options with nothing set.
   public init() {}
+}
+
+extension TargetOptions {
+  /// Everything a QEMU launched by `QEMULaunch` offers: its sockets, shared RAM and the kernel it boots.
+  public init(_ qemu: QEMUInstance) {
+    self.init()
+    gdb = qemu.gdbSocketPath
+    qmp = qemu.qmpSocketPath
+    kernel = qemu.configuration.kernel
+    memoryFile = qemu.memoryFilePath
+    machine = qemu.configuration.machine
+  }
 }
 
 /// Why attaching or talking to a target failed, in a sentence a user can act on.

@@ -113,13 +113,8 @@ struct BenchCommand: AsyncParsableCommand {
       throw CLIError(error.message, code: .qemu)
     }
     defer { qemu.shutdown() }
-    var options = TargetOptions()
-    options.gdb = qemu.gdbSocketPath
-    options.qmp = qemu.qmpSocketPath
-    options.kernel = elf
-    options.memoryFile = qemu.memoryFilePath
     let target: Target
-    do { target = try await Target.open(options) } catch { throw CLIError(error) }
+    do { target = try await Target.open(TargetOptions(qemu)) } catch { throw CLIError(error) }
 
     // Wait for the guest to publish every lcpu.
     let deadline = ContinuousClock.now + .seconds(60)

@@ -95,14 +95,8 @@ struct RunCommand: AsyncParsableCommand {
       throw CLIError(error.message, code: .qemu)
     }
     defer { qemu.shutdown() }
-    var options = TargetOptions()
-    options.gdb = qemu.gdbSocketPath
-    options.qmp = qemu.qmpSocketPath
-    options.kernel = elf
-    options.memoryFile = qemu.memoryFilePath
-    options.machine = machine
     let target: Target
-    do { target = try await Target.open(options) } catch { throw CLIError(error) }
+    do { target = try await Target.open(TargetOptions(qemu)) } catch { throw CLIError(error) }
 
     do {
       if headless {

@@ -21,13 +21,7 @@ final class BootedGuest {
     config.append = append
     config.memoryMiB = memoryMiB
     let qemu = try QEMUInstance.launch(config)
-    var options = TargetOptions()
-    options.gdb = qemu.gdbSocketPath
-    options.qmp = qemu.qmpSocketPath
-    options.kernel = kernel
-    options.memoryFile = qemu.memoryFilePath
-    options.machine = machine
-    let target = try await Target.open(options)
+    let target = try await Target.open(TargetOptions(qemu))
     let guest = BootedGuest(qemu: qemu, target: target, kernel: kernel)
     if waitForRunning { _ = try await guest.waitUntilRunning() }
     return guest
