@@ -14,6 +14,12 @@
 import KernelSupport
 import Synchronization
 
+/// A heap object the churn creates and drops (swift_allocObject -> posix_memalign).
+final class ChurnNode {
+  let value: UInt64
+  init(_ v: UInt64) { value = v }
+}
+
 /// Mixed-order allocation churn with self-checks.
 enum AllocChurn {
   static let slots = 64
@@ -69,6 +75,7 @@ enum AllocChurn {
     let stop = setting == 2 ? t0 &+ 1000 &* Timer.tscPerMs : end
     var serial: UInt64 = 0
     while rdtsc() < stop {
+      exerciseHeap(Work.random())
       for _ in 0..<64 {
         let r = Work.random()
         let s = Int(r % UInt64(slots))
@@ -104,6 +111,16 @@ enum AllocChurn {
       nextCheck.store(rdtsc() &+ 1000 &* Timer.tscPerMs, ordering: .relaxed)
       gate.store(0, ordering: .releasing)
     }
+  }
+
+  /// Swift runtime allocations through runtime.c's posix_memalign/free: a class instance and
+  /// an array of 8..4096 words (small classes and whole pages), checked and dropped.
+  static func exerciseHeap(_ r: UInt64) {
+    let node = ChurnNode(r)
+    let count = 8 << Int(r % 10)
+    var words = [UInt64](repeating: r, count: count)
+    words[count - 1] = node.value
+    if words[0] != r || words[count - 1] != r || node.value != r { fail("heap object corrupted") }
   }
 
   /// Verifies and frees slot `s` of an lcpu's table.
