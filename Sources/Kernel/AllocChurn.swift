@@ -8,7 +8,8 @@
 // free + used blocks x block size = managed pages. Results: churn_checks/churn_failures.
 //
 // alloc.churn=on (default) | off | full (stretches of 1 s: near-continuous churn, for
-// throughput measurements).
+// throughput measurements). alloc.churn_s=N stops the churn N seconds after boot; one last
+// checkpoint then runs and the allocator stays quiescent (for checks at a stopped VM).
 
 #if SMP_GUEST
 import KernelSupport
@@ -35,6 +36,10 @@ enum AllocChurn {
   /// slots x (address, tag) per lcpu, from the buddy allocator.
   nonisolated(unsafe) static var table: UnsafeMutablePointer<UInt64>? = nil
   nonisolated(unsafe) static var startHeapPages: UInt64 = 0
+  /// alloc.churn_s: seconds after boot the churn stops (0 = never).
+  nonisolated(unsafe) static var stopSeconds: UInt64 = 0
+  /// Whether the final checkpoint after alloc.churn_s ran.
+  static let finalDone = Atomic<Bool>(false)
 
   /// Applies an `alloc.churn=` word.
   static func configure(_ word: KernelCommandLine.Word) -> Bool {
@@ -43,6 +48,29 @@ enum AllocChurn {
     if v == "on" { setting = 1; return true }
     if v == "full" { setting = 2; return true }
     return false
+  }
+
+  /// Applies an `alloc.churn_s=` word.
+  static func configureStop(_ word: KernelCommandLine.Word) -> Bool {
+    guard let n = word.number else { return false }
+    stopSeconds = n
+    return true
+  }
+
+  /// Past alloc.churn_s: runs the final checkpoint once (when no stretch is inside).
+  static func stopped(_ now: UInt64) -> Bool {
+    guard stopSeconds != 0, now &- boot_entry_tsc() >= stopSeconds &* 1000 &* Timer.tscPerMs else { return false }
+    if !finalDone.load(ordering: .relaxed),
+      gate.compareExchange(expected: 0, desired: checking, ordering: .acquiring).exchanged
+    {
+      if !finalDone.load(ordering: .relaxed) {
+        checkpoint()
+        finalDone.store(true, ordering: .relaxed)
+        Console.log("alloc churn: stopped after \(stopSeconds) s, checks \(abi_alloc().pointee.churn_checks) failures \(abi_alloc().pointee.churn_failures)")
+      }
+      gate.store(0, ordering: .releasing)
+    }
+    return true
   }
 
   /// Takes the slot table and records the starting free pages.
@@ -60,7 +88,7 @@ enum AllocChurn {
 
   /// Churns until `end` (tsc), or for 1 s with alloc.churn=full. Interrupts are on.
   static func stretch(until end: UInt64) {
-    guard setting != 0, let table, let core = Buddy.core else { return }
+    guard setting != 0, let table, let core = Buddy.core, !stopped(rdtsc()) else { return }
     // Enter unless a checkpoint is pending.
     var g = gate.load(ordering: .relaxed)
     while true {
@@ -72,7 +100,8 @@ enum AllocChurn {
     let me = LCPU.currentIndex
     let mine = table + Int(me) * slots * 2
     let t0 = rdtsc()
-    let stop = setting == 2 ? t0 &+ 1000 &* Timer.tscPerMs : end
+    var stop = setting == 2 ? t0 &+ 1000 &* Timer.tscPerMs : end
+    if stopSeconds != 0 { stop = min(stop, boot_entry_tsc() &+ stopSeconds &* 1000 &* Timer.tscPerMs) }
     var serial: UInt64 = 0
     while rdtsc() < stop {
       exerciseHeap(Work.random())

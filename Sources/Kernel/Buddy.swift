@@ -13,6 +13,8 @@ enum Buddy {
   static let maxOrder = 10
   /// Mode chosen on the command line.
   nonisolated(unsafe) static var mode: BuddyMode = .locked
+  /// alloc.spread=off: every lcpu starts its lock-free search at the same node (contention).
+  nonisolated(unsafe) static var spread = true
   /// The allocator once `initialize` ran.
   nonisolated(unsafe) static var core: BuddyCore? = nil
 
@@ -21,6 +23,14 @@ enum Buddy {
     let v = KernelCommandLine.ValueView(word: word)
     if v == "locked" { mode = .locked; return true }
     if v == "lockfree" { mode = .lockFree; return true }
+    return false
+  }
+
+  /// Applies an `alloc.spread=` word.
+  static func configureSpread(_ word: KernelCommandLine.Word) -> Bool {
+    let v = KernelCommandLine.ValueView(word: word)
+    if v == "on" { spread = true; return true }
+    if v == "off" { spread = false; return true }
     return false
   }
 
@@ -116,7 +126,7 @@ enum Buddy {
   static func allocate(order: Int) -> UInt64? {
     guard let c = core else { return nil }
     let i = Int(LCPU.currentIndex)
-    let p = c.allocate(order: order, cpu: i, cpus: Int(max(1, LCPU.count)))
+    let p = c.allocate(order: order, cpu: i, cpus: spread ? Int(max(1, LCPU.count)) : 1)
     if p != nil { abi_inc(abi_alloc_lcpu_allocs() + i) }
     return p
   }

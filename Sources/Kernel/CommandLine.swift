@@ -12,6 +12,8 @@
 //                      #801) or lockfree (NBBS: CAS on tree node words). Buddy.swift
 //   alloc.churn=C      allocator workload in the busy stretches: on (default), off, or full
 //                      (1 s stretches, near-continuous: for throughput). AllocChurn.swift
+//   alloc.churn_s=N    stop the churn N s after boot (final checkpoint, then quiescent)
+//   alloc.spread=off   lock-free searches all start at the same node (default on: per lcpu)
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -48,6 +50,10 @@ enum KernelCommandLine {
           if !Buddy.configure(word) { complain(word) }
         } else if word.key == "alloc.churn" {
           if !AllocChurn.configure(word) { complain(word) }
+        } else if word.key == "alloc.churn_s" {
+          if !AllocChurn.configureStop(word) { complain(word) }
+        } else if word.key == "alloc.spread" {
+          if !Buddy.configureSpread(word) { complain(word) }
         } else if word.key == "quiet" {
           Console.quiet = true
         } else {
