@@ -13,7 +13,7 @@ t1, t2 = (float(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (3.0
 port = 12500 + smp * 10 + (mode == "lockfree")
 kernel = ".build-guest/x86_64-unknown-none-elf/release/Kernel"
 q = subprocess.Popen(["qemu-system-x86_64", "-accel", "tcg", "-smp", str(smp), "-m", "128M", "-kernel", kernel,
-    "-append", f"alloc={mode} alloc.churn=full quiet", "-display", "none", "-serial", f"file:/tmp/alloc_rate_{port}.log",
+    "-append", f"alloc={mode} alloc.churn=full {' '.join(sys.argv[5:])} quiet", "-display", "none", "-serial", f"file:/tmp/alloc_rate_{port}.log",
     "-monitor", "none", "-no-reboot", "-gdb", f"tcp::{port}"])
 
 def sample():
