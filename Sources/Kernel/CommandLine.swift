@@ -8,6 +8,12 @@
 //   shutdown=SECONDS   power off that many seconds after boot (isa-debug-exit)
 //   quiet              less console output (no per-lcpu lines, no shutdown summary)
 //   tick_us=N          timer tick period in microseconds (1000..1000000, default 10000)
+//   alloc=MODE         buddy allocator: locked (default; per-order spinlocks, Unikraft PR
+//                      #801) or lockfree (NBBS: CAS on tree node words). Buddy.swift
+//   alloc.churn=C      allocator workload in the busy stretches: on (default), off, or full
+//                      (1 s stretches, near-continuous: for throughput). AllocChurn.swift
+//   alloc.churn_s=N    stop the churn N s after boot (final checkpoint, then quiescent)
+//   alloc.spread=off   lock-free searches all start at the same node (default on: per lcpu)
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -40,6 +46,14 @@ enum KernelCommandLine {
           } else {
             complain(word)
           }
+        } else if word.key == "alloc" {
+          if !Buddy.configure(word) { complain(word) }
+        } else if word.key == "alloc.churn" {
+          if !AllocChurn.configure(word) { complain(word) }
+        } else if word.key == "alloc.churn_s" {
+          if !AllocChurn.configureStop(word) { complain(word) }
+        } else if word.key == "alloc.spread" {
+          if !Buddy.configureSpread(word) { complain(word) }
         } else if word.key == "quiet" {
           Console.quiet = true
         } else {

@@ -21,6 +21,7 @@ import KernelSupport
   Console.initialize()
   BootInfo.read()            // multiboot: command line, memory map
   KernelCommandLine.parse()
+  Buddy.start()              // page allocator, the heap on top of it, the churn's tables
   Console.log("smptop guest: cmdline \"\(cstring: abi_root_cmdline())\"")
   PIC.disable()
   CPUFeatures.detect()

@@ -86,6 +86,7 @@ enum Work {
     let end = rdtsc() &+ (2 &+ random() % 3) &* Timer.tscPerMs
     LCPU.busyEnter()
     cpu_sti()
+    AllocChurn.stretch(until: end)  // the allocator workload (AllocChurn.swift); returns at `end`
     var x = random()
     while rdtsc() < end {
       for _ in 0..<1000 { x = xorshift(x) }

@@ -1,6 +1,7 @@
 /*
  * The few C library functions the Embedded Swift runtime and clang expect: memory
- * operations, a small lock-free bump allocator (nothing in the kernel frees) and putchar.
+ * operations, the heap and putchar. The heap is BuddyHeap.swift on top of the buddy
+ * allocator; until that is up, a small lock-free bump allocator serves (never freed).
  */
 #ifdef SMP_GUEST
 #include "KernelSupport.h"
@@ -48,7 +49,16 @@ static __attribute__((aligned(64))) uint8_t heap[HEAP_SIZE];
 static uint64_t heap_used;
 
 /** Bump allocation, safe on every lcpu (CAS loop); memory is never returned. */
+/* BuddyHeap.swift: NULL / false until the buddy allocator is up. */
+void *buddy_heap_alloc(size_t size, size_t align);
+bool buddy_heap_free(void *p);
+
 int posix_memalign(void **out, size_t align, size_t size) {
+  void *p = buddy_heap_alloc(size, align);
+  if (p) {
+    *out = p;
+    return 0;
+  }
   if (align < 16) align = 16;
   uint64_t old = __atomic_load_n(&heap_used, __ATOMIC_RELAXED);
   for (;;) {
@@ -62,7 +72,9 @@ int posix_memalign(void **out, size_t align, size_t size) {
   }
 }
 
-void free(void *p) { (void)p; }
+void free(void *p) {
+  if (p) (void)buddy_heap_free(p); /* bump-heap memory is simply kept */
+}
 
 /** Raw COM1 output, only for code paths (debug builds) that call print(). */
 int putchar(int c) {
