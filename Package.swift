@@ -51,6 +51,8 @@ let package = Package(
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
+    // The guest's buddy algorithm (Sources/Kernel/BuddyCore.swift, linked in) tested on the host.
+    .testTarget(name: "BuddyTests"),
     .testTarget(
       name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"],
       exclude: ["__Snapshots__", "e2e"]),

@@ -68,7 +68,7 @@ final class BootedGuest {
 
   /// Polls live snapshots until `condition` holds.
   func waitFor(
-    _ what: String, timeout: Duration = .seconds(30), _ condition: (Snapshot) -> Bool
+    _ what: String, timeout: Duration = .seconds(30), interval: Int = 20, _ condition: (Snapshot) -> Bool
   ) async throws -> Snapshot {
     let deadline = ContinuousClock.now + timeout
     var last: Snapshot?
@@ -77,7 +77,7 @@ final class BootedGuest {
         last = snap
         if condition(snap) { return snap }
       }
-      try await Task.sleep(for: .milliseconds(20))
+      try await Task.sleep(for: .milliseconds(interval))
     }
     throw HarnessError("timed out waiting for \(what); last lcpus: \(String(describing: last?.lcpus.map(\.stateLabel)))")
   }
