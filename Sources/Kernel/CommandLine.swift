@@ -7,6 +7,7 @@
 //                      stack (#DF after a kernel stack overflow into its guard page)
 //   shutdown=SECONDS   power off that many seconds after boot (isa-debug-exit)
 //   quiet              less console output (no per-lcpu lines, no shutdown summary)
+//   net.ip=A.B.C.D     virtio-net address (default 10.0.2.15, QEMU user networking)
 //   tick_us=N          timer tick period in microseconds (1000..1000000, default 10000)
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
@@ -40,6 +41,8 @@ enum KernelCommandLine {
           } else {
             complain(word)
           }
+        } else if word.key == "net.ip" {
+          if let a = NetStack.parseIPv4(text, word.separator + 1, end) { NetStack.ip = a } else { complain(word) }
         } else if word.key == "quiet" {
           Console.quiet = true
         } else {

@@ -31,6 +31,7 @@ import KernelSupport
   Paging.protectStacks()     // guard pages under every stack
   Inspect.publish()          // root complete; magic written last
   SMP.startAPs()
+  VirtioNet.start()          // PCI scan; virtio-net pairs owned by the online lcpus
   Timer.start()
   LCPU.becomeOnline()        // BSP IDLE
   LCPU.bootstrapDone()       // stage RUNNING

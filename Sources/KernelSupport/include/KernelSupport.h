@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <smptop_abi.h>
+#include "virtio_support.h"
 
 #pragma clang assume_nonnull begin
 
