@@ -37,6 +37,7 @@ final class Virtqueue {
   let avail: UInt64
   let used: UInt64
   let buffers: UInt64
+  let bufferBytes: UInt64
   let record: UnsafeMutablePointer<smptop_virtq>
   var notifyAddress: UInt64 = 0
   /// Next avail index to publish, and the consumed position in the used ring.
@@ -64,6 +65,7 @@ final class Virtqueue {
     avail = a
     used = u
     buffers = b
+    self.bufferBytes = bufferBytes
     freeStack = stack
     self.record = record
     for i in 0..<size {
@@ -85,7 +87,7 @@ final class Virtqueue {
 
   /// Buffer of descriptor `i`.
   func buffer(_ i: UInt16) -> UnsafeMutablePointer<UInt8> {
-    UnsafeMutablePointer<UInt8>(bitPattern: UInt(buffers + UInt64(i) * Virtqueue.bufferSize))!
+    UnsafeMutablePointer<UInt8>(bitPattern: UInt(buffers + UInt64(i) * bufferBytes))!
   }
 
   /// Sets descriptor `i`'s length, flags and next.
