@@ -55,9 +55,10 @@ if [ "${NOBUILD:-0}" != 1 ]; then
     --toolset Resources/toolset.json --product Kernel >&2
 fi
 rm -f "$qmp"
-# vectors = 2 * queues + 2: config, ctrl, one per RX and TX queue (MSI-X per queue).
+# vectors = 2 * queues + 2: config, ctrl, one per RX and TX queue (MSI-X per queue);
+# VECTORS=0 disables MSI-X (every lcpu then polls its pair from its timer tick).
 NOBUILD=1 ip netns exec "$ns" Resources/boot-guest.sh -smp "$smp" -append "net.ip=192.0.2.2 $append" -- \
   -netdev tap,id=n0,ifname="$tap",script=no,downscript=no,queues="$queues" \
-  -device virtio-net-pci,netdev=n0,disable-legacy=on,mq=on,vectors=$((2 * queues + 2)),id=nic0 \
+  -device virtio-net-pci,netdev=n0,disable-legacy=on,mq=on,vectors=${VECTORS:-$((2 * queues + 2))},id=nic0 \
   -qmp unix:"$qmp",server=on,wait=off \
   "${extra[@]}"
