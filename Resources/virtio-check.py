@@ -23,15 +23,15 @@ class QMP:
         json.loads(self.f.readline())
         self.cmd("qmp_capabilities")
 
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+    def cmd(self, command, **args):
+        self.f.write(json.dumps({"execute": command, "arguments": args}) + "\n")
         self.f.flush()
         while True:
             r = json.loads(self.f.readline())
             if "return" in r:
                 return r["return"]
             if "error" in r:
-                raise RuntimeError(f"{name}: {r['error']['desc']}")
+                raise RuntimeError(f"{command}: {r['error']['desc']}")
 
     def read(self, addr, size):
         with tempfile.NamedTemporaryFile(delete=False) as t:
