@@ -11,6 +11,7 @@ import json, os, socket, struct, subprocess, sys, tempfile
 
 ROLE = {0: "rx", 1: "tx", 2: "ctrl"}
 TABLES_OFF, TABLE_COUNT_OFF = 432, 424  # offsetof(struct smptop_root, tables / table_count)
+LCPU_IRQ_DEVICE_OFF = 56  # offsetof(struct smptop_lcpu, irq_device)
 VIRTQ_FMT = "<Q10I10Q"  # struct smptop_virtq, 128 bytes
 DEV_FMT = "<Q32sIIQII8sIIQ"  # struct smptop_virtio_dev, 88 bytes
 
@@ -63,6 +64,16 @@ def main():
         qa, qc, qs = table(8)
         print(f"VIRTIO_DEV table: addr {da:#x} count {dc} stride {ds}; VIRTQ table: addr {qa:#x} count {qc} stride {qs}")
         paths = [d["path"] for d in q.cmd("x-query-virtio") if d.get("name") == "virtio-net"]
+        la, lc, ls = table(0)
+        irqs = [struct.unpack_from("<Q", q.read(la + i * ls + LCPU_IRQ_DEVICE_OFF, 8))[0] for i in range(lc)]
+        print("lcpu irq_device:", " ".join(f"{i}:{n}" for i, n in enumerate(irqs)))
+        for p in paths:
+            st = q.cmd("x-query-virtio-status", path=p)
+            status = st.get("status")
+            if isinstance(status, dict):
+                status = "|".join(x.split(":")[0].replace("VIRTIO_CONFIG_S_", "") for x in status.get("statuses", []))
+            print(f"qemu {p}: status {status} "
+                  f"num-vqs {st.get('num-vqs')} isr {st.get('isr')} broken {st.get('broken')}")
         for i in range(dc):
             (seq, name, bdf, devid, feat, pairs, nq, mac, link, msix, first) = struct.unpack(DEV_FMT, q.read(da + i * ds, 88))
             nm = name.split(b"\0")[0].decode()

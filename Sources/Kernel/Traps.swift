@@ -78,6 +78,7 @@ enum Traps {
   case Vector.remoteCall:
     IPI.remoteCallInterrupt()
   case VirtioNet.vectorRX, VirtioNet.vectorTX, VirtioNet.vectorConfig:
+    abi_inc(&r.pointee.irq_device)
     VirtioNet.interrupt(vector)
     LAPIC.endOfInterrupt()
   case Vector.spurious:

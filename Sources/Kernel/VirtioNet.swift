@@ -118,6 +118,7 @@ enum VirtioNet {
   /// The MAC address, byte 0 first.
   nonisolated(unsafe) static var mac: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
   nonisolated(unsafe) static var nextLinkCheckTSC: UInt64 = 0
+  nonisolated(unsafe) static var reportedNeedsReset = false
 
   /// Registers the ABI tables and brings up the first virtio-net device, if any.
   static func start() {
@@ -390,11 +391,16 @@ enum VirtioNet {
     }
   }
 
-  /// Re-reads the link status into the device record (BSP).
+  /// Re-reads the link status into the device record (BSP); reports a device that stopped
+  /// itself (NEEDS_RESET after a ring error, which QEMU also logs on its stderr).
   static func updateLink() {
-    guard let t = transport, let dev = device,
-      dev.pointee.features & Feature.status != 0
-    else { return }
+    guard let t = transport, let dev = device else { return }
+    if !reportedNeedsReset && t.status & VirtioPCI.Status.needsReset != 0 {
+      reportedNeedsReset = true
+      if let c = ctrl { abi_inc(&c.record.pointee.errors) }
+      Console.log("virtio-net: device status \(hex: t.status): NEEDS_RESET, the NIC has stopped")
+    }
+    guard dev.pointee.features & Feature.status != 0 else { return }
     let up = UInt32(t.deviceRead16(6) & 1)
     if up != dev.pointee.link_up {
       abi_seq_begin(&dev.pointee.seq)
