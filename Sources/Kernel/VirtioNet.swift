@@ -379,6 +379,8 @@ enum VirtioNet {
         abi_inc(&p.tx.record.pointee.polls)
         p.serviceRX()
         p.reclaimTX()
+      } else if p.rx.deviceUsed != p.rx.lastUsed {
+        p.serviceRX()  // an interrupt that came before `running` (or was lost): not a poll
       }
       if now >= p.nextPeriodicTSC {
         if p.nextPeriodicTSC != 0 { NetStack.sendGratuitousARP(p) }
