@@ -7,6 +7,7 @@
 //                      stack (#DF after a kernel stack overflow into its guard page)
 //   shutdown=SECONDS   power off that many seconds after boot (isa-debug-exit)
 //   quiet              less console output (no per-lcpu lines, no shutdown summary)
+//   net.ip=A.B.C.D     virtio-net address (default 10.0.2.15, QEMU user networking)
 //   tick_us=N          timer tick period in microseconds (1000..1000000, default 10000)
 //   alloc=MODE         buddy allocator: locked (default; per-order spinlocks, Unikraft PR
 //                      #801) or lockfree (NBBS: CAS on tree node words). Buddy.swift
@@ -54,6 +55,8 @@ enum KernelCommandLine {
           if !AllocChurn.configureStop(word) { complain(word) }
         } else if word.key == "alloc.spread" {
           if !Buddy.configureSpread(word) { complain(word) }
+        } else if word.key == "net.ip" {
+          if let a = NetStack.parseIPv4(text, word.separator + 1, end) { NetStack.ip = a } else { complain(word) }
         } else if word.key == "quiet" {
           Console.quiet = true
         } else {

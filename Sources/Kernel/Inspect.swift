@@ -66,6 +66,20 @@ enum Inspect {
     root.pointee.features |= UInt64(bit)
   }
 
+  /// Points table `kind` at `count` records of `stride` bytes (count last, so a reader never
+  /// sees records that are not written yet) and extends table_count to cover it.
+  static func registerTable(_ kind: smptop_table_kind, addr: UInt64, count: UInt32, stride: UInt32) {
+    let k = kind.rawValue
+    let table = abi_root_table(k)
+    table.pointee.count = 0
+    compiler_barrier()
+    table.pointee.addr = addr
+    table.pointee.stride = stride
+    compiler_barrier()
+    table.pointee.count = count
+    if root.pointee.table_count < k + 1 { root.pointee.table_count = k + 1 }
+  }
+
   /// Counts one more lcpu that reached IDLE.
   static func lcpuOnline() {
     _ = atomic_add_u64(&root.pointee.lcpus_online, 1)

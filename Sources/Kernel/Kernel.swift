@@ -6,6 +6,9 @@
 //     --toolset Resources/toolset.json --product Kernel
 // Boot under QEMU (TCG), serial console on stdout:
 //   Resources/boot-guest.sh -smp 4 -machine q35 -append "shutdown=5"
+// With a NIC (virtio-net, UDP echo on port 7; Resources/virtio-net.md):
+//   Resources/boot-guest.sh -smp 4 -- -device virtio-net-pci,netdev=n0,disable-legacy=on,mq=on,id=nic0 \
+//     -netdev user,id=n0,hostfwd=udp:127.0.0.1:15555-:7
 // Command-line keys: CommandLine.swift. What the host reads: smptop_abi.h, Inspect.swift.
 //
 // The host build compiles every guest file to nothing (SMP_GUEST is only defined by
@@ -32,6 +35,7 @@ import KernelSupport
   Paging.protectStacks()     // guard pages under every stack
   Inspect.publish()          // root complete; magic written last
   SMP.startAPs()
+  VirtioNet.start()          // PCI scan; virtio-net pairs owned by the online lcpus
   Timer.start()
   LCPU.becomeOnline()        // BSP IDLE
   LCPU.bootstrapDone()       // stage RUNNING

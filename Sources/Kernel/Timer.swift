@@ -115,6 +115,7 @@ enum Timer {
       Work.tick(now: now)
       Panic.tick(now: now)
       Power.tick(now: now)
+      VirtioNet.tick(now: now)
     }
     LAPIC.endOfInterrupt()
   }

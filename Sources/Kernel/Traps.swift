@@ -77,6 +77,10 @@ enum Traps {
     IPI.wakeupInterrupt()
   case Vector.remoteCall:
     IPI.remoteCallInterrupt()
+  case VirtioNet.vectorRX, VirtioNet.vectorTX, VirtioNet.vectorConfig:
+    abi_inc(&r.pointee.irq_device)
+    VirtioNet.interrupt(vector)
+    LAPIC.endOfInterrupt()
   case Vector.spurious:
     abi_inc(&r.pointee.irq_spurious)  // no EOI for the spurious vector
   case Vector.picBase..<(Vector.picBase + 16):

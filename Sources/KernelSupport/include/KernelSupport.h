@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <smptop_abi.h>
 #include "alloc_support.h"
+#include "virtio_support.h"
 
 #pragma clang assume_nonnull begin
 
