@@ -10,6 +10,8 @@ packages=(
   libcapstone-dev   # disassembly around RIP in the detail view
   tmux              # end-to-end tests drive the real binary in a real terminal
   gdb               # `smptop bench` measures gdb's Python API as the baseline
+  iproute2          # the multiqueue virtio test builds a network namespace with a tap
+  python3           # the multiqueue virtio test sends UDP from inside that namespace
 )
 
 missing=()

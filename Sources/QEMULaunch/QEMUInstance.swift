@@ -32,6 +32,9 @@ public struct QEMUConfiguration: Sendable, Equatable {
   public var extraArguments: [String] = []
   /// The QEMU executable (a name looked up in PATH, or a path).
   public var executable: String = "qemu-system-x86_64"
+  /// A command QEMU is run under, e.g. `["ip", "netns", "exec", "NS"]` (the first word is
+  /// looked up in PATH, QEMU's own path is appended).
+  public var launchPrefix: [String] = []
 
   /// A configuration with the defaults above.
   public init() {}
@@ -132,8 +135,18 @@ public final class QEMUInstance: @unchecked Sendable {
     let directory = try makeRuntimeDirectory()
     let pid: pid_t
     do {
-      pid = try ChildProcess.spawn(
-        executable, arguments: configuration.arguments(in: directory), output: directory + "/qemu.log")
+      if let wrapper = configuration.launchPrefix.first {
+        guard let wrapperPath = findExecutable(wrapper) else {
+          throw QEMULaunchError(.executableNotFound, "\(wrapper) not found in PATH")
+        }
+        pid = try ChildProcess.spawn(
+          wrapperPath,
+          arguments: Array(configuration.launchPrefix.dropFirst()) + [executable]
+            + configuration.arguments(in: directory), output: directory + "/qemu.log")
+      } else {
+        pid = try ChildProcess.spawn(
+          executable, arguments: configuration.arguments(in: directory), output: directory + "/qemu.log")
+      }
     } catch {
       try? FileManager.default.removeItem(atPath: directory)
       throw error
@@ -291,7 +304,7 @@ public final class QEMUInstance: @unchecked Sendable {
   }
 
   /// Finds an executable by name in PATH, or checks a given path.
-  static func findExecutable(_ name: String) -> String? {
+  public static func findExecutable(_ name: String) -> String? {
     if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
     for dir in path.split(separator: ":") {

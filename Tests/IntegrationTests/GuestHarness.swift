@@ -11,7 +11,7 @@ final class BootedGuest {
   /// Builds the guest (cached), boots it and waits until its ABI says every lcpu is online.
   static func boot(
     smp: Int, machine: String = "pc", append: String? = nil, memoryMiB: Int = 128,
-    waitForRunning: Bool = true
+    waitForRunning: Bool = true, extra: [String] = [], launchPrefix: [String] = []
   ) async throws -> BootedGuest {
     let kernel = try GuestKernel.build()
     var config = QEMUConfiguration()
@@ -20,6 +20,8 @@ final class BootedGuest {
     config.kernel = kernel
     config.append = append
     config.memoryMiB = memoryMiB
+    config.extraArguments = extra
+    config.launchPrefix = launchPrefix
     let qemu = try QEMUInstance.launch(config)
     let target = try await Target.open(TargetOptions(qemu))
     let guest = BootedGuest(qemu: qemu, target: target, kernel: kernel)
@@ -30,10 +32,12 @@ final class BootedGuest {
   /// Boots a guest, runs `body` with it and always shuts it down.
   static func with<T>(
     smp: Int, machine: String = "pc", append: String? = nil, memoryMiB: Int = 128,
-    waitForRunning: Bool = true, _ body: (BootedGuest) async throws -> T
+    waitForRunning: Bool = true, extra: [String] = [], launchPrefix: [String] = [],
+    _ body: (BootedGuest) async throws -> T
   ) async throws -> T {
     let guest = try await boot(
-      smp: smp, machine: machine, append: append, memoryMiB: memoryMiB, waitForRunning: waitForRunning)
+      smp: smp, machine: machine, append: append, memoryMiB: memoryMiB, waitForRunning: waitForRunning,
+      extra: extra, launchPrefix: launchPrefix)
     do {
       let result = try await body(guest)
       await guest.shutdown()
