@@ -8,6 +8,8 @@
 //   shutdown=SECONDS   power off that many seconds after boot (isa-debug-exit)
 //   quiet              less console output (no per-lcpu lines, no shutdown summary)
 //   tick_us=N          timer tick period in microseconds (1000..1000000, default 10000)
+//   workload=W         lock workload (Workload.swift): default, deadlock, isr-misuse, convoy
+//                      (each adds its scenario's threads to the default ones) or none
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -40,6 +42,8 @@ enum KernelCommandLine {
           } else {
             complain(word)
           }
+        } else if word.key == "workload" {
+          if !Workload.choose(ValueView(word: word)) { complain(word) }
         } else if word.key == "quiet" {
           Console.quiet = true
         } else {
