@@ -6,9 +6,10 @@
 // mutex or semaphore that list is the wait queue); the record shows the first 8.
 //
 // Misuse, counted in the record and never ignored:
-//  - irq-unsafe: taken in interrupt context (SEEN_IN_IRQ) and also held with interrupts
-//    enabled elsewhere (SEEN_IRQS_ON); each acquisition that completes or repeats the pair
-//    counts in misuse_irq_unsafe. An interrupt finding its own lcpu holding a spin, ticket
+//  - irq-unsafe (spin, ticket, rw): taken in interrupt context (SEEN_IN_IRQ) and also held
+//    with interrupts enabled elsewhere (SEEN_IRQS_ON); misuse_irq_unsafe counts every
+//    interrupt-context acquisition (or attempt) once both were seen, plus the one that
+//    first completed the pair. An interrupt finding its own lcpu holding a spin, ticket
 //    or rw lock counts there too and fails instead of deadlocking.
 //  - sleep-in-irq: a mutex or semaphore taken in interrupt context (fails).
 //  - recursion: a non-recursive lock re-taken by its holder (fails).
@@ -33,15 +34,18 @@ enum LockCore {
     if on { r.pointee.flags |= f.rawValue } else { r.pointee.flags &= ~f.rawValue }
   }
 
-  /// Notes the context of an acquisition and counts the irq-unsafe pattern.
-  /// `heldWithIRQsOn`: the lock will be held with interrupts enabled.
-  static func noteContext(_ k: Lock, heldWithIRQsOn: Bool) {
+  /// Notes the context of an acquisition and counts the irq-unsafe pattern: every
+  /// acquisition in interrupt context of a lock that is also held with interrupts on
+  /// elsewhere, and the thread-side acquisition that first completes the pair.
+  /// `heldWithIRQsOn`: the lock will be held with interrupts enabled. `count` is false for
+  /// the sleeping kinds, whose interrupt-context use counts as misuse_sleep_in_irq instead.
+  static func noteContext(_ k: Lock, heldWithIRQsOn: Bool, count: Bool = true) {
     let r = k.pointee.rec
     if Sched.inInterrupt {
-      if has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) { r.pointee.misuse_irq_unsafe &+= 1 }
+      if count && has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) { r.pointee.misuse_irq_unsafe &+= 1 }
       setFlag(k, SMPTOP_LOCKF_SEEN_IN_IRQ, true)
-    } else if heldWithIRQsOn {
-      if has(k, SMPTOP_LOCKF_SEEN_IN_IRQ) { r.pointee.misuse_irq_unsafe &+= 1 }
+    } else if heldWithIRQsOn && !has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) {
+      if count && has(k, SMPTOP_LOCKF_SEEN_IN_IRQ) { r.pointee.misuse_irq_unsafe &+= 1 }
       setFlag(k, SMPTOP_LOCKF_SEEN_IRQS_ON, true)
     }
   }

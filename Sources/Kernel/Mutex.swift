@@ -27,13 +27,13 @@ struct Mutex {
     if Sched.inInterrupt || tid == 0 {
       if Sched.inInterrupt {
         r.pointee.misuse_sleep_in_irq &+= 1
-        LockCore.noteContext(k, heldWithIRQsOn: false)
+        LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
       }
       LockCore.unmeta(k)
       if irqOn { cpu_sti() }
       return false
     }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn)
+    LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
     let owner = kword_load_relaxed(&k.pointee.word)
     if owner == tid {
       if LockCore.has(k, SMPTOP_LOCKF_RECURSIVE) {
@@ -143,13 +143,13 @@ struct Semaphore {
     if Sched.inInterrupt || tid == 0 {
       if Sched.inInterrupt {
         r.pointee.misuse_sleep_in_irq &+= 1
-        LockCore.noteContext(k, heldWithIRQsOn: false)
+        LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
       }
       LockCore.unmeta(k)
       if irqOn { cpu_sti() }
       return false
     }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn)
+    LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
     let count = kword_load_relaxed(&k.pointee.word)
     if count > 0 {
       kword_store(&k.pointee.word, count - 1)
@@ -160,7 +160,6 @@ struct Semaphore {
       if irqOn { cpu_sti() }
       return true
     }
-    thread_woken_clear()
     LockCore.addWaiter(k, since: rdtsc())
     Sched.block(SMPTOP_THREAD_BLOCKED_SEM, on: abi_addr(k))
     LockCore.unmeta(k)
@@ -173,8 +172,6 @@ struct Semaphore {
     if irqOn { cpu_sti() }
     return true
   }
-
-  private func thread_woken_clear() {}
 
   /// Returns a unit: to the first waiter if any, else to the count.
   func up() {
