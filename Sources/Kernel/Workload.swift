@@ -16,7 +16,8 @@
 //               which the thread isr.victim holds with interrupts on (counted as
 //               misuse_irq_unsafe; on the victim's lcpu the attempt fails instead of
 //               deadlocking); lcpu 0's timer interrupt also tries work.mutex
-//               (misuse_sleep_in_irq).
+//               (misuse_sleep_in_irq); isr.victim starts with one bad unlock and one
+//               recursive lock() of isr-misuse (misuse_bad_unlock, misuse_recursion).
 //   convoy      default + convoy.holder keeps convoy.mutex for 20 ms stretches while
 //               convoy.N threads (2 per lcpu) queue on it, and convoy.spinholder keeps
 //               convoy.spin for 5 ms while one convoy.spinner per lcpu spins.
@@ -364,6 +365,13 @@ enum Workload {
 
   static let isrVictim: Sched.Entry = { _ in
     let l = SpinLock(klock_isr_misuse_ptr())
+    // The other two misuse counters, once each: a release by a non-holder, and recursion
+    // (the second lock() is refused instead of deadlocking).
+    l.unlock()
+    if l.lock() {
+      if l.lock() { l.unlock() }
+      l.unlock()
+    }
     while true {
       if l.lock() { busy(microseconds: 2000); l.unlock() }  // held with interrupts on
       op()
