@@ -70,7 +70,7 @@ enum LockCore {
     let n = Int(k.pointee.nwaiters)
     if n < Int(KLOCK_MAX_WAITERS) {
       klock_waiters(k)[n] = klock_waiter(
-        lcpu: LCPU.currentIndex, reserved: 0, thread: Sched.currentID, since_tsc: since)
+        lcpu: LCPU.currentIndex, reserved: 0, thread: Sched.contextID, since_tsc: since)
       k.pointee.nwaiters = UInt32(n + 1)
     }
     let r = k.pointee.rec
@@ -93,7 +93,7 @@ enum LockCore {
   static func findSelf(_ k: Lock) -> Int? {
     let w = klock_waiters(k)
     let lcpu = LCPU.currentIndex
-    let tid = Sched.currentID
+    let tid = Sched.contextID
     for i in 0..<Int(k.pointee.nwaiters) where w[i].lcpu == lcpu && w[i].thread == tid { return i }
     return nil
   }
@@ -149,7 +149,7 @@ enum LockCore {
   static func heldHere(_ k: Lock) -> Bool {
     let r = k.pointee.rec
     return r.pointee.holder_lcpu == LCPU.currentIndex
-      && (Sched.inInterrupt || r.pointee.holder_thread == Sched.currentID)
+      && (Sched.inInterrupt || r.pointee.holder_thread == Sched.contextID)
   }
 
   /// A refused re-entry: an interrupt on the holder's lcpu (irq-unsafe) or plain recursion.

@@ -73,7 +73,7 @@ struct RWLock {
     if !write && readers == 1 { k.pointee.hold_start = now }
     LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
     LockCore.acquired(
-      k, lcpu: LCPU.currentIndex, thread: Sched.currentID, site: site, now: write ? now : k.pointee.hold_start,
+      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: write ? now : k.pointee.hold_start,
       since: since, readers: readers)
     if since != 0 { Sched.spinning(false, lock: 0) }
     LockCore.unmeta(k)

@@ -32,6 +32,10 @@ enum Sched {
   /// The id of the thread running on this lcpu (0 = the idle context).
   static var currentID: UInt64 { me.pointee.current }
 
+  /// The thread a lock operation is attributed to: 0 in interrupt context (the lcpu itself,
+  /// not the thread it interrupted), else the current thread.
+  static var contextID: UInt64 { inInterrupt ? 0 : me.pointee.current }
+
   /// Whether this code runs in an interrupt handler.
   static var inInterrupt: Bool { me.pointee.irq_depth > 0 }
 
@@ -262,7 +266,7 @@ enum Sched {
   static func spinning(_ on: Bool, lock: UInt64) {
     let s = me
     let cur = s.pointee.current
-    guard cur != 0 else { return }
+    guard cur != 0, s.pointee.irq_depth == 0 else { return }  // an interrupt spins for the lcpu
     lockRunq(s)
     setState(cur, on ? SMPTOP_THREAD_SPINNING : SMPTOP_THREAD_RUNNING, on: on ? lock : 0)
     unlockRunq(s)

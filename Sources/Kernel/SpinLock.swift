@@ -69,7 +69,7 @@ struct SpinLock {
     if since != 0, let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
     LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
     LockCore.acquired(
-      k, lcpu: LCPU.currentIndex, thread: Sched.currentID, site: site, now: rdtsc(), since: since)
+      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
     k.pointee.reserved = irqOn ? 1 : 0
     LockCore.unmeta(k)
     if irqOn && !save { cpu_sti() }

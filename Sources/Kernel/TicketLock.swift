@@ -45,7 +45,7 @@ struct TicketLock {
     }
     LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
     LockCore.acquired(
-      k, lcpu: LCPU.currentIndex, thread: Sched.currentID, site: site, now: rdtsc(), since: since)
+      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
     k.pointee.reserved = irqOn ? 1 : 0
     LockCore.unmeta(k)
     if irqOn && !save { cpu_sti() }
@@ -58,7 +58,7 @@ struct TicketLock {
     cpu_cli()
     LockCore.meta(k)
     let r = k.pointee.rec
-    if r.pointee.holder_lcpu != LCPU.currentIndex || r.pointee.holder_thread != Sched.currentID {
+    if r.pointee.holder_lcpu != LCPU.currentIndex || r.pointee.holder_thread != Sched.contextID {
       r.pointee.misuse_bad_unlock &+= 1
       LockCore.unmeta(k)
       if irqNow { cpu_sti() }
