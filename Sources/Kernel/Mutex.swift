@@ -117,8 +117,9 @@ struct Mutex {
 
 /// A counting semaphore over a klock object: the word is the count (also in `readers`).
 /// down() sleeps on the wait queue (BLOCKED_SEM) while the count is 0; up() hands a unit
-/// straight to the first waiter. The record's holder is the latest thread that took a
-/// unit while none are left (cleared when a unit comes back). Not from interrupt context.
+/// straight to the first waiter. A semaphore has no owner: holder_lcpu stays NO_LCPU and
+/// holder_thread 0 (so a wait-for walk never follows one); acquire_site / acquired_tsc are
+/// the latest down()'s. Not from interrupt context.
 struct Semaphore {
   let k: UnsafeMutablePointer<klock>
 
@@ -154,8 +155,8 @@ struct Semaphore {
     if count > 0 {
       kword_store(&k.pointee.word, count - 1)
       LockCore.acquired(
-        k, lcpu: count == 1 ? LCPU.currentIndex : LockCore.noLCPU, thread: count == 1 ? tid : 0,
-        site: site, now: rdtsc(), since: 0, readers: UInt32(truncatingIfNeeded: count - 1))
+        k, lcpu: LockCore.noLCPU, thread: 0, site: site, now: rdtsc(), since: 0,
+        readers: UInt32(truncatingIfNeeded: count - 1))
       LockCore.unmeta(k)
       if irqOn { cpu_sti() }
       return true
@@ -183,7 +184,7 @@ struct Semaphore {
     if k.pointee.nwaiters > 0 {
       let w = klock_waiters(k)[0]
       LockCore.removeWaiterAt(k, 0)
-      LockCore.acquired(k, lcpu: w.lcpu, thread: w.thread, site: 0, now: now, since: w.since_tsc, readers: 0)
+      LockCore.acquired(k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, since: w.since_tsc, readers: 0)
       wake = w.thread
     } else {
       let count = kword_load_relaxed(&k.pointee.word) &+ 1
