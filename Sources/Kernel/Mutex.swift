@@ -132,9 +132,11 @@ struct Semaphore {
     k.pointee.rec.pointee.readers = UInt32(truncatingIfNeeded: n)
   }
 
-  /// Takes a unit, sleeping while there is none; false in interrupt context.
+  /// Takes a unit, sleeping while there is none; false in interrupt context, or when
+  /// `timeoutMicroseconds` (0 = none) passed first: the timeout is an entry in the thread's
+  /// lcpu timer queue, and a timed-out down() counts in trylock_failures.
   @inline(never) @discardableResult
-  func down() -> Bool {
+  func down(timeoutMicroseconds: UInt64 = 0) -> Bool {
     let site = caller_return_address()
     let irqOn = cpu_irqs_enabled()
     cpu_cli()
@@ -161,11 +163,26 @@ struct Semaphore {
       if irqOn { cpu_sti() }
       return true
     }
-    LockCore.addWaiter(k, since: rdtsc())
-    Sched.block(SMPTOP_THREAD_BLOCKED_SEM, on: abi_addr(k))
+    let now = rdtsc()
+    let deadline = timeoutMicroseconds != 0 ? now &+ timeoutMicroseconds &* Timer.tscPerMs / 1000 : 0
+    LockCore.addWaiter(k, since: now)
+    Sched.block(SMPTOP_THREAD_BLOCKED_SEM, on: abi_addr(k), wake: deadline)
+    if deadline != 0 { Timer.add(deadline: deadline, thread: tid) }
     LockCore.unmeta(k)
     while Sched.thread(tid).pointee.woken == 0 { Sched.schedule() }
     LockCore.meta(k)
+    if let i = LockCore.findSelf(k) {
+      // Still queued: the timer woke it, no unit was handed over.
+      LockCore.removeWaiterAt(k, i)
+      abi_seq_begin(&r.pointee.seq)
+      LockCore.publishWaiters(k)
+      abi_seq_end(&r.pointee.seq)
+      r.pointee.trylock_failures &+= 1
+      LockCore.unmeta(k)
+      if irqOn { cpu_sti() }
+      return false
+    }
+    if deadline != 0 { Timer.cancel(thread: tid) }
     abi_seq_begin(&r.pointee.seq)
     r.pointee.acquire_site = site
     abi_seq_end(&r.pointee.seq)

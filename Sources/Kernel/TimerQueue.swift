@@ -25,6 +25,22 @@ extension Timer {
     publishQueue(fired: nil)
   }
 
+  /// Removes this lcpu's entries owned by `thread` (a timeout that lost the race; interrupts off).
+  static func cancel(thread: UInt64) {
+    let s = Sched.me
+    let q = ksched_timers(s)
+    let n = Int(s.pointee.ntimers)
+    var out = 0
+    for i in 0..<n where q[i].thread != thread {
+      q[out] = q[i]
+      out += 1
+    }
+    guard out != n else { return }
+    s.pointee.ntimers = UInt32(out)
+    if out > 0 { arm(q[0].deadline) }
+    publishQueue(fired: nil)
+  }
+
   /// Removes and returns the earliest entry if it is due at `now`.
   static func popDue(_ now: UInt64) -> ktimer? {
     let s = Sched.me

@@ -4,7 +4,7 @@
 //   default     on every lcpu: threads hammering shared counters under work.spin,
 //               work.ticket (irq-save), work.rw (readers + writers) and work.mutex (with the
 //               recursive work.rmutex around it), a producer and a consumer on the dynamic
-//               semaphore work.items (both also limited by the semaphore work.slots = 2), and a
+//               semaphore work.items (every other down() with a 3 ms timeout; both limited by the semaphore work.slots = 2), and a
 //               sleeper with varied deadlines that takes its dynamic lock percpu.N. A checker
 //               thread on lcpu 0 takes each lock every 100 ms and compares the counter with
 //               the increments the threads made (WORKLOAD record: checks, check_failures,
@@ -274,7 +274,11 @@ enum Workload {
   static let consumer: Sched.Entry = { _ in
     var n: UInt64 = 0
     while true {
-      if let it = items { Semaphore(it).down() }
+      // Every other wait has a 3 ms timeout (a timer-queue entry); a timeout just retries.
+      if let it = items, !Semaphore(it).down(timeoutMicroseconds: n % 2 == 0 ? 3000 : 0) {
+        n &+= 1
+        continue
+      }
       _ = atomic_add_u64(work_counter(cConsumed), 1)
       slot { burn(100) }
       op(); burn(100)
