@@ -48,6 +48,10 @@ enum SyncTables {
     work.pointee.addr = abi_addr(kworkload_record())
     work.pointee.count = 1
     work.pointee.stride = abi_workload_stride()
+    // A guard page at the bottom of every thread stack (before the APs start: no TLB
+    // shootdown needed), so an overflow faults (#DF report) instead of corrupting the
+    // stack below.
+    for i in 0..<UInt32(KTHREAD_MAX) { Paging.unmap(kthread_stack_base(i)) }
     let root = Inspect.root
     root.pointee.table_count = max(root.pointee.table_count, UInt32(SMPTOP_TABLE_WORKLOAD.rawValue) + 1)
   }
