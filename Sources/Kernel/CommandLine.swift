@@ -15,6 +15,8 @@
 //                      (1 s stretches, near-continuous: for throughput). AllocChurn.swift
 //   alloc.churn_s=N    stop the churn N s after boot (final checkpoint, then quiescent)
 //   alloc.spread=off   lock-free searches all start at the same node (default on: per lcpu)
+//   workload=W         lock workload (Workload.swift): default, deadlock, isr-misuse, convoy
+//                      (each adds its scenario's threads to the default ones) or none
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -57,6 +59,8 @@ enum KernelCommandLine {
           if !Buddy.configureSpread(word) { complain(word) }
         } else if word.key == "net.ip" {
           if let a = NetStack.parseIPv4(text, word.separator + 1, end) { NetStack.ip = a } else { complain(word) }
+        } else if word.key == "workload" {
+          if !Workload.choose(ValueView(word: word)) { complain(word) }
         } else if word.key == "quiet" {
           Console.quiet = true
         } else {

@@ -11,7 +11,7 @@ enum Console {
   static let port: UInt16 = 0x3F8
 
   /// Serialises whole lines between lcpus.
-  static let lock = SpinLock()
+  nonisolated(unsafe) static let lock = SpinLock(klock_console_ptr())
 
   /// Set by the `quiet` command-line key: `detail` lines are dropped.
   nonisolated(unsafe) static var quiet = false
@@ -35,7 +35,7 @@ enum Console {
 
   /// Prints a line with a timestamp; safe on any lcpu, in any context but the panic path.
   static func log(_ line: LogLine) {
-    lock.withLock { write(line) }
+    _ = lock.withLock { write(line) }
   }
 
   /// Prints a line unless the console is quiet.
@@ -47,7 +47,7 @@ enum Console {
   /// was interrupted while holding it (it will never release it now).
   static func emergency(_ line: LogLine) {
     lock.breakIfHeldByCurrentLCPU()
-    lock.withLock { write(line) }
+    _ = lock.withLock { write(line) }
   }
 
   /// Writes the timestamp, the line and a newline; the caller holds the lock.

@@ -33,6 +33,7 @@ enum Inspect {
     table.pointee.stride = abi_lcpu_stride()
     r.pointee.table_count = 1
     Buddy.registerTables()     // ALLOC, ALLOC_ORDER
+    SyncTables.register()  // issue 6: LOCK, THREAD, TIMERQ, WORKLOAD
     compiler_barrier()
     atomic_store_u64(&r.pointee.magic, SMPTOP_ABI_MAGIC)
     Console.detail(

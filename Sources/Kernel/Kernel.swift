@@ -21,6 +21,7 @@ import KernelSupport
 @c func kmain() {
   Traps.install()            // IDT first: from here on no exception is silent
   LCPU.beginBootstrap()      // lcpu 0 record: BUSY while booting
+  klock_static_init()        // issue 6: static lock records (LOCK table)
   Console.initialize()
   BootInfo.read()            // multiboot: command line, memory map
   KernelCommandLine.parse()
@@ -39,6 +40,7 @@ import KernelSupport
   Timer.start()
   LCPU.becomeOnline()        // BSP IDLE
   LCPU.bootstrapDone()       // stage RUNNING
+  Workload.start()           // issue 6: kernel threads exercising the locks (workload=)
   LCPU.idleLoop()
 }
 #endif

@@ -140,6 +140,7 @@ enum LCPU {
       Panic.demonstrateIfDue()
       Power.shutdownIfDue()
       Work.runIfDue()
+      Sched.idle()               // run ready threads (returns when none is left)
       cpu_sti_hlt()
     }
   }

@@ -1,52 +1,129 @@
-// SpinLock: a test-and-test-and-set lock that keeps interrupts off while held, so an
-// interrupt handler on the same lcpu can never spin on a lock its own lcpu holds.
+// SpinLock: a test-and-test-and-set lock (issue 6), observable through its smptop_lock
+// record. The word holds the holder (lcpu index + 1, 0 = free). Holding it disables
+// preemption; an IRQ-save lock (SMPTOP_LOCKF_IRQSAVE, e.g. the console) also keeps
+// interrupts off while held, so an interrupt handler on the same lcpu can never spin on
+// a lock its own lcpu holds. A plain lock held with interrupts on and also taken by an
+// interrupt handler is the irq-unsafe misuse: counted, and the handler's attempt on its
+// own lcpu's lock fails instead of deadlocking. Spinning lcpus are listed as waiters.
 
 #if SMP_GUEST
 import KernelSupport
-import Synchronization
 
-/// A spinlock whose word records the holder (lcpu index + 1, 0 = free).
-struct SpinLock: ~Copyable, Sendable {
-  private let word = Atomic<UInt32>(0)
+/// A spinlock over a klock object (static ones in sync_data.c, or LockCore.makeDynamic).
+struct SpinLock {
+  let k: UnsafeMutablePointer<klock>
 
-  /// Creates an unlocked lock.
-  init() {}
+  init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-  /// Takes the lock with interrupts disabled; returns whether they were enabled before.
+  var irqsave: Bool { LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) }
+
+  /// Takes the lock; false (nothing held) when refused as recursion or irq-unsafe re-entry.
+  @inline(never) @discardableResult
   func lock() -> Bool {
-    let wereEnabled = cpu_irqs_enabled()
+    let site = caller_return_address()
+    return lock(site: site, tryOnly: false)
+  }
+
+  /// One attempt; false if the lock is busy (counted in trylock_failures).
+  @inline(never)
+  func tryLock() -> Bool {
+    let site = caller_return_address()
+    return lock(site: site, tryOnly: true)
+  }
+
+  func lock(site: UInt64, tryOnly: Bool) -> Bool {
+    let irqOn = cpu_irqs_enabled()
     cpu_cli()
-    let me = this_lcpu().pointee.index &+ 1
-    while true {
-      if word.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged { break }
-      while word.load(ordering: .relaxed) != 0 { cpu_pause() }
+    Sched.preemptDisable()
+    let me = UInt64(LCPU.currentIndex) &+ 1
+    let save = irqsave
+    if kword_load_relaxed(&k.pointee.word) == me {
+      LockCore.meta(k)
+      LockCore.refuseReentry(k)
+      LockCore.unmeta(k)
+      return fail(irqOn)
     }
-    return wereEnabled
+    var since: UInt64 = 0
+    if !kword_cas(&k.pointee.word, 0, me) {
+      if tryOnly {
+        LockCore.meta(k)
+        k.pointee.rec.pointee.trylock_failures &+= 1
+        LockCore.unmeta(k)
+        return fail(irqOn)
+      }
+      since = rdtsc()
+      LockCore.meta(k)
+      LockCore.addWaiter(k, since: since)
+      LockCore.unmeta(k)
+      Sched.spinning(true, lock: abi_addr(k))
+      if irqOn && !save { cpu_sti() }
+      while true {
+        while kword_load_relaxed(&k.pointee.word) != 0 { cpu_pause() }
+        cpu_cli()
+        if kword_cas(&k.pointee.word, 0, me) { break }
+        if irqOn && !save { cpu_sti() }
+      }
+      Sched.spinning(false, lock: 0)
+    }
+    LockCore.meta(k)
+    if since != 0, let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
+    LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
+    LockCore.acquired(
+      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
+    k.pointee.reserved = irqOn ? 1 : 0
+    LockCore.unmeta(k)
+    if irqOn && !save { cpu_sti() }
+    return true
   }
 
-  /// Releases the lock and restores the interrupt flag `lock()` returned.
-  func unlock(restoring interruptsWereEnabled: Bool) {
-    word.store(0, ordering: .releasing)
-    if interruptsWereEnabled { cpu_sti() }
+  private func fail(_ irqOn: Bool) -> Bool {
+    Sched.preemptEnable()
+    if irqOn { cpu_sti() }
+    return false
   }
 
-  /// Runs `body` with the lock held and interrupts disabled.
-  func withLock<R>(_ body: () -> R) -> R {
-    let irqs = lock()
+  /// Releases the lock; a release by a non-holder is counted and ignored.
+  func unlock() {
+    let irqNow = cpu_irqs_enabled()
+    cpu_cli()
+    let me = UInt64(LCPU.currentIndex) &+ 1
+    LockCore.meta(k)
+    if kword_load_relaxed(&k.pointee.word) != me {
+      k.pointee.rec.pointee.misuse_bad_unlock &+= 1
+      LockCore.unmeta(k)
+      if irqNow { cpu_sti() }
+      return
+    }
+    let restore = irqsave ? k.pointee.reserved != 0 : irqNow
+    LockCore.released(k, now: rdtsc(), from: k.pointee.rec.pointee.acquired_tsc)
+    kword_store(&k.pointee.word, 0)
+    LockCore.publishWord(k)
+    LockCore.unmeta(k)
+    Sched.preemptEnable()
+    if restore { cpu_sti() }
+  }
+
+  /// Runs `body` with the lock held (skips it if the lock refused a misuse).
+  func withLock<R>(_ body: () -> R) -> R? {
+    guard lock() else { return nil }
     let result = body()
-    unlock(restoring: irqs)
+    unlock()
     return result
   }
 
   /// Whether the lcpu running this code holds the lock.
   var isHeldByCurrentLCPU: Bool {
-    word.load(ordering: .relaxed) == this_lcpu().pointee.index &+ 1
+    kword_load_relaxed(&k.pointee.word) == UInt64(LCPU.currentIndex) &+ 1
   }
 
   /// Frees a lock held by this lcpu without unlocking properly: only for the panic path,
   /// which may have interrupted its own lcpu in the middle of the critical section.
   func breakIfHeldByCurrentLCPU() {
-    if isHeldByCurrentLCPU { word.store(0, ordering: .releasing) }
+    if isHeldByCurrentLCPU {
+      kmeta_unlock(&k.pointee.meta)
+      kword_store(&k.pointee.word, 0)
+      Sched.preemptEnable()
+    }
   }
 }
 #endif

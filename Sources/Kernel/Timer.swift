@@ -73,7 +73,10 @@ enum Timer {
     LAPIC.write(LAPIC.Register.lvtTimer, mode | UInt32(Vector.timer))
     let stagger = periodTSC / UInt64(max(LCPU.count, 1)) &* UInt64(a.pointee.index)
     a.pointee.timer_deadline = rdtsc() &+ periodTSC &+ stagger
-    arm(a.pointee.timer_deadline)
+    let irqs = cpu_irqs_enabled()
+    cpu_cli()
+    add(deadline: a.pointee.timer_deadline, thread: 0)  // the tick is the queue's owner-0 entry
+    if irqs { cpu_sti() }
   }
 
   /// Programs this lcpu's timer to fire at TSC `deadline` and publishes it.
@@ -89,9 +92,10 @@ enum Timer {
     LAPIC.write(LAPIC.Register.timerInitialCount, UInt32(truncatingIfNeeded: count))
   }
 
-  /// The timer interrupt: counts the tick, remembers what it interrupted, re-arms for the
-  /// next period boundary (ticks counts every period that passed) and runs the periodic
-  /// hooks of the work pattern, the panic demonstration and the power-off timer.
+  /// The timer interrupt: fires every due entry of this lcpu's timer queue (TimerQueue.swift)
+  /// and re-arms for the earliest one left. The tick entry (owner 0) counts ticks (every
+  /// period that passed), re-queues itself for the next period boundary and runs the
+  /// periodic hooks; a thread's entry wakes the sleeping thread.
   static func interrupt(_ frame: UnsafeMutablePointer<trap_frame>) {
     let now = rdtsc()
     let a = LCPU.current
@@ -100,22 +104,36 @@ enum Timer {
     abi_store(&r.pointee.last_tick_rip, frame.pointee.rip)
     abi_store(&r.pointee.last_tick_tsc, now)
 
-    var deadline = a.pointee.timer_deadline
-    var periods: UInt64 = 0
-    while deadline <= now && periods < 1000 {
-      deadline &+= periodTSC
-      periods += 1
+    var tickFired = false
+    while let t = popDue(now) {
+      publishQueue(fired: now &- t.deadline)
+      if t.thread == 0 {
+        var deadline = a.pointee.timer_deadline
+        var periods: UInt64 = 0
+        while deadline <= now && periods < 1000 {
+          deadline &+= periodTSC
+          periods += 1
+        }
+        if deadline <= now { deadline = now &+ periodTSC }  // far behind: start afresh
+        abi_add(&r.pointee.ticks, periods)
+        a.pointee.timer_deadline = deadline
+        add(deadline: deadline, thread: 0)
+        tickFired = periods != 0
+      } else {
+        Sched.wake(t.thread)
+      }
     }
-    if deadline <= now { deadline = now &+ periodTSC }  // far behind: start afresh
-    abi_add(&r.pointee.ticks, periods)  // 0 if the LAPIC fired a little early
-    a.pointee.timer_deadline = deadline
-    arm(deadline)
+    let next = earliest
+    arm(next != 0 ? next : now &+ periodTSC)
+    publishQueue(fired: nil)
 
-    if periods != 0 {
+    if tickFired {
       Work.tick(now: now)
       Panic.tick(now: now)
       Power.tick(now: now)
       VirtioNet.tick(now: now)
+      Sched.tick()
+      Workload.timerTick()
     }
     LAPIC.endOfInterrupt()
   }

@@ -70,6 +70,8 @@ enum Traps {
   }
   let r = LCPU.current.pointee.record
   LCPU.busyEnter()
+  let sched = Sched.me
+  sched.pointee.irq_depth &+= 1  // interrupt context (locks: misuse detection)
   switch vector {
   case Vector.timer:
     Timer.interrupt(frame)
@@ -89,6 +91,9 @@ enum Traps {
     abi_inc(&r.pointee.irq_spurious)  // nothing else is routed here
     LAPIC.endOfInterrupt()
   }
+  // EOI is sent: a preemptive switch may happen here (Sched.swift); this frame resumes later.
+  if vector == Vector.timer || vector == Vector.wakeup { Sched.interruptExit() }
+  Sched.me.pointee.irq_depth &-= 1
   LCPU.busyExit()
 }
 #endif

@@ -79,7 +79,7 @@ build_page_tables:
         cmpl $2048, %ecx
         jb 2b
 
-        xorl %ecx, %ecx                 /* 2048 table entries of 4 KiB: the first 8 MiB */
+        xorl %ecx, %ecx                 /* 4 KiB table entries for the first SMALL_PAGES_LIMIT bytes */
 4:      movl %ecx, %eax
         shll $12, %eax
         orl $0x3, %eax
@@ -88,7 +88,7 @@ build_page_tables:
         cmpl $(SMALL_PAGES_LIMIT / PAGE_SIZE), %ecx
         jb 4b
 
-        xorl %ecx, %ecx                 /* PD[0..3] -> the 4 page tables */
+        xorl %ecx, %ecx                 /* the first PD entries -> those page tables */
 5:      movl %ecx, %eax
         shll $12, %eax
         addl $(boot_pt + 3), %eax

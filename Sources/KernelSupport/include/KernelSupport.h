@@ -275,4 +275,8 @@ uint64_t fault_stack_overflow(uint64_t depth);
 #pragma clang assume_nonnull end
 
 #endif /* SMP_GUEST && __x86_64__ */
+
+/* Locks, threads, timer queues and the workload (issue 6). */
+#include "sync_support.h"
+
 #endif /* KERNEL_SUPPORT_H */

@@ -31,8 +31,8 @@
 /* The AP start-up trampoline is copied here; the SIPI vector is its page number. */
 #define TRAMPOLINE_ADDR 0x8000
 
-/* The first 8 MiB are mapped with 4 KiB pages (guard pages), the rest of 0-4 GiB with 2 MiB. */
-#define SMALL_PAGES_LIMIT 0x800000
+/* The first 16 MiB are mapped with 4 KiB pages (guard pages), the rest of 0-4 GiB with 2 MiB. */
+#define SMALL_PAGES_LIMIT 0x1000000
 
 #define MSR_EFER 0xC0000080
 #define MSR_GS_BASE 0xC0000101
