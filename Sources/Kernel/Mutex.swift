@@ -60,15 +60,10 @@ struct Mutex {
       return true
     }
     // Sleep until the owner hands it over.
-    LockCore.addWaiter(k, since: rdtsc())
+    LockCore.addWaiter(k, since: rdtsc(), site: site)
     Sched.block(SMPTOP_THREAD_BLOCKED_LOCK, on: abi_addr(k))
     LockCore.unmeta(k)
     while kword_load(&k.pointee.word) != tid { Sched.schedule() }
-    LockCore.meta(k)
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.acquire_site = site
-    abi_seq_end(&r.pointee.seq)
-    LockCore.unmeta(k)
     if irqOn { cpu_sti() }
     return true
   }
@@ -103,7 +98,7 @@ struct Mutex {
       LockCore.removeWaiterAt(k, 0)
       kword_store(&k.pointee.word, w.thread)
       k.pointee.depth = 1
-      LockCore.acquired(k, lcpu: w.lcpu, thread: w.thread, site: 0, now: now, since: w.since_tsc, readers: 1)
+      LockCore.acquired(k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, since: w.since_tsc, readers: 1)
       wake = w.thread
     } else {
       kword_store(&k.pointee.word, 0)
