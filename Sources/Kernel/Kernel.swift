@@ -7,8 +7,8 @@
 // Boot under QEMU (TCG), serial console on stdout:
 //   Resources/boot-guest.sh -smp 4 -machine q35 -append "shutdown=5"
 // Command-line keys: CommandLine.swift. What the host reads: smptop_abi.h, Inspect.swift.
-// Locks and threads (issue 6): LockCore.swift + SpinLock/TicketLock/RWLock/Mutex.swift
-// (Mutex.swift also holds Semaphore), Sched.swift (threads, run queues, switch.S),
+// Locks and threads (issue 6): LockCore.swift + SpinLock/TicketLock/RWLock/Mutex/
+// Semaphore.swift, Sched.swift (threads, run queues, switch.S),
 // TimerQueue.swift (per-lcpu deadlines), Workload.swift (`workload=`), sync_data.c.
 //
 // The host build compiles every guest file to nothing (SMP_GUEST is only defined by
