@@ -60,12 +60,9 @@ struct Semaphore {
     LockCore.unmeta(k)
     while Sched.thread(tid).pointee.woken == 0 { Sched.schedule() }
     LockCore.meta(k)
-    if let i = LockCore.findSelf(k) {
-      // Still queued: the timer woke it, no unit was handed over.
-      LockCore.removeWaiterAt(k, i)
-      abi_seq_begin(&r.pointee.seq)
-      LockCore.publishWaiters(k)
-      abi_seq_end(&r.pointee.seq)
+    if Sched.thread(tid).pointee.timed_out != 0 {
+      // The timer took it off the wait queue (Sched.timerExpired): no unit was handed over.
+      Sched.thread(tid).pointee.timed_out = 0
       r.pointee.trylock_failures &+= 1
       LockCore.unmeta(k)
       if irqOn { cpu_sti() }

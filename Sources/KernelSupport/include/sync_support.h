@@ -64,7 +64,8 @@ struct kthread {
   uint64_t tally;        /* workload: increments this thread made under its lock */
   uint32_t work_kind;    /* workload: which shared counter it works on */
   uint32_t woken;        /* 1: handed a lock/semaphore unit or woken by its timer */
-  uint64_t wait_start;
+  uint32_t timed_out;    /* 1: its semaphore wait timed out (set by its lcpu's timer) */
+  uint32_t reserved;
 };
 
 struct ktimer {
