@@ -10,6 +10,9 @@
 //   Resources/boot-guest.sh -smp 4 -- -device virtio-net-pci,netdev=n0,disable-legacy=on,mq=on,id=nic0 \
 //     -netdev user,id=n0,hostfwd=udp:127.0.0.1:15555-:7
 // Command-line keys: CommandLine.swift. What the host reads: smptop_abi.h, Inspect.swift.
+// Locks and threads (issue 6): LockCore.swift + SpinLock/TicketLock/RWLock/Mutex/
+// Semaphore.swift, Sched.swift (threads, run queues, switch.S),
+// TimerQueue.swift (per-lcpu deadlines), Workload.swift (`workload=`), sync_data.c.
 //
 // The host build compiles every guest file to nothing (SMP_GUEST is only defined by
 // Resources/toolset.json), leaving the empty `Kernel.main` below.

@@ -66,11 +66,11 @@ enum LockCore {
   }
 
   /// Appends a waiter (this lcpu / current thread) and publishes.
-  static func addWaiter(_ k: Lock, since: UInt64) {
+  static func addWaiter(_ k: Lock, since: UInt64, site: UInt64 = 0) {
     let n = Int(k.pointee.nwaiters)
     if n < Int(KLOCK_MAX_WAITERS) {
       klock_waiters(k)[n] = klock_waiter(
-        lcpu: LCPU.currentIndex, reserved: 0, thread: Sched.contextID, since_tsc: since)
+        lcpu: LCPU.currentIndex, reserved: 0, thread: Sched.contextID, since_tsc: since, site: site)
       k.pointee.nwaiters = UInt32(n + 1)
     }
     let r = k.pointee.rec

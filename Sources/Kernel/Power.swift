@@ -32,6 +32,9 @@ enum Power {
     _ = claimedBy.compareExchange(expected: 0, desired: LCPU.currentIndex &+ 1, ordering: .relaxed)
   }
 
+  /// Whether this lcpu claimed the shutdown (the scheduler then runs the idle loop).
+  static var isClaimedHere: Bool { claimedBy.load(ordering: .relaxed) == LCPU.currentIndex &+ 1 }
+
   /// From the idle loop: powers off if this lcpu claimed the shutdown.
   static func shutdownIfDue() {
     guard claimedBy.load(ordering: .relaxed) == LCPU.currentIndex &+ 1 else { return }

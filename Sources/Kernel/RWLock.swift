@@ -76,6 +76,7 @@ struct RWLock {
       k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: write ? now : k.pointee.hold_start,
       since: since, readers: readers)
     if since != 0 { Sched.spinning(false, lock: 0) }
+    if save && irqOn { k.pointee.irq_saved |= 1 << UInt64(LCPU.currentIndex) }
     LockCore.unmeta(k)
     if irqOn && !save { cpu_sti() }
     return true
@@ -94,6 +95,17 @@ struct RWLock {
     if write { return w == 0 && kword_cas(&k.pointee.word, 0, RWLock.writer) }
     guard w & RWLock.writer == 0, k.pointee.pending_writers == 0 else { return false }
     return kword_cas(&k.pointee.word, w, w &+ 1)
+  }
+
+  /// Whether to enable interrupts after a release (guard held): an irq-save lock restores
+  /// what this lcpu had before its lock call (one saved bit per lcpu, so an lcpu must not
+  /// nest read sections of one irq-save lock); a plain one keeps the current state.
+  private func takeSavedIRQ(_ irqNow: Bool) -> Bool {
+    guard save else { return irqNow }
+    let bit: UInt64 = 1 << UInt64(LCPU.currentIndex)
+    let was = k.pointee.irq_saved & bit != 0
+    k.pointee.irq_saved &= ~bit
+    return was
   }
 
   /// Leaves as a reader; a reader-less release is counted as a bad unlock.
@@ -118,9 +130,10 @@ struct RWLock {
       abi_seq_end(&r.pointee.seq)
     }
     LockCore.publishWord(k)
+    let restore = takeSavedIRQ(irqNow)
     LockCore.unmeta(k)
     Sched.preemptEnable()
-    if irqNow || !save { if irqNow { cpu_sti() } }
+    if restore { cpu_sti() }
   }
 
   /// Leaves as the writer; a release by a non-holder is counted and ignored.
@@ -139,9 +152,10 @@ struct RWLock {
     LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
     kword_store(&k.pointee.word, 0)
     LockCore.publishWord(k)
+    let restore = takeSavedIRQ(irqNow)
     LockCore.unmeta(k)
     Sched.preemptEnable()
-    if irqNow { cpu_sti() }
+    if restore { cpu_sti() }
   }
 }
 #endif

@@ -167,7 +167,9 @@ enum Sched {
       setState(cur, SMPTOP_THREAD_READY)
       push(s, cur)
     }
-    let next = pop(s)
+    // The idle context's own work (shutdown, panic demonstration, v1 work stretch) must not
+    // starve behind threads: when it is due, the idle context runs next.
+    let next = cur != 0 && idleWorkDue() ? 0 : pop(s)
     s.pointee.need_resched = 0
     if next == cur {
       if next != 0 { setState(next, SMPTOP_THREAD_RUNNING) }
@@ -262,6 +264,34 @@ enum Sched {
     if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
   }
 
+  /// A thread's timer expired (its own lcpu, interrupt context): a sleep ends; a
+  /// semaphore wait with a timeout leaves the wait queue here, under the lock's guard, so
+  /// the record never lists a waiter that is no longer waiting.
+  static func timerExpired(_ id: UInt64) {
+    let r = record(id)
+    if r.pointee.state == SMPTOP_THREAD_BLOCKED_SEM.rawValue,
+      let k = UnsafeMutablePointer<klock>(bitPattern: UInt(r.pointee.blocked_on))
+    {
+      LockCore.meta(k)
+      let w = klock_waiters(k)
+      var found = false
+      for i in 0..<Int(k.pointee.nwaiters) where w[i].thread == id {
+        LockCore.removeWaiterAt(k, i)
+        let lr = k.pointee.rec
+        abi_seq_begin(&lr.pointee.seq)
+        LockCore.publishWaiters(k)
+        abi_seq_end(&lr.pointee.seq)
+        thread(id).pointee.timed_out = 1
+        found = true
+        break
+      }
+      LockCore.unmeta(k)
+      if found { wake(id) }  // else up() handed it a unit and wakes it itself
+      return
+    }
+    wake(id)
+  }
+
   /// Marks the current thread SPINNING on `lock` (true) or RUNNING again (false).
   static func spinning(_ on: Bool, lock: UInt64) {
     let s = me
@@ -319,10 +349,18 @@ enum Sched {
     schedule()
   }
 
-  /// From the timer tick: asks for a switch when another thread is ready (round-robin).
+  /// From the timer tick: asks for a switch when another thread is ready (round-robin), or
+  /// when the idle context has work due.
   static func tick() {
     let s = me
-    if s.pointee.runq_len > 0 { s.pointee.need_resched = 1 }
+    if s.pointee.runq_len > 0 || (s.pointee.current != 0 && idleWorkDue()) { s.pointee.need_resched = 1 }
+  }
+
+  /// Whether LCPU.idleLoop has something to do on this lcpu: a claimed shutdown, a due
+  /// panic demonstration or a due v1 work stretch.
+  static func idleWorkDue() -> Bool {
+    let a = LCPU.current
+    return Power.isClaimedHere || a.pointee.fault_pending == 1 || atomic_load_u64(&a.pointee.work_pending) != 0
   }
 
   /// The idle context's hook (interrupts off): run threads if any are ready.

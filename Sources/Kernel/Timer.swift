@@ -120,7 +120,7 @@ enum Timer {
         add(deadline: deadline, thread: 0)
         tickFired = periods != 0
       } else {
-        Sched.wake(t.thread)
+        Sched.timerExpired(t.thread)
       }
     }
     let next = earliest

@@ -5,7 +5,8 @@
 //               work.ticket (irq-save), work.rw (readers + writers) and work.mutex (with the
 //               recursive work.rmutex around it), a producer and a consumer on the dynamic
 //               semaphore work.items (every other down() with a 3 ms timeout; both limited by the semaphore work.slots = 2), and a
-//               sleeper with varied deadlines that takes its dynamic lock percpu.N. A checker
+//               sleeper with varied deadlines that takes its dynamic lock percpu.N and reads
+//               under the dynamic irq-save rwlock sleepers.rw (the checker writes). A checker
 //               thread on lcpu 0 takes each lock every 100 ms and compares the counter with
 //               the increments the threads made (WORKLOAD record: checks, check_failures,
 //               expected, observed).
@@ -64,6 +65,7 @@ enum Workload {
   /// Chosen on the command line (default: normal).
   nonisolated(unsafe) static var scenario = Scenario.normal
   nonisolated(unsafe) static var items: UnsafeMutablePointer<klock>? = nil
+  nonisolated(unsafe) static var sleepersRW: UnsafeMutablePointer<klock>? = nil
   nonisolated(unsafe) static var perLCPU: (UnsafeMutablePointer<klock>?, Int) = (nil, 0)
   nonisolated(unsafe) static var percpuLocks = UnsafeMutablePointer<UnsafeMutablePointer<klock>?>(bitPattern: 0)
 
@@ -106,8 +108,9 @@ enum Workload {
     items = LockCore.makeDynamic("work.items", kind: SMPTOP_LOCK_SEMAPHORE)
     let n = LCPU.count
     for i in 0..<n {
-      _ = LockCore.makeDynamic("percpu", suffix: i, kind: SMPTOP_LOCK_SPIN)
+      _ = LockCore.makeDynamic("percpu", suffix: i, kind: SMPTOP_LOCK_SPIN)  // dynamic record i + 1
     }
+    sleepersRW = LockCore.makeDynamic("sleepers.rw", kind: SMPTOP_LOCK_RW, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
     Sched.running = true
     for i in 0..<n where LCPU.isOnline(i) {
       Sched.spawn("spin", suffix: i, lcpu: i, kind: 0, hammerSpin, UInt64(i))
@@ -300,6 +303,11 @@ enum Workload {
         let l = SpinLock(p)
         if l.lock() { burn(20); l.unlock() }
       }
+      if let p = sleepersRW {  // irq-save reader; the checker is its writer
+        let l = RWLock(p)
+        if l.readLock() { burn(20); l.readUnlock() }
+        if !cpu_irqs_enabled() { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }  // irq state not restored
+      }
       op()
     }
   }
@@ -340,6 +348,10 @@ enum Workload {
       if rw.writeLock() { compare(tally(2), work_counter(cRW).pointee); rw.writeUnlock() }
       let m = Mutex(klock_work_mutex_ptr())
       if m.lock() { compare(tally(3), work_counter(cMutex).pointee); m.unlock() }
+      if let p = sleepersRW {
+        let l = RWLock(p)
+        if l.writeLock() { burn(20); l.writeUnlock() }
+      }
       let consumed = kword_load(work_counter(cConsumed))
       let produced = kword_load(work_counter(cProduced))
       if consumed > produced { ok = false }

@@ -31,6 +31,7 @@ struct klock_waiter {
   uint32_t reserved;
   uint64_t thread; /* thread id, 0 = an lcpu outside threads */
   uint64_t since_tsc;
+  uint64_t site;   /* mutex: the waiter's lock() call site, recorded at hand-over */
 };
 
 /** A lock object. `word` is the raw lock word published as state_word. */
@@ -42,6 +43,7 @@ struct klock {
   uint64_t pending_writers; /* rwlock */
   uint64_t depth;    /* mutex recursion depth */
   uint64_t hold_start; /* rwlock readers: first reader's tsc */
+  uint64_t irq_saved; /* rwlock irq-save: bit i = lcpu i had interrupts on before its lock call */
   uint32_t nwaiters;
   uint32_t reserved;  /* spin/ticket irq-save: interrupts were enabled before lock() */
   const char *init_name; /* static locks: record contents for klock_static_init */
@@ -62,7 +64,8 @@ struct kthread {
   uint64_t tally;        /* workload: increments this thread made under its lock */
   uint32_t work_kind;    /* workload: which shared counter it works on */
   uint32_t woken;        /* 1: handed a lock/semaphore unit or woken by its timer */
-  uint64_t wait_start;
+  uint32_t timed_out;    /* 1: its semaphore wait timed out (set by its lcpu's timer) */
+  uint32_t reserved;
 };
 
 struct ktimer {
