@@ -20,6 +20,7 @@ for d in InspectABI GDBRemote QMP ELFSymbols QEMULaunch Inspector CNcurses CCaps
   ln -s "$REPO/Sources/$d" "$WORK/Sources/$d"
 done
 ln -s "$REPO/Tests/DashboardTests/Support/Fixtures.swift" "$WORK/Sources/demo/Fixtures.swift"
+ln -s "$REPO/Tests/DashboardTests/Support/FixturesV2.swift" "$WORK/Sources/demo/FixturesV2.swift"
 cat > "$WORK/Package.swift" <<'EOF'
 // swift-tools-version: 6.1
 import PackageDescription
@@ -65,11 +66,17 @@ while let a = args.popFirst() {
   case "--pid-file":
     if let p = args.popFirst() { try "\(getpid())\n".write(toFile: p, atomically: true, encoding: .utf8) }
   case "--bench":
-    let (snap, rates) = try Fixtures.manyLCPUs(64)
+    let (snap, rates) = try Fixtures.manyLocks(lcpus: 64, locks: 256)
     let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    for (w, h) in [(200, 50), (80, 24)] {
-      let r = benchmarkRender(data: data, symbolize: Fixtures.symbolize, width: w, height: h, frames: 1000)
-      print("render 64 lcpus \(w)x\(h): \(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
+    for pane in [Pane.lcpus, .locks] {
+      for (w, h) in [(200, 50), (80, 24)] {
+        let r = benchmarkRender(
+          state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: w, height: h,
+          frames: 1000)
+        print(
+          "render 64 lcpus + 256 locks, \(pane.title(generic: false)) pane \(w)x\(h): "
+            + "\(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
+      }
     }
     exit(0)
   default:
