@@ -22,7 +22,7 @@ struct LockRow {
 /// Builds the lock rows.
 func lockRows(
   _ snapshot: Snapshot, rates: SnapshotRates?, context c: PaneContext, cycleLocks: Set<UInt64>,
-  symbolize: Symbolizer
+  symbolize: Symbolizer, searchable: Bool = true
 )
   -> [LockRow]
 {
@@ -72,6 +72,7 @@ func lockRows(
       row.maxWait = nil
       row.maxHold = nil
     }
+    guard searchable else { return row }
     row.search = "\(l.name) \(l.kind.rawValue) \(row.holder) \(row.waiters) \(row.site)".lowercased()
     if l.misuseTotal > 0 { row.search += " misuse" }
     if row.inCycle { row.search += " deadlock" }
@@ -289,7 +290,8 @@ func drawLocksPane(
     (lockArea, threadArea) = splitRows(rest, top: min(lockWanted, rest.height - threadHeight))
   }
 
-  let all = lockRows(snapshot, rates: data.rates, context: c, cycleLocks: cycleLocks, symbolize: symbolize)
+  let all = lockRows(snapshot, rates: data.rates, context: c, cycleLocks: cycleLocks, symbolize: symbolize,
+    searchable: !state.filter.isEmpty)
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id, values: lockSortValues)
   drawPaneTable(

@@ -76,9 +76,11 @@ func arrangeRows<Row>(
 ) -> [Row] {
   let needle = filter.lowercased()
   let kept = needle.isEmpty ? rows : rows.filter { search($0).contains(needle) }
-  let keyed = kept.map { (row: $0, id: id($0), values: values($0, sort.sortKey)) }
-  let sorted = keyed.sorted { a, b in
-    for (x, y) in zip(a.values, b.values) {
+  // Sort indices, not rows: rows carry whole records and are expensive to move.
+  let ids = kept.map(id)
+  let keys = kept.map { values($0, sort.sortKey) }
+  let order = kept.indices.sorted { a, b in
+    for (x, y) in zip(keys[a], keys[b]) {
       switch (x, y) {
       case (nil, nil): continue
       case (nil, _): return false
@@ -88,9 +90,9 @@ func arrangeRows<Row>(
         return sort.descending ? x > y : x < y
       }
     }
-    return a.id < b.id
+    return ids[a] < ids[b]
   }
-  return sorted.map(\.row)
+  return order.map { kept[$0] }
 }
 
 /// Draws a selectable, scrollable table of rows already arranged, and reports the row order and page size.
