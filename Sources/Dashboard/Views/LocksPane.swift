@@ -44,7 +44,7 @@ func lockRows(
     }
     var waiters = l.waiterCount == 0 ? "-" : "\(l.waiterCount)"
     if !waiterNames.isEmpty { waiters += " " + waiterNames.joined(separator: ",") }
-    if Int(l.waiterCount) > waiterNames.count && !waiterNames.isEmpty { waiters += ",\u{2026}" }
+    if Int(l.waiterCount) > waiterNames.count && !waiterNames.isEmpty { waiters += "," + String(c.glyphs.ellipsis) }
     if l.pendingWriters > 0 { waiters += " +\(l.pendingWriters)w" }
     var misuse = "-"
     if l.misuseTotal > 0 {

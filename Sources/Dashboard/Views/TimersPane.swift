@@ -24,7 +24,7 @@ func timerRows(_ snapshot: Snapshot, rates: SnapshotRates?, context c: PaneConte
     let soonest = q.timers.sorted { Int64(bitPattern: $0.deadlineTSC &- $1.deadlineTSC) < 0 }.prefix(4)
     let earliest = soonest.map { t in c.threadName(t.ownerThread) + " " + c.duration(c.until(t.deadlineTSC)) }
     var text = earliest.joined(separator: ", ")
-    if Int(q.pending) > soonest.count { text += earliest.isEmpty ? "" : ", \u{2026}" }
+    if Int(q.pending) > soonest.count { text += earliest.isEmpty ? "" : ", " + String(c.glyphs.ellipsis) }
     if text.isEmpty { text = "-" }
     var row = TimerRow(
       id: Int(q.lcpu), record: q, firedPerSecond: rates?.timersFiredPerSecond[q.lcpu], due: c.until(q.nextDeadlineTSC),
