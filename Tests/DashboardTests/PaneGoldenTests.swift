@@ -41,4 +41,14 @@ import Testing
     let g = frame(DashboardState(pane: .locks), snap, rates, width: 120, height: 30)
     assertGolden(g.text + "\n" + g.styleText, named: "v2-locks-styles-120x30")
   }
+
+  @Test func detailListsTheThreadsOnItsLCPU() throws {
+    let (snap, rates) = try Fixtures.fullV2()
+    var state = DashboardState()
+    state.detail = 0
+    let text = frame(state, snap, rates, width: 100, height: 50).text
+    #expect(text.contains("THREADS ON THIS LCPU"))
+    #expect(text.contains("on lock-B"))
+    assertGolden(text, named: "v2-detail-threads-100x50")
+  }
 }
