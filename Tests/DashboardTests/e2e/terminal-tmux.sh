@@ -177,7 +177,7 @@ $TM resize-window -t $S -x 80 -y 24
 waitfor "F10Quit" 50 && diff <(cap) <(golden lcpus-80x24) >/dev/null && ok "resized back: == golden" || bad "resize back"
 $TM send-keys -t $S '?'; waitfor "smptop keys" && ok "? opens help" || bad "help"
 $TM send-keys -t $S x; waitfor "RIP (last tick)" && ok "any key closes help" || bad "help close"
-$TM send-keys -t $S Tab; waitfor "No lock table" && ok "Tab: locks pane" || bad "tab"
+$TM send-keys -t $S Tab; waitfor "no locks published by this guest" && ok "Tab: locks pane" || bad "tab"
 $TM send-keys -t $S 1 Down Down Enter; waitfor "lcpu 2 │ BUSY 2" && ok "Down Down Enter: lcpu 2 detail" || bad "detail"
 $TM send-keys -t $S Escape; waitfor "RIP (last tick)" && ok "Esc closes the detail (25 ms ESC delay)" || bad "esc"
 $TM send-keys -t $S ' '; waitfor "VM paused (demo)" && ok "space: effect requested, status shown" || bad "pause"
