@@ -94,7 +94,8 @@ public enum SortKey: String, Sendable, Codable, CaseIterable {
   /// Whether a fresh sort by this key starts descending (biggest first), as htop does for load columns.
   public var defaultDescending: Bool {
     switch self {
-    case .busy, .irq, .ipi, .contention, .acquisitions, .wait, .hold, .waiters, .misuse, .free, .allocs, .fill,
+    case .busy, .irq, .ipi, .contention, .acquisitions, .wait, .hold, .waiters, .misuse, .free, .allocs,
+      .fill,
       .packets, .bytes, .errors, .pending, .fired, .late:
       return true
     default: return false

@@ -4,11 +4,14 @@ import Testing
 
 /// What the ABI v2 panes must do whatever the goldens say.
 @Suite struct PaneBehaviourTests {
-  func frame(_ state: DashboardState, _ snapshot: Snapshot, _ rates: SnapshotRates?, width: Int = 200, height: Int = 50)
+  func frame(
+    _ state: DashboardState, _ snapshot: Snapshot, _ rates: SnapshotRates?, width: Int = 200, height: Int = 50
+  )
     -> Frame
   {
     let data = DashboardData(snapshot: snapshot, rates: rates, target: Fixtures.target)
-    let first = renderFrame(state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
+    let first = renderFrame(
+      state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
     let synced = reduce(state, .sync(first.layout)).0
     return renderFrame(state: synced, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
   }
@@ -56,10 +59,12 @@ import Testing
     #expect(!sched.contains(" 0 "))
   }
 
-  @Test(arguments: [Pane.locks, .allocator, .virtio, .timers]) func asciiTerminalsGetASCII(pane: Pane) throws {
+  @Test(arguments: [Pane.locks, .allocator, .virtio, .timers]) func asciiTerminalsGetASCII(pane: Pane) throws
+  {
     let (snap, rates) = try Fixtures.fullV2()
     for (w, h) in [(80, 24), (200, 50)] {
-      let text = frame(DashboardState(pane: pane, charset: .ascii), snap, rates, width: w, height: h).grid.text
+      let text = frame(DashboardState(pane: pane, charset: .ascii), snap, rates, width: w, height: h).grid
+        .text
       #expect(text.unicodeScalars.allSatisfy { $0.isASCII }, "\(pane) \(w)x\(h)")
     }
   }

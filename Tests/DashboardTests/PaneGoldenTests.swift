@@ -11,7 +11,8 @@ import Testing
     -> Grid
   {
     let data = DashboardData(snapshot: snapshot, rates: rates, target: Fixtures.target)
-    let first = renderFrame(state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
+    let first = renderFrame(
+      state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
     let synced = reduce(state, .sync(first.layout)).0
     return renderFrame(state: synced, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
       .grid

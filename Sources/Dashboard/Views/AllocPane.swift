@@ -28,7 +28,9 @@ func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
     .fixed("BLOCK", 6, priority: 0) { g, r, x, y, w in
       g.field(Format.bytes(r.record.blockBytes), x: x, y: y, width: w, style: .dim, align: .right)
     },
-    .flexible("USED/FREE BLOCKS", minimum: 12, preferred: 18, maximum: 48, weight: 2, priority: 0, align: .left) {
+    .flexible(
+      "USED/FREE BLOCKS", minimum: 12, preferred: 18, maximum: 48, weight: 2, priority: 0, align: .left
+    ) {
       g, r, x, y, w in
       let total = r.freeBytes + r.usedBytes
       g.meter(
@@ -36,10 +38,13 @@ func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
         text: "\(r.record.usedBlocks)/\(r.record.freeBlocks)", glyphs: glyphs)
     },
     .fixed("FREE", 6, priority: 0, key: .free) { g, r, x, y, w in
-      g.field(Format.bytes(r.freeBytes), x: x, y: y, width: w, style: r.freeBytes == 0 ? .dim : .ok, align: .right)
+      g.field(
+        Format.bytes(r.freeBytes), x: x, y: y, width: w, style: r.freeBytes == 0 ? .dim : .ok, align: .right)
     },
     .fixed("USED", 6, priority: 1) { g, r, x, y, w in
-      g.field(Format.bytes(r.usedBytes), x: x, y: y, width: w, style: r.usedBytes == 0 ? .dim : .normal, align: .right)
+      g.field(
+        Format.bytes(r.usedBytes), x: x, y: y, width: w, style: r.usedBytes == 0 ? .dim : .normal,
+        align: .right)
     },
     .fixed("ALLOC/s", 7, priority: 0, key: .allocs) { g, r, x, y, w in
       numberCell(&g, r.rates?.allocsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
@@ -76,12 +81,14 @@ func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
 
 /// The alloc pane: totals, mode and self-check on top, then one row per buddy order.
 func drawAllocPane(
-  into g: inout Grid, state: DashboardState, data: DashboardData, snapshot: Snapshot, body: Rect, layout: ViewLayout
+  into g: inout Grid, state: DashboardState, data: DashboardData, snapshot: Snapshot, body: Rect,
+  layout: ViewLayout
 ) -> ViewLayout {
   var layout = layout
   let glyphs = state.charset.glyphs
   guard let a = snapshot.allocator else {
-    g.put("no allocator published by this guest", x: body.x + 1, y: body.y, style: .dim, maxWidth: body.width - 2)
+    g.put(
+      "no allocator published by this guest", x: body.x + 1, y: body.y, style: .dim, maxWidth: body.width - 2)
     layout.rowIDs = []
     return layout
   }
@@ -98,19 +105,25 @@ func drawAllocPane(
   case .unreadable(let reason): s1.add("! unreadable: " + reason, .error)
   }
   s1.add(allocatorModeText(a.mode), .value, separated: !s1.pieces.isEmpty)
-  s1.add(Format.bytes(a.pagesManaged * page) + " (\(a.pagesManaged) pages)", .value, separated: true, label: "managed ")
+  s1.add(
+    Format.bytes(a.pagesManaged * page) + " (\(a.pagesManaged) pages)", .value, separated: true,
+    label: "managed ")
   let freeShare = a.pagesManaged == 0 ? 0 : 100 * Double(a.pagesFree) / Double(a.pagesManaged)
   s1.add(
-    Format.bytes(a.pagesFree * page) + " " + Format.fixed(freeShare, decimals: 0) + "%", freeShare < 10 ? .warn : .value,
+    Format.bytes(a.pagesFree * page) + " " + Format.fixed(freeShare, decimals: 0) + "%",
+    freeShare < 10 ? .warn : .value,
     separated: true, label: "free ")
   if let o = a.largestFreeOrder {
-    s1.add("\(o) (" + Format.bytes(page << min(o, 40)) + ")", .value, priority: 2, separated: true, label: "largest free order ")
+    s1.add(
+      "\(o) (" + Format.bytes(page << min(o, 40)) + ")", .value, priority: 2, separated: true,
+      label: "largest free order ")
   } else {
     s1.add("none", .warn, priority: 2, separated: true, label: "largest free order ")
   }
   let cas = rates.map { r in r.allocOrders.reduce(0) { $0 + $1.casRetriesPerSecond } }
   s1.add(
-    (cas.map(Format.human) ?? glyphs.unknown) + "/s", .value, priority: 1, separated: true, label: "CAS retries ")
+    (cas.map(Format.human) ?? glyphs.unknown) + "/s", .value, priority: 1, separated: true,
+    label: "CAS retries ")
   lines.append(s1)
 
   var s2 = Segments()
@@ -123,11 +136,14 @@ func drawAllocPane(
   }
   s2.add(Format.bytes(a.heapBytesInUse) + " in use", .value, priority: 1, separated: true, label: "heap ")
   s2.add(
-    ", " + Format.human(Double(a.heapAllocs)) + " allocs, " + Format.human(Double(a.heapFrees)) + " frees", .normal,
+    ", " + Format.human(Double(a.heapAllocs)) + " allocs, " + Format.human(Double(a.heapFrees)) + " frees",
+    .normal,
     priority: 2)
   let leaked = Int64(bitPattern: a.startFreePages &- a.pagesFree)
   if a.startFreePages > 0 {
-    s2.add("\(leaked) pages since start", leaked > 0 ? .normal : .dim, priority: 3, separated: true, label: "taken ")
+    s2.add(
+      "\(leaked) pages since start", leaked > 0 ? .normal : .dim, priority: 3, separated: true,
+      label: "taken ")
   }
   lines.append(s2)
 
@@ -149,7 +165,8 @@ func drawAllocPane(
   let all = a.orders.map { o in
     OrderRow(
       id: Int(truncatingIfNeeded: o.order), record: o, rates: rateByOrder[o.order],
-      freeBytes: o.freeBlocks &* o.blockBytes, usedBytes: o.usedBlocks &* o.blockBytes, search: "order \(o.order)")
+      freeBytes: o.freeBlocks &* o.blockBytes, usedBytes: o.usedBlocks &* o.blockBytes,
+      search: "order \(o.order)")
   }
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id,

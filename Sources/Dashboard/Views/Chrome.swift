@@ -33,7 +33,9 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
     }
     left.add(runStateText(snap), runStateStyle(snap), separated: true)
     if let w = snap.workload {
-      left.add(w.scenario.isEmpty ? "workload" : w.scenario, .value, priority: 1, separated: true, label: "workload ")
+      left.add(
+        w.scenario.isEmpty ? "workload" : w.scenario, .value, priority: 1, separated: true, label: "workload "
+      )
       let (text, style) = workloadCheckText(w)
       left.add(text, style, separated: true)
     }

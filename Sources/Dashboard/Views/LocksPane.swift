@@ -36,15 +36,22 @@ func lockRows(
     case (let cpu?, let t?): holder = "\(c.threadName(t))@cpu\(cpu)"
     case (nil, let t?): holder = c.threadName(t)
     case (let cpu?, nil): holder = "cpu\(cpu)"
-    case (nil, nil): if l.kind == .rw && l.readers > 0 { holder = "\(l.readers) reader\(l.readers == 1 ? "" : "s")" }
+    case (nil, nil):
+      if l.kind == .rw && l.readers > 0 { holder = "\(l.readers) reader\(l.readers == 1 ? "" : "s")" }
     }
     var waiterNames: [String] = []
     for w in l.waiters.prefix(3) {
-      if let t = w.thread { waiterNames.append(c.threadName(t)) } else if let cpu = w.lcpu { waiterNames.append("cpu\(cpu)") }
+      if let t = w.thread {
+        waiterNames.append(c.threadName(t))
+      } else if let cpu = w.lcpu {
+        waiterNames.append("cpu\(cpu)")
+      }
     }
     var waiters = l.waiterCount == 0 ? "-" : "\(l.waiterCount)"
     if !waiterNames.isEmpty { waiters += " " + waiterNames.joined(separator: ",") }
-    if Int(l.waiterCount) > waiterNames.count && !waiterNames.isEmpty { waiters += "," + String(c.glyphs.ellipsis) }
+    if Int(l.waiterCount) > waiterNames.count && !waiterNames.isEmpty {
+      waiters += "," + String(c.glyphs.ellipsis)
+    }
     if l.pendingWriters > 0 { waiters += " +\(l.pendingWriters)w" }
     var misuse = "-"
     if l.misuseTotal > 0 {
@@ -104,7 +111,8 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
   func time(_ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, warnAbove: Double = .infinity) {
     guard let v else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
     g.field(
-      Format.duration(seconds: v, micro: glyphs.micro), x: x, y: y, width: w, style: v > warnAbove ? .warn : .normal,
+      Format.duration(seconds: v, micro: glyphs.micro), x: x, y: y, width: w,
+      style: v > warnAbove ? .warn : .normal,
       align: .right, ellipsis: e)
   }
   return [
@@ -115,7 +123,9 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
       textCell(&g, r.record.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
     },
     .fixed("KIND", 6, priority: 3, align: .left) { g, r, x, y, w in
-      textCell(&g, r.record.kind.rawValue + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs, style: .dim)
+      textCell(
+        &g, r.record.kind.rawValue + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs,
+        style: .dim)
     },
     .flexible("HOLDER", minimum: 8, preferred: 10, maximum: 24, weight: 1, priority: 0, align: .left) {
       g, r, x, y, w in
@@ -137,28 +147,39 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
         return g.field("-", x: x, y: y, width: w, style: .dim, align: .right)
       }
       g.field(
-        Format.fixed(p, decimals: 1), x: x, y: y, width: w, style: p >= 25 ? .warn : (p == 0 ? .dim : .normal),
+        Format.fixed(p, decimals: 1), x: x, y: y, width: w,
+        style: p >= 25 ? .warn : (p == 0 ? .dim : .normal),
         align: .right)
     },
     .fixed("WAIT", 6, priority: 0, key: .wait) { g, r, x, y, w in time(r.meanWait, &g, x, y, w) },
     .fixed("WMAX", 6, priority: 2) { g, r, x, y, w in time(r.maxWait, &g, x, y, w, warnAbove: 0.001) },
-    .fixed("HOLD", 6, priority: 5, key: .hold) { g, r, x, y, w in time(r.maxHold, &g, x, y, w, warnAbove: 0.001) },
-    .flexible("WAITERS", minimum: 7, preferred: 8, maximum: 30, weight: 1, priority: 1, key: .waiters, align: .left) {
+    .fixed("HOLD", 6, priority: 5, key: .hold) { g, r, x, y, w in
+      time(r.maxHold, &g, x, y, w, warnAbove: 0.001)
+    },
+    .flexible(
+      "WAITERS", minimum: 7, preferred: 8, maximum: 30, weight: 1, priority: 1, key: .waiters, align: .left
+    ) {
       g, r, x, y, w in
       textCell(
         &g, r.waiters, x: x, y: y, width: w, glyphs: glyphs,
         style: r.waiters == "-" ? .dim : (r.inCycle ? .error : .warn))
     },
-    .flexible("MISUSE", minimum: 6, preferred: 6, maximum: 40, weight: 1, priority: 0, bonus: (6, 18), key: .misuse, align: .left) {
+    .flexible(
+      "MISUSE", minimum: 6, preferred: 6, maximum: 40, weight: 1, priority: 0, bonus: (6, 18), key: .misuse,
+      align: .left
+    ) {
       g, r, x, y, w in
-      textCell(&g, r.misuse, x: x, y: y, width: w, glyphs: glyphs, style: r.record.misuseTotal > 0 ? .error : .dim)
+      textCell(
+        &g, r.misuse, x: x, y: y, width: w, glyphs: glyphs, style: r.record.misuseTotal > 0 ? .error : .dim)
     },
     .fixed("TRYFAIL", 7, priority: 8) { g, r, x, y, w in
       numberCell(&g, Double(r.record.trylockFailures), x: x, y: y, width: w, glyphs: glyphs)
     },
     .flexible("ACQUIRED AT", minimum: 12, preferred: 24, maximum: 60, weight: 2, priority: 7, align: .left) {
       g, r, x, y, w in
-      g.field(truncateSymbol(r.site, to: w, ellipsis: e), x: x, y: y, width: w, style: r.site == "-" ? .dim : .symbol, ellipsis: e)
+      g.field(
+        truncateSymbol(r.site, to: w, ellipsis: e), x: x, y: y, width: w,
+        style: r.site == "-" ? .dim : .symbol, ellipsis: e)
     },
   ]
 }
@@ -182,7 +203,9 @@ func threadRows(_ snapshot: Snapshot, context c: PaneContext, filter: String) ->
       wakeIn: t.wakeTSC == 0 ? nil : c.until(t.wakeTSC))
   }
   if !needle.isEmpty {
-    rows = rows.filter { "\($0.record.name) \($0.record.state.rawValue) \($0.blockedOn)".lowercased().contains(needle) }
+    rows = rows.filter {
+      "\($0.record.name) \($0.record.state.rawValue) \($0.blockedOn)".lowercased().contains(needle)
+    }
   }
   func rank(_ s: ThreadState) -> Int {
     switch s {
@@ -224,10 +247,13 @@ func threadColumns(context c: PaneContext) -> [Column<ThreadRow>] {
       g.field(String(r.record.lcpu), x: x, y: y, width: w, style: .normal, align: .right)
     },
     .flexible("BLOCKED ON", minimum: 8, preferred: 14, maximum: 28, weight: 1, priority: 0) { g, r, x, y, w in
-      textCell(&g, r.blockedOn, x: x, y: y, width: w, glyphs: glyphs, style: r.blockedOn == "-" ? .dim : .warn)
+      textCell(
+        &g, r.blockedOn, x: x, y: y, width: w, glyphs: glyphs, style: r.blockedOn == "-" ? .dim : .warn)
     },
     .fixed("WAKE IN", 7, priority: 1) { g, r, x, y, w in
-      g.field(r.wakeIn.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w, style: r.wakeIn == nil ? .dim : .normal, align: .right)
+      g.field(
+        r.wakeIn.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w,
+        style: r.wakeIn == nil ? .dim : .normal, align: .right)
     },
     .fixed("CPU TIME", 8, priority: 2) { g, r, x, y, w in
       g.field(c.duration(c.seconds(r.record.cpuTSC)), x: x, y: y, width: w, align: .right)
@@ -266,8 +292,12 @@ func drawLocksPane(
 
   // Banners: every cycle (at most a third of the body), then one misuse line.
   var banners: [(String, Style)] = []
-  for cycle in cycles.prefix(max(1, body.height / 3)) { banners.append((deadlockText(cycle, context: c), .error)) }
-  if cycles.count > max(1, body.height / 3) { banners.append(("\(cycles.count) wait-for cycles in all", .error)) }
+  for cycle in cycles.prefix(max(1, body.height / 3)) {
+    banners.append((deadlockText(cycle, context: c), .error))
+  }
+  if cycles.count > max(1, body.height / 3) {
+    banners.append(("\(cycles.count) wait-for cycles in all", .error))
+  }
   let misused = snapshot.misusedLocks
   if !misused.isEmpty {
     let names = misused.prefix(4).map { "\($0.name) (\($0.misuseTotal))" }.joined(separator: ", ")
@@ -290,7 +320,8 @@ func drawLocksPane(
     (lockArea, threadArea) = splitRows(rest, top: min(lockWanted, rest.height - threadHeight))
   }
 
-  let all = lockRows(snapshot, rates: data.rates, context: c, cycleLocks: cycleLocks, symbolize: symbolize,
+  let all = lockRows(
+    snapshot, rates: data.rates, context: c, cycleLocks: cycleLocks, symbolize: symbolize,
     searchable: !state.filter.isEmpty)
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id, values: lockSortValues)
@@ -312,10 +343,13 @@ func drawLocksPane(
     if blocked > 0 { title.add("\(blocked) blocked", .warn, separated: true) }
     g.hline(x: threadArea.x, y: threadArea.y, width: threadArea.width, glyphs: glyphs)
     title.draw(into: &g, x: threadArea.x + 2, y: threadArea.y, width: threadArea.width - 4, glyphs: glyphs)
-    let table = Rect(x: threadArea.x, y: threadArea.y + 1, width: threadArea.width, height: threadArea.height - 1)
+    let table = Rect(
+      x: threadArea.x, y: threadArea.y + 1, width: threadArea.width, height: threadArea.height - 1)
     drawTable(
-      into: &g, rect: table, columns: placeColumns(threadColumns(context: c), width: table.width), rows: threads,
-      scroll: 0, selected: nil, sortKey: nil, descending: false, glyphs: glyphs, id: { Int(truncatingIfNeeded: $0.record.id) })
+      into: &g, rect: table, columns: placeColumns(threadColumns(context: c), width: table.width),
+      rows: threads,
+      scroll: 0, selected: nil, sortKey: nil, descending: false, glyphs: glyphs,
+      id: { Int(truncatingIfNeeded: $0.record.id) })
     if threads.count > table.height - 1 && table.height >= 2 {
       let more = "+\(threads.count - (table.height - 2)) more"
       g.fill(Rect(x: table.x, y: table.maxY - 1, width: table.width, height: 1))

@@ -128,7 +128,9 @@ func noMatch(_ what: String, _ filter: String) -> String { "No \(what) matches t
 func numberCell(
   _ g: inout Grid, _ value: Double?, x: Int, y: Int, width: Int, glyphs: Glyphs, style: Style = .normal
 ) {
-  guard let value else { return g.field(glyphs.unknown, x: x, y: y, width: width, style: .dim, align: .right) }
+  guard let value else {
+    return g.field(glyphs.unknown, x: x, y: y, width: width, style: .dim, align: .right)
+  }
   g.field(Format.human(value), x: x, y: y, width: width, style: value == 0 ? .dim : style, align: .right)
 }
 

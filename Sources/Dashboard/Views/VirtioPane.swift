@@ -66,18 +66,23 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       textCell(&g, r.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: .value)
     },
     .fixed("ROLE", 4, priority: 0, align: .left) { g, r, x, y, w in
-      textCell(&g, r.record.role.rawValue, x: x, y: y, width: w, glyphs: glyphs, style: r.record.role == .unknown ? .warn : .normal)
+      textCell(
+        &g, r.record.role.rawValue, x: x, y: y, width: w, glyphs: glyphs,
+        style: r.record.role == .unknown ? .warn : .normal)
     },
     .fixed("CPU", 3, priority: 0) { g, r, x, y, w in
       g.field(String(r.record.lcpu), x: x, y: y, width: w, align: .right)
     },
-    .flexible("FILL", minimum: 9, preferred: 11, maximum: 24, weight: 1, priority: 0, key: .fill, align: .left) {
+    .flexible(
+      "FILL", minimum: 9, preferred: 11, maximum: 24, weight: 1, priority: 0, key: .fill, align: .left
+    ) {
       g, r, x, y, w in
       let size = r.record.size
       let used = size >= r.record.freeDescriptors ? size - r.record.freeDescriptors : 0
       let full = size > 0 && used == size
       g.meter(
-        x: x, y: y, width: w, fraction: size == 0 ? nil : Double(used) / Double(size), text: "\(used)/\(size)",
+        x: x, y: y, width: w, fraction: size == 0 ? nil : Double(used) / Double(size),
+        text: "\(used)/\(size)",
         glyphs: glyphs, fillStyle: full ? .error : .meterBusy)
     },
     .fixed("PKT/s", 6, priority: 0, key: .packets) { g, r, x, y, w in
@@ -87,7 +92,9 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       guard let b = r.rates?.bytesPerSecond else {
         return g.field(glyphs.unknown, x: x, y: y, width: w, style: .dim, align: .right)
       }
-      g.field(Format.bytes(UInt64(max(0, min(b, 9e18)))), x: x, y: y, width: w, style: b == 0 ? .dim : .normal, align: .right)
+      g.field(
+        Format.bytes(UInt64(max(0, min(b, 9e18)))), x: x, y: y, width: w, style: b == 0 ? .dim : .normal,
+        align: .right)
     },
     .fixed("ERR", 4, priority: 0, key: .errors) { g, r, x, y, w in
       numberCell(&g, Double(r.record.errors), x: x, y: y, width: w, glyphs: glyphs, style: .error)
@@ -108,7 +115,9 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
     .fixed("DEV AVL/USD", 11, priority: 1) { g, r, x, y, w in
       guard let d = r.device else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
       let behind = d.lastAvailIndex.map { $0 != Int(r.record.availIndex) } ?? false
-      g.field(pair(d.lastAvailIndex, d.usedIndex), x: x, y: y, width: w, style: behind ? .warn : .normal, align: .right)
+      g.field(
+        pair(d.lastAvailIndex, d.usedIndex), x: x, y: y, width: w, style: behind ? .warn : .normal,
+        align: .right)
     },
     .fixed("INUSE", 5, priority: 3) { g, r, x, y, w in
       guard let d = r.device else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
@@ -118,7 +127,8 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       g.field(String(r.record.lastUsed), x: x, y: y, width: w, style: .dim, align: .right)
     },
     .fixed("NOTIFY", 6, priority: 4, align: .left) { g, r, x, y, w in
-      textCell(&g, r.record.notificationsOff ? "off" : "on", x: x, y: y, width: w, glyphs: glyphs, style: .dim)
+      textCell(
+        &g, r.record.notificationsOff ? "off" : "on", x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .fixed("PACKETS", 7, priority: 3) { g, r, x, y, w in
       numberCell(&g, Double(r.record.packets), x: x, y: y, width: w, glyphs: glyphs)
@@ -140,16 +150,20 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
 
 /// The virtio pane: one line per device, then every queue.
 func drawVirtioPane(
-  into g: inout Grid, state: DashboardState, data: DashboardData, snapshot: Snapshot, body: Rect, layout: ViewLayout
+  into g: inout Grid, state: DashboardState, data: DashboardData, snapshot: Snapshot, body: Rect,
+  layout: ViewLayout
 ) -> ViewLayout {
   var layout = layout
   let glyphs = state.charset.glyphs
   if snapshot.virtioDevices.isEmpty && snapshot.virtqueues.isEmpty {
-    g.put("no virtio devices published by this guest", x: body.x + 1, y: body.y, style: .dim, maxWidth: body.width - 2)
+    g.put(
+      "no virtio devices published by this guest", x: body.x + 1, y: body.y, style: .dim,
+      maxWidth: body.width - 2)
     if let qmp = snapshot.virtio, !qmp.isEmpty {
       g.put(
         "QEMU reports \(qmp.count) virtio device\(qmp.count == 1 ? "" : "s"): "
-          + qmp.map(\.name).joined(separator: ", "), x: body.x + 1, y: body.y + 1, style: .dim, maxWidth: body.width - 2)
+          + qmp.map(\.name).joined(separator: ", "), x: body.x + 1, y: body.y + 1, style: .dim,
+        maxWidth: body.width - 2)
     }
     layout.rowIDs = []
     return layout
@@ -169,7 +183,9 @@ func drawVirtioPane(
     s.add(virtioFeatureText(d.features), .normal, priority: 2, separated: true, label: "features ")
     if let q = qmp[i] {
       let status = q.statuses.last ?? "?"
-      s.add(q.name + " " + status, status == "driver-ok" ? .dim : .warn, priority: 3, separated: true, label: "qemu ")
+      s.add(
+        q.name + " " + status, status == "driver-ok" ? .dim : .warn, priority: 3, separated: true,
+        label: "qemu ")
     } else if snapshot.virtio == nil {
       s.add("no QMP view", .dim, priority: 4, separated: true)
     }

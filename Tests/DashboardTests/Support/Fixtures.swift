@@ -65,7 +65,8 @@ enum Fixtures {
     return try decode(
       SnapshotRates.self,
       "{\"intervalSeconds\":\(interval),\"counterReset\":false,\"lcpus\":[\(items.joined(separator: ","))],"
-        + "\"locks\":[],\"virtqueues\":[],\"allocOrders\":[],\"workloadOpsPerSecond\":[],\"timersFiredPerSecond\":[]}")
+        + "\"locks\":[],\"virtqueues\":[],\"allocOrders\":[],\"workloadOpsPerSecond\":[],\"timersFiredPerSecond\":[]}"
+    )
   }
 
   static let registerNames = [

@@ -46,7 +46,9 @@ extension Fixtures {
     return l
   }
 
-  static func lockRates(_ address: UInt64, acq: Double, cont: Double, meanWaitTSC: Double?) throws -> LockRates {
+  static func lockRates(_ address: UInt64, acq: Double, cont: Double, meanWaitTSC: Double?) throws
+    -> LockRates
+  {
     try decode(
       LockRates.self,
       "{\"address\":\(address),\"acquisitionsPerSecond\":\(acq),\"contendedPerSecond\":\(cont)"
@@ -55,7 +57,8 @@ extension Fixtures {
   }
 
   static func thread(
-    _ id: UInt64, _ name: String, _ state: ThreadState, lcpu: UInt32, blockedOn: UInt64 = 0, wakeInMs: Double? = nil
+    _ id: UInt64, _ name: String, _ state: ThreadState, lcpu: UInt32, blockedOn: UInt64 = 0,
+    wakeInMs: Double? = nil
   ) throws -> ThreadRecord {
     var t = try decode(
       ThreadRecord.self,
@@ -75,7 +78,9 @@ extension Fixtures {
     return t
   }
 
-  static func timerQueue(lcpu: UInt32, timers: [(inMs: Double, owner: UInt64)], fired: UInt64, lateMaxUs: Double)
+  static func timerQueue(
+    lcpu: UInt32, timers: [(inMs: Double, owner: UInt64)], fired: UInt64, lateMaxUs: Double
+  )
     throws -> TimerQueueRecord
   {
     var q = try decode(
@@ -96,7 +101,9 @@ extension Fixtures {
     q.fired = fired
     q.lateMaxTSC = UInt64(lateMaxUs * 2_000)
     q.lateTotalTSC = fired * 2_000 * 3
-    q.lateHistogram = [fired / 2, fired / 3, fired / 8, fired / 40, UInt64(lateMaxUs > 1000 ? 3 : 0), 0, 0, 0]
+    q.lateHistogram = [
+      fired / 2, fired / 3, fired / 8, fired / 40, UInt64(lateMaxUs > 1000 ? 3 : 0), 0, 0, 0,
+    ]
     return q
   }
 
@@ -161,7 +168,8 @@ extension Fixtures {
     return d
   }
 
-  static func virtq(_ index: UInt32, _ role: VirtqRole, lcpu: UInt32, inFlight: UInt32, packets: UInt64) throws
+  static func virtq(_ index: UInt32, _ role: VirtqRole, lcpu: UInt32, inFlight: UInt32, packets: UInt64)
+    throws
     -> VirtqRecord
   {
     var q = try decode(
@@ -201,7 +209,8 @@ extension Fixtures {
     d.queues = try queues.filter { $0.role != .ctrl }.map { q in
       var s = try decode(
         VirtioQueueState.self,
-        "{\"index\":0,\"size\":0,\"usedIndex\":0,\"inUse\":0,\"descriptorTable\":0,\"availRing\":0,\"usedRing\":0}")
+        "{\"index\":0,\"size\":0,\"usedIndex\":0,\"inUse\":0,\"descriptorTable\":0,\"availRing\":0,\"usedRing\":0}"
+      )
       s.index = Int(q.index)
       s.size = Int(q.size)
       s.lastAvailIndex = Int(q.availIndex) - (q.index == 1 ? 2 : 0)
@@ -246,13 +255,16 @@ extension Fixtures {
     ]
     var locks = [
       try lock(
-        "sched", .spin, address: sched, acquisitions: 2_400_000, contended: 310_000, holderLCPU: 1, heldSinceMs: 0.02,
+        "sched", .spin, address: sched, acquisitions: 2_400_000, contended: 310_000, holderLCPU: 1,
+        heldSinceMs: 0.02,
         waiters: [.init(lcpu: 2, thread: 7, sinceTSC: now - 4_000)]),
       try lock(
-        "lock-A", .mutex, address: lockA, acquisitions: 5_000, contended: 40, holderLCPU: 0, holderThread: alpha,
+        "lock-A", .mutex, address: lockA, acquisitions: 5_000, contended: 40, holderLCPU: 0,
+        holderThread: alpha,
         heldSinceMs: 1_500, waiters: [.init(lcpu: 2, thread: beta, sinceTSC: now - 2_000_000_000)]),
       try lock(
-        "lock-B", .mutex, address: lockB, acquisitions: 5_100, contended: 38, holderLCPU: 2, holderThread: beta,
+        "lock-B", .mutex, address: lockB, acquisitions: 5_100, contended: 38, holderLCPU: 2,
+        holderThread: beta,
         heldSinceMs: 1_499, waiters: [.init(lcpu: 0, thread: alpha, sinceTSC: now - 2_000_000_000)]),
       try lock("console", .spin, address: 0x30_0300, acquisitions: 90_000, contended: 120),
       try lock("vfs", .rw, address: 0x30_0400, acquisitions: 40_000, contended: 2_000),
@@ -287,7 +299,8 @@ extension Fixtures {
     rates.timersFiredPerSecond = [0: 1000, 1: 1000, 2: 998]
     var w = try decode(
       WorkloadRecord.self,
-      "{\"scenario\":\"abba\",\"checks\":12,\"checkFailures\":0,\"expected\":0,\"observed\":0,\"ops\":[],\"consistency\":\(ok)}")
+      "{\"scenario\":\"abba\",\"checks\":12,\"checkFailures\":0,\"expected\":0,\"observed\":0,\"ops\":[],\"consistency\":\(ok)}"
+    )
     w.ops = [51_000, 48_000, 50_500, 0]
     snap.workload = w
     snap.allocator = try allocator()
@@ -310,7 +323,9 @@ extension Fixtures {
   /// `manyLCPUs(n)` plus `locks` locks with a spread of contention and a few holders, for the benchmark.
   static func manyLocks(lcpus n: Int, locks count: Int) throws -> (Snapshot, SnapshotRates) {
     var (snap, rates) = try manyLCPUs(n)
-    snap.threads = try (0..<UInt64(n)).map { try thread(100 + $0, "worker-\($0)", .running, lcpu: UInt32($0)) }
+    snap.threads = try (0..<UInt64(n)).map {
+      try thread(100 + $0, "worker-\($0)", .running, lcpu: UInt32($0))
+    }
     var locks: [LockRecord] = []
     var lr: [LockRates] = []
     for i in 0..<count {
@@ -319,10 +334,14 @@ extension Fixtures {
       locks.append(
         try lock(
           "lock-\(i)", [LockKind.spin, .mutex, .rw, .ticket][i % 4], address: address,
-          acquisitions: UInt64(1000 + i * 97), contended: UInt64(i * 13), holderLCPU: held ? UInt32(i % n) : nil,
+          acquisitions: UInt64(1000 + i * 97), contended: UInt64(i * 13),
+          holderLCPU: held ? UInt32(i % n) : nil,
           holderThread: held ? 100 + UInt64(i % n) : nil, heldSinceMs: 0.5,
-          waiters: i % 11 == 0 ? [.init(lcpu: UInt32((i + 1) % n), thread: 100 + UInt64((i + 1) % n), sinceTSC: now - 9_000)] : []))
-      lr.append(try lockRates(address, acq: Double(100 + i * 7), cont: Double(i % 17), meanWaitTSC: Double(i * 10)))
+          waiters: i % 11 == 0
+            ? [.init(lcpu: UInt32((i + 1) % n), thread: 100 + UInt64((i + 1) % n), sinceTSC: now - 9_000)]
+            : []))
+      lr.append(
+        try lockRates(address, acq: Double(100 + i * 7), cont: Double(i % 17), meanWaitTSC: Double(i * 10)))
     }
     snap.locks = locks
     rates.locks = lr
