@@ -10,7 +10,8 @@ public struct RenderBenchmark: Sendable, Equatable {
 
 /// Renders the same full frame `frames` times and reports the mean time per frame.
 ///
-/// Use a snapshot with 64 lcpus at 200x50 to measure the worst realistic case (target: ≤ 1 ms/frame).
+/// Use a snapshot with 64 lcpus and 256 locks at 200x50, on the lcpus and the locks pane, to measure the
+/// worst realistic case (target: ≤ 1 ms/frame in release).
 public func benchmarkRender(
   state: DashboardState = DashboardState(), data: DashboardData, symbolize: Symbolizer, width: Int = 200,
   height: Int = 50, frames: Int = 1000

@@ -27,12 +27,17 @@ public struct Glyphs: Sendable, Equatable {
   public var up, down: String
   /// Marks the current line (disassembly, backtrace).
   public var pointer: String
+  /// Stands for a value not known yet (a rate before the second snapshot).
+  public var unknown: String = "-"
+  /// Column heights from empty to full, for histograms.
+  public var levels: [Unicode.Scalar] = [" ", ".", ":", "-", "=", "+", "*", "#"]
 
   /// UTF-8 terminals.
   public static let unicode = Glyphs(
     topLeft: "┌", topRight: "┐", bottomLeft: "└", bottomRight: "┘", horizontal: "─", vertical: "│",
     meterFull: "█", meterEighths: ["▏", "▎", "▍", "▌", "▋", "▊", "▉"], ellipsis: "…", separator: " │ ",
-    micro: "µs", up: "↑", down: "↓", pointer: "▶")
+    micro: "µs", up: "↑", down: "↓", pointer: "▶", unknown: "—",
+    levels: [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"])
 
   /// ASCII-only terminals (LANG=C).
   public static let ascii = Glyphs(

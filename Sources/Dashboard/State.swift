@@ -1,8 +1,6 @@
 /// The panes of the dashboard, in tab order; keys 1–5 select them.
 ///
-/// Only `lcpus` has guest data today (ABI v1 publishes one table). The others render a placeholder that
-/// says what is missing; each fills in by adding its rows and columns in `PaneViews.swift` once the
-/// snapshot carries the matching table.
+/// Each pane shows one family of ABI v2 tables; a guest that does not publish a table gets a line saying so.
 public enum Pane: Int, Sendable, Codable, CaseIterable {
   /// Per-lcpu state, load, interrupts and RIP (per-vCPU registers in generic mode).
   case lcpus = 1
@@ -30,7 +28,10 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
   public var sortKeys: [SortKey] {
     switch self {
     case .lcpus: return [.index, .state, .busy, .irq, .ipi, .thread, .rip, .deadline]
-    case .locks, .allocator, .virtio, .timers: return [.index]
+    case .locks: return [.contention, .name, .acquisitions, .wait, .hold, .waiters, .misuse]
+    case .allocator: return [.order, .free, .allocs]
+    case .virtio: return [.queue, .fill, .packets, .bytes, .errors]
+    case .timers: return [.index, .pending, .deadline, .fired, .late]
     }
   }
 }
@@ -53,11 +54,50 @@ public enum SortKey: String, Sendable, Codable, CaseIterable {
   case rip = "RIP"
   /// Next timer deadline.
   case deadline = "DUE IN"
+  /// Lock contention: contended acquisitions per second, then contended share.
+  case contention = "CONT"
+  /// Lock (or device) name.
+  case name = "NAME"
+  /// Lock acquisitions per second.
+  case acquisitions = "ACQ/s"
+  /// Lock wait time (mean, then max).
+  case wait = "WAIT"
+  /// Longest lock hold.
+  case hold = "HOLD"
+  /// Threads or lcpus waiting for a lock.
+  case waiters = "WAITERS"
+  /// Misuse counted on a lock.
+  case misuse = "MISUSE"
+  /// Buddy order.
+  case order = "ORDER"
+  /// Free bytes of a buddy order.
+  case free = "FREE"
+  /// Allocations per second.
+  case allocs = "ALLOC/s"
+  /// Virtqueue (device, then queue index).
+  case queue = "QUEUE"
+  /// Ring fill (descriptors in flight).
+  case fill = "FILL"
+  /// Packets per second.
+  case packets = "PKT/s"
+  /// Bytes per second.
+  case bytes = "B/s"
+  /// Errors and drops.
+  case errors = "ERR"
+  /// Pending timers.
+  case pending = "PEND"
+  /// Timers fired per second.
+  case fired = "FIRED/s"
+  /// Timer lateness (max).
+  case late = "LATE"
 
   /// Whether a fresh sort by this key starts descending (biggest first), as htop does for load columns.
   public var defaultDescending: Bool {
     switch self {
-    case .busy, .irq, .ipi: return true
+    case .busy, .irq, .ipi, .contention, .acquisitions, .wait, .hold, .waiters, .misuse, .free, .allocs,
+      .fill,
+      .packets, .bytes, .errors, .pending, .fired, .late:
+      return true
     default: return false
     }
   }
@@ -163,7 +203,10 @@ public struct DashboardState: Sendable, Equatable, Codable {
 
   /// The current pane's selection, scroll and sort.
   public var current: PaneState {
-    get { panes[pane] ?? PaneState(sortKey: pane.sortKeys.first ?? .index) }
+    get {
+      let key = pane.sortKeys.first ?? .index
+      return panes[pane] ?? PaneState(sortKey: key, descending: key.defaultDescending)
+    }
     set { panes[pane] = newValue }
   }
 

@@ -171,4 +171,17 @@ import Testing
     #expect(result.filledCells > 2000, "a 64-lcpu frame at 200x50 is mostly filled")
     print("render 64 lcpus 200x50 (debug build): \(Int(result.microsecondsPerFrame)) µs/frame")
   }
+
+  @Test func benchmarkRendersTheLocksPaneWith256Locks() throws {
+    let (snap, rates) = try Fixtures.manyLocks(lcpus: 64, locks: 256)
+    let result = benchmarkRender(
+      state: DashboardState(pane: .locks),
+      data: DashboardData(snapshot: snap, rates: rates, target: Fixtures.target),
+      symbolize: Fixtures.symbolize,
+      frames: 20)
+    #expect(result.filledCells > 2000, "a 256-lock frame at 200x50 is mostly filled")
+    print(
+      "render 64 lcpus + 256 locks, locks pane 200x50 (debug build): \(Int(result.microsecondsPerFrame)) µs/frame"
+    )
+  }
 }

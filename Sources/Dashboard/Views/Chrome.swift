@@ -32,6 +32,13 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
       left.add(n.map { "\($0) vCPU\($0 == 1 ? "" : "s")" } ?? "vCPUs ?", .value, separated: true)
     }
     left.add(runStateText(snap), runStateStyle(snap), separated: true)
+    if let w = snap.workload {
+      left.add(
+        w.scenario.isEmpty ? "workload" : w.scenario, .value, priority: 1, separated: true, label: "workload "
+      )
+      let (text, style) = workloadCheckText(w)
+      left.add(text, style, separated: true)
+    }
   }
   if let name = target.name { left.add(name, .dim, priority: 5, separated: true) }
   left.draw(
@@ -208,4 +215,16 @@ extension String {
     }
     return out
   }
+}
+
+/// "check ok 12/12", "CHECK FAILED 3", "check ?" for a record read while changing.
+func workloadCheckText(_ w: WorkloadRecord) -> (String, Style) {
+  switch w.consistency {
+  case .unreadable: return ("check unreadable", .error)
+  case .inconsistent: return ("check ~\(w.checks - min(w.checks, w.checkFailures))/\(w.checks)", .warn)
+  case .consistent: break
+  }
+  if w.checkFailures > 0 { return ("CHECK FAILED \(w.checkFailures)", .error) }
+  if w.checks == 0 { return ("no checks yet", .dim) }
+  return ("check ok \(w.checks)/\(w.checks)", .ok)
 }

@@ -174,6 +174,29 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
       stack.add(" (" + Format.bytes(r.stackTop - r.stackBottom) + ")", .dim, priority: 1)
     }
     bottom.line(stack, indent: 6)
+    let threads = snap.threads.filter { $0.lcpu == r.index }
+    if !threads.isEmpty {
+      bottom.section("THREADS ON THIS LCPU")
+      var lockNames: [UInt64: String] = [:]
+      for l in snap.locks where lockNames[l.address] == nil { lockNames[l.address] = l.name }
+      let context = PaneContext(snapshot: snap, glyphs: glyphs)
+      for t in threads.prefix(32) {
+        var s = Segments()
+        s.add(t.id == r.currentThread ? glyphs.pointer : " ", .current)
+        s.add(" " + String(t.id).padding(toWidth: 4), .value)
+        s.add(t.name.padding(toWidth: 16), .normal)
+        let blocked = t.blockedOn != 0
+        s.add(t.state.rawValue.padding(toWidth: 14), blocked ? .warn : (t.state == .running ? .ok : .normal))
+        if blocked {
+          s.add(lockNames[t.blockedOn] ?? Format.address(t.blockedOn), .warn, label: "on ")
+        } else if t.wakeTSC != 0 {
+          s.add(context.duration(context.until(t.wakeTSC)), .normal, label: "wakes in ")
+        }
+        if !t.consistency.isConsistent { s.add(" (read while changing)", .warn, priority: 1) }
+        bottom.line(s, indent: 1)
+      }
+      if threads.count > 32 { bottom.line("+\(threads.count - 32) more threads", .dim) }
+    }
   }
   let rest = bottom.finished()
 

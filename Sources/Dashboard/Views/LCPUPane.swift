@@ -110,6 +110,7 @@ func arrange(_ rows: [LCPURow], filter: String, sort: PaneState) -> [LCPURow] {
     case .thread: return cmp(a.record.currentThread, b.record.currentThread)
     case .rip: return cmp(a.ripText, b.ripText)
     case .deadline: return cmp(a.due, b.due)
+    default: return nil
     }
   }
   out.sort { a, b in order(a, b) ?? (sort.descending && sort.sortKey == .index ? a.id > b.id : a.id < b.id) }

@@ -1,35 +1,10 @@
-/// Why a pane is empty: what data it needs that the guest does not publish yet.
+/// Why a pane is empty in generic mode: its tables come from the guest's inspection ABI.
 func placeholderText(for pane: Pane, generic: Bool) -> [String] {
-  if generic && pane != .lcpus {
-    return [
-      "No data in generic mode.",
-      "This pane reads the guest's own bookkeeping through the smptop inspection ABI, which this guest does not have.",
-    ]
-  }
-  switch pane {
-  case .lcpus:
-    return []
-  case .locks:
-    return [
-      "No lock table.",
-      "Inspection ABI v1 publishes lcpu records only. Lock holders, sites and contention appear here once the guest exports a lock table.",
-    ]
-  case .allocator:
-    return [
-      "No allocator table.",
-      "Buddy allocator levels (allocated and free blocks per order, CAS retries) appear here once the guest exports its allocator records.",
-    ]
-  case .virtio:
-    return [
-      "No virtio queue table.",
-      "Per-queue avail/used indices and kicks appear here once the guest exports its virtqueue records.",
-    ]
-  case .timers:
-    return [
-      "No timer table.",
-      "Per-lcpu deadline queues appear here once the guest exports them; the next deadline per lcpu is in the lcpus pane (DUE IN).",
-    ]
-  }
+  guard generic && pane != .lcpus else { return [] }
+  return [
+    "No data in generic mode.",
+    "This pane reads the guest's own bookkeeping through the smptop inspection ABI, which this guest does not have.",
+  ]
 }
 
 /// Draws a pane's placeholder: a title and a wrapped explanation, centred in the body.

@@ -57,8 +57,17 @@ public func renderFrame(
       layout = drawLCPUPane(
         into: &g, state: state, data: data, snapshot: snap, symbolize: symbolize, body: body,
         layout: layout)
-    default:
+    case _ where generic:
       drawPlaceholder(into: &g, lines: placeholderText(for: state.pane, generic: generic), body: body)
+    case .locks:
+      layout = drawLocksPane(
+        into: &g, state: state, data: data, snapshot: snap, symbolize: symbolize, body: body, layout: layout)
+    case .allocator:
+      layout = drawAllocPane(into: &g, state: state, data: data, snapshot: snap, body: body, layout: layout)
+    case .virtio:
+      layout = drawVirtioPane(into: &g, state: state, data: data, snapshot: snap, body: body, layout: layout)
+    case .timers:
+      layout = drawTimersPane(into: &g, state: state, data: data, snapshot: snap, body: body, layout: layout)
     }
     if state.detail != nil, state.pane == .lcpus {
       let content = detailContent(state: state, data: data, symbolize: symbolize, width: width)

@@ -64,7 +64,9 @@ enum Fixtures {
     }
     return try decode(
       SnapshotRates.self,
-      "{\"intervalSeconds\":\(interval),\"counterReset\":false,\"lcpus\":[\(items.joined(separator: ","))]}")
+      "{\"intervalSeconds\":\(interval),\"counterReset\":false,\"lcpus\":[\(items.joined(separator: ","))],"
+        + "\"locks\":[],\"virtqueues\":[],\"allocOrders\":[],\"workloadOpsPerSecond\":[],\"timersFiredPerSecond\":[]}"
+    )
   }
 
   static let registerNames = [

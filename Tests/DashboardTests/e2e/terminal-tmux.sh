@@ -20,6 +20,7 @@ for d in InspectABI GDBRemote QMP ELFSymbols QEMULaunch Inspector CNcurses CCaps
   ln -s "$REPO/Sources/$d" "$WORK/Sources/$d"
 done
 ln -s "$REPO/Tests/DashboardTests/Support/Fixtures.swift" "$WORK/Sources/demo/Fixtures.swift"
+ln -s "$REPO/Tests/DashboardTests/Support/FixturesV2.swift" "$WORK/Sources/demo/FixturesV2.swift"
 cat > "$WORK/Package.swift" <<'EOF'
 // swift-tools-version: 6.1
 import PackageDescription
@@ -65,11 +66,17 @@ while let a = args.popFirst() {
   case "--pid-file":
     if let p = args.popFirst() { try "\(getpid())\n".write(toFile: p, atomically: true, encoding: .utf8) }
   case "--bench":
-    let (snap, rates) = try Fixtures.manyLCPUs(64)
+    let (snap, rates) = try Fixtures.manyLocks(lcpus: 64, locks: 256)
     let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    for (w, h) in [(200, 50), (80, 24)] {
-      let r = benchmarkRender(data: data, symbolize: Fixtures.symbolize, width: w, height: h, frames: 1000)
-      print("render 64 lcpus \(w)x\(h): \(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
+    for pane in [Pane.lcpus, .locks] {
+      for (w, h) in [(200, 50), (80, 24)] {
+        let r = benchmarkRender(
+          state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: w, height: h,
+          frames: 1000)
+        print(
+          "render 64 lcpus + 256 locks, \(pane.title(generic: false)) pane \(w)x\(h): "
+            + "\(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
+      }
     }
     exit(0)
   default:
@@ -170,7 +177,7 @@ $TM resize-window -t $S -x 80 -y 24
 waitfor "F10Quit" 50 && diff <(cap) <(golden lcpus-80x24) >/dev/null && ok "resized back: == golden" || bad "resize back"
 $TM send-keys -t $S '?'; waitfor "smptop keys" && ok "? opens help" || bad "help"
 $TM send-keys -t $S x; waitfor "RIP (last tick)" && ok "any key closes help" || bad "help close"
-$TM send-keys -t $S Tab; waitfor "No lock table" && ok "Tab: locks pane" || bad "tab"
+$TM send-keys -t $S Tab; waitfor "no locks published by this guest" && ok "Tab: locks pane" || bad "tab"
 $TM send-keys -t $S 1 Down Down Enter; waitfor "lcpu 2 │ BUSY 2" && ok "Down Down Enter: lcpu 2 detail" || bad "detail"
 $TM send-keys -t $S Escape; waitfor "RIP (last tick)" && ok "Esc closes the detail (25 ms ESC delay)" || bad "esc"
 $TM send-keys -t $S ' '; waitfor "VM paused (demo)" && ok "space: effect requested, status shown" || bad "pause"

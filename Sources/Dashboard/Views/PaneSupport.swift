@@ -1,0 +1,185 @@
+import Inspector
+
+/// What every v2 pane needs to turn guest cycles into time and thread ids into names, computed once per frame.
+struct PaneContext {
+  /// The guest's "now": the newest timer tick of any lcpu.
+  var now: UInt64
+  var tscPerMs: UInt64
+  var glyphs: Glyphs
+  /// Thread id → name.
+  var threadNames: [UInt64: String]
+
+  init(snapshot: Snapshot, glyphs: Glyphs) {
+    now = snapshot.lcpus.map(\.lastTickTSC).max() ?? 0
+    tscPerMs = snapshot.guest?.tscPerMs ?? 0
+    self.glyphs = glyphs
+    var names: [UInt64: String] = [:]
+    names.reserveCapacity(snapshot.threads.count)
+    for t in snapshot.threads where names[t.id] == nil { names[t.id] = t.name.isEmpty ? "t\(t.id)" : t.name }
+    threadNames = names
+  }
+
+  /// Cycles as seconds; nil when the guest does not say how fast its TSC runs.
+  func seconds(_ tsc: Double) -> Double? {
+    guard tscPerMs > 0, tsc.isFinite else { return nil }
+    return tsc / Double(tscPerMs) / 1000
+  }
+
+  func seconds(_ tsc: UInt64) -> Double? { seconds(Double(tsc)) }
+
+  /// Seconds from now until `tsc` (negative = in the past); nil without a clock or a deadline.
+  func until(_ tsc: UInt64) -> Double? {
+    guard tsc != 0, now != 0 else { return nil }
+    return seconds(Double(Int64(bitPattern: tsc &- now)))
+  }
+
+  /// Seconds since `tsc`; nil when unknown.
+  func since(_ tsc: UInt64) -> Double? {
+    guard tsc != 0, now != 0, now >= tsc else { return nil }
+    return seconds(now - tsc)
+  }
+
+  /// A thread's name, "t17" when it is not in the thread table, "kernel" for 0.
+  func threadName(_ id: UInt64) -> String {
+    if id == 0 { return "kernel" }
+    return threadNames[id] ?? "t\(id)"
+  }
+
+  /// A duration, or the unknown marker.
+  func duration(_ s: Double?) -> String {
+    s.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? glyphs.unknown
+  }
+
+  /// A rate, or the unknown marker.
+  func rate(_ v: Double?) -> String { v.map(Format.human) ?? glyphs.unknown }
+}
+
+/// The marker column character and style for a record's consistency: " " fine, "~" changing, "!" unreadable.
+func consistencyMarker(_ c: Consistency) -> (Unicode.Scalar, Style) {
+  switch c {
+  case .consistent: return (" ", .normal)
+  case .inconsistent: return ("~", .warn)
+  case .unreadable: return ("!", .error)
+  }
+}
+
+/// A value a row sorts by.
+enum SortValue: Comparable {
+  case number(Double)
+  case text(String)
+}
+
+/// Rows filtered by `search` and ordered by `values` (lexicographic, unknown last), ties by id.
+func arrangeRows<Row>(
+  _ rows: [Row], filter: String, sort: PaneState, search: (Row) -> String, id: (Row) -> Int,
+  values: (Row, SortKey) -> [SortValue?]
+) -> [Row] {
+  let needle = filter.lowercased()
+  let kept = needle.isEmpty ? rows : rows.filter { search($0).contains(needle) }
+  // Sort indices, not rows: rows carry whole records and are expensive to move.
+  let ids = kept.map(id)
+  let keys = kept.map { values($0, sort.sortKey) }
+  let order = kept.indices.sorted { a, b in
+    for (x, y) in zip(keys[a], keys[b]) {
+      switch (x, y) {
+      case (nil, nil): continue
+      case (nil, _): return false
+      case (_, nil): return true
+      case (let x?, let y?):
+        if x == y { continue }
+        return sort.descending ? x > y : x < y
+      }
+    }
+    return ids[a] < ids[b]
+  }
+  return order.map { kept[$0] }
+}
+
+/// Draws a selectable, scrollable table of rows already arranged, and reports the row order and page size.
+func drawPaneTable<Row>(
+  into g: inout Grid, state: DashboardState, rect: Rect, columns: [Column<Row>], rows: [Row],
+  id: (Row) -> Int, layout: inout ViewLayout
+) {
+  let glyphs = state.charset.glyphs
+  layout.rowIDs = rows.map(id)
+  let selected =
+    state.current.selectedID.flatMap { s in layout.rowIDs.contains(s) ? s : nil } ?? layout.rowIDs.first
+  let page = max(1, rect.height - 1)
+  let scroll = scrollKeepingVisible(
+    PaneState(selectedID: selected, scroll: state.current.scroll),
+    ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
+  drawTable(
+    into: &g, rect: rect, columns: placeColumns(columns, width: rect.width), rows: rows, scroll: scroll,
+    selected: selected, sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs,
+    id: id)
+  layout.pageRows = page
+}
+
+/// A table's "nothing here" line under its header.
+func drawEmptyLine(into g: inout Grid, _ text: String, rect: Rect) {
+  guard rect.height >= 2 else { return }
+  g.put(text, x: rect.x + 1, y: rect.y + 1, style: .dim, maxWidth: rect.width - 2)
+}
+
+/// The line shown when nothing matches the filter.
+func noMatch(_ what: String, _ filter: String) -> String { "No \(what) matches the filter \"\(filter)\"." }
+
+/// A number cell: dim zero, unknown marker for nil.
+func numberCell(
+  _ g: inout Grid, _ value: Double?, x: Int, y: Int, width: Int, glyphs: Glyphs, style: Style = .normal
+) {
+  guard let value else {
+    return g.field(glyphs.unknown, x: x, y: y, width: width, style: .dim, align: .right)
+  }
+  g.field(Format.human(value), x: x, y: y, width: width, style: value == 0 ? .dim : style, align: .right)
+}
+
+/// A text cell cut with the ellipsis.
+func textCell(
+  _ g: inout Grid, _ text: String, x: Int, y: Int, width: Int, glyphs: Glyphs, style: Style = .normal,
+  align: Alignment = .left
+) {
+  g.field(text, x: x, y: y, width: width, style: style, align: align, ellipsis: glyphs.ellipsis)
+}
+
+/// A compact histogram: one cell per bucket, height by log scale of its count.
+func sparkline(_ counts: [UInt64], glyphs: Glyphs) -> String {
+  let top = counts.max() ?? 0
+  guard top > 0 else { return String(repeating: String(glyphs.levels[0]), count: counts.count) }
+  let steps = glyphs.levels.count - 1
+  let logTop = log2(Double(top) + 1)
+  var out = ""
+  for c in counts {
+    if c == 0 {
+      out.unicodeScalars.append(glyphs.levels[0])
+    } else {
+      let level = max(1, Int((log2(Double(c) + 1) / logTop * Double(steps)).rounded()))
+      out.unicodeScalars.append(glyphs.levels[min(steps, level)])
+    }
+  }
+  return out
+}
+
+/// log2 without Foundation.
+func log2(_ x: Double) -> Double {
+  guard x > 0 else { return 0 }
+  return Double(x.exponent) + log2Fraction(x.significand)
+}
+
+/// log2 of a value in [1, 2) by a short series (precise enough for bar heights).
+private func log2Fraction(_ m: Double) -> Double {
+  // ln(m) = 2 atanh((m-1)/(m+1))
+  let z = (m - 1) / (m + 1)
+  let z2 = z * z
+  let ln = 2 * z * (1 + z2 / 3 + z2 * z2 / 5 + z2 * z2 * z2 / 7)
+  return ln / 0.6931471805599453
+}
+
+/// Splits a body into a top part of `top` rows and the rest.
+func splitRows(_ r: Rect, top: Int) -> (Rect, Rect) {
+  let t = max(0, min(r.height, top))
+  return (
+    Rect(x: r.x, y: r.y, width: r.width, height: t),
+    Rect(x: r.x, y: r.y + t, width: r.width, height: r.height - t)
+  )
+}
