@@ -27,7 +27,9 @@ extension Snapshot {
         current = holder
         if path.count > 4096 { break }
       }
-      if let loopStart = visited[current] {
+      // A thread "waiting" on a lock it holds is a hand-off in progress (a mutex names its
+      // next owner before it runs) or a counted recursion, not a deadlock: cycles need two.
+      if let loopStart = visited[current], path.count - loopStart >= 2 {
         let cycle = Array(path[loopStart...])
         if cycle.allSatisfy({ !reported.contains($0.thread) }) {
           cycles.append(WaitCycle(steps: cycle))

@@ -17,10 +17,6 @@ import Testing
       #expect(alloc.churnFailures == 0)
       #expect(alloc.orders.count >= 11, "orders 4 KiB ... 4 MiB")
       #expect(alloc.orders.first?.blockBytes == 4096)
-      // Churn goes on.
-      try await Task.sleep(for: .milliseconds(300))
-      let later = try #require(try guest.target.liveSnapshot().allocator)
-      #expect(later.orders.reduce(0) { $0 + $1.allocs } > alloc.orders.reduce(0) { $0 + $1.allocs })
       // Once the churn has stopped (allocations no longer move) the accounting adds up exactly.
       var previousTotal: UInt64 = 0
       let quiet = try await guest.waitFor("the churn to stop", timeout: .seconds(90), interval: 500) { snap in

@@ -78,15 +78,31 @@ import Testing
       #expect(snap.virtqueues.allSatisfy { $0.errors == 0 })
       #expect(snap.lcpus.reduce(0) { $0 + $1.irqDevice } > 0 || rx.allSatisfy { $0.polls > 0 })
 
-      // The driver's view of every queue against the device model's, at the same stop.
-      let qmp = try #require(await guest.target.virtioState()?.first { $0.name.contains("net") })
-      for queue in snap.virtqueues where queue.role != .ctrl {
-        let device = try #require(qmp.queues.first { $0.index == Int(queue.index) }, "QMP lacks queue \(queue.index)")
-        #expect(device.descriptorTable == queue.descriptorTable && device.usedRing == queue.usedRing)
-        #expect(UInt32(device.usedIndex) == queue.usedIndex & 0xffff, "queue \(queue.index): used index")
-        #expect(UInt32(device.usedIndex) == queue.lastUsed & 0xffff, "queue \(queue.index): driver consumed all")
-        #expect(device.inUse == 0 || queue.role == .rx)
+      // The driver's view of every queue against the device model's, at the same stop. A stop
+      // can fall between the device completing a buffer and the driver taking its interrupt,
+      // so look for a quiet stop (the only traffic left is a gratuitous ARP a second).
+      var mismatches: [String] = []
+      for _ in 0..<10 {
+        mismatches = []
+        let stopped = try await guest.target.stoppedSnapshot()
+        let qmp = try #require(await guest.target.virtioState()?.first { $0.name.contains("net") })
+        for queue in stopped.virtqueues where queue.role != .ctrl {
+          let device = try #require(qmp.queues.first { $0.index == Int(queue.index) }, "QMP lacks queue \(queue.index)")
+          #expect(device.descriptorTable == queue.descriptorTable && device.usedRing == queue.usedRing)
+          if UInt32(device.usedIndex) != queue.usedIndex & 0xffff || UInt32(device.usedIndex) != queue.lastUsed & 0xffff
+            || (device.lastAvailIndex.map { UInt32($0) != queue.usedIndex & 0xffff } ?? false)
+          {
+            mismatches.append(
+              "queue \(queue.index): device used \(device.usedIndex) last-avail \(device.lastAvailIndex ?? -1), "
+                + "driver used \(queue.usedIndex) consumed \(queue.lastUsed)")
+          }
+        }
+        if mismatches.isEmpty { break }
+        try await guest.target.resume()
+        try await Task.sleep(for: .milliseconds(150))
+        try await guest.target.pause()
       }
+      #expect(mismatches.isEmpty, "\(mismatches)")
     }
   }
 
