@@ -18,8 +18,8 @@ struct BuddyLock: ~Copyable {
     BuddyLock.created &+= 1
     let k =
       n < 16
-      ? LockCore.makeDynamic("buddy-order-", suffix: n, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
-      : LockCore.makeDynamic("heap-class-", suffix: n - 16, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
+      ? LockCore.makeDynamic("buddy-order", suffix: n, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
+      : LockCore.makeDynamic("heap-class", suffix: n - 16, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
     inner = k.map { SpinLock($0) }
   }
 

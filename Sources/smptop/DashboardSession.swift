@@ -94,6 +94,8 @@ enum DashboardSession {
     var status: String?
     var statusUntil = ContinuousClock.now
     var lastGood: Snapshot?
+    var virtio: [VirtioDeviceState]?
+    var virtioAt = ContinuousClock.now - .seconds(60)
     let disassembler = try? Disassembler()
     loop: while true {
       let before = status
@@ -124,6 +126,15 @@ enum DashboardSession {
         let paused = !target.wantsRunning
         var snap = try await target.snapshot(preferStopped: paused && target.options.gdb != nil)
         if let status { snap.problems.insert(status, at: 0) }
+        // QEMU's device-side view of the virtqueues costs a few QMP round trips: every 2 s,
+        // and at every snapshot while paused (then the two sides are compared exactly).
+        if !snap.virtqueues.isEmpty || !target.speaksABI, target.qmp != nil {
+          if paused || ContinuousClock.now - virtioAt > .seconds(2) {
+            virtio = await target.virtioState()
+            virtioAt = .now
+          }
+          snap.virtio = snap.virtio ?? virtio
+        }
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
         let detail = detailLCPU.map { makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler) }
         latest.update { data in

@@ -61,6 +61,13 @@ struct RunCommand: AsyncParsableCommand {
   @Option(help: "Boot this ELF instead of the bundled guest.")
   var kernel: String?
 
+  @Option(
+    help: """
+      Add a virtio-net NIC on QEMU user networking; the guest's UDP echo (port 7) is forwarded \
+      from 127.0.0.1:PORT on the host (e.g. --net 15555).
+      """)
+  var net: UInt16?
+
   @Flag(help: "No interactive display: wait --after seconds, print one snapshot, shut down.")
   var headless = false
 
@@ -90,6 +97,12 @@ struct RunCommand: AsyncParsableCommand {
     config.machine = machine
     config.kernel = elf
     config.append = [scenario.append, append].compactMap { $0 }.joined(separator: " ")
+    if let port = net {
+      config.extraArguments += [
+        "-device", "virtio-net-pci,netdev=n0,disable-legacy=on,mq=on,id=nic0",
+        "-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:\(port)-:7",
+      ]
+    }
     let qemu: QEMUInstance
     do { qemu = try QEMUInstance.launch(config) } catch let error as QEMULaunchError {
       throw CLIError(error.message, code: .qemu)
