@@ -46,7 +46,10 @@ import Testing
 
   @Test func anExceptionOnAnAPLeavesAPanicRecordWithABacktraceInTheKernel() async throws {
     try await BootedGuest.with(smp: 4, append: "panic=2 panic.kind=pf") { guest in
-    let snap = try await guest.waitFor("lcpu 2 to panic") { $0.lcpus.count == 4 && $0.lcpus[2].panic != nil }
+    // A record caught mid-write reads as inconsistent: wait for the complete one.
+    let snap = try await guest.waitFor("lcpu 2 to panic and halt") {
+      $0.lcpus.count == 4 && $0.lcpus[2].panic?.consistency == .consistent && $0.lcpus[2].state == .halted
+    }
     let lcpu = snap.lcpus[2]
     let panic = try #require(lcpu.panic)
     #expect(lcpu.state == .halted)
