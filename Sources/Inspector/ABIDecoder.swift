@@ -85,7 +85,8 @@ public enum ABIDecoder {
     guard Int(root.size) >= rootSize else {
       throw ABIError(
         code: .badRootSize(found: root.size),
-        message: "the ABI root claims \(root.size) bytes, fewer than the \(rootSize) of version \(root.version)")
+        message:
+          "the ABI root claims \(root.size) bytes, fewer than the \(rootSize) of version \(root.version)")
     }
     return root
   }
@@ -108,7 +109,9 @@ public enum ABIDecoder {
   }
 
   /// The table in slot `kind` of the root, or a reason it cannot be used.
-  public static func table(_ root: smptop_root, kind: Int, recordSize: Int) -> Result<TableLocation, TableError> {
+  public static func table(_ root: smptop_root, kind: Int, recordSize: Int) -> Result<
+    TableLocation, TableError
+  > {
     var root = root
     guard kind >= 0, kind < Int(SMPTOP_MAX_TABLES), kind < Int(root.table_count) else {
       return .failure(TableError(reason: "the guest publishes no table \(kind)"))
@@ -121,9 +124,12 @@ public enum ABIDecoder {
     if count == 0 { return .success(TableLocation(address: entry.addr, count: 0, stride: recordSize)) }
     guard entry.addr != 0 else { return .failure(TableError(reason: "table \(kind) has a null address")) }
     guard stride >= recordSize, stride <= maxStride else {
-      return .failure(TableError(reason: "table \(kind) has stride \(stride), expected \(recordSize)...\(maxStride)"))
+      return .failure(
+        TableError(reason: "table \(kind) has stride \(stride), expected \(recordSize)...\(maxStride)"))
     }
-    guard count <= maxRecords else { return .failure(TableError(reason: "table \(kind) claims \(count) records")) }
+    guard count <= maxRecords else {
+      return .failure(TableError(reason: "table \(kind) claims \(count) records"))
+    }
     guard !entry.addr.addingReportingOverflow(UInt64(count * stride)).overflow else {
       return .failure(TableError(reason: "table \(kind) wraps the address space"))
     }

@@ -103,7 +103,8 @@ extension ABIDecoder {
     let r = load(smptop_workload.self, from: bytes, at: 0)
     return WorkloadRecord(
       scenario: text(r.scenario), checks: r.checks, checkFailures: r.check_failures, expected: r.expected,
-      observed: r.observed, ops: words(r.ops, count: min(lcpus, Int(SMPTOP_MAX_LCPUS))), consistency: consistency)
+      observed: r.observed, ops: words(r.ops, count: min(lcpus, Int(SMPTOP_MAX_LCPUS))),
+      consistency: consistency)
   }
 
   /// The allocator record, with its order records.
@@ -113,7 +114,8 @@ extension ABIDecoder {
     let r = load(smptop_alloc.self, from: bytes, at: 0)
     let n = min(lcpus, Int(SMPTOP_MAX_LCPUS))
     return AllocatorRecord(
-      mode: r.mode == UInt32(SMPTOP_ALLOC_LOCKFREE.rawValue) ? "lockfree" : (r.mode == 0 ? "locked" : "?\(r.mode)"),
+      mode: r.mode == UInt32(SMPTOP_ALLOC_LOCKFREE.rawValue)
+        ? "lockfree" : (r.mode == 0 ? "locked" : "?\(r.mode)"),
       base: r.base, pageBytes: r.page_bytes, pagesManaged: r.pages_managed, pagesFree: r.pages_free,
       largestFreeOrder: r.largest_free_order == UInt64.max ? nil : r.largest_free_order,
       churnChecks: r.churn_checks, churnFailures: r.churn_failures, startFreePages: r.start_free_pages,
@@ -134,7 +136,9 @@ extension ABIDecoder {
   /// A virtio device record.
   public static func virtioDevice(_ bytes: [UInt8], consistency: Consistency) -> VirtioDeviceRecord {
     var r = load(smptop_virtio_dev.self, from: bytes, at: 0)
-    let mac = withUnsafeBytes(of: &r.mac) { raw in raw.prefix(6).map { hex($0, width: 2) }.joined(separator: ":") }
+    let mac = withUnsafeBytes(of: &r.mac) { raw in
+      raw.prefix(6).map { hex($0, width: 2) }.joined(separator: ":")
+    }
     return VirtioDeviceRecord(
       name: text(r.name), pciBDF: r.pci_bdf, deviceID: r.device_id, features: r.features,
       queuePairs: r.queue_pairs, queues: r.queues, mac: mac, linkUp: r.link_up != 0, msix: r.msix != 0,

@@ -23,7 +23,9 @@ public final class GDBMemory: GuestMemory {
   public func read(_ ranges: [MemoryRange]) -> [Result<[UInt8], GuestMemoryError>] {
     let threads = registerThreads
     registerThreads = []
-    let requests = ranges.map { GDBRemote.MemoryRange(address: $0.address, count: $0.count, space: .physical) }
+    let requests = ranges.map {
+      GDBRemote.MemoryRange(address: $0.address, count: $0.count, space: .physical)
+    }
     do {
       let result = try connection.readBatch(registersOf: threads, memory: requests)
       if !threads.isEmpty { registers = result.registers }

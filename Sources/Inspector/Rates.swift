@@ -73,7 +73,9 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
     let newNow = new.lcpus.map(\.lastTickTSC).max() ?? 0
     let byIndex = Dictionary(old.lcpus.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
     lcpus = new.lcpus.compactMap { n -> LCPURates? in
-      guard let o = byIndex[n.index], o.consistency.isConsistent, n.consistency.isConsistent else { return nil }
+      guard let o = byIndex[n.index], o.consistency.isConsistent, n.consistency.isConsistent else {
+        return nil
+      }
       func rate(_ key: KeyPath<LCPURecord, UInt64>) -> Double {
         let a = o[keyPath: key]
         let b = n[keyPath: key]
@@ -94,9 +96,11 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
         if b + i > 0 { busy = 100 * b / (b + i) }
       }
       return LCPURates(
-        index: n.index, busyPercent: busy, timerIRQsPerSecond: rate(\.irqTimer), ipisPerSecond: rate(\.irqIPI),
+        index: n.index, busyPercent: busy, timerIRQsPerSecond: rate(\.irqTimer),
+        ipisPerSecond: rate(\.irqIPI),
         deviceIRQsPerSecond: rate(\.irqDevice), spuriousPerSecond: rate(\.irqSpurious),
-        ipisSentPerSecond: rate(\.ipiSent), ticksPerSecond: rate(\.ticks), workLoopsPerSecond: rate(\.workLoops))
+        ipisSentPerSecond: rate(\.ipiSent), ticksPerSecond: rate(\.ticks),
+        workLoopsPerSecond: rate(\.workLoops))
     }
     func per(_ a: UInt64, _ b: UInt64) -> Double {
       if b < a {
@@ -132,7 +136,8 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
         guard let o = oldOrders[n.order] else { return nil }
         return AllocOrderRates(
           order: n.order, allocsPerSecond: per(o.allocs, n.allocs), freesPerSecond: per(o.frees, n.frees),
-          failuresPerSecond: per(o.failures, n.failures), casRetriesPerSecond: per(o.casRetries, n.casRetries))
+          failuresPerSecond: per(o.failures, n.failures), casRetriesPerSecond: per(o.casRetries, n.casRetries)
+        )
       }
     }
     if let a = old.workload, let b = new.workload, a.ops.count == b.ops.count {

@@ -41,7 +41,8 @@ public final class RecordedMemory: GuestMemory {
   /// Loads a recording file, refusing malformed input with a clear message.
   public convenience init(path: String) throws(GuestMemoryError) {
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw GuestMemoryError(.sourceFailed, MemoryRange(address: 0, count: 0), "cannot read recording \(path)")
+      throw GuestMemoryError(
+        .sourceFailed, MemoryRange(address: 0, count: 0), "cannot read recording \(path)")
     }
     try self.init(frames: Self.decode(Array(data)))
   }
@@ -128,7 +129,8 @@ public final class RecordedMemory: GuestMemory {
       }
       var ranges: [(address: UInt64, bytes: [UInt8])] = []
       for _ in 0..<count {
-        guard let address = reader.u64(), let length = reader.u32(), let data = reader.take(Int(length)) else {
+        guard let address = reader.u64(), let length = reader.u32(), let data = reader.take(Int(length))
+        else {
           throw GuestMemoryError(.sourceFailed, none, "recording truncated in frame \(frames.count)")
         }
         ranges.append((address, data))

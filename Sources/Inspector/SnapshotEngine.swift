@@ -30,15 +30,33 @@ public final class SnapshotEngine {
   }
 
   static let specs: [TableSpec] = [
-    TableSpec(kind: Int(SMPTOP_TABLE_LCPU.rawValue), name: "lcpu", recordSize: MemoryLayout<smptop_lcpu>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_LOCK.rawValue), name: "lock", recordSize: MemoryLayout<smptop_lock>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_THREAD.rawValue), name: "thread", recordSize: MemoryLayout<smptop_thread>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_TIMERQ.rawValue), name: "timer queue", recordSize: MemoryLayout<smptop_timerq>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_WORKLOAD.rawValue), name: "workload", recordSize: MemoryLayout<smptop_workload>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_ALLOC.rawValue), name: "allocator", recordSize: MemoryLayout<smptop_alloc>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_ALLOC_ORDER.rawValue), name: "allocator order", recordSize: MemoryLayout<smptop_alloc_order>.size, guarded: false),
-    TableSpec(kind: Int(SMPTOP_TABLE_VIRTIO_DEV.rawValue), name: "virtio device", recordSize: MemoryLayout<smptop_virtio_dev>.size, guarded: true),
-    TableSpec(kind: Int(SMPTOP_TABLE_VIRTQ.rawValue), name: "virtqueue", recordSize: MemoryLayout<smptop_virtq>.size, guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_LCPU.rawValue), name: "lcpu", recordSize: MemoryLayout<smptop_lcpu>.size,
+      guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_LOCK.rawValue), name: "lock", recordSize: MemoryLayout<smptop_lock>.size,
+      guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_THREAD.rawValue), name: "thread", recordSize: MemoryLayout<smptop_thread>.size,
+      guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_TIMERQ.rawValue), name: "timer queue",
+      recordSize: MemoryLayout<smptop_timerq>.size, guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_WORKLOAD.rawValue), name: "workload",
+      recordSize: MemoryLayout<smptop_workload>.size, guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_ALLOC.rawValue), name: "allocator", recordSize: MemoryLayout<smptop_alloc>.size,
+      guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_ALLOC_ORDER.rawValue), name: "allocator order",
+      recordSize: MemoryLayout<smptop_alloc_order>.size, guarded: false),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_VIRTIO_DEV.rawValue), name: "virtio device",
+      recordSize: MemoryLayout<smptop_virtio_dev>.size, guarded: true),
+    TableSpec(
+      kind: Int(SMPTOP_TABLE_VIRTQ.rawValue), name: "virtqueue", recordSize: MemoryLayout<smptop_virtq>.size,
+      guarded: true),
   ]
 
   /// Where each table was last seen (from the root), so the next snapshot batches them.
@@ -124,15 +142,18 @@ public final class SnapshotEngine {
     if !late.isEmpty { results += memory.read(late) }
 
     func records(_ kind: UInt32) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
-      guard let region = regions[Int(kind)], let spec = Self.specs.first(where: { $0.kind == Int(kind) }) else {
+      guard let region = regions[Int(kind)], let spec = Self.specs.first(where: { $0.kind == Int(kind) })
+      else {
         return []
       }
-      return extract(region, recordSize: spec.recordSize, results: results, name: spec.name, problems: &problems)
+      return extract(
+        region, recordSize: spec.recordSize, results: results, name: spec.name, problems: &problems)
     }
 
     var snap = Snapshot(timeNanoseconds: start, source: memory.kind, guest: guest, lcpus: [])
     snap.lcpus = records(SMPTOP_TABLE_LCPU.rawValue).enumerated().map { i, r in
-      r.bytes.isEmpty ? placeholder(index: i, r.consistency) : ABIDecoder.lcpu(r.bytes, at: 0, consistency: r.consistency)
+      r.bytes.isEmpty
+        ? placeholder(index: i, r.consistency) : ABIDecoder.lcpu(r.bytes, at: 0, consistency: r.consistency)
     }
     let lcpuCount = snap.lcpus.count
     snap.locks = records(SMPTOP_TABLE_LOCK.rawValue).compactMap { r in
@@ -156,7 +177,8 @@ public final class SnapshotEngine {
       r.bytes.isEmpty ? nil : ABIDecoder.allocOrder(r.bytes)
     }
     snap.allocator = records(SMPTOP_TABLE_ALLOC.rawValue).first.flatMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.allocator(r.bytes, orders: orders, lcpus: lcpuCount, consistency: r.consistency)
+      r.bytes.isEmpty
+        ? nil : ABIDecoder.allocator(r.bytes, orders: orders, lcpus: lcpuCount, consistency: r.consistency)
     }
     snap.virtioDevices = records(SMPTOP_TABLE_VIRTIO_DEV.rawValue).compactMap { r in
       r.bytes.isEmpty ? nil : ABIDecoder.virtioDevice(r.bytes, consistency: r.consistency)
@@ -231,7 +253,8 @@ public final class SnapshotEngine {
       var record: [UInt8]?
       var consistency = Consistency.consistent
       if let region = prefetched[address] {
-        let one = extract(region, recordSize: size, results: results, name: "dynamic lock", problems: &problems)
+        let one = extract(
+          region, recordSize: size, results: results, name: "dynamic lock", problems: &problems)
         if let first = one.first, !first.bytes.isEmpty {
           record = first.bytes
           consistency = first.consistency

@@ -140,7 +140,9 @@ public final class Target {
     }
     var recording: RecordedMemory?
     if let path = options.recording {
-      do { recording = try RecordedMemory(path: path) } catch { throw TargetError(.memory, error.description) }
+      do { recording = try RecordedMemory(path: path) } catch {
+        throw TargetError(.memory, error.description)
+      }
       guard root != nil else {
         throw TargetError(.symbols, "replaying needs the kernel ELF the recording was made from (--kernel)")
       }
@@ -156,7 +158,8 @@ public final class Target {
         .gdbRequired, "nothing to read guest memory from: give --gdb ADDR and/or --memory-file PATH")
     }
     let target = Target(
-      options: options, qmp: qmp, elf: elf, symbols: symbols, root: root, shared: shared, recording: recording)
+      options: options, qmp: qmp, elf: elf, symbols: symbols, root: root, shared: shared, recording: recording
+    )
     if let status = try? await qmp?.queryStatus() { target.wantsRunning = status.running }
     return target
   }
@@ -305,7 +308,8 @@ public final class Target {
   ///
   /// Generic mode (no ABI) always stops the VM for registers. `virtio` adds QMP's view of
   /// every virtio queue (a few QMP round trips, so the dashboard asks for it less often).
-  public func snapshot(preferStopped: Bool = false, virtio: Bool? = nil) async throws(TargetError) -> Snapshot {
+  public func snapshot(preferStopped: Bool = false, virtio: Bool? = nil) async throws(TargetError) -> Snapshot
+  {
     var snap: Snapshot
     if !preferStopped, liveEngine != nil {
       snap = try liveSnapshot()
@@ -390,7 +394,9 @@ public final class Target {
       throw TargetError(.connect, "step failed: \(error)")
     }
     if restore && wasRunning {
-      do { try gdb.continue() } catch { throw TargetError(.connect, "cannot resume after the step: \(error)") }
+      do { try gdb.continue() } catch {
+        throw TargetError(.connect, "cannot resume after the step: \(error)")
+      }
     } else {
       wantsRunning = false
     }
@@ -428,7 +434,9 @@ public final class Target {
       throw TargetError(.gdbRequired, "this needs the gdbstub: give --gdb ADDR (QEMU -gdb ...)")
     }
     let wasRunning: Bool
-    if let qmp, let status = try? await qmp.queryStatus() { wasRunning = status.running } else {
+    if let qmp, let status = try? await qmp.queryStatus() {
+      wasRunning = status.running
+    } else {
       wasRunning = wantsRunning
     }
     let connection: GDBRemoteConnection

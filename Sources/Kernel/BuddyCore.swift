@@ -299,7 +299,9 @@ struct BuddyCore {
 
   /// Marks node n (of `chunk`) allocated; 0 on success, else the node where it failed.
   func tryAlloc(_ chunk: Int, _ n: Int) -> Int {
-    guard word(chunk, n)[0].compareExchange(expected: 0, desired: Self.busyNode, ordering: .acquiringAndReleasing).exchanged
+    guard
+      word(chunk, n)[0].compareExchange(expected: 0, desired: Self.busyNode, ordering: .acquiringAndReleasing)
+        .exchanged
     else { return n }
     var cur = n
     while cur > 1 {
@@ -318,7 +320,9 @@ struct BuddyCore {
         if new == old { break }
         let (done, seen) = w[0].compareExchange(expected: old, desired: new, ordering: .acquiringAndReleasing)
         if done {
-          if old & (Self.occLeft | Self.occRight) == 0 { stat(orderOf(level: Self.level(p)), BuddyStat.splits, 1) }
+          if old & (Self.occLeft | Self.occRight) == 0 {
+            stat(orderOf(level: Self.level(p)), BuddyStat.splits, 1)
+          }
           break
         }
         stat(orderOf(level: Self.level(p)), BuddyStat.casRetries, 1)
@@ -365,7 +369,9 @@ struct BuddyCore {
         stat(orderOf(level: Self.level(p)), BuddyStat.casRetries, 1)
         old = seen
       }
-      if new & (Self.occLeft | Self.occRight) == 0 { stat(orderOf(level: Self.level(p) + 1), BuddyStat.merges, 1) }
+      if new & (Self.occLeft | Self.occRight) == 0 {
+        stat(orderOf(level: Self.level(p) + 1), BuddyStat.merges, 1)
+      }
       cur = p
       if Self.level(cur) <= upper || new & occSibling != 0 { return }
     }

@@ -3,52 +3,54 @@
 // dynamic lock list, so the allocator's locks show up in smptop with their contention.
 
 #if SMP_GUEST
-import KernelSupport
-import Synchronization
+  import KernelSupport
+  import Synchronization
 
-/// A per-order (or per-size-class) lock of the buddy allocator: a registered IRQ-save spinlock.
-struct BuddyLock: ~Copyable {
-  /// Locks created so far: the first 16 are the orders' (BuddyCore makes them in order).
-  nonisolated(unsafe) private static var created: UInt32 = 0
-  private let inner: SpinLock?
-  private let fallback = FallbackLock()
+  /// A per-order (or per-size-class) lock of the buddy allocator: a registered IRQ-save spinlock.
+  struct BuddyLock: ~Copyable {
+    /// Locks created so far: the first 16 are the orders' (BuddyCore makes them in order).
+    nonisolated(unsafe) private static var created: UInt32 = 0
+    private let inner: SpinLock?
+    private let fallback = FallbackLock()
 
-  init() {
-    let n = BuddyLock.created
-    BuddyLock.created &+= 1
-    let k =
-      n < 16
-      ? LockCore.makeDynamic("buddy-order", suffix: n, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
-      : LockCore.makeDynamic("heap-class", suffix: n - 16, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
-    inner = k.map { SpinLock($0) }
+    init() {
+      let n = BuddyLock.created
+      BuddyLock.created &+= 1
+      let k =
+        n < 16
+        ? LockCore.makeDynamic(
+          "buddy-order", suffix: n, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
+        : LockCore.makeDynamic(
+          "heap-class", suffix: n - 16, kind: SMPTOP_LOCK_SPIN, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
+      inner = k.map { SpinLock($0) }
+    }
+
+    /// Takes the lock (interrupts stay off while it is held); returns whether they were on.
+    @inline(__always) func lock() -> Bool {
+      let irqs = cpu_irqs_enabled()
+      if let inner { _ = inner.lock() } else { _ = fallback.lock() }
+      return irqs
+    }
+
+    /// Releases it; the registered lock restores the interrupt flag itself.
+    @inline(__always) func unlock(restoring irqs: Bool) {
+      if let inner { inner.unlock() } else { fallback.unlock(restoring: irqs) }
+    }
   }
 
-  /// Takes the lock (interrupts stay off while it is held); returns whether they were on.
-  @inline(__always) func lock() -> Bool {
-    let irqs = cpu_irqs_enabled()
-    if let inner { _ = inner.lock() } else { _ = fallback.lock() }
-    return irqs
+  /// The plain lock used when the dynamic lock pool is exhausted (never observable, always safe).
+  struct FallbackLock: ~Copyable {
+    private let word = Atomic<UInt64>(0)
+    init() {}
+    func lock() -> Bool {
+      let irqs = cpu_irqs_enabled()
+      cpu_cli()
+      while !word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { cpu_pause() }
+      return irqs
+    }
+    func unlock(restoring irqs: Bool) {
+      word.store(0, ordering: .releasing)
+      if irqs { cpu_sti() }
+    }
   }
-
-  /// Releases it; the registered lock restores the interrupt flag itself.
-  @inline(__always) func unlock(restoring irqs: Bool) {
-    if let inner { inner.unlock() } else { fallback.unlock(restoring: irqs) }
-  }
-}
-
-/// The plain lock used when the dynamic lock pool is exhausted (never observable, always safe).
-struct FallbackLock: ~Copyable {
-  private let word = Atomic<UInt64>(0)
-  init() {}
-  func lock() -> Bool {
-    let irqs = cpu_irqs_enabled()
-    cpu_cli()
-    while !word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { cpu_pause() }
-    return irqs
-  }
-  func unlock(restoring irqs: Bool) {
-    word.store(0, ordering: .releasing)
-    if irqs { cpu_sti() }
-  }
-}
 #endif

@@ -18,34 +18,34 @@
 // Resources/toolset.json), leaving the empty `Kernel.main` below.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// The BSP's 64-bit entry from boot.S: brings the machine up, starts the APs, then idles.
-@c func kmain() {
-  Traps.install()            // IDT first: from here on no exception is silent
-  LCPU.beginBootstrap()      // lcpu 0 record: BUSY while booting
-  klock_static_init()        // issue 6: static lock records (LOCK table)
-  Console.initialize()
-  BootInfo.read()            // multiboot: command line, memory map
-  KernelCommandLine.parse()
-  Buddy.start()              // page allocator, the heap on top of it, the churn's tables
-  Console.log("smptop guest: cmdline \"\(cstring: abi_root_cmdline())\"")
-  PIC.disable()
-  CPUFeatures.detect()
-  GDT.loadTSS(lcpu: 0)
-  ACPI.discover()            // lcpus (MADT), LAPIC address, power-off port (FADT)
-  LAPIC.enable()
-  Timer.calibrate()
-  Paging.protectStacks()     // guard pages under every stack
-  Inspect.publish()          // root complete; magic written last
-  SMP.startAPs()
-  VirtioNet.start()          // PCI scan; virtio-net pairs owned by the online lcpus
-  Timer.start()
-  LCPU.becomeOnline()        // BSP IDLE
-  LCPU.bootstrapDone()       // stage RUNNING
-  Workload.start()           // issue 6: kernel threads exercising the locks (workload=)
-  LCPU.idleLoop()
-}
+  /// The BSP's 64-bit entry from boot.S: brings the machine up, starts the APs, then idles.
+  @c func kmain() {
+    Traps.install()  // IDT first: from here on no exception is silent
+    LCPU.beginBootstrap()  // lcpu 0 record: BUSY while booting
+    klock_static_init()  // issue 6: static lock records (LOCK table)
+    Console.initialize()
+    BootInfo.read()  // multiboot: command line, memory map
+    KernelCommandLine.parse()
+    Buddy.start()  // page allocator, the heap on top of it, the churn's tables
+    Console.log("smptop guest: cmdline \"\(cstring: abi_root_cmdline())\"")
+    PIC.disable()
+    CPUFeatures.detect()
+    GDT.loadTSS(lcpu: 0)
+    ACPI.discover()  // lcpus (MADT), LAPIC address, power-off port (FADT)
+    LAPIC.enable()
+    Timer.calibrate()
+    Paging.protectStacks()  // guard pages under every stack
+    Inspect.publish()  // root complete; magic written last
+    SMP.startAPs()
+    VirtioNet.start()  // PCI scan; virtio-net pairs owned by the online lcpus
+    Timer.start()
+    LCPU.becomeOnline()  // BSP IDLE
+    LCPU.bootstrapDone()  // stage RUNNING
+    Workload.start()  // issue 6: kernel threads exercising the locks (workload=)
+    LCPU.idleLoop()
+  }
 #endif
 
 /// The executable's entry point on the host: an empty stub (the kernel starts at `kmain`).

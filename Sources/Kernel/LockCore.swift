@@ -16,190 +16,196 @@
 //  - bad unlock: released by a non-holder (ignored after counting).
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// Record bookkeeping shared by the lock kinds. Callers hold `k.meta` with interrupts off.
-enum LockCore {
-  typealias Lock = UnsafeMutablePointer<klock>
+  /// Record bookkeeping shared by the lock kinds. Callers hold `k.meta` with interrupts off.
+  enum LockCore {
+    typealias Lock = UnsafeMutablePointer<klock>
 
-  static let noLCPU = UInt32(SMPTOP_NO_LCPU)
+    static let noLCPU = UInt32(SMPTOP_NO_LCPU)
 
-  static func meta(_ k: Lock) { kmeta_lock(&k.pointee.meta) }
-  static func unmeta(_ k: Lock) { kmeta_unlock(&k.pointee.meta) }
+    static func meta(_ k: Lock) { kmeta_lock(&k.pointee.meta) }
+    static func unmeta(_ k: Lock) { kmeta_unlock(&k.pointee.meta) }
 
-  static func has(_ k: Lock, _ f: smptop_lock_flag) -> Bool { k.pointee.rec.pointee.flags & f.rawValue != 0 }
-
-  static func setFlag(_ k: Lock, _ f: smptop_lock_flag, _ on: Bool) {
-    let r = k.pointee.rec
-    if on { r.pointee.flags |= f.rawValue } else { r.pointee.flags &= ~f.rawValue }
-  }
-
-  /// Notes the context of an acquisition and counts the irq-unsafe pattern: every
-  /// acquisition in interrupt context of a lock that is also held with interrupts on
-  /// elsewhere, and the thread-side acquisition that first completes the pair.
-  /// `heldWithIRQsOn`: the lock will be held with interrupts enabled. `count` is false for
-  /// the sleeping kinds, whose interrupt-context use counts as misuse_sleep_in_irq instead.
-  static func noteContext(_ k: Lock, heldWithIRQsOn: Bool, count: Bool = true) {
-    let r = k.pointee.rec
-    if Sched.inInterrupt {
-      if count && has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) { r.pointee.misuse_irq_unsafe &+= 1 }
-      setFlag(k, SMPTOP_LOCKF_SEEN_IN_IRQ, true)
-    } else if heldWithIRQsOn && !has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) {
-      if count && has(k, SMPTOP_LOCKF_SEEN_IN_IRQ) { r.pointee.misuse_irq_unsafe &+= 1 }
-      setFlag(k, SMPTOP_LOCKF_SEEN_IRQS_ON, true)
+    static func has(_ k: Lock, _ f: smptop_lock_flag) -> Bool {
+      k.pointee.rec.pointee.flags & f.rawValue != 0
     }
-  }
 
-  /// Copies the first waiters into the record (seq open).
-  static func publishWaiters(_ k: Lock) {
-    let r = k.pointee.rec
-    let n = k.pointee.nwaiters
-    let w = klock_waiters(k)
-    r.pointee.waiter_count = n
-    for i in 0..<UInt32(SMPTOP_LOCK_WAITERS) {
-      if i < n {
-        abi_lock_set_waiter(r, i, w[Int(i)].lcpu, w[Int(i)].thread, w[Int(i)].since_tsc)
-      } else {
-        abi_lock_set_waiter(r, i, noLCPU, 0, 0)
+    static func setFlag(_ k: Lock, _ f: smptop_lock_flag, _ on: Bool) {
+      let r = k.pointee.rec
+      if on { r.pointee.flags |= f.rawValue } else { r.pointee.flags &= ~f.rawValue }
+    }
+
+    /// Notes the context of an acquisition and counts the irq-unsafe pattern: every
+    /// acquisition in interrupt context of a lock that is also held with interrupts on
+    /// elsewhere, and the thread-side acquisition that first completes the pair.
+    /// `heldWithIRQsOn`: the lock will be held with interrupts enabled. `count` is false for
+    /// the sleeping kinds, whose interrupt-context use counts as misuse_sleep_in_irq instead.
+    static func noteContext(_ k: Lock, heldWithIRQsOn: Bool, count: Bool = true) {
+      let r = k.pointee.rec
+      if Sched.inInterrupt {
+        if count && has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) { r.pointee.misuse_irq_unsafe &+= 1 }
+        setFlag(k, SMPTOP_LOCKF_SEEN_IN_IRQ, true)
+      } else if heldWithIRQsOn && !has(k, SMPTOP_LOCKF_SEEN_IRQS_ON) {
+        if count && has(k, SMPTOP_LOCKF_SEEN_IN_IRQ) { r.pointee.misuse_irq_unsafe &+= 1 }
+        setFlag(k, SMPTOP_LOCKF_SEEN_IRQS_ON, true)
       }
     }
-  }
 
-  /// Appends a waiter (this lcpu / current thread) and publishes.
-  static func addWaiter(_ k: Lock, since: UInt64, site: UInt64 = 0) {
-    let n = Int(k.pointee.nwaiters)
-    if n < Int(KLOCK_MAX_WAITERS) {
-      klock_waiters(k)[n] = klock_waiter(
-        lcpu: LCPU.currentIndex, reserved: 0, thread: Sched.contextID, since_tsc: since, site: site)
-      k.pointee.nwaiters = UInt32(n + 1)
+    /// Copies the first waiters into the record (seq open).
+    static func publishWaiters(_ k: Lock) {
+      let r = k.pointee.rec
+      let n = k.pointee.nwaiters
+      let w = klock_waiters(k)
+      r.pointee.waiter_count = n
+      for i in 0..<UInt32(SMPTOP_LOCK_WAITERS) {
+        if i < n {
+          abi_lock_set_waiter(r, i, w[Int(i)].lcpu, w[Int(i)].thread, w[Int(i)].since_tsc)
+        } else {
+          abi_lock_set_waiter(r, i, noLCPU, 0, 0)
+        }
+      }
     }
-    let r = k.pointee.rec
-    abi_seq_begin(&r.pointee.seq)
-    publishWaiters(k)
-    abi_seq_end(&r.pointee.seq)
-  }
 
-  /// Removes waiter number `i` (no publish; the caller publishes under the seq).
-  static func removeWaiterAt(_ k: Lock, _ i: Int) {
-    let n = Int(k.pointee.nwaiters)
-    guard i < n else { return }
-    let w = klock_waiters(k)
-    var j = i
-    while j + 1 < n { w[j] = w[j + 1]; j += 1 }
-    k.pointee.nwaiters = UInt32(n - 1)
-  }
-
-  /// Index of this lcpu's / current thread's waiter entry.
-  static func findSelf(_ k: Lock) -> Int? {
-    let w = klock_waiters(k)
-    let lcpu = LCPU.currentIndex
-    let tid = Sched.contextID
-    for i in 0..<Int(k.pointee.nwaiters) where w[i].lcpu == lcpu && w[i].thread == tid { return i }
-    return nil
-  }
-
-  /// Records an acquisition by (lcpu, thread); `since` = when it started waiting (0 = no wait).
-  static func acquired(_ k: Lock, lcpu: UInt32, thread: UInt64, site: UInt64, now: UInt64, since: UInt64,
-                       readers: UInt32 = 0) {
-    let r = k.pointee.rec
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.state_word = kword_load_relaxed(&k.pointee.word)
-    r.pointee.holder_lcpu = lcpu
-    r.pointee.holder_thread = thread
-    r.pointee.readers = readers
-    r.pointee.acquire_site = site
-    r.pointee.acquired_tsc = now
-    r.pointee.pending_writers = UInt32(truncatingIfNeeded: k.pointee.pending_writers)
-    publishWaiters(k)
-    abi_seq_end(&r.pointee.seq)
-    r.pointee.acquisitions &+= 1
-    if since != 0 {
-      let wait = now &- since
-      r.pointee.contended &+= 1
-      r.pointee.wait_total_tsc &+= wait
-      if wait > r.pointee.wait_max_tsc { r.pointee.wait_max_tsc = wait }
+    /// Appends a waiter (this lcpu / current thread) and publishes.
+    static func addWaiter(_ k: Lock, since: UInt64, site: UInt64 = 0) {
+      let n = Int(k.pointee.nwaiters)
+      if n < Int(KLOCK_MAX_WAITERS) {
+        klock_waiters(k)[n] = klock_waiter(
+          lcpu: LCPU.currentIndex, reserved: 0, thread: Sched.contextID, since_tsc: since, site: site)
+        k.pointee.nwaiters = UInt32(n + 1)
+      }
+      let r = k.pointee.rec
+      abi_seq_begin(&r.pointee.seq)
+      publishWaiters(k)
+      abi_seq_end(&r.pointee.seq)
     }
-  }
 
-  /// Records a release: hold time since `from`; holder cleared.
-  static func released(_ k: Lock, now: UInt64, from: UInt64) {
-    let r = k.pointee.rec
-    let hold = now &- from
-    r.pointee.hold_total_tsc &+= hold
-    if hold > r.pointee.hold_max_tsc { r.pointee.hold_max_tsc = hold }
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.holder_lcpu = noLCPU
-    r.pointee.holder_thread = 0
-    r.pointee.readers = 0
-    r.pointee.acquired_tsc = 0
-    r.pointee.pending_writers = UInt32(truncatingIfNeeded: k.pointee.pending_writers)
-    publishWaiters(k)
-    abi_seq_end(&r.pointee.seq)
-  }
-
-  /// Publishes the raw word (after a release changed it).
-  static func publishWord(_ k: Lock) {
-    let r = k.pointee.rec
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.state_word = kword_load_relaxed(&k.pointee.word)
-    abi_seq_end(&r.pointee.seq)
-  }
-
-  /// Whether the record says this lcpu (in this context) holds the lock.
-  static func heldHere(_ k: Lock) -> Bool {
-    let r = k.pointee.rec
-    return r.pointee.holder_lcpu == LCPU.currentIndex
-      && (Sched.inInterrupt || r.pointee.holder_thread == Sched.contextID)
-  }
-
-  /// A refused re-entry: an interrupt on the holder's lcpu (irq-unsafe) or plain recursion.
-  static func refuseReentry(_ k: Lock) {
-    let r = k.pointee.rec
-    if Sched.inInterrupt {
-      noteContext(k, heldWithIRQsOn: false)
-      r.pointee.misuse_irq_unsafe &+= 1
-    } else {
-      r.pointee.misuse_recursion &+= 1
+    /// Removes waiter number `i` (no publish; the caller publishes under the seq).
+    static func removeWaiterAt(_ k: Lock, _ i: Int) {
+      let n = Int(k.pointee.nwaiters)
+      guard i < n else { return }
+      let w = klock_waiters(k)
+      var j = i
+      while j + 1 < n { w[j] = w[j + 1]; j += 1 }
+      k.pointee.nwaiters = UInt32(n - 1)
     }
-  }
 
-  /// Locks created at run time: from a pool, linked from smptop_root.dynamic_locks.
-  nonisolated(unsafe) static var dynamicUsed: UInt32 = 0
-
-  /// Creates a lock at run time; nil when the pool is exhausted.
-  static func makeDynamic(_ name: StaticString, suffix: UInt32? = nil, kind: smptop_lock_kind,
-                          flags: UInt32 = 0, initial: UInt64 = 0) -> Lock? {
-    let registry = SpinLock(klock_dynamic_registry_ptr())
-    guard registry.lock() else { return nil }
-    defer { registry.unlock() }
-    guard dynamicUsed < KLOCK_DYNAMIC_MAX else { return nil }
-    let i = dynamicUsed
-    dynamicUsed += 1
-    let k = klock_dynamic_at(i)
-    let r = klock_dynamic_record(i)
-    k.pointee.word = initial
-    k.pointee.rec = r
-    let n = klock_record_name(r)
-    var c = 0
-    name.withUTF8Buffer { b in
-      for ch in b where c < Int(SMPTOP_NAME_BYTES) - 6 { n[c] = CChar(bitPattern: ch); c += 1 }
+    /// Index of this lcpu's / current thread's waiter entry.
+    static func findSelf(_ k: Lock) -> Int? {
+      let w = klock_waiters(k)
+      let lcpu = LCPU.currentIndex
+      let tid = Sched.contextID
+      for i in 0..<Int(k.pointee.nwaiters) where w[i].lcpu == lcpu && w[i].thread == tid { return i }
+      return nil
     }
-    if let s = suffix { c = Sched.appendNumber(n, c, UInt64(s)) }
-    n[c] = 0
-    r.pointee.kind = kind.rawValue
-    r.pointee.flags = flags | SMPTOP_LOCKF_DYNAMIC.rawValue
-    r.pointee.address = abi_addr(k)
-    r.pointee.holder_lcpu = noLCPU
-    r.pointee.state_word = initial
-    if kind == SMPTOP_LOCK_SEMAPHORE { r.pointee.readers = UInt32(truncatingIfNeeded: initial) }
-    for w in 0..<UInt32(SMPTOP_LOCK_WAITERS) { abi_lock_set_waiter(r, w, noLCPU, 0, 0) }
-    let root = Inspect.root
-    r.pointee.next = root.pointee.dynamic_locks
-    compiler_barrier()
-    atomic_store_u64(&root.pointee.dynamic_locks, abi_addr(r))
-    atomic_store_u64(&root.pointee.dynamic_lock_count, UInt64(dynamicUsed))
-    return k
-  }
 
-}
+    /// Records an acquisition by (lcpu, thread); `since` = when it started waiting (0 = no wait).
+    static func acquired(
+      _ k: Lock, lcpu: UInt32, thread: UInt64, site: UInt64, now: UInt64, since: UInt64,
+      readers: UInt32 = 0
+    ) {
+      let r = k.pointee.rec
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.state_word = kword_load_relaxed(&k.pointee.word)
+      r.pointee.holder_lcpu = lcpu
+      r.pointee.holder_thread = thread
+      r.pointee.readers = readers
+      r.pointee.acquire_site = site
+      r.pointee.acquired_tsc = now
+      r.pointee.pending_writers = UInt32(truncatingIfNeeded: k.pointee.pending_writers)
+      publishWaiters(k)
+      abi_seq_end(&r.pointee.seq)
+      r.pointee.acquisitions &+= 1
+      if since != 0 {
+        let wait = now &- since
+        r.pointee.contended &+= 1
+        r.pointee.wait_total_tsc &+= wait
+        if wait > r.pointee.wait_max_tsc { r.pointee.wait_max_tsc = wait }
+      }
+    }
+
+    /// Records a release: hold time since `from`; holder cleared.
+    static func released(_ k: Lock, now: UInt64, from: UInt64) {
+      let r = k.pointee.rec
+      let hold = now &- from
+      r.pointee.hold_total_tsc &+= hold
+      if hold > r.pointee.hold_max_tsc { r.pointee.hold_max_tsc = hold }
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.holder_lcpu = noLCPU
+      r.pointee.holder_thread = 0
+      r.pointee.readers = 0
+      r.pointee.acquired_tsc = 0
+      r.pointee.pending_writers = UInt32(truncatingIfNeeded: k.pointee.pending_writers)
+      publishWaiters(k)
+      abi_seq_end(&r.pointee.seq)
+    }
+
+    /// Publishes the raw word (after a release changed it).
+    static func publishWord(_ k: Lock) {
+      let r = k.pointee.rec
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.state_word = kword_load_relaxed(&k.pointee.word)
+      abi_seq_end(&r.pointee.seq)
+    }
+
+    /// Whether the record says this lcpu (in this context) holds the lock.
+    static func heldHere(_ k: Lock) -> Bool {
+      let r = k.pointee.rec
+      return r.pointee.holder_lcpu == LCPU.currentIndex
+        && (Sched.inInterrupt || r.pointee.holder_thread == Sched.contextID)
+    }
+
+    /// A refused re-entry: an interrupt on the holder's lcpu (irq-unsafe) or plain recursion.
+    static func refuseReentry(_ k: Lock) {
+      let r = k.pointee.rec
+      if Sched.inInterrupt {
+        noteContext(k, heldWithIRQsOn: false)
+        r.pointee.misuse_irq_unsafe &+= 1
+      } else {
+        r.pointee.misuse_recursion &+= 1
+      }
+    }
+
+    /// Locks created at run time: from a pool, linked from smptop_root.dynamic_locks.
+    nonisolated(unsafe) static var dynamicUsed: UInt32 = 0
+
+    /// Creates a lock at run time; nil when the pool is exhausted.
+    static func makeDynamic(
+      _ name: StaticString, suffix: UInt32? = nil, kind: smptop_lock_kind,
+      flags: UInt32 = 0, initial: UInt64 = 0
+    ) -> Lock? {
+      let registry = SpinLock(klock_dynamic_registry_ptr())
+      guard registry.lock() else { return nil }
+      defer { registry.unlock() }
+      guard dynamicUsed < KLOCK_DYNAMIC_MAX else { return nil }
+      let i = dynamicUsed
+      dynamicUsed += 1
+      let k = klock_dynamic_at(i)
+      let r = klock_dynamic_record(i)
+      k.pointee.word = initial
+      k.pointee.rec = r
+      let n = klock_record_name(r)
+      var c = 0
+      name.withUTF8Buffer { b in
+        for ch in b where c < Int(SMPTOP_NAME_BYTES) - 6 { n[c] = CChar(bitPattern: ch); c += 1 }
+      }
+      if let s = suffix { c = Sched.appendNumber(n, c, UInt64(s)) }
+      n[c] = 0
+      r.pointee.kind = kind.rawValue
+      r.pointee.flags = flags | SMPTOP_LOCKF_DYNAMIC.rawValue
+      r.pointee.address = abi_addr(k)
+      r.pointee.holder_lcpu = noLCPU
+      r.pointee.state_word = initial
+      if kind == SMPTOP_LOCK_SEMAPHORE { r.pointee.readers = UInt32(truncatingIfNeeded: initial) }
+      for w in 0..<UInt32(SMPTOP_LOCK_WAITERS) { abi_lock_set_waiter(r, w, noLCPU, 0, 0) }
+      let root = Inspect.root
+      r.pointee.next = root.pointee.dynamic_locks
+      compiler_barrier()
+      atomic_store_u64(&root.pointee.dynamic_locks, abi_addr(r))
+      atomic_store_u64(&root.pointee.dynamic_lock_count, UInt64(dynamicUsed))
+      return k
+    }
+
+  }
 #endif

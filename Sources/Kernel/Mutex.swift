@@ -7,107 +7,109 @@
 // fails and counts misuse_sleep_in_irq.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// A sleeping mutex over a klock object.
-struct Mutex {
-  let k: UnsafeMutablePointer<klock>
+  /// A sleeping mutex over a klock object.
+  struct Mutex {
+    let k: UnsafeMutablePointer<klock>
 
-  init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
+    init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-  /// Takes the mutex, sleeping while another thread owns it; false when refused.
-  @inline(never) @discardableResult
-  func lock() -> Bool {
-    let site = caller_return_address()
-    let irqOn = cpu_irqs_enabled()
-    cpu_cli()
-    let tid = Sched.currentID
-    let r = k.pointee.rec
-    LockCore.meta(k)
-    if Sched.inInterrupt || tid == 0 {
-      if Sched.inInterrupt {
-        r.pointee.misuse_sleep_in_irq &+= 1
-        LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
+    /// Takes the mutex, sleeping while another thread owns it; false when refused.
+    @inline(never) @discardableResult
+    func lock() -> Bool {
+      let site = caller_return_address()
+      let irqOn = cpu_irqs_enabled()
+      cpu_cli()
+      let tid = Sched.currentID
+      let r = k.pointee.rec
+      LockCore.meta(k)
+      if Sched.inInterrupt || tid == 0 {
+        if Sched.inInterrupt {
+          r.pointee.misuse_sleep_in_irq &+= 1
+          LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
+        }
+        LockCore.unmeta(k)
+        if irqOn { cpu_sti() }
+        return false
       }
-      LockCore.unmeta(k)
-      if irqOn { cpu_sti() }
-      return false
-    }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
-    let owner = kword_load_relaxed(&k.pointee.word)
-    if owner == tid {
-      if LockCore.has(k, SMPTOP_LOCKF_RECURSIVE) {
-        k.pointee.depth &+= 1
-        abi_seq_begin(&r.pointee.seq)
-        r.pointee.readers = UInt32(truncatingIfNeeded: k.pointee.depth)
-        abi_seq_end(&r.pointee.seq)
-        r.pointee.acquisitions &+= 1
+      LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
+      let owner = kword_load_relaxed(&k.pointee.word)
+      if owner == tid {
+        if LockCore.has(k, SMPTOP_LOCKF_RECURSIVE) {
+          k.pointee.depth &+= 1
+          abi_seq_begin(&r.pointee.seq)
+          r.pointee.readers = UInt32(truncatingIfNeeded: k.pointee.depth)
+          abi_seq_end(&r.pointee.seq)
+          r.pointee.acquisitions &+= 1
+          LockCore.unmeta(k)
+          if irqOn { cpu_sti() }
+          return true
+        }
+        r.pointee.misuse_recursion &+= 1
+        LockCore.unmeta(k)
+        if irqOn { cpu_sti() }
+        return false
+      }
+      if owner == 0 {
+        kword_store(&k.pointee.word, tid)
+        k.pointee.depth = 1
+        LockCore.acquired(
+          k, lcpu: LCPU.currentIndex, thread: tid, site: site, now: rdtsc(), since: 0, readers: 1)
         LockCore.unmeta(k)
         if irqOn { cpu_sti() }
         return true
       }
-      r.pointee.misuse_recursion &+= 1
+      // Sleep until the owner hands it over.
+      LockCore.addWaiter(k, since: rdtsc(), site: site)
+      Sched.block(SMPTOP_THREAD_BLOCKED_LOCK, on: abi_addr(k))
       LockCore.unmeta(k)
-      if irqOn { cpu_sti() }
-      return false
-    }
-    if owner == 0 {
-      kword_store(&k.pointee.word, tid)
-      k.pointee.depth = 1
-      LockCore.acquired(k, lcpu: LCPU.currentIndex, thread: tid, site: site, now: rdtsc(), since: 0, readers: 1)
-      LockCore.unmeta(k)
+      while kword_load(&k.pointee.word) != tid { Sched.schedule() }
       if irqOn { cpu_sti() }
       return true
     }
-    // Sleep until the owner hands it over.
-    LockCore.addWaiter(k, since: rdtsc(), site: site)
-    Sched.block(SMPTOP_THREAD_BLOCKED_LOCK, on: abi_addr(k))
-    LockCore.unmeta(k)
-    while kword_load(&k.pointee.word) != tid { Sched.schedule() }
-    if irqOn { cpu_sti() }
-    return true
-  }
 
-  /// Releases (one level of) the mutex; hands it to the first waiter.
-  func unlock() {
-    let irqNow = cpu_irqs_enabled()
-    cpu_cli()
-    let tid = Sched.currentID
-    let r = k.pointee.rec
-    LockCore.meta(k)
-    if tid == 0 || kword_load_relaxed(&k.pointee.word) != tid {
-      r.pointee.misuse_bad_unlock &+= 1
+    /// Releases (one level of) the mutex; hands it to the first waiter.
+    func unlock() {
+      let irqNow = cpu_irqs_enabled()
+      cpu_cli()
+      let tid = Sched.currentID
+      let r = k.pointee.rec
+      LockCore.meta(k)
+      if tid == 0 || kword_load_relaxed(&k.pointee.word) != tid {
+        r.pointee.misuse_bad_unlock &+= 1
+        LockCore.unmeta(k)
+        if irqNow { cpu_sti() }
+        return
+      }
+      if k.pointee.depth > 1 {
+        k.pointee.depth &-= 1
+        abi_seq_begin(&r.pointee.seq)
+        r.pointee.readers = UInt32(truncatingIfNeeded: k.pointee.depth)
+        abi_seq_end(&r.pointee.seq)
+        LockCore.unmeta(k)
+        if irqNow { cpu_sti() }
+        return
+      }
+      let now = rdtsc()
+      LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
+      var wake: UInt64 = 0
+      if k.pointee.nwaiters > 0 {
+        let w = klock_waiters(k)[0]
+        LockCore.removeWaiterAt(k, 0)
+        kword_store(&k.pointee.word, w.thread)
+        k.pointee.depth = 1
+        LockCore.acquired(
+          k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, since: w.since_tsc, readers: 1)
+        wake = w.thread
+      } else {
+        kword_store(&k.pointee.word, 0)
+        LockCore.publishWord(k)
+      }
       LockCore.unmeta(k)
+      if wake != 0 { Sched.wake(wake) }
       if irqNow { cpu_sti() }
-      return
     }
-    if k.pointee.depth > 1 {
-      k.pointee.depth &-= 1
-      abi_seq_begin(&r.pointee.seq)
-      r.pointee.readers = UInt32(truncatingIfNeeded: k.pointee.depth)
-      abi_seq_end(&r.pointee.seq)
-      LockCore.unmeta(k)
-      if irqNow { cpu_sti() }
-      return
-    }
-    let now = rdtsc()
-    LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
-    var wake: UInt64 = 0
-    if k.pointee.nwaiters > 0 {
-      let w = klock_waiters(k)[0]
-      LockCore.removeWaiterAt(k, 0)
-      kword_store(&k.pointee.word, w.thread)
-      k.pointee.depth = 1
-      LockCore.acquired(k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, since: w.since_tsc, readers: 1)
-      wake = w.thread
-    } else {
-      kword_store(&k.pointee.word, 0)
-      LockCore.publishWord(k)
-    }
-    LockCore.unmeta(k)
-    if wake != 0 { Sched.wake(wake) }
-    if irqNow { cpu_sti() }
   }
-}
 
 #endif

@@ -6,156 +6,157 @@
 // in to the last reader out. Preemption is off while held.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// A reader-writer lock over a klock object.
-struct RWLock {
-  let k: UnsafeMutablePointer<klock>
-  static let writer: UInt64 = 1 << 63
+  /// A reader-writer lock over a klock object.
+  struct RWLock {
+    let k: UnsafeMutablePointer<klock>
+    static let writer: UInt64 = 1 << 63
 
-  init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
+    init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-  var save: Bool { LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) }
+    var save: Bool { LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) }
 
-  /// Enters as a reader; false when refused (this lcpu holds it as writer).
-  @inline(never) @discardableResult
-  func readLock() -> Bool {
-    let site = caller_return_address()
-    return enter(site: site, write: false)
-  }
-
-  /// Enters as the writer; false when refused (recursion / irq re-entry).
-  @inline(never) @discardableResult
-  func writeLock() -> Bool {
-    let site = caller_return_address()
-    return enter(site: site, write: true)
-  }
-
-  private func enter(site: UInt64, write: Bool) -> Bool {
-    let irqOn = cpu_irqs_enabled()
-    cpu_cli()
-    Sched.preemptDisable()
-    LockCore.meta(k)
-    if kword_load_relaxed(&k.pointee.word) & RWLock.writer != 0 && LockCore.heldHere(k) {
-      LockCore.refuseReentry(k)
-      LockCore.unmeta(k)
-      Sched.preemptEnable()
-      if irqOn { cpu_sti() }
-      return false
+    /// Enters as a reader; false when refused (this lcpu holds it as writer).
+    @inline(never) @discardableResult
+    func readLock() -> Bool {
+      let site = caller_return_address()
+      return enter(site: site, write: false)
     }
-    if write { k.pointee.pending_writers &+= 1 }
-    var since: UInt64 = 0
-    while !attempt(write) {
-      if since == 0 {
-        since = rdtsc()
-        LockCore.addWaiter(k, since: since)
+
+    /// Enters as the writer; false when refused (recursion / irq re-entry).
+    @inline(never) @discardableResult
+    func writeLock() -> Bool {
+      let site = caller_return_address()
+      return enter(site: site, write: true)
+    }
+
+    private func enter(site: UInt64, write: Bool) -> Bool {
+      let irqOn = cpu_irqs_enabled()
+      cpu_cli()
+      Sched.preemptDisable()
+      LockCore.meta(k)
+      if kword_load_relaxed(&k.pointee.word) & RWLock.writer != 0 && LockCore.heldHere(k) {
+        LockCore.refuseReentry(k)
         LockCore.unmeta(k)
-        Sched.spinning(true, lock: abi_addr(k))
-      } else {
-        LockCore.unmeta(k)
+        Sched.preemptEnable()
+        if irqOn { cpu_sti() }
+        return false
       }
+      if write { k.pointee.pending_writers &+= 1 }
+      var since: UInt64 = 0
+      while !attempt(write) {
+        if since == 0 {
+          since = rdtsc()
+          LockCore.addWaiter(k, since: since)
+          LockCore.unmeta(k)
+          Sched.spinning(true, lock: abi_addr(k))
+        } else {
+          LockCore.unmeta(k)
+        }
+        if irqOn && !save { cpu_sti() }
+        var spins = 0
+        while !ready(write) && spins < 1_000_000 { cpu_pause(); spins += 1 }
+        cpu_cli()
+        LockCore.meta(k)
+      }
+      if write {
+        k.pointee.pending_writers &-= 1
+        LockCore.setFlag(k, SMPTOP_LOCKF_WRITER, true)
+      }
+      if since != 0 {
+        if let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
+      }
+      let word = kword_load_relaxed(&k.pointee.word)
+      let readers = UInt32(truncatingIfNeeded: word & ~RWLock.writer)
+      let now = rdtsc()
+      if !write && readers == 1 { k.pointee.hold_start = now }
+      LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
+      LockCore.acquired(
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site,
+        now: write ? now : k.pointee.hold_start,
+        since: since, readers: readers)
+      if since != 0 { Sched.spinning(false, lock: 0) }
+      if save && irqOn { k.pointee.irq_saved |= 1 << UInt64(LCPU.currentIndex) }
+      LockCore.unmeta(k)
       if irqOn && !save { cpu_sti() }
-      var spins = 0
-      while !ready(write) && spins < 1_000_000 { cpu_pause(); spins += 1 }
+      return true
+    }
+
+    /// Whether an attempt could succeed now (read without the guard).
+    private func ready(_ write: Bool) -> Bool {
+      let w = kword_load_relaxed(&k.pointee.word)
+      if write { return w == 0 }
+      return w & RWLock.writer == 0 && kword_load_relaxed(&k.pointee.pending_writers) == 0
+    }
+
+    /// One attempt under the guard.
+    private func attempt(_ write: Bool) -> Bool {
+      let w = kword_load_relaxed(&k.pointee.word)
+      if write { return w == 0 && kword_cas(&k.pointee.word, 0, RWLock.writer) }
+      guard w & RWLock.writer == 0, k.pointee.pending_writers == 0 else { return false }
+      return kword_cas(&k.pointee.word, w, w &+ 1)
+    }
+
+    /// Whether to enable interrupts after a release (guard held): an irq-save lock restores
+    /// what this lcpu had before its lock call (one saved bit per lcpu, so an lcpu must not
+    /// nest read sections of one irq-save lock); a plain one keeps the current state.
+    private func takeSavedIRQ(_ irqNow: Bool) -> Bool {
+      guard save else { return irqNow }
+      let bit: UInt64 = 1 << UInt64(LCPU.currentIndex)
+      let was = k.pointee.irq_saved & bit != 0
+      k.pointee.irq_saved &= ~bit
+      return was
+    }
+
+    /// Leaves as a reader; a reader-less release is counted as a bad unlock.
+    func readUnlock() {
+      let irqNow = cpu_irqs_enabled()
       cpu_cli()
       LockCore.meta(k)
-    }
-    if write {
-      k.pointee.pending_writers &-= 1
-      LockCore.setFlag(k, SMPTOP_LOCKF_WRITER, true)
-    }
-    if since != 0 {
-      if let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
-    }
-    let word = kword_load_relaxed(&k.pointee.word)
-    let readers = UInt32(truncatingIfNeeded: word & ~RWLock.writer)
-    let now = rdtsc()
-    if !write && readers == 1 { k.pointee.hold_start = now }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
-    LockCore.acquired(
-      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: write ? now : k.pointee.hold_start,
-      since: since, readers: readers)
-    if since != 0 { Sched.spinning(false, lock: 0) }
-    if save && irqOn { k.pointee.irq_saved |= 1 << UInt64(LCPU.currentIndex) }
-    LockCore.unmeta(k)
-    if irqOn && !save { cpu_sti() }
-    return true
-  }
-
-  /// Whether an attempt could succeed now (read without the guard).
-  private func ready(_ write: Bool) -> Bool {
-    let w = kword_load_relaxed(&k.pointee.word)
-    if write { return w == 0 }
-    return w & RWLock.writer == 0 && kword_load_relaxed(&k.pointee.pending_writers) == 0
-  }
-
-  /// One attempt under the guard.
-  private func attempt(_ write: Bool) -> Bool {
-    let w = kword_load_relaxed(&k.pointee.word)
-    if write { return w == 0 && kword_cas(&k.pointee.word, 0, RWLock.writer) }
-    guard w & RWLock.writer == 0, k.pointee.pending_writers == 0 else { return false }
-    return kword_cas(&k.pointee.word, w, w &+ 1)
-  }
-
-  /// Whether to enable interrupts after a release (guard held): an irq-save lock restores
-  /// what this lcpu had before its lock call (one saved bit per lcpu, so an lcpu must not
-  /// nest read sections of one irq-save lock); a plain one keeps the current state.
-  private func takeSavedIRQ(_ irqNow: Bool) -> Bool {
-    guard save else { return irqNow }
-    let bit: UInt64 = 1 << UInt64(LCPU.currentIndex)
-    let was = k.pointee.irq_saved & bit != 0
-    k.pointee.irq_saved &= ~bit
-    return was
-  }
-
-  /// Leaves as a reader; a reader-less release is counted as a bad unlock.
-  func readUnlock() {
-    let irqNow = cpu_irqs_enabled()
-    cpu_cli()
-    LockCore.meta(k)
-    let w = kword_load_relaxed(&k.pointee.word)
-    if w & RWLock.writer != 0 || w == 0 {
-      k.pointee.rec.pointee.misuse_bad_unlock &+= 1
+      let w = kword_load_relaxed(&k.pointee.word)
+      if w & RWLock.writer != 0 || w == 0 {
+        k.pointee.rec.pointee.misuse_bad_unlock &+= 1
+        LockCore.unmeta(k)
+        if irqNow { cpu_sti() }
+        return
+      }
+      _ = kword_fetch_sub(&k.pointee.word, 1)
+      let r = k.pointee.rec
+      if w - 1 == 0 {
+        LockCore.released(k, now: rdtsc(), from: k.pointee.hold_start)
+      } else {
+        abi_seq_begin(&r.pointee.seq)
+        r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
+        abi_seq_end(&r.pointee.seq)
+      }
+      LockCore.publishWord(k)
+      let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
-      if irqNow { cpu_sti() }
-      return
+      Sched.preemptEnable()
+      if restore { cpu_sti() }
     }
-    _ = kword_fetch_sub(&k.pointee.word, 1)
-    let r = k.pointee.rec
-    if w - 1 == 0 {
-      LockCore.released(k, now: rdtsc(), from: k.pointee.hold_start)
-    } else {
-      abi_seq_begin(&r.pointee.seq)
-      r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
-      abi_seq_end(&r.pointee.seq)
-    }
-    LockCore.publishWord(k)
-    let restore = takeSavedIRQ(irqNow)
-    LockCore.unmeta(k)
-    Sched.preemptEnable()
-    if restore { cpu_sti() }
-  }
 
-  /// Leaves as the writer; a release by a non-holder is counted and ignored.
-  func writeUnlock() {
-    let irqNow = cpu_irqs_enabled()
-    cpu_cli()
-    LockCore.meta(k)
-    let r = k.pointee.rec
-    if kword_load_relaxed(&k.pointee.word) != RWLock.writer || !LockCore.heldHere(k) {
-      r.pointee.misuse_bad_unlock &+= 1
+    /// Leaves as the writer; a release by a non-holder is counted and ignored.
+    func writeUnlock() {
+      let irqNow = cpu_irqs_enabled()
+      cpu_cli()
+      LockCore.meta(k)
+      let r = k.pointee.rec
+      if kword_load_relaxed(&k.pointee.word) != RWLock.writer || !LockCore.heldHere(k) {
+        r.pointee.misuse_bad_unlock &+= 1
+        LockCore.unmeta(k)
+        if irqNow { cpu_sti() }
+        return
+      }
+      LockCore.setFlag(k, SMPTOP_LOCKF_WRITER, false)
+      LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
+      kword_store(&k.pointee.word, 0)
+      LockCore.publishWord(k)
+      let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
-      if irqNow { cpu_sti() }
-      return
+      Sched.preemptEnable()
+      if restore { cpu_sti() }
     }
-    LockCore.setFlag(k, SMPTOP_LOCKF_WRITER, false)
-    LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
-    kword_store(&k.pointee.word, 0)
-    LockCore.publishWord(k)
-    let restore = takeSavedIRQ(irqNow)
-    LockCore.unmeta(k)
-    Sched.preemptEnable()
-    if restore { cpu_sti() }
   }
-}
 #endif

@@ -15,380 +15,384 @@
 // so the record has one writer at a time even when another lcpu wakes the thread.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// Kernel threads and the scheduler.
-enum Sched {
-  /// Thread slots handed out so far (the THREAD table's count).
-  nonisolated(unsafe) static var used: UInt32 = 0
-  /// Whether threads run yet (set once the workload starts).
-  nonisolated(unsafe) static var running = false
+  /// Kernel threads and the scheduler.
+  enum Sched {
+    /// Thread slots handed out so far (the THREAD table's count).
+    nonisolated(unsafe) static var used: UInt32 = 0
+    /// Whether threads run yet (set once the workload starts).
+    nonisolated(unsafe) static var running = false
 
-  /// A thread body: called with the thread's argument.
-  typealias Entry = @convention(c) (UInt64) -> Void
+    /// A thread body: called with the thread's argument.
+    typealias Entry = @convention(c) (UInt64) -> Void
 
-  static var me: UnsafeMutablePointer<ksched> { ksched_at(LCPU.currentIndex) }
+    static var me: UnsafeMutablePointer<ksched> { ksched_at(LCPU.currentIndex) }
 
-  /// The id of the thread running on this lcpu (0 = the idle context).
-  static var currentID: UInt64 { me.pointee.current }
+    /// The id of the thread running on this lcpu (0 = the idle context).
+    static var currentID: UInt64 { me.pointee.current }
 
-  /// The thread a lock operation is attributed to: 0 in interrupt context (the lcpu itself,
-  /// not the thread it interrupted), else the current thread.
-  static var contextID: UInt64 { inInterrupt ? 0 : me.pointee.current }
+    /// The thread a lock operation is attributed to: 0 in interrupt context (the lcpu itself,
+    /// not the thread it interrupted), else the current thread.
+    static var contextID: UInt64 { inInterrupt ? 0 : me.pointee.current }
 
-  /// Whether this code runs in an interrupt handler.
-  static var inInterrupt: Bool { me.pointee.irq_depth > 0 }
+    /// Whether this code runs in an interrupt handler.
+    static var inInterrupt: Bool { me.pointee.irq_depth > 0 }
 
-  static func thread(_ id: UInt64) -> UnsafeMutablePointer<kthread> { kthread_at(UInt32(id - 1)) }
-  static func record(_ id: UInt64) -> UnsafeMutablePointer<smptop_thread> { kthread_record(UInt32(id - 1)) }
+    static func thread(_ id: UInt64) -> UnsafeMutablePointer<kthread> { kthread_at(UInt32(id - 1)) }
+    static func record(_ id: UInt64) -> UnsafeMutablePointer<smptop_thread> { kthread_record(UInt32(id - 1)) }
 
-  // MARK: run-queue lock (raw, interrupts must be off)
+    // MARK: run-queue lock (raw, interrupts must be off)
 
-  static func lockRunq(_ s: UnsafeMutablePointer<ksched>) { kmeta_lock(&s.pointee.runq_lock) }
-  static func unlockRunq(_ s: UnsafeMutablePointer<ksched>) { kmeta_unlock(&s.pointee.runq_lock) }
+    static func lockRunq(_ s: UnsafeMutablePointer<ksched>) { kmeta_lock(&s.pointee.runq_lock) }
+    static func unlockRunq(_ s: UnsafeMutablePointer<ksched>) { kmeta_unlock(&s.pointee.runq_lock) }
 
-  /// Writes a thread record field group under its seq (caller holds the owner's run-queue lock).
-  static func setState(_ id: UInt64, _ state: smptop_thread_state, on: UInt64 = 0, wake: UInt64 = 0) {
-    let r = record(id)
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.state = state.rawValue
-    r.pointee.blocked_on = on
-    r.pointee.wake_tsc = wake
-    abi_seq_end(&r.pointee.seq)
-  }
-
-  /// Appends thread `id` to run queue `s` (run-queue lock held).
-  static func push(_ s: UnsafeMutablePointer<ksched>, _ id: UInt64) {
-    let t = thread(id)
-    t.pointee.next = 0
-    let index = UInt32(id)
-    if s.pointee.runq_tail == 0 {
-      s.pointee.runq_head = index
-    } else {
-      thread(UInt64(s.pointee.runq_tail)).pointee.next = index
-    }
-    s.pointee.runq_tail = index
-    s.pointee.runq_len &+= 1
-  }
-
-  /// Removes the head of run queue `s`, 0 if empty (run-queue lock held).
-  static func pop(_ s: UnsafeMutablePointer<ksched>) -> UInt64 {
-    let head = s.pointee.runq_head
-    if head == 0 { return 0 }
-    let t = thread(UInt64(head))
-    s.pointee.runq_head = t.pointee.next
-    if s.pointee.runq_head == 0 { s.pointee.runq_tail = 0 }
-    t.pointee.next = 0
-    s.pointee.runq_len &-= 1
-    return UInt64(head)
-  }
-
-  // MARK: creation
-
-  /// Creates a thread on lcpu `lcpu` running `entry(arg)`; returns its id, 0 if the pool is full.
-  @discardableResult
-  static func spawn(_ name: StaticString, suffix: UInt32? = nil, lcpu: UInt32, kind: UInt32 = 0,
-                    _ entry: Entry, _ arg: UInt64) -> UInt64 {
-    guard used < KTHREAD_MAX, lcpu < LCPU.count else { return 0 }
-    let index = used
-    used += 1
-    let id = UInt64(index) + 1
-    let t = kthread_at(index)
-    let r = kthread_record(index)
-    t.pointee.stack_base = kthread_stack_base(index)
-    t.pointee.entry = UInt64(UInt(bitPattern: unsafeBitCast(entry, to: UnsafeRawPointer.self)))
-    t.pointee.arg = arg
-    t.pointee.lcpu = lcpu
-    t.pointee.work_kind = kind
-    // Initial stack: six zero callee-saved registers, then kthread_start as return address.
-    let top = t.pointee.stack_base + UInt64(KTHREAD_STACK)
-    let frame = UnsafeMutablePointer<UInt64>(bitPattern: UInt(top - 8 * 8))!
-    for i in 0..<6 { frame[i] = 0 }
-    frame[6] = kthread_start_address()
-    frame[7] = 0
-    t.pointee.rsp = top - 8 * 8
-    // Record.
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.id = id
-    let n = kthread_record_name(r)
-    var k = 0
-    name.withUTF8Buffer { b in
-      for c in b where k < Int(SMPTOP_NAME_BYTES) - 6 { n[k] = CChar(bitPattern: c); k += 1 }
-    }
-    if let s = suffix { k = appendNumber(n, k, UInt64(s)) }
-    n[k] = 0
-    r.pointee.lcpu = lcpu
-    r.pointee.state = SMPTOP_THREAD_READY.rawValue
-    abi_seq_end(&r.pointee.seq)
-    let table = abi_root_table(UInt32(SMPTOP_TABLE_THREAD.rawValue))
-    atomic_store_u32(&table.pointee.count, used)
-    // Queue it on its lcpu.
-    let irqs = cpu_irqs_enabled()
-    cpu_cli()
-    let s = ksched_at(lcpu)
-    lockRunq(s)
-    push(s, id)
-    unlockRunq(s)
-    if irqs { cpu_sti() }
-    if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
-    return id
-  }
-
-  /// Writes ".N" style decimal `v` into `n` at `k`; returns the new end.
-  static func appendNumber(_ n: UnsafeMutablePointer<CChar>, _ at: Int, _ v: UInt64) -> Int {
-    var k = at
-    n[k] = 0x2E; k += 1
-    var digits: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
-    var count = 0
-    var x = v
-    repeat {
-      withUnsafeMutableBytes(of: &digits) { $0[count] = UInt8(x % 10) + 0x30 }
-      x /= 10; count += 1
-    } while x != 0 && count < 4
-    while count > 0 {
-      count -= 1
-      n[k] = CChar(bitPattern: withUnsafeBytes(of: digits) { $0[count] }); k += 1
-    }
-    return k
-  }
-
-  // MARK: switching
-
-  /// Picks the next context on this lcpu and switches to it. Interrupts off. A RUNNING
-  /// current thread goes back to the tail of the queue; a blocked or sleeping one stays off it.
-  static func schedule() {
-    let s = me
-    if s.pointee.preempt_count != 0 { s.pointee.need_resched = 1; return }
-    let lcpu = LCPU.currentIndex
-    let now = rdtsc()
-    lockRunq(s)
-    let cur = s.pointee.current
-    if cur != 0 && record(cur).pointee.state == SMPTOP_THREAD_RUNNING.rawValue {
-      setState(cur, SMPTOP_THREAD_READY)
-      push(s, cur)
-    }
-    // The idle context's own work (shutdown, panic demonstration, v1 work stretch) must not
-    // starve behind threads: when it is due, the idle context runs next.
-    let next = cur != 0 && idleWorkDue() ? 0 : pop(s)
-    s.pointee.need_resched = 0
-    if next == cur {
-      if next != 0 { setState(next, SMPTOP_THREAD_RUNNING) }
-      unlockRunq(s)
-      return
-    }
-    if cur != 0 {
-      let r = record(cur)
+    /// Writes a thread record field group under its seq (caller holds the owner's run-queue lock).
+    static func setState(_ id: UInt64, _ state: smptop_thread_state, on: UInt64 = 0, wake: UInt64 = 0) {
+      let r = record(id)
       abi_seq_begin(&r.pointee.seq)
-      r.pointee.cpu_tsc &+= now &- s.pointee.slice_start
+      r.pointee.state = state.rawValue
+      r.pointee.blocked_on = on
+      r.pointee.wake_tsc = wake
       abi_seq_end(&r.pointee.seq)
     }
-    if next != 0 {
-      let r = record(next)
-      abi_seq_begin(&r.pointee.seq)
-      r.pointee.state = SMPTOP_THREAD_RUNNING.rawValue
-      r.pointee.blocked_on = 0
-      r.pointee.wake_tsc = 0
-      r.pointee.switches &+= 1
-      abi_seq_end(&r.pointee.seq)
-    }
-    s.pointee.slice_start = now
-    s.pointee.current = next
-    unlockRunq(s)
-    let lr = LCPU.record(lcpu)
-    abi_seq_begin(&lr.pointee.seq)
-    lr.pointee.current_thread = next
-    abi_seq_end(&lr.pointee.seq)
 
-    // Save this context's depths, switch, and restore them when switched back to.
-    let busy = lr.pointee.busy_depth
-    let irq = s.pointee.irq_depth
-    let save: UnsafeMutablePointer<UInt64>
-    if cur == 0 {
-      s.pointee.idle_busy_depth = busy
-      s.pointee.idle_irq_depth = irq
-      save = withUnsafeMutablePointer(to: &s.pointee.idle_rsp) { $0 }
-    } else {
-      let t = thread(cur)
-      t.pointee.saved_busy_depth = busy
-      t.pointee.saved_irq_depth = irq
-      save = withUnsafeMutablePointer(to: &t.pointee.rsp) { $0 }
-    }
-    let target = next == 0 ? s.pointee.idle_rsp : thread(next).pointee.rsp
-    ctx_switch(save, target)
-    // Back in this context (possibly much later).
-    resumed(cur)
-  }
-
-  /// Restores the depths of context `id` (0 = idle) after it was switched back to.
-  static func resumed(_ id: UInt64) {
-    let s = me
-    let depth: UInt32
-    if id == 0 {
-      depth = s.pointee.idle_busy_depth
-      s.pointee.irq_depth = s.pointee.idle_irq_depth
-    } else {
-      depth = thread(id).pointee.saved_busy_depth
-      s.pointee.irq_depth = thread(id).pointee.saved_irq_depth
-    }
-    LCPU.setState(LCPU.current.pointee.record, depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY, depth: depth)
-  }
-
-  /// Marks the current thread blocked/sleeping (it leaves the run queue at the next schedule()).
-  /// Interrupts off. The caller then releases whatever guard it holds and calls schedule().
-  static func block(_ state: smptop_thread_state, on: UInt64, wake: UInt64 = 0) {
-    let s = me
-    let cur = s.pointee.current
-    guard cur != 0 else { return }
-    lockRunq(s)
-    thread(cur).pointee.woken = 0
-    setState(cur, state, on: on, wake: wake)
-    unlockRunq(s)
-  }
-
-  /// Makes thread `id` ready again (from any lcpu; interrupts off).
-  static func wake(_ id: UInt64) {
-    let t = thread(id)
-    let lcpu = t.pointee.lcpu
-    let s = ksched_at(lcpu)
-    lockRunq(s)
-    let st = record(id).pointee.state
-    t.pointee.woken = 1
-    if st != SMPTOP_THREAD_RUNNING.rawValue && st != SMPTOP_THREAD_READY.rawValue
-      && st != SMPTOP_THREAD_EXITED.rawValue && st != SMPTOP_THREAD_SPINNING.rawValue
-    {
-      setState(id, SMPTOP_THREAD_READY)
-      push(s, id)
-      s.pointee.need_resched = 1
-    }
-    unlockRunq(s)
-    if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
-  }
-
-  /// A thread's timer expired (its own lcpu, interrupt context): a sleep ends; a
-  /// semaphore wait with a timeout leaves the wait queue here, under the lock's guard, so
-  /// the record never lists a waiter that is no longer waiting.
-  static func timerExpired(_ id: UInt64) {
-    let r = record(id)
-    if r.pointee.state == SMPTOP_THREAD_BLOCKED_SEM.rawValue,
-      let k = UnsafeMutablePointer<klock>(bitPattern: UInt(r.pointee.blocked_on))
-    {
-      LockCore.meta(k)
-      let w = klock_waiters(k)
-      var found = false
-      for i in 0..<Int(k.pointee.nwaiters) where w[i].thread == id {
-        LockCore.removeWaiterAt(k, i)
-        let lr = k.pointee.rec
-        abi_seq_begin(&lr.pointee.seq)
-        LockCore.publishWaiters(k)
-        abi_seq_end(&lr.pointee.seq)
-        thread(id).pointee.timed_out = 1
-        found = true
-        break
+    /// Appends thread `id` to run queue `s` (run-queue lock held).
+    static func push(_ s: UnsafeMutablePointer<ksched>, _ id: UInt64) {
+      let t = thread(id)
+      t.pointee.next = 0
+      let index = UInt32(id)
+      if s.pointee.runq_tail == 0 {
+        s.pointee.runq_head = index
+      } else {
+        thread(UInt64(s.pointee.runq_tail)).pointee.next = index
       }
-      LockCore.unmeta(k)
-      if found { wake(id) }  // else up() handed it a unit and wakes it itself
-      return
+      s.pointee.runq_tail = index
+      s.pointee.runq_len &+= 1
     }
-    wake(id)
-  }
 
-  /// Marks the current thread SPINNING on `lock` (true) or RUNNING again (false).
-  static func spinning(_ on: Bool, lock: UInt64) {
-    let s = me
-    let cur = s.pointee.current
-    guard cur != 0, s.pointee.irq_depth == 0 else { return }  // an interrupt spins for the lcpu
-    lockRunq(s)
-    setState(cur, on ? SMPTOP_THREAD_SPINNING : SMPTOP_THREAD_RUNNING, on: on ? lock : 0)
-    unlockRunq(s)
-  }
+    /// Removes the head of run queue `s`, 0 if empty (run-queue lock held).
+    static func pop(_ s: UnsafeMutablePointer<ksched>) -> UInt64 {
+      let head = s.pointee.runq_head
+      if head == 0 { return 0 }
+      let t = thread(UInt64(head))
+      s.pointee.runq_head = t.pointee.next
+      if s.pointee.runq_head == 0 { s.pointee.runq_tail = 0 }
+      t.pointee.next = 0
+      s.pointee.runq_len &-= 1
+      return UInt64(head)
+    }
 
-  /// Sleeps the current thread until TSC `deadline` (its own lcpu's timer queue).
-  static func sleep(until deadline: UInt64) {
-    let irqs = cpu_irqs_enabled()
-    cpu_cli()
-    let cur = currentID
-    if cur == 0 {
+    // MARK: creation
+
+    /// Creates a thread on lcpu `lcpu` running `entry(arg)`; returns its id, 0 if the pool is full.
+    @discardableResult
+    static func spawn(
+      _ name: StaticString, suffix: UInt32? = nil, lcpu: UInt32, kind: UInt32 = 0,
+      _ entry: Entry, _ arg: UInt64
+    ) -> UInt64 {
+      guard used < KTHREAD_MAX, lcpu < LCPU.count else { return 0 }
+      let index = used
+      used += 1
+      let id = UInt64(index) + 1
+      let t = kthread_at(index)
+      let r = kthread_record(index)
+      t.pointee.stack_base = kthread_stack_base(index)
+      t.pointee.entry = UInt64(UInt(bitPattern: unsafeBitCast(entry, to: UnsafeRawPointer.self)))
+      t.pointee.arg = arg
+      t.pointee.lcpu = lcpu
+      t.pointee.work_kind = kind
+      // Initial stack: six zero callee-saved registers, then kthread_start as return address.
+      let top = t.pointee.stack_base + UInt64(KTHREAD_STACK)
+      let frame = UnsafeMutablePointer<UInt64>(bitPattern: UInt(top - 8 * 8))!
+      for i in 0..<6 { frame[i] = 0 }
+      frame[6] = kthread_start_address()
+      frame[7] = 0
+      t.pointee.rsp = top - 8 * 8
+      // Record.
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.id = id
+      let n = kthread_record_name(r)
+      var k = 0
+      name.withUTF8Buffer { b in
+        for c in b where k < Int(SMPTOP_NAME_BYTES) - 6 { n[k] = CChar(bitPattern: c); k += 1 }
+      }
+      if let s = suffix { k = appendNumber(n, k, UInt64(s)) }
+      n[k] = 0
+      r.pointee.lcpu = lcpu
+      r.pointee.state = SMPTOP_THREAD_READY.rawValue
+      abi_seq_end(&r.pointee.seq)
+      let table = abi_root_table(UInt32(SMPTOP_TABLE_THREAD.rawValue))
+      atomic_store_u32(&table.pointee.count, used)
+      // Queue it on its lcpu.
+      let irqs = cpu_irqs_enabled()
+      cpu_cli()
+      let s = ksched_at(lcpu)
+      lockRunq(s)
+      push(s, id)
+      unlockRunq(s)
       if irqs { cpu_sti() }
-      return
+      if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
+      return id
     }
-    block(SMPTOP_THREAD_SLEEPING, on: 0, wake: deadline)
-    Timer.add(deadline: deadline, thread: cur)
-    schedule()
-    if irqs { cpu_sti() }
+
+    /// Writes ".N" style decimal `v` into `n` at `k`; returns the new end.
+    static func appendNumber(_ n: UnsafeMutablePointer<CChar>, _ at: Int, _ v: UInt64) -> Int {
+      var k = at
+      n[k] = 0x2E; k += 1
+      var digits: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+      var count = 0
+      var x = v
+      repeat {
+        withUnsafeMutableBytes(of: &digits) { $0[count] = UInt8(x % 10) + 0x30 }
+        x /= 10; count += 1
+      } while x != 0 && count < 4
+      while count > 0 {
+        count -= 1
+        n[k] = CChar(bitPattern: withUnsafeBytes(of: digits) { $0[count] }); k += 1
+      }
+      return k
+    }
+
+    // MARK: switching
+
+    /// Picks the next context on this lcpu and switches to it. Interrupts off. A RUNNING
+    /// current thread goes back to the tail of the queue; a blocked or sleeping one stays off it.
+    static func schedule() {
+      let s = me
+      if s.pointee.preempt_count != 0 { s.pointee.need_resched = 1; return }
+      let lcpu = LCPU.currentIndex
+      let now = rdtsc()
+      lockRunq(s)
+      let cur = s.pointee.current
+      if cur != 0 && record(cur).pointee.state == SMPTOP_THREAD_RUNNING.rawValue {
+        setState(cur, SMPTOP_THREAD_READY)
+        push(s, cur)
+      }
+      // The idle context's own work (shutdown, panic demonstration, v1 work stretch) must not
+      // starve behind threads: when it is due, the idle context runs next.
+      let next = cur != 0 && idleWorkDue() ? 0 : pop(s)
+      s.pointee.need_resched = 0
+      if next == cur {
+        if next != 0 { setState(next, SMPTOP_THREAD_RUNNING) }
+        unlockRunq(s)
+        return
+      }
+      if cur != 0 {
+        let r = record(cur)
+        abi_seq_begin(&r.pointee.seq)
+        r.pointee.cpu_tsc &+= now &- s.pointee.slice_start
+        abi_seq_end(&r.pointee.seq)
+      }
+      if next != 0 {
+        let r = record(next)
+        abi_seq_begin(&r.pointee.seq)
+        r.pointee.state = SMPTOP_THREAD_RUNNING.rawValue
+        r.pointee.blocked_on = 0
+        r.pointee.wake_tsc = 0
+        r.pointee.switches &+= 1
+        abi_seq_end(&r.pointee.seq)
+      }
+      s.pointee.slice_start = now
+      s.pointee.current = next
+      unlockRunq(s)
+      let lr = LCPU.record(lcpu)
+      abi_seq_begin(&lr.pointee.seq)
+      lr.pointee.current_thread = next
+      abi_seq_end(&lr.pointee.seq)
+
+      // Save this context's depths, switch, and restore them when switched back to.
+      let busy = lr.pointee.busy_depth
+      let irq = s.pointee.irq_depth
+      let save: UnsafeMutablePointer<UInt64>
+      if cur == 0 {
+        s.pointee.idle_busy_depth = busy
+        s.pointee.idle_irq_depth = irq
+        save = withUnsafeMutablePointer(to: &s.pointee.idle_rsp) { $0 }
+      } else {
+        let t = thread(cur)
+        t.pointee.saved_busy_depth = busy
+        t.pointee.saved_irq_depth = irq
+        save = withUnsafeMutablePointer(to: &t.pointee.rsp) { $0 }
+      }
+      let target = next == 0 ? s.pointee.idle_rsp : thread(next).pointee.rsp
+      ctx_switch(save, target)
+      // Back in this context (possibly much later).
+      resumed(cur)
+    }
+
+    /// Restores the depths of context `id` (0 = idle) after it was switched back to.
+    static func resumed(_ id: UInt64) {
+      let s = me
+      let depth: UInt32
+      if id == 0 {
+        depth = s.pointee.idle_busy_depth
+        s.pointee.irq_depth = s.pointee.idle_irq_depth
+      } else {
+        depth = thread(id).pointee.saved_busy_depth
+        s.pointee.irq_depth = thread(id).pointee.saved_irq_depth
+      }
+      LCPU.setState(
+        LCPU.current.pointee.record, depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY, depth: depth)
+    }
+
+    /// Marks the current thread blocked/sleeping (it leaves the run queue at the next schedule()).
+    /// Interrupts off. The caller then releases whatever guard it holds and calls schedule().
+    static func block(_ state: smptop_thread_state, on: UInt64, wake: UInt64 = 0) {
+      let s = me
+      let cur = s.pointee.current
+      guard cur != 0 else { return }
+      lockRunq(s)
+      thread(cur).pointee.woken = 0
+      setState(cur, state, on: on, wake: wake)
+      unlockRunq(s)
+    }
+
+    /// Makes thread `id` ready again (from any lcpu; interrupts off).
+    static func wake(_ id: UInt64) {
+      let t = thread(id)
+      let lcpu = t.pointee.lcpu
+      let s = ksched_at(lcpu)
+      lockRunq(s)
+      let st = record(id).pointee.state
+      t.pointee.woken = 1
+      if st != SMPTOP_THREAD_RUNNING.rawValue && st != SMPTOP_THREAD_READY.rawValue
+        && st != SMPTOP_THREAD_EXITED.rawValue && st != SMPTOP_THREAD_SPINNING.rawValue
+      {
+        setState(id, SMPTOP_THREAD_READY)
+        push(s, id)
+        s.pointee.need_resched = 1
+      }
+      unlockRunq(s)
+      if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
+    }
+
+    /// A thread's timer expired (its own lcpu, interrupt context): a sleep ends; a
+    /// semaphore wait with a timeout leaves the wait queue here, under the lock's guard, so
+    /// the record never lists a waiter that is no longer waiting.
+    static func timerExpired(_ id: UInt64) {
+      let r = record(id)
+      if r.pointee.state == SMPTOP_THREAD_BLOCKED_SEM.rawValue,
+        let k = UnsafeMutablePointer<klock>(bitPattern: UInt(r.pointee.blocked_on))
+      {
+        LockCore.meta(k)
+        let w = klock_waiters(k)
+        var found = false
+        for i in 0..<Int(k.pointee.nwaiters) where w[i].thread == id {
+          LockCore.removeWaiterAt(k, i)
+          let lr = k.pointee.rec
+          abi_seq_begin(&lr.pointee.seq)
+          LockCore.publishWaiters(k)
+          abi_seq_end(&lr.pointee.seq)
+          thread(id).pointee.timed_out = 1
+          found = true
+          break
+        }
+        LockCore.unmeta(k)
+        if found { wake(id) }  // else up() handed it a unit and wakes it itself
+        return
+      }
+      wake(id)
+    }
+
+    /// Marks the current thread SPINNING on `lock` (true) or RUNNING again (false).
+    static func spinning(_ on: Bool, lock: UInt64) {
+      let s = me
+      let cur = s.pointee.current
+      guard cur != 0, s.pointee.irq_depth == 0 else { return }  // an interrupt spins for the lcpu
+      lockRunq(s)
+      setState(cur, on ? SMPTOP_THREAD_SPINNING : SMPTOP_THREAD_RUNNING, on: on ? lock : 0)
+      unlockRunq(s)
+    }
+
+    /// Sleeps the current thread until TSC `deadline` (its own lcpu's timer queue).
+    static func sleep(until deadline: UInt64) {
+      let irqs = cpu_irqs_enabled()
+      cpu_cli()
+      let cur = currentID
+      if cur == 0 {
+        if irqs { cpu_sti() }
+        return
+      }
+      block(SMPTOP_THREAD_SLEEPING, on: 0, wake: deadline)
+      Timer.add(deadline: deadline, thread: cur)
+      schedule()
+      if irqs { cpu_sti() }
+    }
+
+    /// Sleeps the current thread for `microseconds`.
+    static func sleep(microseconds: UInt64) {
+      sleep(until: rdtsc() &+ microseconds &* Timer.tscPerMs / 1000)
+    }
+
+    /// Gives the lcpu to the next ready thread, if any.
+    static func yield() {
+      let irqs = cpu_irqs_enabled()
+      cpu_cli()
+      schedule()
+      if irqs { cpu_sti() }
+    }
+
+    /// Counts one workload operation of the current thread.
+    static func countOp() {
+      let cur = currentID
+      guard cur != 0 else { return }
+      let r = record(cur)
+      _ = atomic_add_u64(&r.pointee.ops, 1)
+    }
+
+    /// Disables / re-enables preemption on this lcpu (spin, ticket and rw locks hold it off).
+    static func preemptDisable() { me.pointee.preempt_count &+= 1 }
+    static func preemptEnable() { me.pointee.preempt_count &-= 1 }
+
+    /// From the end of an interrupt handler: switch if this lcpu should (EOI already sent).
+    static func interruptExit() {
+      let s = me
+      guard running, s.pointee.preempt_count == 0, s.pointee.need_resched != 0 else { return }
+      schedule()
+    }
+
+    /// From the timer tick: asks for a switch when another thread is ready (round-robin), or
+    /// when the idle context has work due.
+    static func tick() {
+      let s = me
+      if s.pointee.runq_len > 0 || (s.pointee.current != 0 && idleWorkDue()) { s.pointee.need_resched = 1 }
+    }
+
+    /// Whether LCPU.idleLoop has something to do on this lcpu: a claimed shutdown, a due
+    /// panic demonstration or a due v1 work stretch.
+    static func idleWorkDue() -> Bool {
+      let a = LCPU.current
+      return Power.isClaimedHere || a.pointee.fault_pending == 1
+        || atomic_load_u64(&a.pointee.work_pending) != 0
+    }
+
+    /// The idle context's hook (interrupts off): run threads if any are ready.
+    static func idle() {
+      let s = me
+      guard running, s.pointee.runq_len > 0 else { return }
+      schedule()
+    }
   }
 
-  /// Sleeps the current thread for `microseconds`.
-  static func sleep(microseconds: UInt64) {
-    sleep(until: rdtsc() &+ microseconds &* Timer.tscPerMs / 1000)
-  }
-
-  /// Gives the lcpu to the next ready thread, if any.
-  static func yield() {
-    let irqs = cpu_irqs_enabled()
+  /// Every thread starts here (from kthread_start) with interrupts off, right after its
+  /// first switch-in: it takes over the lcpu at depth 1, enables interrupts and runs.
+  @c func kthread_main() -> Never {
+    let s = Sched.me
+    let id = s.pointee.current
+    s.pointee.irq_depth = 0
+    LCPU.setState(LCPU.current.pointee.record, SMPTOP_LCPU_BUSY, depth: 1)
+    let t = Sched.thread(id)
+    if let raw = UnsafeRawPointer(bitPattern: UInt(t.pointee.entry)) {
+      let f = unsafeBitCast(raw, to: Sched.Entry.self)
+      cpu_sti()
+      f(t.pointee.arg)
+    }
     cpu_cli()
-    schedule()
-    if irqs { cpu_sti() }
+    Sched.lockRunq(s)
+    Sched.setState(id, SMPTOP_THREAD_EXITED)
+    Sched.unlockRunq(s)
+    Sched.schedule()
+    cpu_halt_forever()
   }
-
-  /// Counts one workload operation of the current thread.
-  static func countOp() {
-    let cur = currentID
-    guard cur != 0 else { return }
-    let r = record(cur)
-    _ = atomic_add_u64(&r.pointee.ops, 1)
-  }
-
-  /// Disables / re-enables preemption on this lcpu (spin, ticket and rw locks hold it off).
-  static func preemptDisable() { me.pointee.preempt_count &+= 1 }
-  static func preemptEnable() { me.pointee.preempt_count &-= 1 }
-
-  /// From the end of an interrupt handler: switch if this lcpu should (EOI already sent).
-  static func interruptExit() {
-    let s = me
-    guard running, s.pointee.preempt_count == 0, s.pointee.need_resched != 0 else { return }
-    schedule()
-  }
-
-  /// From the timer tick: asks for a switch when another thread is ready (round-robin), or
-  /// when the idle context has work due.
-  static func tick() {
-    let s = me
-    if s.pointee.runq_len > 0 || (s.pointee.current != 0 && idleWorkDue()) { s.pointee.need_resched = 1 }
-  }
-
-  /// Whether LCPU.idleLoop has something to do on this lcpu: a claimed shutdown, a due
-  /// panic demonstration or a due v1 work stretch.
-  static func idleWorkDue() -> Bool {
-    let a = LCPU.current
-    return Power.isClaimedHere || a.pointee.fault_pending == 1 || atomic_load_u64(&a.pointee.work_pending) != 0
-  }
-
-  /// The idle context's hook (interrupts off): run threads if any are ready.
-  static func idle() {
-    let s = me
-    guard running, s.pointee.runq_len > 0 else { return }
-    schedule()
-  }
-}
-
-/// Every thread starts here (from kthread_start) with interrupts off, right after its
-/// first switch-in: it takes over the lcpu at depth 1, enables interrupts and runs.
-@c func kthread_main() -> Never {
-  let s = Sched.me
-  let id = s.pointee.current
-  s.pointee.irq_depth = 0
-  LCPU.setState(LCPU.current.pointee.record, SMPTOP_LCPU_BUSY, depth: 1)
-  let t = Sched.thread(id)
-  if let raw = UnsafeRawPointer(bitPattern: UInt(t.pointee.entry)) {
-    let f = unsafeBitCast(raw, to: Sched.Entry.self)
-    cpu_sti()
-    f(t.pointee.arg)
-  }
-  cpu_cli()
-  Sched.lockRunq(s)
-  Sched.setState(id, SMPTOP_THREAD_EXITED)
-  Sched.unlockRunq(s)
-  Sched.schedule()
-  cpu_halt_forever()
-}
 #endif

@@ -2,107 +2,108 @@
 // smptop_lock record (kind SEMAPHORE: state_word and `readers` = the count).
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// A counting semaphore over a klock object: the word is the count (also in `readers`).
-/// down() sleeps on the wait queue (BLOCKED_SEM) while the count is 0; up() hands a unit
-/// straight to the first waiter. A semaphore has no owner: holder_lcpu stays NO_LCPU and
-/// holder_thread 0 (so a wait-for walk never follows one); acquire_site / acquired_tsc are
-/// the latest down()'s. Not from interrupt context.
-struct Semaphore {
-  let k: UnsafeMutablePointer<klock>
+  /// A counting semaphore over a klock object: the word is the count (also in `readers`).
+  /// down() sleeps on the wait queue (BLOCKED_SEM) while the count is 0; up() hands a unit
+  /// straight to the first waiter. A semaphore has no owner: holder_lcpu stays NO_LCPU and
+  /// holder_thread 0 (so a wait-for walk never follows one); acquire_site / acquired_tsc are
+  /// the latest down()'s. Not from interrupt context.
+  struct Semaphore {
+    let k: UnsafeMutablePointer<klock>
 
-  init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
+    init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-  /// Sets the initial count (before use).
-  func setCount(_ n: UInt64) {
-    k.pointee.word = n
-    k.pointee.rec.pointee.state_word = n
-    k.pointee.rec.pointee.readers = UInt32(truncatingIfNeeded: n)
-  }
-
-  /// Takes a unit, sleeping while there is none; false in interrupt context, or when
-  /// `timeoutMicroseconds` (0 = none) passed first: the timeout is an entry in the thread's
-  /// lcpu timer queue, and a timed-out down() counts in trylock_failures.
-  @inline(never) @discardableResult
-  func down(timeoutMicroseconds: UInt64 = 0) -> Bool {
-    let site = caller_return_address()
-    let irqOn = cpu_irqs_enabled()
-    cpu_cli()
-    let tid = Sched.currentID
-    let r = k.pointee.rec
-    LockCore.meta(k)
-    if Sched.inInterrupt || tid == 0 {
-      if Sched.inInterrupt {
-        r.pointee.misuse_sleep_in_irq &+= 1
-        LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
-      }
-      LockCore.unmeta(k)
-      if irqOn { cpu_sti() }
-      return false
+    /// Sets the initial count (before use).
+    func setCount(_ n: UInt64) {
+      k.pointee.word = n
+      k.pointee.rec.pointee.state_word = n
+      k.pointee.rec.pointee.readers = UInt32(truncatingIfNeeded: n)
     }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
-    let count = kword_load_relaxed(&k.pointee.word)
-    if count > 0 {
-      kword_store(&k.pointee.word, count - 1)
-      LockCore.acquired(
-        k, lcpu: LockCore.noLCPU, thread: 0, site: site, now: rdtsc(), since: 0,
-        readers: UInt32(truncatingIfNeeded: count - 1))
+
+    /// Takes a unit, sleeping while there is none; false in interrupt context, or when
+    /// `timeoutMicroseconds` (0 = none) passed first: the timeout is an entry in the thread's
+    /// lcpu timer queue, and a timed-out down() counts in trylock_failures.
+    @inline(never) @discardableResult
+    func down(timeoutMicroseconds: UInt64 = 0) -> Bool {
+      let site = caller_return_address()
+      let irqOn = cpu_irqs_enabled()
+      cpu_cli()
+      let tid = Sched.currentID
+      let r = k.pointee.rec
+      LockCore.meta(k)
+      if Sched.inInterrupt || tid == 0 {
+        if Sched.inInterrupt {
+          r.pointee.misuse_sleep_in_irq &+= 1
+          LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
+        }
+        LockCore.unmeta(k)
+        if irqOn { cpu_sti() }
+        return false
+      }
+      LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
+      let count = kword_load_relaxed(&k.pointee.word)
+      if count > 0 {
+        kword_store(&k.pointee.word, count - 1)
+        LockCore.acquired(
+          k, lcpu: LockCore.noLCPU, thread: 0, site: site, now: rdtsc(), since: 0,
+          readers: UInt32(truncatingIfNeeded: count - 1))
+        LockCore.unmeta(k)
+        if irqOn { cpu_sti() }
+        return true
+      }
+      let now = rdtsc()
+      let deadline = timeoutMicroseconds != 0 ? now &+ timeoutMicroseconds &* Timer.tscPerMs / 1000 : 0
+      LockCore.addWaiter(k, since: now)
+      Sched.block(SMPTOP_THREAD_BLOCKED_SEM, on: abi_addr(k), wake: deadline)
+      if deadline != 0 { Timer.add(deadline: deadline, thread: tid) }
+      LockCore.unmeta(k)
+      while Sched.thread(tid).pointee.woken == 0 { Sched.schedule() }
+      LockCore.meta(k)
+      if Sched.thread(tid).pointee.timed_out != 0 {
+        // The timer took it off the wait queue (Sched.timerExpired): no unit was handed over.
+        Sched.thread(tid).pointee.timed_out = 0
+        r.pointee.trylock_failures &+= 1
+        LockCore.unmeta(k)
+        if irqOn { cpu_sti() }
+        return false
+      }
+      if deadline != 0 { Timer.cancel(thread: tid) }
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.acquire_site = site
+      abi_seq_end(&r.pointee.seq)
       LockCore.unmeta(k)
       if irqOn { cpu_sti() }
       return true
     }
-    let now = rdtsc()
-    let deadline = timeoutMicroseconds != 0 ? now &+ timeoutMicroseconds &* Timer.tscPerMs / 1000 : 0
-    LockCore.addWaiter(k, since: now)
-    Sched.block(SMPTOP_THREAD_BLOCKED_SEM, on: abi_addr(k), wake: deadline)
-    if deadline != 0 { Timer.add(deadline: deadline, thread: tid) }
-    LockCore.unmeta(k)
-    while Sched.thread(tid).pointee.woken == 0 { Sched.schedule() }
-    LockCore.meta(k)
-    if Sched.thread(tid).pointee.timed_out != 0 {
-      // The timer took it off the wait queue (Sched.timerExpired): no unit was handed over.
-      Sched.thread(tid).pointee.timed_out = 0
-      r.pointee.trylock_failures &+= 1
-      LockCore.unmeta(k)
-      if irqOn { cpu_sti() }
-      return false
-    }
-    if deadline != 0 { Timer.cancel(thread: tid) }
-    abi_seq_begin(&r.pointee.seq)
-    r.pointee.acquire_site = site
-    abi_seq_end(&r.pointee.seq)
-    LockCore.unmeta(k)
-    if irqOn { cpu_sti() }
-    return true
-  }
 
-  /// Returns a unit: to the first waiter if any, else to the count.
-  func up() {
-    let irqNow = cpu_irqs_enabled()
-    cpu_cli()
-    LockCore.meta(k)
-    let now = rdtsc()
-    var wake: UInt64 = 0
-    if k.pointee.nwaiters > 0 {
-      let w = klock_waiters(k)[0]
-      LockCore.removeWaiterAt(k, 0)
-      LockCore.acquired(k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, since: w.since_tsc, readers: 0)
-      wake = w.thread
-    } else {
-      let count = kword_load_relaxed(&k.pointee.word) &+ 1
-      kword_store(&k.pointee.word, count)
-      let r = k.pointee.rec
-      abi_seq_begin(&r.pointee.seq)
-      r.pointee.state_word = count
-      r.pointee.readers = UInt32(truncatingIfNeeded: count)
-      r.pointee.holder_lcpu = LockCore.noLCPU
-      r.pointee.holder_thread = 0
-      abi_seq_end(&r.pointee.seq)
+    /// Returns a unit: to the first waiter if any, else to the count.
+    func up() {
+      let irqNow = cpu_irqs_enabled()
+      cpu_cli()
+      LockCore.meta(k)
+      let now = rdtsc()
+      var wake: UInt64 = 0
+      if k.pointee.nwaiters > 0 {
+        let w = klock_waiters(k)[0]
+        LockCore.removeWaiterAt(k, 0)
+        LockCore.acquired(
+          k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, since: w.since_tsc, readers: 0)
+        wake = w.thread
+      } else {
+        let count = kword_load_relaxed(&k.pointee.word) &+ 1
+        kword_store(&k.pointee.word, count)
+        let r = k.pointee.rec
+        abi_seq_begin(&r.pointee.seq)
+        r.pointee.state_word = count
+        r.pointee.readers = UInt32(truncatingIfNeeded: count)
+        r.pointee.holder_lcpu = LockCore.noLCPU
+        r.pointee.holder_thread = 0
+        abi_seq_end(&r.pointee.seq)
+      }
+      LockCore.unmeta(k)
+      if wake != 0 { Sched.wake(wake) }
+      if irqNow { cpu_sti() }
     }
-    LockCore.unmeta(k)
-    if wake != 0 { Sched.wake(wake) }
-    if irqNow { cpu_sti() }
   }
-}
 #endif

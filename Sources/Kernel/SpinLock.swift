@@ -7,123 +7,123 @@
 // own lcpu's lock fails instead of deadlocking. Spinning lcpus are listed as waiters.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// A spinlock over a klock object (static ones in sync_data.c, or LockCore.makeDynamic).
-struct SpinLock {
-  let k: UnsafeMutablePointer<klock>
+  /// A spinlock over a klock object (static ones in sync_data.c, or LockCore.makeDynamic).
+  struct SpinLock {
+    let k: UnsafeMutablePointer<klock>
 
-  init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
+    init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-  var irqsave: Bool { LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) }
+    var irqsave: Bool { LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) }
 
-  /// Takes the lock; false (nothing held) when refused as recursion or irq-unsafe re-entry.
-  @inline(never) @discardableResult
-  func lock() -> Bool {
-    let site = caller_return_address()
-    return lock(site: site, tryOnly: false)
-  }
-
-  /// One attempt; false if the lock is busy (counted in trylock_failures).
-  @inline(never)
-  func tryLock() -> Bool {
-    let site = caller_return_address()
-    return lock(site: site, tryOnly: true)
-  }
-
-  func lock(site: UInt64, tryOnly: Bool) -> Bool {
-    let irqOn = cpu_irqs_enabled()
-    cpu_cli()
-    Sched.preemptDisable()
-    let me = UInt64(LCPU.currentIndex) &+ 1
-    let save = irqsave
-    if kword_load_relaxed(&k.pointee.word) == me {
-      LockCore.meta(k)
-      LockCore.refuseReentry(k)
-      LockCore.unmeta(k)
-      return fail(irqOn)
+    /// Takes the lock; false (nothing held) when refused as recursion or irq-unsafe re-entry.
+    @inline(never) @discardableResult
+    func lock() -> Bool {
+      let site = caller_return_address()
+      return lock(site: site, tryOnly: false)
     }
-    var since: UInt64 = 0
-    if !kword_cas(&k.pointee.word, 0, me) {
-      if tryOnly {
+
+    /// One attempt; false if the lock is busy (counted in trylock_failures).
+    @inline(never)
+    func tryLock() -> Bool {
+      let site = caller_return_address()
+      return lock(site: site, tryOnly: true)
+    }
+
+    func lock(site: UInt64, tryOnly: Bool) -> Bool {
+      let irqOn = cpu_irqs_enabled()
+      cpu_cli()
+      Sched.preemptDisable()
+      let me = UInt64(LCPU.currentIndex) &+ 1
+      let save = irqsave
+      if kword_load_relaxed(&k.pointee.word) == me {
         LockCore.meta(k)
-        k.pointee.rec.pointee.trylock_failures &+= 1
+        LockCore.refuseReentry(k)
         LockCore.unmeta(k)
         return fail(irqOn)
       }
-      since = rdtsc()
-      LockCore.meta(k)
-      LockCore.addWaiter(k, since: since)
-      LockCore.unmeta(k)
-      Sched.spinning(true, lock: abi_addr(k))
-      if irqOn && !save { cpu_sti() }
-      while true {
-        while kword_load_relaxed(&k.pointee.word) != 0 { cpu_pause() }
-        cpu_cli()
-        if kword_cas(&k.pointee.word, 0, me) { break }
+      var since: UInt64 = 0
+      if !kword_cas(&k.pointee.word, 0, me) {
+        if tryOnly {
+          LockCore.meta(k)
+          k.pointee.rec.pointee.trylock_failures &+= 1
+          LockCore.unmeta(k)
+          return fail(irqOn)
+        }
+        since = rdtsc()
+        LockCore.meta(k)
+        LockCore.addWaiter(k, since: since)
+        LockCore.unmeta(k)
+        Sched.spinning(true, lock: abi_addr(k))
         if irqOn && !save { cpu_sti() }
+        while true {
+          while kword_load_relaxed(&k.pointee.word) != 0 { cpu_pause() }
+          cpu_cli()
+          if kword_cas(&k.pointee.word, 0, me) { break }
+          if irqOn && !save { cpu_sti() }
+        }
+        Sched.spinning(false, lock: 0)
       }
-      Sched.spinning(false, lock: 0)
-    }
-    LockCore.meta(k)
-    if since != 0, let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
-    LockCore.acquired(
-      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
-    k.pointee.reserved = irqOn ? 1 : 0
-    LockCore.unmeta(k)
-    if irqOn && !save { cpu_sti() }
-    return true
-  }
-
-  private func fail(_ irqOn: Bool) -> Bool {
-    Sched.preemptEnable()
-    if irqOn { cpu_sti() }
-    return false
-  }
-
-  /// Releases the lock; a release by a non-holder is counted and ignored.
-  func unlock() {
-    let irqNow = cpu_irqs_enabled()
-    cpu_cli()
-    let me = UInt64(LCPU.currentIndex) &+ 1
-    LockCore.meta(k)
-    if kword_load_relaxed(&k.pointee.word) != me {
-      k.pointee.rec.pointee.misuse_bad_unlock &+= 1
+      LockCore.meta(k)
+      if since != 0, let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
+      LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
+      LockCore.acquired(
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
+      k.pointee.reserved = irqOn ? 1 : 0
       LockCore.unmeta(k)
-      if irqNow { cpu_sti() }
-      return
+      if irqOn && !save { cpu_sti() }
+      return true
     }
-    let restore = irqsave ? k.pointee.reserved != 0 : irqNow
-    LockCore.released(k, now: rdtsc(), from: k.pointee.rec.pointee.acquired_tsc)
-    kword_store(&k.pointee.word, 0)
-    LockCore.publishWord(k)
-    LockCore.unmeta(k)
-    Sched.preemptEnable()
-    if restore { cpu_sti() }
-  }
 
-  /// Runs `body` with the lock held (skips it if the lock refused a misuse).
-  func withLock<R>(_ body: () -> R) -> R? {
-    guard lock() else { return nil }
-    let result = body()
-    unlock()
-    return result
-  }
-
-  /// Whether the lcpu running this code holds the lock.
-  var isHeldByCurrentLCPU: Bool {
-    kword_load_relaxed(&k.pointee.word) == UInt64(LCPU.currentIndex) &+ 1
-  }
-
-  /// Frees a lock held by this lcpu without unlocking properly: only for the panic path,
-  /// which may have interrupted its own lcpu in the middle of the critical section.
-  func breakIfHeldByCurrentLCPU() {
-    if isHeldByCurrentLCPU {
-      kmeta_unlock(&k.pointee.meta)
-      kword_store(&k.pointee.word, 0)
+    private func fail(_ irqOn: Bool) -> Bool {
       Sched.preemptEnable()
+      if irqOn { cpu_sti() }
+      return false
+    }
+
+    /// Releases the lock; a release by a non-holder is counted and ignored.
+    func unlock() {
+      let irqNow = cpu_irqs_enabled()
+      cpu_cli()
+      let me = UInt64(LCPU.currentIndex) &+ 1
+      LockCore.meta(k)
+      if kword_load_relaxed(&k.pointee.word) != me {
+        k.pointee.rec.pointee.misuse_bad_unlock &+= 1
+        LockCore.unmeta(k)
+        if irqNow { cpu_sti() }
+        return
+      }
+      let restore = irqsave ? k.pointee.reserved != 0 : irqNow
+      LockCore.released(k, now: rdtsc(), from: k.pointee.rec.pointee.acquired_tsc)
+      kword_store(&k.pointee.word, 0)
+      LockCore.publishWord(k)
+      LockCore.unmeta(k)
+      Sched.preemptEnable()
+      if restore { cpu_sti() }
+    }
+
+    /// Runs `body` with the lock held (skips it if the lock refused a misuse).
+    func withLock<R>(_ body: () -> R) -> R? {
+      guard lock() else { return nil }
+      let result = body()
+      unlock()
+      return result
+    }
+
+    /// Whether the lcpu running this code holds the lock.
+    var isHeldByCurrentLCPU: Bool {
+      kword_load_relaxed(&k.pointee.word) == UInt64(LCPU.currentIndex) &+ 1
+    }
+
+    /// Frees a lock held by this lcpu without unlocking properly: only for the panic path,
+    /// which may have interrupted its own lcpu in the middle of the critical section.
+    func breakIfHeldByCurrentLCPU() {
+      if isHeldByCurrentLCPU {
+        kmeta_unlock(&k.pointee.meta)
+        kword_store(&k.pointee.word, 0)
+        Sched.preemptEnable()
+      }
     }
   }
-}
 #endif

@@ -4,73 +4,73 @@
 // held and, for an IRQ-save lock, interrupts too.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// A ticket lock over a klock object.
-struct TicketLock {
-  let k: UnsafeMutablePointer<klock>
+  /// A ticket lock over a klock object.
+  struct TicketLock {
+    let k: UnsafeMutablePointer<klock>
 
-  init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
+    init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-  /// Takes the lock; false when refused as recursion or irq-unsafe re-entry.
-  @inline(never) @discardableResult
-  func lock() -> Bool {
-    let site = caller_return_address()
-    let irqOn = cpu_irqs_enabled()
-    cpu_cli()
-    Sched.preemptDisable()
-    let save = LockCore.has(k, SMPTOP_LOCKF_IRQSAVE)
-    LockCore.meta(k)
-    if LockCore.heldHere(k) {
-      LockCore.refuseReentry(k)
+    /// Takes the lock; false when refused as recursion or irq-unsafe re-entry.
+    @inline(never) @discardableResult
+    func lock() -> Bool {
+      let site = caller_return_address()
+      let irqOn = cpu_irqs_enabled()
+      cpu_cli()
+      Sched.preemptDisable()
+      let save = LockCore.has(k, SMPTOP_LOCKF_IRQSAVE)
+      LockCore.meta(k)
+      if LockCore.heldHere(k) {
+        LockCore.refuseReentry(k)
+        LockCore.unmeta(k)
+        Sched.preemptEnable()
+        if irqOn { cpu_sti() }
+        return false
+      }
+      let old = kticket_take(&k.pointee.word)
+      let mine = UInt32(truncatingIfNeeded: old >> 32)
+      var since: UInt64 = 0
+      if UInt32(truncatingIfNeeded: old) != mine {
+        since = rdtsc()
+        LockCore.addWaiter(k, since: since)
+        LockCore.unmeta(k)
+        Sched.spinning(true, lock: abi_addr(k))
+        if irqOn && !save { cpu_sti() }
+        while kticket_serving(&k.pointee.word) != mine { cpu_pause() }
+        cpu_cli()
+        Sched.spinning(false, lock: 0)
+        LockCore.meta(k)
+        if let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
+      }
+      LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
+      LockCore.acquired(
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
+      k.pointee.reserved = irqOn ? 1 : 0
+      LockCore.unmeta(k)
+      if irqOn && !save { cpu_sti() }
+      return true
+    }
+
+    /// Serves the next ticket; a release by a non-holder is counted and ignored.
+    func unlock() {
+      let irqNow = cpu_irqs_enabled()
+      cpu_cli()
+      LockCore.meta(k)
+      let r = k.pointee.rec
+      if r.pointee.holder_lcpu != LCPU.currentIndex || r.pointee.holder_thread != Sched.contextID {
+        r.pointee.misuse_bad_unlock &+= 1
+        LockCore.unmeta(k)
+        if irqNow { cpu_sti() }
+        return
+      }
+      let restore = LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) ? k.pointee.reserved != 0 : irqNow
+      LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
+      kticket_release(&k.pointee.word)
+      LockCore.publishWord(k)
       LockCore.unmeta(k)
       Sched.preemptEnable()
-      if irqOn { cpu_sti() }
-      return false
+      if restore { cpu_sti() }
     }
-    let old = kticket_take(&k.pointee.word)
-    let mine = UInt32(truncatingIfNeeded: old >> 32)
-    var since: UInt64 = 0
-    if UInt32(truncatingIfNeeded: old) != mine {
-      since = rdtsc()
-      LockCore.addWaiter(k, since: since)
-      LockCore.unmeta(k)
-      Sched.spinning(true, lock: abi_addr(k))
-      if irqOn && !save { cpu_sti() }
-      while kticket_serving(&k.pointee.word) != mine { cpu_pause() }
-      cpu_cli()
-      Sched.spinning(false, lock: 0)
-      LockCore.meta(k)
-      if let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
-    }
-    LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
-    LockCore.acquired(
-      k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
-    k.pointee.reserved = irqOn ? 1 : 0
-    LockCore.unmeta(k)
-    if irqOn && !save { cpu_sti() }
-    return true
   }
-
-  /// Serves the next ticket; a release by a non-holder is counted and ignored.
-  func unlock() {
-    let irqNow = cpu_irqs_enabled()
-    cpu_cli()
-    LockCore.meta(k)
-    let r = k.pointee.rec
-    if r.pointee.holder_lcpu != LCPU.currentIndex || r.pointee.holder_thread != Sched.contextID {
-      r.pointee.misuse_bad_unlock &+= 1
-      LockCore.unmeta(k)
-      if irqNow { cpu_sti() }
-      return
-    }
-    let restore = LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) ? k.pointee.reserved != 0 : irqNow
-    LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
-    kticket_release(&k.pointee.word)
-    LockCore.publishWord(k)
-    LockCore.unmeta(k)
-    Sched.preemptEnable()
-    if restore { cpu_sti() }
-  }
-}
 #endif

@@ -4,138 +4,138 @@
 // mode when the CPU has it), so ticks do not drift and next_deadline_tsc is exact.
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// Per-lcpu LAPIC timers and the kernel's notion of time.
-enum Timer {
-  /// IA32_TSC_DEADLINE.
-  static let deadlineMSR: UInt32 = 0x6E0
-  /// LAPIC timer divider used everywhere (divide configuration 0b0011 = 16).
-  static let divider: UInt64 = 16
-  /// TSC counts per millisecond.
-  nonisolated(unsafe) static var tscPerMs: UInt64 = 0
-  /// LAPIC timer counts per millisecond, after the divider.
-  nonisolated(unsafe) static var lapicPerMs: UInt64 = 0
-  /// Tick period in microseconds (`tick_us=` on the command line).
-  nonisolated(unsafe) static var tickMicroseconds: UInt64 = 10_000
-  /// Tick period in TSC counts.
-  nonisolated(unsafe) static var periodTSC: UInt64 = 0
-  /// Whether the timers run in TSC-deadline mode.
-  nonisolated(unsafe) static var deadlineMode = false
+  /// Per-lcpu LAPIC timers and the kernel's notion of time.
+  enum Timer {
+    /// IA32_TSC_DEADLINE.
+    static let deadlineMSR: UInt32 = 0x6E0
+    /// LAPIC timer divider used everywhere (divide configuration 0b0011 = 16).
+    static let divider: UInt64 = 16
+    /// TSC counts per millisecond.
+    nonisolated(unsafe) static var tscPerMs: UInt64 = 0
+    /// LAPIC timer counts per millisecond, after the divider.
+    nonisolated(unsafe) static var lapicPerMs: UInt64 = 0
+    /// Tick period in microseconds (`tick_us=` on the command line).
+    nonisolated(unsafe) static var tickMicroseconds: UInt64 = 10_000
+    /// Tick period in TSC counts.
+    nonisolated(unsafe) static var periodTSC: UInt64 = 0
+    /// Whether the timers run in TSC-deadline mode.
+    nonisolated(unsafe) static var deadlineMode = false
 
-  /// Measures the TSC and LAPIC timer rates (on the BSP, before the APs start).
-  static func calibrate() {
-    LAPIC.write(LAPIC.Register.timerDivide, 0x3)
-    if CPUFeatures.hypervisorTSCkHz != 0 && CPUFeatures.hypervisorBuskHz != 0 {
-      tscPerMs = CPUFeatures.hypervisorTSCkHz
-      lapicPerMs = CPUFeatures.hypervisorBuskHz / divider
-      Inspect.addFeature(SMPTOP_FEATURE_HYPERVISOR_FREQ.rawValue)
-    } else {
-      let windowMs: UInt64 = 20
-      LAPIC.write(LAPIC.Register.lvtTimer, LAPIC.masked | UInt32(Vector.timer))
-      LAPIC.write(LAPIC.Register.timerInitialCount, 0xFFFF_FFFF)
-      PIT.startCountdown(milliseconds: windowMs)
-      let tsc0 = rdtsc()
-      let lapic0 = LAPIC.read(LAPIC.Register.timerCurrentCount)
-      while !PIT.countdownExpired() { cpu_pause() }
-      let tsc1 = rdtsc()
-      let lapic1 = LAPIC.read(LAPIC.Register.timerCurrentCount)
-      LAPIC.write(LAPIC.Register.timerInitialCount, 0)
-      tscPerMs = max(1, (tsc1 &- tsc0) / windowMs)
-      lapicPerMs = max(1, UInt64(lapic0 &- lapic1) / windowMs)
-    }
-    deadlineMode = CPUFeatures.tscDeadline
-    if deadlineMode { Inspect.addFeature(SMPTOP_FEATURE_TSC_DEADLINE.rawValue) }
-    periodTSC = max(1, tickMicroseconds &* tscPerMs / 1000)
-    Console.log(
-      "timer: tsc \(tscPerMs)/ms lapic \(lapicPerMs)/ms (\(CPUFeatures.hypervisorTSCkHz != 0 ? "cpuid 0x40000010" : "PIT")), tick \(tickMicroseconds) us, \(deadlineMode ? "tsc-deadline" : "one-shot") mode"
-    )
-  }
-
-  /// Microseconds since kernel entry (0 until calibrated).
-  static func microsecondsSinceBoot() -> UInt64 {
-    guard tscPerMs != 0 else { return 0 }
-    return (rdtsc() &- boot_entry_tsc()) &* 1000 / tscPerMs
-  }
-
-  /// Spins for `microseconds` on the TSC.
-  static func delay(microseconds: UInt64) {
-    let end = rdtsc() &+ microseconds &* tscPerMs / 1000
-    while rdtsc() < end { cpu_pause() }
-  }
-
-  /// Starts this lcpu's tick; lcpus are staggered across one period so they do not all
-  /// take their tick at the same moment.
-  static func start() {
-    let a = LCPU.current
-    LAPIC.write(LAPIC.Register.timerDivide, 0x3)
-    let mode: UInt32 = deadlineMode ? 2 << 17 : 0
-    LAPIC.write(LAPIC.Register.lvtTimer, mode | UInt32(Vector.timer))
-    let stagger = periodTSC / UInt64(max(LCPU.count, 1)) &* UInt64(a.pointee.index)
-    a.pointee.timer_deadline = rdtsc() &+ periodTSC &+ stagger
-    let irqs = cpu_irqs_enabled()
-    cpu_cli()
-    add(deadline: a.pointee.timer_deadline, thread: 0)  // the tick is the queue's owner-0 entry
-    if irqs { cpu_sti() }
-  }
-
-  /// Programs this lcpu's timer to fire at TSC `deadline` and publishes it.
-  static func arm(_ deadline: UInt64) {
-    abi_store(&LCPU.current.pointee.record.pointee.next_deadline_tsc, deadline)
-    if deadlineMode {
-      wrmsr(deadlineMSR, deadline)
-      return
-    }
-    let now = rdtsc()
-    let delta = deadline > now ? deadline - now : 0
-    let count = max(1, min(delta &* lapicPerMs / tscPerMs, 0xFFFF_FFFF))
-    LAPIC.write(LAPIC.Register.timerInitialCount, UInt32(truncatingIfNeeded: count))
-  }
-
-  /// The timer interrupt: fires every due entry of this lcpu's timer queue (TimerQueue.swift)
-  /// and re-arms for the earliest one left. The tick entry (owner 0) counts ticks (every
-  /// period that passed), re-queues itself for the next period boundary and runs the
-  /// periodic hooks; a thread's entry wakes the sleeping thread.
-  static func interrupt(_ frame: UnsafeMutablePointer<trap_frame>) {
-    let now = rdtsc()
-    let a = LCPU.current
-    let r = a.pointee.record
-    abi_inc(&r.pointee.irq_timer)
-    abi_store(&r.pointee.last_tick_rip, frame.pointee.rip)
-    abi_store(&r.pointee.last_tick_tsc, now)
-
-    var tickFired = false
-    while let t = popDue(now) {
-      publishQueue(fired: now &- t.deadline)
-      if t.thread == 0 {
-        var deadline = a.pointee.timer_deadline
-        var periods: UInt64 = 0
-        while deadline <= now && periods < 1000 {
-          deadline &+= periodTSC
-          periods += 1
-        }
-        if deadline <= now { deadline = now &+ periodTSC }  // far behind: start afresh
-        abi_add(&r.pointee.ticks, periods)
-        a.pointee.timer_deadline = deadline
-        add(deadline: deadline, thread: 0)
-        tickFired = periods != 0
+    /// Measures the TSC and LAPIC timer rates (on the BSP, before the APs start).
+    static func calibrate() {
+      LAPIC.write(LAPIC.Register.timerDivide, 0x3)
+      if CPUFeatures.hypervisorTSCkHz != 0 && CPUFeatures.hypervisorBuskHz != 0 {
+        tscPerMs = CPUFeatures.hypervisorTSCkHz
+        lapicPerMs = CPUFeatures.hypervisorBuskHz / divider
+        Inspect.addFeature(SMPTOP_FEATURE_HYPERVISOR_FREQ.rawValue)
       } else {
-        Sched.timerExpired(t.thread)
+        let windowMs: UInt64 = 20
+        LAPIC.write(LAPIC.Register.lvtTimer, LAPIC.masked | UInt32(Vector.timer))
+        LAPIC.write(LAPIC.Register.timerInitialCount, 0xFFFF_FFFF)
+        PIT.startCountdown(milliseconds: windowMs)
+        let tsc0 = rdtsc()
+        let lapic0 = LAPIC.read(LAPIC.Register.timerCurrentCount)
+        while !PIT.countdownExpired() { cpu_pause() }
+        let tsc1 = rdtsc()
+        let lapic1 = LAPIC.read(LAPIC.Register.timerCurrentCount)
+        LAPIC.write(LAPIC.Register.timerInitialCount, 0)
+        tscPerMs = max(1, (tsc1 &- tsc0) / windowMs)
+        lapicPerMs = max(1, UInt64(lapic0 &- lapic1) / windowMs)
       }
+      deadlineMode = CPUFeatures.tscDeadline
+      if deadlineMode { Inspect.addFeature(SMPTOP_FEATURE_TSC_DEADLINE.rawValue) }
+      periodTSC = max(1, tickMicroseconds &* tscPerMs / 1000)
+      Console.log(
+        "timer: tsc \(tscPerMs)/ms lapic \(lapicPerMs)/ms (\(CPUFeatures.hypervisorTSCkHz != 0 ? "cpuid 0x40000010" : "PIT")), tick \(tickMicroseconds) us, \(deadlineMode ? "tsc-deadline" : "one-shot") mode"
+      )
     }
-    let next = earliest
-    arm(next != 0 ? next : now &+ periodTSC)
-    publishQueue(fired: nil)
 
-    if tickFired {
-      Work.tick(now: now)
-      Panic.tick(now: now)
-      Power.tick(now: now)
-      VirtioNet.tick(now: now)
-      Sched.tick()
-      Workload.timerTick()
+    /// Microseconds since kernel entry (0 until calibrated).
+    static func microsecondsSinceBoot() -> UInt64 {
+      guard tscPerMs != 0 else { return 0 }
+      return (rdtsc() &- boot_entry_tsc()) &* 1000 / tscPerMs
     }
-    LAPIC.endOfInterrupt()
+
+    /// Spins for `microseconds` on the TSC.
+    static func delay(microseconds: UInt64) {
+      let end = rdtsc() &+ microseconds &* tscPerMs / 1000
+      while rdtsc() < end { cpu_pause() }
+    }
+
+    /// Starts this lcpu's tick; lcpus are staggered across one period so they do not all
+    /// take their tick at the same moment.
+    static func start() {
+      let a = LCPU.current
+      LAPIC.write(LAPIC.Register.timerDivide, 0x3)
+      let mode: UInt32 = deadlineMode ? 2 << 17 : 0
+      LAPIC.write(LAPIC.Register.lvtTimer, mode | UInt32(Vector.timer))
+      let stagger = periodTSC / UInt64(max(LCPU.count, 1)) &* UInt64(a.pointee.index)
+      a.pointee.timer_deadline = rdtsc() &+ periodTSC &+ stagger
+      let irqs = cpu_irqs_enabled()
+      cpu_cli()
+      add(deadline: a.pointee.timer_deadline, thread: 0)  // the tick is the queue's owner-0 entry
+      if irqs { cpu_sti() }
+    }
+
+    /// Programs this lcpu's timer to fire at TSC `deadline` and publishes it.
+    static func arm(_ deadline: UInt64) {
+      abi_store(&LCPU.current.pointee.record.pointee.next_deadline_tsc, deadline)
+      if deadlineMode {
+        wrmsr(deadlineMSR, deadline)
+        return
+      }
+      let now = rdtsc()
+      let delta = deadline > now ? deadline - now : 0
+      let count = max(1, min(delta &* lapicPerMs / tscPerMs, 0xFFFF_FFFF))
+      LAPIC.write(LAPIC.Register.timerInitialCount, UInt32(truncatingIfNeeded: count))
+    }
+
+    /// The timer interrupt: fires every due entry of this lcpu's timer queue (TimerQueue.swift)
+    /// and re-arms for the earliest one left. The tick entry (owner 0) counts ticks (every
+    /// period that passed), re-queues itself for the next period boundary and runs the
+    /// periodic hooks; a thread's entry wakes the sleeping thread.
+    static func interrupt(_ frame: UnsafeMutablePointer<trap_frame>) {
+      let now = rdtsc()
+      let a = LCPU.current
+      let r = a.pointee.record
+      abi_inc(&r.pointee.irq_timer)
+      abi_store(&r.pointee.last_tick_rip, frame.pointee.rip)
+      abi_store(&r.pointee.last_tick_tsc, now)
+
+      var tickFired = false
+      while let t = popDue(now) {
+        publishQueue(fired: now &- t.deadline)
+        if t.thread == 0 {
+          var deadline = a.pointee.timer_deadline
+          var periods: UInt64 = 0
+          while deadline <= now && periods < 1000 {
+            deadline &+= periodTSC
+            periods += 1
+          }
+          if deadline <= now { deadline = now &+ periodTSC }  // far behind: start afresh
+          abi_add(&r.pointee.ticks, periods)
+          a.pointee.timer_deadline = deadline
+          add(deadline: deadline, thread: 0)
+          tickFired = periods != 0
+        } else {
+          Sched.timerExpired(t.thread)
+        }
+      }
+      let next = earliest
+      arm(next != 0 ? next : now &+ periodTSC)
+      publishQueue(fired: nil)
+
+      if tickFired {
+        Work.tick(now: now)
+        Panic.tick(now: now)
+        Power.tick(now: now)
+        VirtioNet.tick(now: now)
+        Sched.tick()
+        Workload.timerTick()
+      }
+      LAPIC.endOfInterrupt()
+    }
   }
-}
 #endif

@@ -27,423 +27,442 @@
 // lcpu's work_loops (the v1 counter).
 
 #if SMP_GUEST
-import KernelSupport
+  import KernelSupport
 
-/// Registers the issue-6 tables in the root (called by Inspect.publish before the magic).
-enum SyncTables {
-  static func register() {
-    let lock = abi_root_table(UInt32(SMPTOP_TABLE_LOCK.rawValue))
-    lock.pointee.addr = klock_section_start()
-    lock.pointee.count = UInt32((klock_section_end() - klock_section_start()) / UInt64(abi_lock_stride()))
-    lock.pointee.stride = abi_lock_stride()
-    let thread = abi_root_table(UInt32(SMPTOP_TABLE_THREAD.rawValue))
-    thread.pointee.addr = abi_addr(kthread_record(0))
-    thread.pointee.count = Sched.used
-    thread.pointee.stride = abi_thread_stride()
-    let timerq = abi_root_table(UInt32(SMPTOP_TABLE_TIMERQ.rawValue))
-    timerq.pointee.addr = abi_addr(ktimerq_record(0))
-    timerq.pointee.count = LCPU.count
-    timerq.pointee.stride = abi_timerq_stride()
-    for i in 0..<LCPU.count { ktimerq_record(i).pointee.lcpu = i }
-    let work = abi_root_table(UInt32(SMPTOP_TABLE_WORKLOAD.rawValue))
-    work.pointee.addr = abi_addr(kworkload_record())
-    work.pointee.count = 1
-    work.pointee.stride = abi_workload_stride()
-    // A guard page at the bottom of every thread stack (before the APs start: no TLB
-    // shootdown needed), so an overflow faults (#DF report) instead of corrupting the
-    // stack below.
-    for i in 0..<UInt32(KTHREAD_MAX) { Paging.unmap(kthread_stack_base(i)) }
-    let root = Inspect.root
-    root.pointee.table_count = max(root.pointee.table_count, UInt32(SMPTOP_TABLE_WORKLOAD.rawValue) + 1)
-  }
-}
-
-/// The lock-exercising workload.
-enum Workload {
-  enum Scenario { case none, normal, deadlock, isrMisuse, convoy }
-
-  /// Chosen on the command line (default: normal).
-  nonisolated(unsafe) static var scenario = Scenario.normal
-  nonisolated(unsafe) static var items: UnsafeMutablePointer<klock>? = nil
-  nonisolated(unsafe) static var sleepersRW: UnsafeMutablePointer<klock>? = nil
-  nonisolated(unsafe) static var perLCPU: (UnsafeMutablePointer<klock>?, Int) = (nil, 0)
-  nonisolated(unsafe) static var percpuLocks = UnsafeMutablePointer<UnsafeMutablePointer<klock>?>(bitPattern: 0)
-
-  // Counter indices (work_counters[]).
-  static let cSpin: UInt32 = 0, cTicket: UInt32 = 1, cRW: UInt32 = 2, cMutex: UInt32 = 3
-  static let cProduced: UInt32 = 4, cConsumed: UInt32 = 5, cSlotViolations: UInt32 = 6, cSlotsInside: UInt32 = 7
-
-  static func setName(_ s: StaticString) {
-    let out = kworkload_scenario()
-    var i = 0
-    s.withUTF8Buffer { b in for c in b where i < Int(SMPTOP_NAME_BYTES) - 1 { out[i] = CChar(bitPattern: c); i += 1 } }
-    out[i] = 0
-  }
-
-  /// Parses `workload=NAME`; false if the name is unknown.
-  static func choose(_ v: KernelCommandLine.ValueView) -> Bool {
-    if v == "default" { scenario = .normal } else if v == "deadlock" { scenario = .deadlock }
-    else if v == "isr-misuse" { scenario = .isrMisuse } else if v == "convoy" { scenario = .convoy }
-    else if v == "none" { scenario = .none } else { return false }
-    return true
-  }
-
-  /// The lcpu for the n-th placement (online lcpus only).
-  static func lcpu(_ n: UInt32) -> UInt32 {
-    let c = LCPU.count
-    let i = n % c
-    return LCPU.isOnline(i) ? i : 0
-  }
-
-  /// Starts the threads (bsp, after every lcpu is online).
-  static func start() {
-    switch scenario {
-    case .none: setName("none"); return
-    case .normal: setName("default")
-    case .deadlock: setName("deadlock")
-    case .isrMisuse: setName("isr-misuse")
-    case .convoy: setName("convoy")
+  /// Registers the issue-6 tables in the root (called by Inspect.publish before the magic).
+  enum SyncTables {
+    static func register() {
+      let lock = abi_root_table(UInt32(SMPTOP_TABLE_LOCK.rawValue))
+      lock.pointee.addr = klock_section_start()
+      lock.pointee.count = UInt32((klock_section_end() - klock_section_start()) / UInt64(abi_lock_stride()))
+      lock.pointee.stride = abi_lock_stride()
+      let thread = abi_root_table(UInt32(SMPTOP_TABLE_THREAD.rawValue))
+      thread.pointee.addr = abi_addr(kthread_record(0))
+      thread.pointee.count = Sched.used
+      thread.pointee.stride = abi_thread_stride()
+      let timerq = abi_root_table(UInt32(SMPTOP_TABLE_TIMERQ.rawValue))
+      timerq.pointee.addr = abi_addr(ktimerq_record(0))
+      timerq.pointee.count = LCPU.count
+      timerq.pointee.stride = abi_timerq_stride()
+      for i in 0..<LCPU.count { ktimerq_record(i).pointee.lcpu = i }
+      let work = abi_root_table(UInt32(SMPTOP_TABLE_WORKLOAD.rawValue))
+      work.pointee.addr = abi_addr(kworkload_record())
+      work.pointee.count = 1
+      work.pointee.stride = abi_workload_stride()
+      // A guard page at the bottom of every thread stack (before the APs start: no TLB
+      // shootdown needed), so an overflow faults (#DF report) instead of corrupting the
+      // stack below.
+      for i in 0..<UInt32(KTHREAD_MAX) { Paging.unmap(kthread_stack_base(i)) }
+      let root = Inspect.root
+      root.pointee.table_count = max(root.pointee.table_count, UInt32(SMPTOP_TABLE_WORKLOAD.rawValue) + 1)
     }
-    Semaphore(klock_work_slots_ptr()).setCount(2)
-    items = LockCore.makeDynamic("work.items", kind: SMPTOP_LOCK_SEMAPHORE)
-    let n = LCPU.count
-    for i in 0..<n {
-      _ = LockCore.makeDynamic("percpu", suffix: i, kind: SMPTOP_LOCK_SPIN)  // dynamic record i + 1
+  }
+
+  /// The lock-exercising workload.
+  enum Workload {
+    enum Scenario { case none, normal, deadlock, isrMisuse, convoy }
+
+    /// Chosen on the command line (default: normal).
+    nonisolated(unsafe) static var scenario = Scenario.normal
+    nonisolated(unsafe) static var items: UnsafeMutablePointer<klock>? = nil
+    nonisolated(unsafe) static var sleepersRW: UnsafeMutablePointer<klock>? = nil
+    nonisolated(unsafe) static var perLCPU: (UnsafeMutablePointer<klock>?, Int) = (nil, 0)
+    nonisolated(unsafe) static var percpuLocks = UnsafeMutablePointer<UnsafeMutablePointer<klock>?>(
+      bitPattern: 0)
+
+    // Counter indices (work_counters[]).
+    static let cSpin: UInt32 = 0, cTicket: UInt32 = 1, cRW: UInt32 = 2, cMutex: UInt32 = 3
+    static let cProduced: UInt32 = 4, cConsumed: UInt32 = 5, cSlotViolations: UInt32 = 6,
+      cSlotsInside: UInt32 = 7
+
+    static func setName(_ s: StaticString) {
+      let out = kworkload_scenario()
+      var i = 0
+      s.withUTF8Buffer { b in
+        for c in b where i < Int(SMPTOP_NAME_BYTES) - 1 { out[i] = CChar(bitPattern: c); i += 1 }
+      }
+      out[i] = 0
     }
-    sleepersRW = LockCore.makeDynamic("sleepers.rw", kind: SMPTOP_LOCK_RW, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
-    Sched.running = true
-    for i in 0..<n where LCPU.isOnline(i) {
-      Sched.spawn("spin", suffix: i, lcpu: i, kind: 0, hammerSpin, UInt64(i))
-      Sched.spawn("ticket", suffix: i, lcpu: i, kind: 1, hammerTicket, UInt64(i))
-      Sched.spawn("rw", suffix: i, lcpu: i, kind: 2, hammerRW, UInt64(i))
-      Sched.spawn("mutex", suffix: i, lcpu: i, kind: 3, hammerMutex, UInt64(i))
-      Sched.spawn("producer", suffix: i, lcpu: i, kind: 4, producer, UInt64(i))
-      Sched.spawn("consumer", suffix: i, lcpu: i, kind: 5, consumer, UInt64(i))
-      Sched.spawn("sleeper", suffix: i, lcpu: i, kind: 6, sleeper, UInt64(i))
+
+    /// Parses `workload=NAME`; false if the name is unknown.
+    static func choose(_ v: KernelCommandLine.ValueView) -> Bool {
+      if v == "default" {
+        scenario = .normal
+      } else if v == "deadlock" {
+        scenario = .deadlock
+      } else if v == "isr-misuse" {
+        scenario = .isrMisuse
+      } else if v == "convoy" {
+        scenario = .convoy
+      } else if v == "none" {
+        scenario = .none
+      } else {
+        return false
+      }
+      return true
     }
-    Sched.spawn("checker", lcpu: 0, kind: 7, checker, 0)
-    switch scenario {
-    case .deadlock:
-      Sched.spawn("abba.A", lcpu: lcpu(1), kind: 8, abba, 0)
-      Sched.spawn("abba.B", lcpu: lcpu(2), kind: 8, abba, 1)
-    case .isrMisuse:
-      Sched.spawn("isr.victim", lcpu: lcpu(1), kind: 8, isrVictim, 0)
-    case .convoy:
-      Sched.spawn("convoy.holder", lcpu: 0, kind: 8, convoyHolder, 0)
-      Sched.spawn("convoy.spinholder", lcpu: lcpu(1), kind: 8, convoySpinHolder, 0)
+
+    /// The lcpu for the n-th placement (online lcpus only).
+    static func lcpu(_ n: UInt32) -> UInt32 {
+      let c = LCPU.count
+      let i = n % c
+      return LCPU.isOnline(i) ? i : 0
+    }
+
+    /// Starts the threads (bsp, after every lcpu is online).
+    static func start() {
+      switch scenario {
+      case .none: setName("none"); return
+      case .normal: setName("default")
+      case .deadlock: setName("deadlock")
+      case .isrMisuse: setName("isr-misuse")
+      case .convoy: setName("convoy")
+      }
+      Semaphore(klock_work_slots_ptr()).setCount(2)
+      items = LockCore.makeDynamic("work.items", kind: SMPTOP_LOCK_SEMAPHORE)
+      let n = LCPU.count
+      for i in 0..<n {
+        _ = LockCore.makeDynamic("percpu", suffix: i, kind: SMPTOP_LOCK_SPIN)  // dynamic record i + 1
+      }
+      sleepersRW = LockCore.makeDynamic(
+        "sleepers.rw", kind: SMPTOP_LOCK_RW, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
+      Sched.running = true
       for i in 0..<n where LCPU.isOnline(i) {
-        Sched.spawn("convoy", suffix: 2 * i, lcpu: i, kind: 8, convoyWaiter, 0)
-        Sched.spawn("convoy", suffix: 2 * i + 1, lcpu: i, kind: 8, convoyWaiter, 0)
-        Sched.spawn("convoy.spinner", suffix: i, lcpu: i, kind: 8, convoySpinner, 0)
+        Sched.spawn("spin", suffix: i, lcpu: i, kind: 0, hammerSpin, UInt64(i))
+        Sched.spawn("ticket", suffix: i, lcpu: i, kind: 1, hammerTicket, UInt64(i))
+        Sched.spawn("rw", suffix: i, lcpu: i, kind: 2, hammerRW, UInt64(i))
+        Sched.spawn("mutex", suffix: i, lcpu: i, kind: 3, hammerMutex, UInt64(i))
+        Sched.spawn("producer", suffix: i, lcpu: i, kind: 4, producer, UInt64(i))
+        Sched.spawn("consumer", suffix: i, lcpu: i, kind: 5, consumer, UInt64(i))
+        Sched.spawn("sleeper", suffix: i, lcpu: i, kind: 6, sleeper, UInt64(i))
       }
-    default: break
-    }
-    Console.log("workload: \(cstring: kworkload_scenario()), \(Sched.used) threads")
-  }
-
-  // MARK: helpers
-
-  /// Some computation (xorshift rounds).
-  @inline(never)
-  static func burn(_ rounds: Int) {
-    var x: UInt64 = 0x9E37_79B9_7F4A_7C15 &+ rdtsc()
-    for _ in 0..<rounds { x = Work.xorshift(x) }
-    if x == 42 { Console.log("burn: unlikely") }
-  }
-
-  /// Busy for `microseconds` (TSC).
-  static func busy(microseconds: UInt64) { Timer.delay(microseconds: microseconds) }
-
-  /// Counts one operation (thread, workload record, lcpu work_loops).
-  static func op() {
-    Sched.countOp()
-    let i = LCPU.currentIndex
-    _ = atomic_add_u64(&kworkload_ops()[Int(i)], 1)
-    _ = atomic_add_u64(&LCPU.record(i).pointee.work_loops, 1)
-  }
-
-  /// This thread's private part.
-  static var me: UnsafeMutablePointer<kthread> { Sched.thread(Sched.currentID) }
-
-  /// Every 64 operations: a short sleep so the lcpus also go idle.
-  static func pace(_ ops: inout UInt64) {
-    ops &+= 1
-    if ops % 64 == 0 { Sched.sleep(microseconds: 1000 &+ Work.random() % 3000) }
-  }
-
-  // MARK: default threads
-
-  static let hammerSpin: Sched.Entry = { _ in
-    let l = SpinLock(klock_work_spin_ptr())
-    var n: UInt64 = 0
-    while true {
-      if n % 16 == 0 {
-        if l.tryLock() {
-          work_counter(cSpin).pointee &+= 1
-          me.pointee.tally &+= 1
-          l.unlock()
+      Sched.spawn("checker", lcpu: 0, kind: 7, checker, 0)
+      switch scenario {
+      case .deadlock:
+        Sched.spawn("abba.A", lcpu: lcpu(1), kind: 8, abba, 0)
+        Sched.spawn("abba.B", lcpu: lcpu(2), kind: 8, abba, 1)
+      case .isrMisuse:
+        Sched.spawn("isr.victim", lcpu: lcpu(1), kind: 8, isrVictim, 0)
+      case .convoy:
+        Sched.spawn("convoy.holder", lcpu: 0, kind: 8, convoyHolder, 0)
+        Sched.spawn("convoy.spinholder", lcpu: lcpu(1), kind: 8, convoySpinHolder, 0)
+        for i in 0..<n where LCPU.isOnline(i) {
+          Sched.spawn("convoy", suffix: 2 * i, lcpu: i, kind: 8, convoyWaiter, 0)
+          Sched.spawn("convoy", suffix: 2 * i + 1, lcpu: i, kind: 8, convoyWaiter, 0)
+          Sched.spawn("convoy.spinner", suffix: i, lcpu: i, kind: 8, convoySpinner, 0)
         }
-      } else if l.lock() {
-        let c = work_counter(cSpin)
-        let v = c.pointee
-        burn(50)
-        c.pointee = v &+ 1
-        me.pointee.tally &+= 1
-        l.unlock()
+      default: break
       }
-      op(); burn(200); pace(&n)
+      Console.log("workload: \(cstring: kworkload_scenario()), \(Sched.used) threads")
     }
-  }
 
-  static let hammerTicket: Sched.Entry = { _ in
-    let l = TicketLock(klock_work_ticket_ptr())
-    var n: UInt64 = 0
-    while true {
-      if l.lock() {
-        let c = work_counter(cTicket)
-        let v = c.pointee
-        burn(50)
-        c.pointee = v &+ 1
-        me.pointee.tally &+= 1
-        l.unlock()
-      }
-      op(); burn(200); pace(&n)
+    // MARK: helpers
+
+    /// Some computation (xorshift rounds).
+    @inline(never)
+    static func burn(_ rounds: Int) {
+      var x: UInt64 = 0x9E37_79B9_7F4A_7C15 &+ rdtsc()
+      for _ in 0..<rounds { x = Work.xorshift(x) }
+      if x == 42 { Console.log("burn: unlikely") }
     }
-  }
 
-  static let hammerRW: Sched.Entry = { _ in
-    let l = RWLock(klock_work_rw_ptr())
-    var n: UInt64 = 0
-    while true {
-      if n % 8 == 0 {
-        if l.writeLock() {
-          let c = work_counter(cRW)
+    /// Busy for `microseconds` (TSC).
+    static func busy(microseconds: UInt64) { Timer.delay(microseconds: microseconds) }
+
+    /// Counts one operation (thread, workload record, lcpu work_loops).
+    static func op() {
+      Sched.countOp()
+      let i = LCPU.currentIndex
+      _ = atomic_add_u64(&kworkload_ops()[Int(i)], 1)
+      _ = atomic_add_u64(&LCPU.record(i).pointee.work_loops, 1)
+    }
+
+    /// This thread's private part.
+    static var me: UnsafeMutablePointer<kthread> { Sched.thread(Sched.currentID) }
+
+    /// Every 64 operations: a short sleep so the lcpus also go idle.
+    static func pace(_ ops: inout UInt64) {
+      ops &+= 1
+      if ops % 64 == 0 { Sched.sleep(microseconds: 1000 &+ Work.random() % 3000) }
+    }
+
+    // MARK: default threads
+
+    static let hammerSpin: Sched.Entry = { _ in
+      let l = SpinLock(klock_work_spin_ptr())
+      var n: UInt64 = 0
+      while true {
+        if n % 16 == 0 {
+          if l.tryLock() {
+            work_counter(cSpin).pointee &+= 1
+            me.pointee.tally &+= 1
+            l.unlock()
+          }
+        } else if l.lock() {
+          let c = work_counter(cSpin)
           let v = c.pointee
           burn(50)
           c.pointee = v &+ 1
           me.pointee.tally &+= 1
-          l.writeUnlock()
+          l.unlock()
         }
-      } else if l.readLock() {
-        let a = kword_load(work_counter(cRW))
-        burn(50)
-        let b = kword_load(work_counter(cRW))
-        if a != b { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }  // a writer got in
-        l.readUnlock()
+        op(); burn(200); pace(&n)
       }
-      op(); burn(200); pace(&n)
     }
-  }
 
-  static let hammerMutex: Sched.Entry = { _ in
-    let outer = Mutex(klock_work_rmutex_ptr())
-    let l = Mutex(klock_work_mutex_ptr())
-    var n: UInt64 = 0
-    while true {
-      let nested = n % 4 == 0
-      if nested { outer.lock(); outer.lock() }  // recursive: depth 2
+    static let hammerTicket: Sched.Entry = { _ in
+      let l = TicketLock(klock_work_ticket_ptr())
+      var n: UInt64 = 0
+      while true {
+        if l.lock() {
+          let c = work_counter(cTicket)
+          let v = c.pointee
+          burn(50)
+          c.pointee = v &+ 1
+          me.pointee.tally &+= 1
+          l.unlock()
+        }
+        op(); burn(200); pace(&n)
+      }
+    }
+
+    static let hammerRW: Sched.Entry = { _ in
+      let l = RWLock(klock_work_rw_ptr())
+      var n: UInt64 = 0
+      while true {
+        if n % 8 == 0 {
+          if l.writeLock() {
+            let c = work_counter(cRW)
+            let v = c.pointee
+            burn(50)
+            c.pointee = v &+ 1
+            me.pointee.tally &+= 1
+            l.writeUnlock()
+          }
+        } else if l.readLock() {
+          let a = kword_load(work_counter(cRW))
+          burn(50)
+          let b = kword_load(work_counter(cRW))
+          if a != b { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }  // a writer got in
+          l.readUnlock()
+        }
+        op(); burn(200); pace(&n)
+      }
+    }
+
+    static let hammerMutex: Sched.Entry = { _ in
+      let outer = Mutex(klock_work_rmutex_ptr())
+      let l = Mutex(klock_work_mutex_ptr())
+      var n: UInt64 = 0
+      while true {
+        let nested = n % 4 == 0
+        if nested { outer.lock(); outer.lock() }  // recursive: depth 2
+        if l.lock() {
+          let c = work_counter(cMutex)
+          let v = c.pointee
+          burn(100)
+          c.pointee = v &+ 1
+          me.pointee.tally &+= 1
+          l.unlock()
+        }
+        if nested { outer.unlock(); outer.unlock() }
+        op(); burn(200); pace(&n)
+      }
+    }
+
+    /// Takes a work.slots unit and checks that at most 2 holders are inside.
+    static func slot(_ body: () -> Void) {
+      let s = Semaphore(klock_work_slots_ptr())
+      guard s.down() else { return }
+      let inside = atomic_add_u64(work_counter(cSlotsInside), 1)
+      if inside > 2 { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }
+      body()
+      _ = atomic_add_u64(work_counter(cSlotsInside), UInt64.max)  // -1
+      s.up()
+    }
+
+    static let producer: Sched.Entry = { _ in
+      var n: UInt64 = 0
+      while true {
+        slot { burn(100) }
+        _ = atomic_add_u64(work_counter(cProduced), 1)
+        if let it = items { Semaphore(it).up() }
+        op(); burn(300)
+        n &+= 1
+        if n % 16 == 0 { Sched.sleep(microseconds: 2000 &+ Work.random() % 4000) }
+      }
+    }
+
+    static let consumer: Sched.Entry = { _ in
+      var n: UInt64 = 0
+      while true {
+        // Every other wait has a 3 ms timeout (a timer-queue entry); a timeout just retries.
+        if let it = items, !Semaphore(it).down(timeoutMicroseconds: n % 2 == 0 ? 3000 : 0) {
+          n &+= 1
+          continue
+        }
+        _ = atomic_add_u64(work_counter(cConsumed), 1)
+        slot { burn(100) }
+        op(); burn(100)
+        n &+= 1
+      }
+    }
+
+    static let sleeper: Sched.Entry = { arg in
+      let pl = percpuLock(UInt32(arg))
+      while true {
+        // Deadlines from 100 us to ~20 ms, so every lcpu's queue holds varied entries.
+        let us = 100 &+ Work.random() % 20_000
+        Sched.sleep(microseconds: us)
+        if let p = pl {
+          let l = SpinLock(p)
+          if l.lock() { burn(20); l.unlock() }
+        }
+        if let p = sleepersRW {  // irq-save reader; the checker is its writer
+          let l = RWLock(p)
+          if l.readLock() { burn(20); l.readUnlock() }
+          if !cpu_irqs_enabled() { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }  // irq state not restored
+        }
+        op()
+      }
+    }
+
+    /// The dynamic lock percpu.N (the list is newest first).
+    static func percpuLock(_ i: UInt32) -> UnsafeMutablePointer<klock>? {
+      var a = atomic_load_u64(&Inspect.root.pointee.dynamic_locks)
+      while a != 0 {
+        let r = UnsafeMutablePointer<smptop_lock>(bitPattern: UInt(a))!
+        let k = UnsafeMutablePointer<klock>(bitPattern: UInt(r.pointee.address))!
+        if r.pointee.kind == SMPTOP_LOCK_SPIN.rawValue
+          && UInt32(a - abi_addr(klock_dynamic_record(0))) / abi_lock_stride() == i + 1
+        {
+          return k
+        }
+        a = r.pointee.next
+      }
+      return nil
+    }
+
+    /// Sums the tallies of the threads working on counter `kind`.
+    static func tally(_ kind: UInt32) -> UInt64 {
+      var sum: UInt64 = 0
+      for i in 0..<Sched.used where kthread_at(i).pointee.work_kind == kind {
+        sum &+= kthread_at(i).pointee.tally
+      }
+      return sum
+    }
+
+    static let checker: Sched.Entry = { _ in
+      while true {
+        Sched.sleep(microseconds: 100_000)
+        var expected: UInt64 = 0
+        var observed: UInt64 = 0
+        var ok = true
+        func compare(_ e: UInt64, _ o: UInt64) { expected &+= e; observed &+= o; if e != o { ok = false } }
+        let s = SpinLock(klock_work_spin_ptr())
+        if s.lock() { compare(tally(0), work_counter(cSpin).pointee); s.unlock() }
+        let t = TicketLock(klock_work_ticket_ptr())
+        if t.lock() { compare(tally(1), work_counter(cTicket).pointee); t.unlock() }
+        let rw = RWLock(klock_work_rw_ptr())
+        if rw.writeLock() { compare(tally(2), work_counter(cRW).pointee); rw.writeUnlock() }
+        let m = Mutex(klock_work_mutex_ptr())
+        if m.lock() { compare(tally(3), work_counter(cMutex).pointee); m.unlock() }
+        if let p = sleepersRW {
+          let l = RWLock(p)
+          if l.writeLock() { burn(20); l.writeUnlock() }
+        }
+        let consumed = kword_load(work_counter(cConsumed))
+        let produced = kword_load(work_counter(cProduced))
+        if consumed > produced { ok = false }
+        if kword_load(work_counter(cSlotViolations)) != 0 { ok = false }
+        let w = kworkload_record()
+        abi_seq_begin(&w.pointee.seq)
+        w.pointee.checks &+= 1
+        if !ok { w.pointee.check_failures &+= 1 }
+        w.pointee.expected = expected
+        w.pointee.observed = observed
+        abi_seq_end(&w.pointee.seq)
+        op()
+      }
+    }
+
+    // MARK: scenarios
+
+    static let abba: Sched.Entry = { which in
+      let a = Mutex(klock_deadlock_a_ptr())
+      let b = Mutex(klock_deadlock_b_ptr())
+      Sched.sleep(microseconds: 200_000)
+      let (first, second) = which == 0 ? (a, b) : (b, a)
+      first.lock()
+      op()
+      Sched.sleep(microseconds: 20_000)
+      second.lock()  // never returns: the other thread holds it and waits for `first`
+      op()
+      second.unlock()
+      first.unlock()
+    }
+
+    static let isrVictim: Sched.Entry = { _ in
+      let l = SpinLock(klock_isr_misuse_ptr())
+      // The other two misuse counters, once each: a release by a non-holder, and recursion
+      // (the second lock() is refused instead of deadlocking).
+      l.unlock()
       if l.lock() {
-        let c = work_counter(cMutex)
-        let v = c.pointee
-        burn(100)
-        c.pointee = v &+ 1
-        me.pointee.tally &+= 1
+        if l.lock() { l.unlock() }
         l.unlock()
       }
-      if nested { outer.unlock(); outer.unlock() }
-      op(); burn(200); pace(&n)
-    }
-  }
-
-  /// Takes a work.slots unit and checks that at most 2 holders are inside.
-  static func slot(_ body: () -> Void) {
-    let s = Semaphore(klock_work_slots_ptr())
-    guard s.down() else { return }
-    let inside = atomic_add_u64(work_counter(cSlotsInside), 1)
-    if inside > 2 { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }
-    body()
-    _ = atomic_add_u64(work_counter(cSlotsInside), UInt64.max)  // -1
-    s.up()
-  }
-
-  static let producer: Sched.Entry = { _ in
-    var n: UInt64 = 0
-    while true {
-      slot { burn(100) }
-      _ = atomic_add_u64(work_counter(cProduced), 1)
-      if let it = items { Semaphore(it).up() }
-      op(); burn(300)
-      n &+= 1
-      if n % 16 == 0 { Sched.sleep(microseconds: 2000 &+ Work.random() % 4000) }
-    }
-  }
-
-  static let consumer: Sched.Entry = { _ in
-    var n: UInt64 = 0
-    while true {
-      // Every other wait has a 3 ms timeout (a timer-queue entry); a timeout just retries.
-      if let it = items, !Semaphore(it).down(timeoutMicroseconds: n % 2 == 0 ? 3000 : 0) {
-        n &+= 1
-        continue
+      while true {
+        if l.lock() { busy(microseconds: 2000); l.unlock() }  // held with interrupts on
+        op()
+        Sched.sleep(microseconds: 3000)
       }
-      _ = atomic_add_u64(work_counter(cConsumed), 1)
-      slot { burn(100) }
-      op(); burn(100)
-      n &+= 1
     }
-  }
 
-  static let sleeper: Sched.Entry = { arg in
-    let pl = percpuLock(UInt32(arg))
-    while true {
-      // Deadlines from 100 us to ~20 ms, so every lcpu's queue holds varied entries.
-      let us = 100 &+ Work.random() % 20_000
-      Sched.sleep(microseconds: us)
-      if let p = pl {
-        let l = SpinLock(p)
-        if l.lock() { burn(20); l.unlock() }
+    /// From every lcpu's timer tick (interrupt context).
+    static func timerTick() {
+      guard Sched.running, scenario == .isrMisuse else { return }
+      let l = SpinLock(klock_isr_misuse_ptr())
+      if l.lock() { burn(20); l.unlock() }
+      if LCPU.currentIndex == 0 {
+        let m = Mutex(klock_work_mutex_ptr())
+        if m.lock() { m.unlock() }  // refused and counted: a sleeping lock in an interrupt
       }
-      if let p = sleepersRW {  // irq-save reader; the checker is its writer
-        let l = RWLock(p)
-        if l.readLock() { burn(20); l.readUnlock() }
-        if !cpu_irqs_enabled() { _ = atomic_add_u64(work_counter(cSlotViolations), 1) }  // irq state not restored
+    }
+
+    static let convoyHolder: Sched.Entry = { _ in
+      let m = Mutex(klock_convoy_mutex_ptr())
+      while true {
+        if m.lock() { busy(microseconds: 20_000); m.unlock() }
+        op()
+        Sched.yield()
       }
-      op()
     }
-  }
 
-  /// The dynamic lock percpu.N (the list is newest first).
-  static func percpuLock(_ i: UInt32) -> UnsafeMutablePointer<klock>? {
-    var a = atomic_load_u64(&Inspect.root.pointee.dynamic_locks)
-    while a != 0 {
-      let r = UnsafeMutablePointer<smptop_lock>(bitPattern: UInt(a))!
-      let k = UnsafeMutablePointer<klock>(bitPattern: UInt(r.pointee.address))!
-      if r.pointee.kind == SMPTOP_LOCK_SPIN.rawValue && UInt32(a - abi_addr(klock_dynamic_record(0))) / abi_lock_stride() == i + 1 {
-        return k
+    static let convoyWaiter: Sched.Entry = { _ in
+      let m = Mutex(klock_convoy_mutex_ptr())
+      while true {
+        if m.lock() { burn(100); m.unlock() }
+        op()
+        burn(500)
       }
-      a = r.pointee.next
     }
-    return nil
-  }
 
-  /// Sums the tallies of the threads working on counter `kind`.
-  static func tally(_ kind: UInt32) -> UInt64 {
-    var sum: UInt64 = 0
-    for i in 0..<Sched.used where kthread_at(i).pointee.work_kind == kind { sum &+= kthread_at(i).pointee.tally }
-    return sum
-  }
-
-  static let checker: Sched.Entry = { _ in
-    while true {
-      Sched.sleep(microseconds: 100_000)
-      var expected: UInt64 = 0
-      var observed: UInt64 = 0
-      var ok = true
-      func compare(_ e: UInt64, _ o: UInt64) { expected &+= e; observed &+= o; if e != o { ok = false } }
-      let s = SpinLock(klock_work_spin_ptr())
-      if s.lock() { compare(tally(0), work_counter(cSpin).pointee); s.unlock() }
-      let t = TicketLock(klock_work_ticket_ptr())
-      if t.lock() { compare(tally(1), work_counter(cTicket).pointee); t.unlock() }
-      let rw = RWLock(klock_work_rw_ptr())
-      if rw.writeLock() { compare(tally(2), work_counter(cRW).pointee); rw.writeUnlock() }
-      let m = Mutex(klock_work_mutex_ptr())
-      if m.lock() { compare(tally(3), work_counter(cMutex).pointee); m.unlock() }
-      if let p = sleepersRW {
-        let l = RWLock(p)
-        if l.writeLock() { burn(20); l.writeUnlock() }
+    static let convoySpinHolder: Sched.Entry = { _ in
+      let l = SpinLock(klock_convoy_spin_ptr())
+      while true {
+        if l.lock() { busy(microseconds: 5000); l.unlock() }
+        op()
+        Sched.sleep(microseconds: 5000)
       }
-      let consumed = kword_load(work_counter(cConsumed))
-      let produced = kword_load(work_counter(cProduced))
-      if consumed > produced { ok = false }
-      if kword_load(work_counter(cSlotViolations)) != 0 { ok = false }
-      let w = kworkload_record()
-      abi_seq_begin(&w.pointee.seq)
-      w.pointee.checks &+= 1
-      if !ok { w.pointee.check_failures &+= 1 }
-      w.pointee.expected = expected
-      w.pointee.observed = observed
-      abi_seq_end(&w.pointee.seq)
-      op()
+    }
+
+    static let convoySpinner: Sched.Entry = { _ in
+      let l = SpinLock(klock_convoy_spin_ptr())
+      while true {
+        if l.lock() { burn(50); l.unlock() }
+        op()
+        Sched.sleep(microseconds: 1000)
+      }
     }
   }
-
-  // MARK: scenarios
-
-  static let abba: Sched.Entry = { which in
-    let a = Mutex(klock_deadlock_a_ptr())
-    let b = Mutex(klock_deadlock_b_ptr())
-    Sched.sleep(microseconds: 200_000)
-    let (first, second) = which == 0 ? (a, b) : (b, a)
-    first.lock()
-    op()
-    Sched.sleep(microseconds: 20_000)
-    second.lock()  // never returns: the other thread holds it and waits for `first`
-    op()
-    second.unlock()
-    first.unlock()
-  }
-
-  static let isrVictim: Sched.Entry = { _ in
-    let l = SpinLock(klock_isr_misuse_ptr())
-    // The other two misuse counters, once each: a release by a non-holder, and recursion
-    // (the second lock() is refused instead of deadlocking).
-    l.unlock()
-    if l.lock() {
-      if l.lock() { l.unlock() }
-      l.unlock()
-    }
-    while true {
-      if l.lock() { busy(microseconds: 2000); l.unlock() }  // held with interrupts on
-      op()
-      Sched.sleep(microseconds: 3000)
-    }
-  }
-
-  /// From every lcpu's timer tick (interrupt context).
-  static func timerTick() {
-    guard Sched.running, scenario == .isrMisuse else { return }
-    let l = SpinLock(klock_isr_misuse_ptr())
-    if l.lock() { burn(20); l.unlock() }
-    if LCPU.currentIndex == 0 {
-      let m = Mutex(klock_work_mutex_ptr())
-      if m.lock() { m.unlock() }  // refused and counted: a sleeping lock in an interrupt
-    }
-  }
-
-  static let convoyHolder: Sched.Entry = { _ in
-    let m = Mutex(klock_convoy_mutex_ptr())
-    while true {
-      if m.lock() { busy(microseconds: 20_000); m.unlock() }
-      op()
-      Sched.yield()
-    }
-  }
-
-  static let convoyWaiter: Sched.Entry = { _ in
-    let m = Mutex(klock_convoy_mutex_ptr())
-    while true {
-      if m.lock() { burn(100); m.unlock() }
-      op()
-      burn(500)
-    }
-  }
-
-  static let convoySpinHolder: Sched.Entry = { _ in
-    let l = SpinLock(klock_convoy_spin_ptr())
-    while true {
-      if l.lock() { busy(microseconds: 5000); l.unlock() }
-      op()
-      Sched.sleep(microseconds: 5000)
-    }
-  }
-
-  static let convoySpinner: Sched.Entry = { _ in
-    let l = SpinLock(klock_convoy_spin_ptr())
-    while true {
-      if l.lock() { burn(50); l.unlock() }
-      op()
-      Sched.sleep(microseconds: 1000)
-    }
-  }
-}
 #endif

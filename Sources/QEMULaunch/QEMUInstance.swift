@@ -197,7 +197,8 @@ public final class QEMUInstance: @unchecked Sendable {
       usleep(20_000)
     }
     throw QEMULaunchError(
-      .socketTimeout, "the guest did not print \"\(text)\" within \(timeout); serial tail: "
+      .socketTimeout,
+      "the guest did not print \"\(text)\" within \(timeout); serial tail: "
         + String(serialOutput().suffix(400)))
   }
 

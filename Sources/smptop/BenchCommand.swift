@@ -32,7 +32,9 @@ struct BenchCommand: AsyncParsableCommand {
   var json = false
 
   func validate() throws {
-    guard smp.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--smp values must be 1...64") }
+    guard smp.allSatisfy({ (1...64).contains($0) }) else {
+      throw ValidationError("--smp values must be 1...64")
+    }
     guard rounds >= 5 else { throw ValidationError("--rounds must be at least 5") }
   }
 
@@ -84,7 +86,8 @@ struct BenchCommand: AsyncParsableCommand {
       }
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      FileHandle.standardOutput.write(try encoder.encode(Report(rows: rows, peakRSSMiB: rssMiB)) + Data("\n".utf8))
+      FileHandle.standardOutput.write(
+        try encoder.encode(Report(rows: rows, peakRSSMiB: rssMiB)) + Data("\n".utf8))
       return
     }
     print("smptop bench: \(rounds) rounds each, µs (median / p90 / p99), QEMU TCG")
@@ -156,7 +159,8 @@ struct BenchCommand: AsyncParsableCommand {
         gdbRegisters = result.registers
       }
       return Row(
-        smp: n, liveMicroseconds: Stats(live), stoppedMicroseconds: Stats(stopped), pauseMicroseconds: Stats(pause),
+        smp: n, liveMicroseconds: Stats(live), stoppedMicroseconds: Stats(stopped),
+        pauseMicroseconds: Stats(pause),
         stoppedPausedMicroseconds: Stats(pausedWork), gdbMicroseconds: gdbStats, gdbRegisters: gdbRegisters,
         bytesPerSnapshot: bytes)
     } catch let error as TargetError {
@@ -166,7 +170,9 @@ struct BenchCommand: AsyncParsableCommand {
   }
 
   /// Runs gdb with the baseline script and returns its per-round microseconds.
-  private func runGDBBaseline(socket: String, ranges: [MemoryRange]) throws -> (samples: [Double], registers: Int) {
+  private func runGDBBaseline(socket: String, ranges: [MemoryRange]) throws -> (
+    samples: [Double], registers: Int
+  ) {
     let root = try GuestKernel.sourceRoot()
     let script = root + "/Resources/bench/gdb_baseline.py"
     var env = ProcessInfo.processInfo.environment
@@ -187,7 +193,8 @@ struct BenchCommand: AsyncParsableCommand {
     let line = run.output.split(separator: "\n").last { $0.hasPrefix("{") }
     guard let line, let result = try? JSONDecoder().decode(Result.self, from: Data(line.utf8)) else {
       throw CLIError(
-        "the gdb baseline printed no result (gdb exit \(run.status)): \(run.output.suffix(300))", code: .usage)
+        "the gdb baseline printed no result (gdb exit \(run.status)): \(run.output.suffix(300))", code: .usage
+      )
     }
     return (result.samples_us, result.registers)
   }

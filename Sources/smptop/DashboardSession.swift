@@ -15,7 +15,11 @@ final class Mailbox: Sendable {
   private let queue = Mutex<[SamplerCommand]>([])
 
   func post(_ command: SamplerCommand) { queue.withLock { $0.append(command) } }
-  func take() -> [SamplerCommand] { queue.withLock { q in defer { q = [] }; return q } }
+  func take() -> [SamplerCommand] {
+    queue.withLock { q in
+      defer { q = [] }; return q
+    }
+  }
 }
 
 /// The interactive dashboard over a target: ncurses on its own thread, sampling in this task.
@@ -79,7 +83,9 @@ enum DashboardSession {
       mailbox.post(.step(lcpu: lcpu))
       message = "stepping lcpu \(lcpu)…"
     }
-    if reaction.contains(.changeInterval) { mailbox.post(.interval(milliseconds: state.intervalMilliseconds)) }
+    if reaction.contains(.changeInterval) {
+      mailbox.post(.interval(milliseconds: state.intervalMilliseconds))
+    }
     if reaction.contains(.openDetail) { mailbox.post(.detail(lcpu: state.detail)) }
     return message
   }
@@ -136,7 +142,9 @@ enum DashboardSession {
           snap.virtio = snap.virtio ?? virtio
         }
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
-        let detail = detailLCPU.map { makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler) }
+        let detail = detailLCPU.map {
+          makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler)
+        }
         latest.update { data in
           data = DashboardData(
             snapshot: snap, rates: rates, detail: detail, target: info, generation: data.generation + 1)
@@ -168,7 +176,9 @@ enum DashboardSession {
   }
 
   /// Registers, frame chain and disassembly around RIP for one lcpu.
-  static func makeDetail(lcpu: Int, snapshot: Snapshot, target: Target, disassembler: Disassembler?) -> DetailData {
+  static func makeDetail(lcpu: Int, snapshot: Snapshot, target: Target, disassembler: Disassembler?)
+    -> DetailData
+  {
     let record = snapshot.lcpus.first { Int($0.index) == lcpu }
     let vcpu = snapshot.vcpus?.first { $0.index == vcpuIndex(of: lcpu, in: snapshot) }
     var note: String?
@@ -203,7 +213,9 @@ enum DashboardSession {
     var rbp = start
     for _ in 0..<16 {
       if let (bottom, top) = stack, bottom < top, !(rbp >= bottom && rbp + 16 <= top) { break }
-      guard rbp != 0, rbp & 7 == 0, let bytes = target.readMemory(rbp, count: 16), bytes.count == 16 else { break }
+      guard rbp != 0, rbp & 7 == 0, let bytes = target.readMemory(rbp, count: 16), bytes.count == 16 else {
+        break
+      }
       let next = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
       let ret = bytes[8..<16].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
       if ret == 0 { break }

@@ -24,7 +24,9 @@ struct LocksCommand: AsyncParsableCommand {
   var json = false
 
   func validate() throws {
-    guard top >= 0, interval > 0, interval <= 3600 else { throw ValidationError("--top ≥ 0, 0 < --interval ≤ 3600") }
+    guard top >= 0, interval > 0, interval <= 3600 else {
+      throw ValidationError("--top ≥ 0, 0 < --interval ≤ 3600")
+    }
   }
 
   func run() async throws {
@@ -98,8 +100,10 @@ struct LockTable {
         holder = "\(lock.readers) readers"
       }
       return Row(
-        name: lock.name, kind: lock.kind.rawValue, holder: holder, acquisitionsPerSecond: r?.acquisitionsPerSecond,
-        contendedPerSecond: r?.contendedPerSecond, contendedPercent: r?.contendedPercent ?? lock.contendedPercent,
+        name: lock.name, kind: lock.kind.rawValue, holder: holder,
+        acquisitionsPerSecond: r?.acquisitionsPerSecond,
+        contendedPerSecond: r?.contendedPerSecond,
+        contendedPercent: r?.contendedPercent ?? lock.contendedPercent,
         meanWaitMicroseconds: r?.meanWaitTSC.map(us), maxWaitMicroseconds: us(Double(lock.waitMaxTSC)),
         maxHoldMicroseconds: us(Double(lock.holdMaxTSC)), waiters: lock.waiterCount, misuse: lock.misuseTotal,
         acquireSite: lock.isHeld && lock.acquireSite != 0 ? symbolize(lock.acquireSite) : nil,
@@ -118,18 +122,24 @@ struct LockTable {
     var lines = [
       SnapshotText.pad("LOCK", 24, left: true) + " " + SnapshotText.pad("KIND", 9, left: true) + " "
         + SnapshotText.pad("HOLDER", 16, left: true) + " " + SnapshotText.pad("ACQ/s", 9) + " "
-        + SnapshotText.pad("CONT/s", 8) + " " + SnapshotText.pad("CONT%", 6) + " " + SnapshotText.pad("WAITµs", 8)
+        + SnapshotText.pad("CONT/s", 8) + " " + SnapshotText.pad("CONT%", 6) + " "
+        + SnapshotText.pad("WAITµs", 8)
         + " " + SnapshotText.pad("MAXWAIT", 8) + " " + SnapshotText.pad("MAXHOLD", 8) + " "
         + SnapshotText.pad("WAITERS", 7) + " " + SnapshotText.pad("MISUSE", 6) + "  SITE"
     ]
     for r in rows {
       lines.append(
-        SnapshotText.pad(String(r.name.prefix(24)), 24, left: true) + " " + SnapshotText.pad(r.kind, 9, left: true) + " "
-          + SnapshotText.pad(String(r.holder.prefix(16)), 16, left: true) + " " + SnapshotText.pad(f(r.acquisitionsPerSecond), 9)
-          + " " + SnapshotText.pad(f(r.contendedPerSecond), 8) + " " + SnapshotText.pad(f(r.contendedPercent, "%.1f"), 6)
+        SnapshotText.pad(String(r.name.prefix(24)), 24, left: true) + " "
+          + SnapshotText.pad(r.kind, 9, left: true) + " "
+          + SnapshotText.pad(String(r.holder.prefix(16)), 16, left: true) + " "
+          + SnapshotText.pad(f(r.acquisitionsPerSecond), 9)
+          + " " + SnapshotText.pad(f(r.contendedPerSecond), 8) + " "
+          + SnapshotText.pad(f(r.contendedPercent, "%.1f"), 6)
           + " " + SnapshotText.pad(f(r.meanWaitMicroseconds, "%.1f"), 8) + " "
-          + SnapshotText.pad(f(r.maxWaitMicroseconds), 8) + " " + SnapshotText.pad(f(r.maxHoldMicroseconds), 8) + " "
-          + SnapshotText.pad(String(r.waiters), 7) + " " + SnapshotText.pad(r.misuse > 0 ? "\(r.misuse)!" : "0", 6)
+          + SnapshotText.pad(f(r.maxWaitMicroseconds), 8) + " "
+          + SnapshotText.pad(f(r.maxHoldMicroseconds), 8) + " "
+          + SnapshotText.pad(String(r.waiters), 7) + " "
+          + SnapshotText.pad(r.misuse > 0 ? "\(r.misuse)!" : "0", 6)
           + "  " + (r.acquireSite ?? "") + (r.consistent ? "" : " (torn)"))
     }
     if rows.isEmpty { lines.append("(the guest publishes no locks)") }

@@ -82,7 +82,9 @@ struct RunCommand: AsyncParsableCommand {
   func validate() throws {
     guard (1...64).contains(smp) else { throw ValidationError("--smp must be 1...64") }
     guard ["pc", "q35"].contains(machine) else { throw ValidationError("--machine must be pc or q35") }
-    guard memoryMiB >= 32, memoryMiB <= 65536 else { throw ValidationError("--memory must be 32...65536 MiB") }
+    guard memoryMiB >= 32, memoryMiB <= 65536 else {
+      throw ValidationError("--memory must be 32...65536 MiB")
+    }
     guard after >= 0 else { throw ValidationError("--after must be ≥ 0") }
   }
 

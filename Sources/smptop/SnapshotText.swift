@@ -4,7 +4,8 @@ import Inspector
 /// Plain-text tables of a snapshot, for `smptop snapshot`, `run --headless` and `attach` without a terminal.
 enum SnapshotText {
   /// The whole report: header, lcpus (or vCPUs in generic mode), virtio, problems.
-  static func render(_ snap: Snapshot, rates: SnapshotRates? = nil, symbolize: (UInt64) -> String?) -> String {
+  static func render(_ snap: Snapshot, rates: SnapshotRates? = nil, symbolize: (UInt64) -> String?) -> String
+  {
     var out: [String] = [header(snap)]
     if snap.guest != nil {
       out += lcpuTable(snap, rates: rates, symbolize: symbolize)
@@ -38,7 +39,8 @@ enum SnapshotText {
     let perMs = Double(snap.guest?.tscPerMs ?? 0)
     var rows = [
       pad("LCPU", 4) + " " + pad("APIC", 4) + " " + pad("STATE", 10, left: true) + " " + pad("BUSY%", 6) + " "
-        + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " " + pad("TICKS", 8) + " "
+        + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " "
+        + pad("TICKS", 8) + " "
         + pad("NEXT", 9) + "  RIP (last tick)"
     ]
     for l in snap.lcpus {
@@ -63,11 +65,14 @@ enum SnapshotText {
         case .inconsistent: " (torn)"
         case .unreadable(let why): " (unreadable: \(why))"
         }
-      let rip = l.lastTickRIP == 0 ? "-" : (symbolize(l.lastTickRIP) ?? "0x" + String(l.lastTickRIP, radix: 16))
+      let rip =
+        l.lastTickRIP == 0 ? "-" : (symbolize(l.lastTickRIP) ?? "0x" + String(l.lastTickRIP, radix: 16))
       rows.append(
-        pad(String(l.index), 4) + " " + pad(String(l.apicID), 4) + " " + pad(l.stateLabel, 10, left: true) + " "
+        pad(String(l.index), 4) + " " + pad(String(l.apicID), 4) + " " + pad(l.stateLabel, 10, left: true)
+          + " "
           + pad(busy, 6) + " " + pad(timer, 8) + " " + pad(String(l.ipiReceived), 7) + " "
-          + pad(String(l.ipiSent), 7) + " " + pad(String(l.ticks), 8) + " " + pad(next, 9) + "  " + rip + marker)
+          + pad(String(l.ipiSent), 7) + " " + pad(String(l.ticks), 8) + " " + pad(next, 9) + "  " + rip
+          + marker)
       if let p = l.panic {
         rows.append(
           "     panic \(p.vectorName) error 0x\(String(p.errorCode, radix: 16)) rip \(symbolize(p.rip) ?? hex(p.rip))"
@@ -79,19 +84,27 @@ enum SnapshotText {
   }
 
   /// Workload, locks, timers, allocator and virtqueues, when the guest publishes them.
-  static func modelSections(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?) -> [String] {
+  static func modelSections(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?)
+    -> [String]
+  {
     var out: [String] = []
     let perUs = Double(snap.guest?.tscPerMs ?? 0) / 1000
     func us(_ tsc: UInt64) -> String { perUs > 0 ? String(format: "%.1fµs", Double(tsc) / perUs) : "-" }
     if let w = snap.workload {
       out.append("")
-      let check = w.checkFailures == 0 ? "self-check ok (\(w.checks) checks)" : "SELF-CHECK FAILED \(w.checkFailures)/\(w.checks)"
+      let check =
+        w.checkFailures == 0
+        ? "self-check ok (\(w.checks) checks)" : "SELF-CHECK FAILED \(w.checkFailures)/\(w.checks)"
       let ops = rates?.workloadOpsPerSecond.map { String(format: "%.0f", $0) } ?? w.ops.map(String.init)
-      out.append("workload \(w.scenario): \(check); ops\(rates == nil ? "" : "/s") per lcpu: \(ops.joined(separator: " "))")
+      out.append(
+        "workload \(w.scenario): \(check); ops\(rates == nil ? "" : "/s") per lcpu: \(ops.joined(separator: " "))"
+      )
     }
     if !snap.locks.isEmpty {
       out.append("")
-      out += LockTable(snapshot: snap, rates: rates, top: 12, symbolize: symbolize).text.split(separator: "\n").map(String.init)
+      out += LockTable(snapshot: snap, rates: rates, top: 12, symbolize: symbolize).text.split(
+        separator: "\n"
+      ).map(String.init)
       if snap.locks.count > 12 { out.append("(\(snap.locks.count - 12) more locks: smptop locks --top 0)") }
       for lock in snap.misusedLocks {
         out.append(
@@ -100,7 +113,9 @@ enum SnapshotText {
       }
     }
     if !snap.threads.isEmpty {
-      let counts = Dictionary(grouping: snap.threads, by: \.state).map { "\($0.value.count) \($0.key.rawValue)" }.sorted()
+      let counts = Dictionary(grouping: snap.threads, by: \.state).map {
+        "\($0.value.count) \($0.key.rawValue)"
+      }.sorted()
       out.append("threads: \(snap.threads.count) (\(counts.joined(separator: ", ")))")
     }
     if !snap.timerQueues.isEmpty {
@@ -109,27 +124,34 @@ enum SnapshotText {
       for q in snap.timerQueues {
         let fired = rates?.timersFiredPerSecond[q.lcpu].map { String(format: "%.0f", $0) } ?? String(q.fired)
         let mean = q.fired == 0 ? "-" : us(q.lateTotalTSC / q.fired)
-        out.append("       \(pad(String(q.lcpu), 4)) \(pad(String(q.pending), 8)) \(pad(fired, 8)) \(pad(us(q.lateMaxTSC), 9)) \(pad(mean, 10))")
+        out.append(
+          "       \(pad(String(q.lcpu), 4)) \(pad(String(q.pending), 8)) \(pad(fired, 8)) \(pad(us(q.lateMaxTSC), 9)) \(pad(mean, 10))"
+        )
       }
     }
     if let a = snap.allocator {
       out.append("")
-      let check = a.churnFailures == 0 ? "churn check ok (\(a.churnChecks))" : "CHURN CHECK FAILED \(a.churnFailures)"
+      let check =
+        a.churnFailures == 0 ? "churn check ok (\(a.churnChecks))" : "CHURN CHECK FAILED \(a.churnFailures)"
       out.append(
         "allocator \(a.mode): \(a.pagesFree)/\(a.pagesManaged) pages free, largest free order "
           + "\(a.largestFreeOrder.map(String.init) ?? "none"), \(check)")
       for o in a.orders where o.freeBlocks + o.usedBlocks + o.allocs > 0 {
         out.append(
           "  order \(pad(String(o.order), 2)) (\(pad(String(o.blockBytes / 1024), 5)) KiB): free \(pad(String(o.freeBlocks), 6)) used \(pad(String(o.usedBlocks), 6)) "
-            + "allocs \(o.allocs) frees \(o.frees) splits \(o.splits) merges \(o.merges) failures \(o.failures) cas-retries \(o.casRetries)")
+            + "allocs \(o.allocs) frees \(o.frees) splits \(o.splits) merges \(o.merges) failures \(o.failures) cas-retries \(o.casRetries)"
+        )
       }
     }
     if !snap.virtqueues.isEmpty {
       out.append("")
       for d in snap.virtioDevices {
-        out.append("\(d.name) \(d.mac) pairs \(d.queuePairs) link \(d.linkUp ? "up" : "down") \(d.msix ? "MSI-X" : "polled")")
+        out.append(
+          "\(d.name) \(d.mac) pairs \(d.queuePairs) link \(d.linkUp ? "up" : "down") \(d.msix ? "MSI-X" : "polled")"
+        )
       }
-      out.append("QUEUE role lcpu  size  free  avail  used  packets      bytes  errors drops  kicks   irqs  polls")
+      out.append(
+        "QUEUE role lcpu  size  free  avail  used  packets      bytes  errors drops  kicks   irqs  polls")
       for q in snap.virtqueues {
         out.append(
           "\(pad("\(q.device).\(q.index)", 5)) \(pad(q.role.rawValue, 4, left: true)) \(pad(String(q.lcpu), 4)) \(pad(String(q.size), 5)) \(pad(String(q.freeDescriptors), 5)) "
@@ -141,7 +163,9 @@ enum SnapshotText {
   }
 
   static func vcpuTable(_ vcpus: [VCPUState]) -> [String] {
-    var rows = [pad("VCPU", 4) + " " + pad("STATE", 8, left: true) + " " + pad("RIP", 18, left: true) + " SYMBOL"]
+    var rows = [
+      pad("VCPU", 4) + " " + pad("STATE", 8, left: true) + " " + pad("RIP", 18, left: true) + " SYMBOL"
+    ]
     for v in vcpus {
       rows.append(
         pad(String(v.index), 4) + " " + pad(v.halted ? "halted" : "running", 8, left: true) + " "

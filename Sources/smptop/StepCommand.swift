@@ -25,7 +25,9 @@ struct StepCommand: AsyncParsableCommand {
 
   func validate() throws {
     guard target.gdb != nil else { throw ValidationError("stepping needs the gdbstub: give --gdb ADDR") }
-    guard lcpu >= 0, count >= 1, count <= 100_000 else { throw ValidationError("--lcpu ≥ 0, 1 ≤ --count ≤ 100000") }
+    guard lcpu >= 0, count >= 1, count <= 100_000 else {
+      throw ValidationError("--lcpu ≥ 0, 1 ≤ --count ≤ 100000")
+    }
   }
 
   func run() async throws {

@@ -39,7 +39,8 @@ final class Arena: @unchecked Sendable {
     var f = [UInt64](repeating: 0, count: core.orders)
     var u = [UInt64](repeating: 0, count: core.orders)
     let n = f.withUnsafeMutableBufferPointer { fp in
-      u.withUnsafeMutableBufferPointer { up in core.audit(freeOut: fp.baseAddress!, usedOut: up.baseAddress!) }
+      u.withUnsafeMutableBufferPointer { up in core.audit(freeOut: fp.baseAddress!, usedOut: up.baseAddress!)
+      }
     }
     return (n, f, u)
   }

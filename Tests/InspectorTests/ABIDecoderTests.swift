@@ -47,8 +47,10 @@ import Testing
     var root = Images.root(lcpus: 1)
     root.version = 99
     #expect(throws: ABIError.self) {
-      try SnapshotEngine(memory: Images.memory(root: root, lcpus: Images.lcpus(1)), rootAddress: Images.rootAddress)
-        .snapshot()
+      try SnapshotEngine(
+        memory: Images.memory(root: root, lcpus: Images.lcpus(1)), rootAddress: Images.rootAddress
+      )
+      .snapshot()
     }
     do {
       _ = try SnapshotEngine(

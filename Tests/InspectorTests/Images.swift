@@ -89,7 +89,8 @@ final class TornMemory: GuestMemory {
   func read(_ ranges: [MemoryRange]) -> [Result<[UInt8], GuestMemoryError>] {
     ranges.map { range in
       reads += 1
-      for (base, bytes) in image where range.address >= base
+      for (base, bytes) in image
+      where range.address >= base
         && range.address + UInt64(range.count) <= base + UInt64(bytes.count)
       {
         let start = Int(range.address - base)

@@ -80,7 +80,9 @@ import Testing
     var rng = SplitMix64(seed: 7)
     for _ in 0..<20_000 {
       var mutated = encoded
-      for _ in 0..<4 { mutated[Int(rng.next() % UInt64(mutated.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+      for _ in 0..<4 {
+        mutated[Int(rng.next() % UInt64(mutated.count))] = UInt8(truncatingIfNeeded: rng.next())
+      }
       _ = try? RecordedMemory.decode(mutated)
     }
   }

@@ -14,13 +14,16 @@ import Testing
   static let orderTable: UInt64 = 0x36_0000
   static let queueTable: UInt64 = 0x37_0000
 
-  static func setTable(_ root: inout smptop_root, _ kind: UInt32, _ address: UInt64, _ count: Int, _ stride: Int) {
+  static func setTable(
+    _ root: inout smptop_root, _ kind: UInt32, _ address: UInt64, _ count: Int, _ stride: Int
+  ) {
     withUnsafeMutableBytes(of: &root.tables) { raw in
       var t = smptop_table()
       t.addr = address
       t.count = UInt32(count)
       t.stride = UInt32(stride)
-      raw.storeBytes(of: t, toByteOffset: Int(kind) * MemoryLayout<smptop_table>.stride, as: smptop_table.self)
+      raw.storeBytes(
+        of: t, toByteOffset: Int(kind) * MemoryLayout<smptop_table>.stride, as: smptop_table.self)
     }
     root.table_count = max(root.table_count, kind + 1)
   }
@@ -153,8 +156,10 @@ import Testing
   }
 
   @Test func aLoopingDynamicLockListIsCutAndReported() throws {
-    let snap = try SnapshotEngine(memory: Self.deadlockImage(dynamicLoop: true), rootAddress: Images.rootAddress)
-      .snapshot()
+    let snap = try SnapshotEngine(
+      memory: Self.deadlockImage(dynamicLoop: true), rootAddress: Images.rootAddress
+    )
+    .snapshot()
     // dynamic_lock_count (2) bounds the walk even though dyn-2 points back to dyn-1.
     #expect(snap.locks.filter(\.dynamic).count == 2)
   }

@@ -35,7 +35,9 @@ import Testing
       #expect(stopped.pagesFree * stopped.pageBytes + used == stopped.pagesManaged * stopped.pageBytes)
       if mode == "locked" {
         // Per-order free lists are exact in locked mode (lock-free refreshes them at checkpoints).
-        let accounted = stopped.orders.reduce(UInt64(0)) { $0 + ($1.freeBlocks + $1.usedBlocks) * $1.blockBytes }
+        let accounted = stopped.orders.reduce(UInt64(0)) {
+          $0 + ($1.freeBlocks + $1.usedBlocks) * $1.blockBytes
+        }
         #expect(accounted == stopped.pagesManaged * stopped.pageBytes)
       }
     }

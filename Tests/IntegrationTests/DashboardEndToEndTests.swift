@@ -94,12 +94,16 @@ import Testing
     var stepped = false
     for _ in 0..<20 where !stepped {
       try tmux.keys("Space")
-      paused = try await tmux.waitFor("the paused header") { $0.contains("│ paused │") || $0.contains("│ debug │") }
+      paused = try await tmux.waitFor("the paused header") {
+        $0.contains("│ paused │") || $0.contains("│ debug │")
+      }
       #expect(paused.contains("stopped gdbstub") || paused.contains("paused"))
       let status = try await monitor.queryStatus()
       #expect(!status.running, "QMP must say the VM is stopped, not \(status.status)")
       // Pick an lcpu caught running code (BUSY): halted ones cannot be stepped.
-      let rows = try await tmux.waitFor("stopped rows") { $0.contains("RIP (stopped)") && Self.rows($0).count == 4 }
+      let rows = try await tmux.waitFor("stopped rows") {
+        $0.contains("RIP (stopped)") && Self.rows($0).count == 4
+      }
       guard let busy = Self.rows(rows).first(where: { $0.value.state == "BUSY" }) else {
         try tmux.keys("Space")  // resume and try again
         _ = try await tmux.waitFor("running again") { $0.contains("│ running │") }

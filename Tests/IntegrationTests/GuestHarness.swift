@@ -67,7 +67,8 @@ final class BootedGuest {
       try await Task.sleep(for: .milliseconds(20))
     }
     throw HarnessError(
-      "guest did not reach RUNNING (\(last)); serial:\n\(qemu.serialOutput().suffix(800))\nqemu: \(qemu.qemuOutput())")
+      "guest did not reach RUNNING (\(last)); serial:\n\(qemu.serialOutput().suffix(800))\nqemu: \(qemu.qemuOutput())"
+    )
   }
 
   /// Polls live snapshots until `condition` holds.
@@ -83,7 +84,8 @@ final class BootedGuest {
       }
       try await Task.sleep(for: .milliseconds(interval))
     }
-    throw HarnessError("timed out waiting for \(what); last lcpus: \(String(describing: last?.lcpus.map(\.stateLabel)))")
+    throw HarnessError(
+      "timed out waiting for \(what); last lcpus: \(String(describing: last?.lcpus.map(\.stateLabel)))")
   }
 
   func shutdown() async {

@@ -12,8 +12,12 @@ import Testing
           && snap.timerQueues.count == 4 && snap.timerQueues.allSatisfy { $0.fired > 0 }
       }
       let workload = try #require(live.workload)
-      #expect(workload.checkFailures == 0, "self-check: expected \(workload.expected), observed \(workload.observed)")
-      #expect(workload.ops.count == 4 && workload.ops.allSatisfy { $0 > 0 }, "every lcpu does work: \(workload.ops)")
+      #expect(
+        workload.checkFailures == 0,
+        "self-check: expected \(workload.expected), observed \(workload.observed)")
+      #expect(
+        workload.ops.count == 4 && workload.ops.allSatisfy { $0 > 0 }, "every lcpu does work: \(workload.ops)"
+      )
       // Every lock kind is exercised.
       let kinds = Set(live.locks.filter { $0.acquisitions > 0 }.map(\.kind))
       for kind in [LockKind.spin, .ticket, .rw, .mutex, .semaphore] {
@@ -41,13 +45,17 @@ import Testing
         }
         for waiter in lock.waiters {
           if let t = waiter.thread, let thread = threads[t] {
-            #expect(thread.blockedOn == lock.address, "\(thread.name) waits on \(lock.name) but is blocked on \(thread.blockedOn)")
+            #expect(
+              thread.blockedOn == lock.address,
+              "\(thread.name) waits on \(lock.name) but is blocked on \(thread.blockedOn)")
           }
           #expect(waiter.thread != lock.holderThread || lock.kind == .rw || lock.holderThread == nil)
         }
       }
       for thread in stopped.threads where thread.state == .blockedOnLock || thread.state == .spinning {
-        #expect(stopped.locks.contains { $0.address == thread.blockedOn }, "\(thread.name) blocks on an unknown lock")
+        #expect(
+          stopped.locks.contains { $0.address == thread.blockedOn },
+          "\(thread.name) blocks on an unknown lock")
       }
     }
   }
@@ -61,8 +69,9 @@ import Testing
       #expect(snap.workload?.scenario == "deadlock")
       // It stays stuck: the same cycle a moment later.
       try await Task.sleep(for: .milliseconds(500))
-      #expect(try guest.target.liveSnapshot().waitCycles.first?.steps.map(\.thread).sorted()
-        == cycle.steps.map(\.thread).sorted())
+      #expect(
+        try guest.target.liveSnapshot().waitCycles.first?.steps.map(\.thread).sorted()
+          == cycle.steps.map(\.thread).sorted())
     }
   }
 

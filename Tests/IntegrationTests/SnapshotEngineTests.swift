@@ -83,7 +83,9 @@ import Testing
       }
       // A halted vCPU is refused, not hung on.
       if let halted = after.first(where: \.halted) {
-        await #expect(throws: TargetError.self) { _ = try await guest.target.step(vcpu: halted.index, count: 1) }
+        await #expect(throws: TargetError.self) {
+          _ = try await guest.target.step(vcpu: halted.index, count: 1)
+        }
       }
       #expect(await guest.target.runState() != "running")
     }

@@ -87,9 +87,11 @@ import Testing
         let stopped = try await guest.target.stoppedSnapshot()
         let qmp = try #require(await guest.target.virtioState()?.first { $0.name.contains("net") })
         for queue in stopped.virtqueues where queue.role != .ctrl {
-          let device = try #require(qmp.queues.first { $0.index == Int(queue.index) }, "QMP lacks queue \(queue.index)")
+          let device = try #require(
+            qmp.queues.first { $0.index == Int(queue.index) }, "QMP lacks queue \(queue.index)")
           #expect(device.descriptorTable == queue.descriptorTable && device.usedRing == queue.usedRing)
-          if UInt32(device.usedIndex) != queue.usedIndex & 0xffff || UInt32(device.usedIndex) != queue.lastUsed & 0xffff
+          if UInt32(device.usedIndex) != queue.usedIndex & 0xffff
+            || UInt32(device.usedIndex) != queue.lastUsed & 0xffff
             || (device.lastAvailIndex.map { UInt32($0) != queue.usedIndex & 0xffff } ?? false)
           {
             mismatches.append(
@@ -139,7 +141,9 @@ import Testing
       // 200 datagrams from 200 source ports, sent from inside the namespace.
       let root = try GuestKernel.sourceRoot()
       let send = try runCommand(
-        ["ip", "netns", "exec", ns, "python3", root + "/Resources/udp-echo-test.py", "200", "7", "192.0.2.2"],
+        [
+          "ip", "netns", "exec", ns, "python3", root + "/Resources/udp-echo-test.py", "200", "7", "192.0.2.2",
+        ],
         timeout: .seconds(300))
       #expect(send.output.contains("sent 200 echoed 200"), "\(send.output.suffix(300))")
       let snap = try guest.target.liveSnapshot()
