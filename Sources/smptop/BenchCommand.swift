@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import Foundation
 import Inspector
 import QEMULaunch
@@ -30,6 +31,9 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Flag(help: "Print JSON.")
   var json = false
+
+  @Flag(help: "Also measure rendering a full 200x50 frame of 64 lcpus and 256 locks.")
+  var render = false
 
   func validate() throws {
     guard smp.allSatisfy({ (1...64).contains($0) }) else {
@@ -65,6 +69,7 @@ struct BenchCommand: AsyncParsableCommand {
     var gdbMicroseconds: Stats?
     var gdbRegisters: Int?
     var bytesPerSnapshot: Int
+    var renderMicroseconds: [String: Double]?
   }
 
   func run() async throws {
@@ -101,6 +106,9 @@ struct BenchCommand: AsyncParsableCommand {
       if let g = r.gdbMicroseconds {
         let ratio = g.median / max(r.stoppedPausedMicroseconds.median, 0.001)
         print("  gdb Python API, same work            \(g.text)   (\(String(format: "%.1f", ratio))x smptop)")
+      }
+      for (pane, us) in (r.renderMicroseconds ?? [:]).sorted(by: { $0.key < $1.key }) {
+        print("  render 200x50, 64 lcpus + 256 locks, \(pane) pane: \(String(format: "%.0f", us)) µs/frame")
       }
     }
     print("")
@@ -149,6 +157,15 @@ struct BenchCommand: AsyncParsableCommand {
       }
       let ranges = target.modelRanges
       let bytes = ranges.reduce(0) { $0 + $1.count }
+      var renderTimes: [String: Double]?
+      if render {
+        try await target.resume()
+        let a = try target.liveSnapshot()
+        try await Task.sleep(for: .milliseconds(500))
+        let b = try target.liveSnapshot()
+        try await target.pause()
+        renderTimes = Self.renderBenchmark(a, b, symbolize: Target.symbolizer(target.symbols))
+      }
       await target.close()  // leaves the VM paused: gdb gets a stopped VM
 
       var gdbStats: Stats?
@@ -162,11 +179,46 @@ struct BenchCommand: AsyncParsableCommand {
         smp: n, liveMicroseconds: Stats(live), stoppedMicroseconds: Stats(stopped),
         pauseMicroseconds: Stats(pause),
         stoppedPausedMicroseconds: Stats(pausedWork), gdbMicroseconds: gdbStats, gdbRegisters: gdbRegisters,
-        bytesPerSnapshot: bytes)
+        bytesPerSnapshot: bytes, renderMicroseconds: renderTimes)
     } catch let error as TargetError {
       await target.close()
       throw CLIError(error)
     }
+  }
+
+  /// Renders the lcpus and locks panes of two real snapshots widened to 64 lcpus and 256 locks
+  /// (the guest's own records, repeated with distinct indices, names and addresses).
+  static func renderBenchmark(_ a: Snapshot, _ b: Snapshot, symbolize: @escaping Symbolizer) -> [String:
+    Double]
+  {
+    func widen(_ s: Snapshot) -> Snapshot {
+      var w = s
+      guard !s.lcpus.isEmpty else { return w }
+      w.lcpus = (0..<64).map { i in
+        var r = s.lcpus[i % s.lcpus.count]
+        r.index = UInt32(i)
+        r.apicID = UInt32(i)
+        return r
+      }
+      if !s.locks.isEmpty {
+        w.locks = (0..<256).map { i in
+          var l = s.locks[i % s.locks.count]
+          l.name = "\(l.name).\(i)"
+          l.address &+= UInt64(i) << 32
+          return l
+        }
+      }
+      return w
+    }
+    let (old, new) = (widen(a), widen(b))
+    let data = DashboardData(snapshot: new, rates: SnapshotRates(from: old, to: new), generation: 1)
+    var result: [String: Double] = [:]
+    for pane in [Pane.lcpus, .locks] {
+      var state = DashboardState()
+      state.pane = pane
+      result["\(pane)"] = benchmarkRender(state: state, data: data, symbolize: symbolize).microsecondsPerFrame
+    }
+    return result
   }
 
   /// Runs gdb with the baseline script and returns its per-round microseconds.
