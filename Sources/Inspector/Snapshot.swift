@@ -147,7 +147,9 @@ public struct GuestInfo: Sendable, Codable, Equatable {
 public struct VCPUState: Sendable, Codable, Equatable {
   /// vCPU index (gdb thread id − 1).
   public var index: Int
-  /// Halted in `hlt` (from qThreadExtraInfo).
+  /// Halted in `hlt`: the gdbstub's qThreadExtraInfo for a guest without the ABI; for an ABI
+  /// guest its lcpu record says IDLE (which saves four stub round trips per stopped snapshot,
+  /// and may differ from the instruction-level truth for a moment around `hlt`).
   public var halted: Bool
   /// Register name → value, for registers up to 64 bits, in target-description order.
   public var registers: [Register]

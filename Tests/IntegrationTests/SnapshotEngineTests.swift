@@ -60,17 +60,23 @@ import Testing
   }
 
   @Test func steppingOneVCPUMovesOnlyItsRIP() async throws {
-    try await BootedGuest.with(smp: 4) { guest in
-      // The lcpus idle most of the time: pause until one is caught running code.
+    // workload=none: the lcpus idle in hlt most of the time, so both a running and a
+    // halted vCPU can be caught.
+    try await BootedGuest.with(smp: 4, append: "workload=none") { guest in
+      // Pause until one vCPU is caught running code (the gdbstub's own word on halted).
       var before: [VCPUState] = []
+      var halted: [Int] = []
       for _ in 0..<200 {
         try await guest.target.pause()
         before = try #require(try await guest.target.stoppedSnapshot().vcpus)
-        if before.contains(where: { !$0.halted }) { break }
+        let gdb = try #require(guest.target.gdb)
+        let infos = try gdb.threadInfo(guest.target.vcpuThreads)
+        halted = infos.filter { $0.isHalted == true }.compactMap(\.thread.vcpuIndex)
+        if halted.count < 4 && !halted.isEmpty { break }
         try await guest.target.resume()
         try await Task.sleep(for: .milliseconds(7))
       }
-      let running = try #require(before.first { !$0.halted }, "some vCPU should be running code")
+      let running = try #require(before.first { !halted.contains($0.index) }, "some vCPU should be running code")
       let steps = try await guest.target.step(vcpu: running.index, count: 3)
       #expect(steps.count == 3)
       let after = try #require(try await guest.target.stoppedSnapshot().vcpus)
@@ -82,11 +88,8 @@ import Testing
         }
       }
       // A halted vCPU is refused, not hung on.
-      if let halted = after.first(where: \.halted) {
-        await #expect(throws: TargetError.self) {
-          _ = try await guest.target.step(vcpu: halted.index, count: 1)
-        }
-      }
+      let sleeper = try #require(halted.first, "some vCPU should be halted")
+      await #expect(throws: TargetError.self) { _ = try await guest.target.step(vcpu: sleeper, count: 1) }
       #expect(await guest.target.runState() != "running")
     }
   }
