@@ -67,9 +67,20 @@ public protocol GuestMemory: AnyObject {
   /// Reads several ranges; implementations batch them (one round trip where they can).
   /// Each element is the bytes of the matching range, or the error for that range.
   func read(_ ranges: [MemoryRange]) -> [Result<[UInt8], GuestMemoryError>]
+  /// Reads one 64-bit little-endian word at each address, in order (nil where unreadable).
+  /// Live snapshots read every record's sequence counter this way, before and after the records.
+  func words(_ addresses: [UInt64]) -> [UInt64?]
 }
 
 extension GuestMemory {
+  /// Word reads through `read`, for sources without a cheaper way.
+  public func words(_ addresses: [UInt64]) -> [UInt64?] {
+    read(addresses.map { MemoryRange(address: $0, count: 8) }).map { result in
+      guard case .success(let bytes) = result, bytes.count == 8 else { return nil }
+      return bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    }
+  }
+
   /// Reads one range.
   public func read(_ address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {
     let range = MemoryRange(address: address, count: count)

@@ -93,6 +93,16 @@ public final class SharedMemory: GuestMemory {
     }
   }
 
+  /// Loads each word straight from the mapping: one allocation for all of them.
+  public func words(_ addresses: [UInt64]) -> [UInt64?] {
+    addresses.map { address in
+      guard let offset = layout.fileOffset(of: address, count: 8), offset + 8 <= UInt64(length) else {
+        return nil
+      }
+      return (base + Int(offset)).loadUnaligned(as: UInt64.self)
+    }
+  }
+
   /// Copies `count` bytes at `address` into `buffer` without allocating (the hot path).
   public func copy(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
     guard count >= 0, let offset = layout.fileOffset(of: address, count: count),

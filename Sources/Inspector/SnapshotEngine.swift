@@ -81,8 +81,8 @@ public final class SnapshotEngine {
   private struct Region {
     var location: TableLocation
     var guarded: Bool
-    var first = 0  // index of its first result in the batch
-    var count: Int { guarded && location.count > 0 ? 2 * location.count + 1 : 1 }
+    var first = 0  // index of its result in the batch
+    var firstWord = 0  // index of its first sequence word (live, guarded)
   }
 
   /// Takes one snapshot. Throws only when the ABI is absent, unpublished or of another version.
@@ -95,11 +95,14 @@ public final class SnapshotEngine {
     var regions: [Int: Region] = [:]
     var dynamicRegions: [UInt64: Region] = [:]
     var ranges = [rootRange]
+    var sequences: [UInt64] = []
     for spec in Self.specs {
       guard let location = tables[spec.kind] else { continue }
       var region = Region(location: location, guarded: spec.guarded)
       region.first = ranges.count
+      region.firstWord = sequences.count
       ranges += plan(region)
+      sequences += sequenceAddresses(region)
       regions[spec.kind] = region
     }
     let lockSize = MemoryLayout<smptop_lock>.size
@@ -107,10 +110,15 @@ public final class SnapshotEngine {
       var region = Region(
         location: TableLocation(address: address, count: 1, stride: lockSize), guarded: true)
       region.first = ranges.count
+      region.firstWord = sequences.count
       ranges += plan(region)
+      sequences += sequenceAddresses(region)
       dynamicRegions[address] = region
     }
+    // Live: every sequence counter, then the records, then every counter again.
+    var before = sequences.isEmpty ? [] : memory.words(sequences)
     var results = memory.read(ranges)
+    var after = sequences.isEmpty ? [] : memory.words(sequences)
     guard case .success(let rootBytes)? = results.first else {
       var reason = "no data"
       if case .failure(let e)? = results.first { reason = e.description }
@@ -121,6 +129,7 @@ public final class SnapshotEngine {
 
     // Tables the root places elsewhere than we thought (or the first snapshot): read now.
     var late: [MemoryRange] = []
+    var lateSequences: [UInt64] = []
     for spec in Self.specs {
       switch ABIDecoder.table(root, kind: spec.kind, recordSize: spec.recordSize) {
       case .failure(let error):
@@ -134,12 +143,19 @@ public final class SnapshotEngine {
           tables[spec.kind] = location
           var region = Region(location: location, guarded: spec.guarded)
           region.first = results.count + late.count
+          region.firstWord = sequences.count + lateSequences.count
           late += plan(region)
+          lateSequences += sequenceAddresses(region)
           regions[spec.kind] = region
         }
       }
     }
-    if !late.isEmpty { results += memory.read(late) }
+    if !late.isEmpty {
+      before += lateSequences.isEmpty ? [] : memory.words(lateSequences)
+      results += memory.read(late)
+      after += lateSequences.isEmpty ? [] : memory.words(lateSequences)
+    }
+    let words = (before: before, after: after)
 
     func records(_ kind: UInt32) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
       guard let region = regions[Int(kind)], let spec = Self.specs.first(where: { $0.kind == Int(kind) })
@@ -147,7 +163,8 @@ public final class SnapshotEngine {
         return []
       }
       return extract(
-        region, recordSize: spec.recordSize, results: results, name: spec.name, problems: &problems)
+        region, recordSize: spec.recordSize, results: results, words: words, name: spec.name,
+        problems: &problems)
     }
 
     var snap = Snapshot(timeNanoseconds: start, source: memory.kind, guest: guest, lcpus: [])
@@ -161,7 +178,7 @@ public final class SnapshotEngine {
     }
     snap.locks += dynamicLocks(
       head: root.dynamic_locks, count: root.dynamic_lock_count, prefetched: dynamicRegions, results: results,
-      problems: &problems)
+      words: words, problems: &problems)
     snap.threads = records(SMPTOP_TABLE_THREAD.rawValue).compactMap { r in
       guard !r.bytes.isEmpty else { return nil }
       let t = ABIDecoder.thread(r.bytes, consistency: r.consistency)
@@ -191,26 +208,24 @@ public final class SnapshotEngine {
     return snap
   }
 
-  /// The ranges of a region: [seq…] table [seq…] when live and guarded, else the table.
-  private func plan(_ region: Region) -> [MemoryRange] {
-    let location = region.location
-    guard location.count > 0 else { return [location.range] }
-    guard memory.isLive && region.guarded else { return [location.range] }
-    let seqs = (0..<location.count).map {
-      MemoryRange(address: location.address + UInt64($0 * location.stride), count: 8)
-    }
-    return seqs + [location.range] + seqs
+  /// The range of a region (its sequence words are read apart, before and after the batch).
+  private func plan(_ region: Region) -> [MemoryRange] { [region.location.range] }
+
+  /// The sequence-word addresses of a live, guarded region.
+  private func sequenceAddresses(_ region: Region) -> [UInt64] {
+    guard memory.isLive && region.guarded else { return [] }
+    return (0..<region.location.count).map { region.location.address + UInt64($0 * region.location.stride) }
   }
 
   /// Splits a region's batch results into records, checking sequence counters when live.
   private func extract(
-    _ region: Region, recordSize: Int, results: [Result<[UInt8], GuestMemoryError>], name: String,
-    problems: inout [String]
+    _ region: Region, recordSize: Int, results: [Result<[UInt8], GuestMemoryError>],
+    words: (before: [UInt64?], after: [UInt64?]), name: String, problems: inout [String]
   ) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
     let location = region.location
     guard location.count > 0 else { return [] }
     let live = memory.isLive && region.guarded
-    let tableIndex = region.first + (live ? location.count : 0)
+    let tableIndex = region.first
     guard results.indices.contains(tableIndex), case .success(let bytes) = results[tableIndex],
       bytes.count == location.byteCount
     else {
@@ -225,8 +240,9 @@ public final class SnapshotEngine {
       let address = location.address + UInt64(offset)
       let record = Array(bytes[offset..<offset + recordSize])
       guard live else { return (record, address, .consistent) }
-      let before = sequenceValue(results[region.first + i])
-      let after = sequenceValue(results[region.first + location.count + 1 + i])
+      let w = region.firstWord + i
+      let before = words.before.indices.contains(w) ? words.before[w] : nil
+      let after = words.after.indices.contains(w) ? words.after[w] : nil
       if let before, before & 1 == 0, before == after, ABIDecoder.sequence(record, at: 0) == before {
         return (record, address, .consistent)
       }
@@ -238,7 +254,7 @@ public final class SnapshotEngine {
   /// Follows the guest's list of dynamically created locks, bounded and loop-safe.
   private func dynamicLocks(
     head: UInt64, count: UInt64, prefetched: [UInt64: Region], results: [Result<[UInt8], GuestMemoryError>],
-    problems: inout [String]
+    words: (before: [UInt64?], after: [UInt64?]), problems: inout [String]
   ) -> [LockRecord] {
     var locks: [LockRecord] = []
     var seen = Set<UInt64>()
@@ -254,7 +270,7 @@ public final class SnapshotEngine {
       var consistency = Consistency.consistent
       if let region = prefetched[address] {
         let one = extract(
-          region, recordSize: size, results: results, name: "dynamic lock", problems: &problems)
+          region, recordSize: size, results: results, words: words, name: "dynamic lock", problems: &problems)
         if let first = one.first, !first.bytes.isEmpty {
           record = first.bytes
           consistency = first.consistency
