@@ -2,6 +2,7 @@ import ELFSymbols
 import GDBRemote
 import QEMULaunch
 import QMP
+import Synchronization
 
 /// What to attach to: QEMU's sockets, the guest's symbols and, optionally, its shared RAM file.
 public struct TargetOptions: Sendable, Equatable {
@@ -174,17 +175,31 @@ public final class Target {
 
   /// A thread-safe symbolizer over `symbols` (for the UI thread).
   public static func symbolizer(_ symbols: (any SymbolLookup)?) -> @Sendable (UInt64) -> String? {
-    { address in
-      guard let match = symbols?.lookup(address) else { return nil }
-      var name = SwiftDemangler.shared.simplifiedName(match.name)
-      // Optimizer annotations say nothing to a kernel engineer reading a RIP column.
-      for prefix in ["specialized ", "merged ", "outlined ", "static "] {
-        while name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+    // The dashboard asks for the same addresses every frame: remember the answers.
+    let cache = Mutex<[UInt64: String?]>([:])
+    return { address in
+      if let hit = cache.withLock({ $0[address] }) { return hit }
+      let name = shortName(symbols, address)
+      cache.withLock { c in
+        if c.count >= 8192 { c.removeAll(keepingCapacity: true) }
+        c[address] = name
       }
-      if name.hasPrefix("Kernel.") { name.removeFirst("Kernel.".count) }
-      return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
+      return name
     }
   }
+
+  /// The display form of the symbol at `address`.
+  private static func shortName(_ symbols: (any SymbolLookup)?, _ address: UInt64) -> String? {
+    guard let match = symbols?.lookup(address) else { return nil }
+    var name = SwiftDemangler.shared.simplifiedName(match.name)
+    // Optimizer annotations say nothing to a kernel engineer reading a RIP column.
+    for prefix in ["specialized ", "merged ", "outlined ", "static "] {
+      while name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+    }
+    if name.hasPrefix("Kernel.") { name.removeFirst("Kernel.".count) }
+    return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
+  }
+
 
   /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub
   /// (which needs the VM stopped; nil while it runs).
@@ -202,9 +217,25 @@ public final class Target {
   /// The gdbstub's vCPU threads, once connected.
   public var vcpuThreads: [ThreadID] { threads }
 
+  /// The run state last asked of QMP, and when.
+  private var cachedRunState: (state: String, at: ContinuousClock.Instant)?
+
   /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
+  ///
+  /// Asked with `query-status` only when QMP reported an event since (STOP, RESUME, …),
+  /// after this target changed the run state itself, or every 5 s: a sample at 10 Hz then
+  /// costs no QMP round trip.
   public func runState() async -> String? {
-    guard let qmp, let status = try? await qmp.queryStatus() else { return nil }
+    guard let qmp else { return nil }
+    let events = qmp.drainEvents()
+    if let cached = cachedRunState, events.isEmpty, ContinuousClock.now - cached.at < .seconds(5) {
+      return cached.state
+    }
+    guard let status = try? await qmp.queryStatus() else {
+      cachedRunState = nil
+      return nil
+    }
+    cachedRunState = (status.status.rawValue, .now)
     return status.status.rawValue
   }
 
@@ -248,6 +279,7 @@ public final class Target {
   /// A stopped snapshot through the gdbstub: stops the VM if it runs, reads every register of
   /// every vCPU plus the whole model in one pipelined burst, and resumes it if it was running.
   public func stoppedSnapshot() async throws(TargetError) -> Snapshot {
+    cachedRunState = nil
     let gdb = try await connectGDB()
     let start = monotonicNanoseconds()
     let wasRunning = gdb.runState == .running
@@ -349,6 +381,7 @@ public final class Target {
   /// Pauses the VM (QMP `stop`, or the gdbstub's interrupt without QMP).
   public func pause() async throws(TargetError) {
     wantsRunning = false
+    cachedRunState = nil
     if let qmp {
       do { try await qmp.stop() } catch { throw TargetError(.connect, "QMP stop failed: \(error)") }
       _ = try? gdb?.waitForStop(timeout: .milliseconds(200))
@@ -360,6 +393,7 @@ public final class Target {
   /// Resumes the VM (through the gdbstub when connected, so it knows; else QMP `cont`).
   public func resume() async throws(TargetError) {
     wantsRunning = true
+    cachedRunState = nil
     if let gdb, gdb.isConnected {
       do { try gdb.continue() } catch { throw TargetError(.connect, "cannot resume the VM: \(error)") }
     } else if let qmp {
@@ -372,6 +406,7 @@ public final class Target {
   /// The VM is stopped first if it runs; with `restore` it is resumed afterwards if it was
   /// running. A halted vCPU is refused with a clear error instead of a hang.
   public func step(vcpu: Int, count: Int, restore: Bool = true) async throws(TargetError) -> [StepRecord] {
+    cachedRunState = nil
     let gdb = try await connectGDB()
     guard let thread = threads.first(where: { $0.vcpuIndex == vcpu }) else {
       throw TargetError(.guestState, "there is no vCPU \(vcpu) (the VM has \(threads.count))")
