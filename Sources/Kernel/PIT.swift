@@ -1,5 +1,6 @@
 // PIT: the 8254 timer, used once at boot as the reference clock for calibrating the TSC
-// and the LAPIC timer (channel 2, gated through port 0x61, polled, no interrupt).
+// and the LAPIC timer. Channel 2 (gated through port 0x61, no interrupt) counts down
+// from 0xFFFF at 1.193182 MHz, and the kernel reads its counter directly.
 
 #if SMP_GUEST
   import KernelSupport
@@ -9,16 +10,20 @@
     /// Input clock in Hz.
     static let hz: UInt64 = 1_193_182
 
-    /// Starts a one-shot countdown of `milliseconds` on channel 2 (mode 0).
-    static func startCountdown(milliseconds: UInt64) {
-      let count = hz * milliseconds / 1000
+    /// Starts channel 2 counting down from 0xFFFF (mode 0, about 55 ms to zero).
+    static func startCounting() {
       outb(0x61, (inb(0x61) & ~0x02) | 0x01)  // gate on, speaker off
       outb(0x43, 0xB0)  // channel 2, lobyte/hibyte, mode 0, binary
-      outb(0x42, UInt8(truncatingIfNeeded: count))
-      outb(0x42, UInt8(truncatingIfNeeded: count >> 8))
+      outb(0x42, 0xFF)
+      outb(0x42, 0xFF)
     }
 
-    /// Whether the countdown has reached zero (OUT2 high).
-    static func countdownExpired() -> Bool { inb(0x61) & 0x20 != 0 }
+    /// The current count of channel 2 (latched, so both bytes belong together).
+    static func count() -> UInt16 {
+      outb(0x43, 0x80)  // latch channel 2
+      let low = UInt16(inb(0x42))
+      let high = UInt16(inb(0x42))
+      return high << 8 | low
+    }
   }
 #endif

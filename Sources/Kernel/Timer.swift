@@ -31,18 +31,9 @@
         lapicPerMs = CPUFeatures.hypervisorBuskHz / divider
         Inspect.addFeature(SMPTOP_FEATURE_HYPERVISOR_FREQ.rawValue)
       } else {
-        let windowMs: UInt64 = 20
-        LAPIC.write(LAPIC.Register.lvtTimer, LAPIC.masked | UInt32(Vector.timer))
-        LAPIC.write(LAPIC.Register.timerInitialCount, 0xFFFF_FFFF)
-        PIT.startCountdown(milliseconds: windowMs)
-        let tsc0 = rdtsc()
-        let lapic0 = LAPIC.read(LAPIC.Register.timerCurrentCount)
-        while !PIT.countdownExpired() { cpu_pause() }
-        let tsc1 = rdtsc()
-        let lapic1 = LAPIC.read(LAPIC.Register.timerCurrentCount)
-        LAPIC.write(LAPIC.Register.timerInitialCount, 0)
-        tscPerMs = max(1, (tsc1 &- tsc0) / windowMs)
-        lapicPerMs = max(1, UInt64(lapic0 &- lapic1) / windowMs)
+        let rates = measureAgainstPIT(milliseconds: 20)
+        tscPerMs = max(1, rates.tsc)
+        lapicPerMs = max(1, rates.lapic)
       }
       deadlineMode = CPUFeatures.tscDeadline
       if deadlineMode { Inspect.addFeature(SMPTOP_FEATURE_TSC_DEADLINE.rawValue) }
@@ -50,6 +41,54 @@
       Console.log(
         "timer: tsc \(tscPerMs)/ms lapic \(lapicPerMs)/ms (\(CPUFeatures.hypervisorTSCkHz != 0 ? "cpuid 0x40000010" : "PIT")), tick \(tickMicroseconds) us, \(deadlineMode ? "tsc-deadline" : "one-shot") mode"
       )
+    }
+
+    /// One simultaneous reading of the three clocks.
+    struct ClockSample {
+      /// PIT channel 2 count (counts down).
+      var pit: UInt16
+      /// LAPIC timer current count (counts down).
+      var lapic: UInt32
+      /// TSC in the middle of the other two readings.
+      var tsc: UInt64
+    }
+
+    /// Reads PIT, LAPIC and TSC together; a reading the host interrupted (its TSC bracket
+    /// is wide) is taken again, so a descheduled vCPU cannot skew the calibration.
+    static func sampleClocks() -> ClockSample {
+      var best = ClockSample(pit: 0, lapic: 0, tsc: 0)
+      var narrowest = UInt64.max
+      for _ in 0..<50 {
+        let before = rdtsc()
+        let pit = PIT.count()
+        let lapic = LAPIC.read(LAPIC.Register.timerCurrentCount)
+        let after = rdtsc()
+        if after &- before < narrowest {
+          narrowest = after &- before
+          best = ClockSample(pit: pit, lapic: lapic, tsc: before &+ (after &- before) / 2)
+        }
+        if narrowest < 20_000 { break }  // a few microseconds: not interrupted
+      }
+      return best
+    }
+
+    /// Counts the TSC and the LAPIC timer against `milliseconds` of PIT time; returns both
+    /// per millisecond.
+    static func measureAgainstPIT(milliseconds: UInt64) -> (tsc: UInt64, lapic: UInt64) {
+      LAPIC.write(LAPIC.Register.lvtTimer, LAPIC.masked | UInt32(Vector.timer))
+      LAPIC.write(LAPIC.Register.timerInitialCount, 0xFFFF_FFFF)
+      PIT.startCounting()
+      let start = sampleClocks()
+      let ticks = PIT.hz * milliseconds / 1000
+      while UInt64(start.pit &- PIT.count()) < ticks { cpu_pause() }
+      let end = sampleClocks()
+      LAPIC.write(LAPIC.Register.timerInitialCount, 0)
+      let pitTicks = UInt64(start.pit &- end.pit)
+      guard pitTicks > 0 else { return (0, 0) }
+      // rate per ms = counts * hz / (pitTicks * 1000)
+      let tsc = (end.tsc &- start.tsc) &* (PIT.hz / 1000) / pitTicks
+      let lapic = UInt64(start.lapic &- end.lapic) &* (PIT.hz / 1000) / pitTicks
+      return (tsc, lapic)
     }
 
     /// Microseconds since kernel entry (0 until calibrated).
