@@ -127,7 +127,10 @@ import Testing
 
     // q quits with status 0 and the terminal back in cooked mode (icanon, echo).
     try tmux.keys("q")
-    let end = try await tmux.waitFor("smptop to exit") { $0.contains("EXIT=") }
+    // EXIT= is printed first, the stty modes on the next line: wait for both.
+    let end = try await tmux.waitFor("smptop to exit and stty to report") {
+      $0.contains("EXIT=") && $0.contains("canon")
+    }
     #expect(end.contains("EXIT=0"))
     #expect(end.contains("icanon") && !end.contains("-icanon"))
     #expect(end.contains("echo") && !end.contains("-echo"))
