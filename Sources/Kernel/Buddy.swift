@@ -69,7 +69,9 @@
         mode: mode, base: base, maxOrder: maxOrder, chunks: chunks,
         metadata: UnsafeMutableRawPointer(bitPattern: UInt(start))!,
         stats: UnsafeMutableRawPointer(abi_alloc_orders()),
-        freePages: UnsafeMutableRawPointer(&a.pointee.pages_free))
+        // The record's pages_free field by address (an inout conversion would be a
+        // temporary pointer).
+        freePages: UnsafeMutableRawPointer(abi_alloc_pages_free()))
       core = c
       a.pointee.mode = mode.rawValue
       a.pointee.orders = UInt32(maxOrder + 1)

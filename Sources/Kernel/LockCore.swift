@@ -167,6 +167,24 @@
       }
     }
 
+    /// The entry check of a sleeping lock (mutex, semaphore), called with the record's meta
+    /// lock held: interrupt context (counted as sleep-in-irq misuse) and code outside any
+    /// thread cannot sleep, so the attempt is refused. Returns false with the meta lock released
+    /// and the interrupt flag restored; true after noting the calling context.
+    static func enterSleeping(_ k: Lock, irqOn: Bool) -> Bool {
+      if Sched.inInterrupt || Sched.currentID == 0 {
+        if Sched.inInterrupt {
+          k.pointee.rec.pointee.misuse_sleep_in_irq &+= 1
+          noteContext(k, heldWithIRQsOn: false, count: false)
+        }
+        unmeta(k)
+        if irqOn { cpu_sti() }
+        return false
+      }
+      noteContext(k, heldWithIRQsOn: irqOn, count: false)
+      return true
+    }
+
     /// Locks created at run time: from a pool, linked from smptop_root.dynamic_locks.
     nonisolated(unsafe) static var dynamicUsed: UInt32 = 0
 

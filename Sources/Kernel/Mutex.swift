@@ -24,16 +24,7 @@
       let tid = Sched.currentID
       let r = k.pointee.rec
       LockCore.meta(k)
-      if Sched.inInterrupt || tid == 0 {
-        if Sched.inInterrupt {
-          r.pointee.misuse_sleep_in_irq &+= 1
-          LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
-        }
-        LockCore.unmeta(k)
-        if irqOn { cpu_sti() }
-        return false
-      }
-      LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
+      guard LockCore.enterSleeping(k, irqOn: irqOn) else { return false }
       let owner = kword_load_relaxed(&k.pointee.word)
       if owner == tid {
         if LockCore.has(k, SMPTOP_LOCKF_RECURSIVE) {

@@ -32,16 +32,7 @@
       let tid = Sched.currentID
       let r = k.pointee.rec
       LockCore.meta(k)
-      if Sched.inInterrupt || tid == 0 {
-        if Sched.inInterrupt {
-          r.pointee.misuse_sleep_in_irq &+= 1
-          LockCore.noteContext(k, heldWithIRQsOn: false, count: false)
-        }
-        LockCore.unmeta(k)
-        if irqOn { cpu_sti() }
-        return false
-      }
-      LockCore.noteContext(k, heldWithIRQsOn: irqOn, count: false)
+      guard LockCore.enterSleeping(k, irqOn: irqOn) else { return false }
       let count = kword_load_relaxed(&k.pointee.word)
       if count > 0 {
         kword_store(&k.pointee.word, count - 1)

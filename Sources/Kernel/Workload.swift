@@ -186,6 +186,18 @@
       if ops % 64 == 0 { Sched.sleep(microseconds: 1000 &+ Work.random() % 3000) }
     }
 
+    /// The critical section every hammer thread runs under its lock: read the shared counter,
+    /// spend `holding` units of work, write it back plus one (a torn update would lose an
+    /// increment, which the self-check then finds), and count it as this thread's.
+    @inline(__always)
+    static func increment(_ counter: UInt32, holding: Int) {
+      let c = work_counter(counter)
+      let v = c.pointee
+      burn(holding)
+      c.pointee = v &+ 1
+      me.pointee.tally &+= 1
+    }
+
     // MARK: default threads
 
     static let hammerSpin: Sched.Entry = { _ in
@@ -199,11 +211,7 @@
             l.unlock()
           }
         } else if l.lock() {
-          let c = work_counter(cSpin)
-          let v = c.pointee
-          burn(50)
-          c.pointee = v &+ 1
-          me.pointee.tally &+= 1
+          increment(cSpin, holding: 50)
           l.unlock()
         }
         op(); burn(200); pace(&n)
@@ -215,11 +223,7 @@
       var n: UInt64 = 0
       while true {
         if l.lock() {
-          let c = work_counter(cTicket)
-          let v = c.pointee
-          burn(50)
-          c.pointee = v &+ 1
-          me.pointee.tally &+= 1
+          increment(cTicket, holding: 50)
           l.unlock()
         }
         op(); burn(200); pace(&n)
@@ -232,11 +236,7 @@
       while true {
         if n % 8 == 0 {
           if l.writeLock() {
-            let c = work_counter(cRW)
-            let v = c.pointee
-            burn(50)
-            c.pointee = v &+ 1
-            me.pointee.tally &+= 1
+            increment(cRW, holding: 50)
             l.writeUnlock()
           }
         } else if l.readLock() {
@@ -258,11 +258,7 @@
         let nested = n % 4 == 0
         if nested { outer.lock(); outer.lock() }  // recursive: depth 2
         if l.lock() {
-          let c = work_counter(cMutex)
-          let v = c.pointee
-          burn(100)
-          c.pointee = v &+ 1
-          me.pointee.tally &+= 1
+          increment(cMutex, holding: 100)
           l.unlock()
         }
         if nested { outer.unlock(); outer.unlock() }

@@ -16,6 +16,7 @@ static inline struct smptop_alloc *abi_alloc(void) { return &smptop_alloc_record
 static inline struct smptop_alloc_order *abi_alloc_orders(void) { return smptop_alloc_orders; }
 static inline uint64_t *abi_alloc_lcpu_allocs(void) { return smptop_alloc_record.lcpu_allocs; }
 static inline uint64_t *abi_alloc_lcpu_frees(void) { return smptop_alloc_record.lcpu_frees; }
+static inline uint64_t *abi_alloc_pages_free(void) { return &smptop_alloc_record.pages_free; }
 static inline uint64_t *alloc_churn_tsc(void) { return smptop_alloc_churn_tsc; }
 static inline uint32_t abi_alloc_stride(void) { return sizeof(struct smptop_alloc); }
 static inline uint32_t abi_alloc_order_stride(void) { return sizeof(struct smptop_alloc_order); }
