@@ -1,3 +1,4 @@
+import ELFSymbols
 import Foundation
 import Inspector
 import QEMULaunch
@@ -89,7 +90,8 @@ import Testing
         try await guest.target.resume()
         try await Task.sleep(for: .milliseconds(7))
       }
-      let running = try #require(before.first { !halted.contains($0.index) }, "some vCPU should be running code")
+      let running = try #require(
+        before.first { !halted.contains($0.index) }, "some vCPU should be running code")
       let steps = try await guest.target.step(vcpu: running.index, count: 3)
       #expect(steps.count == 3)
       let after = try #require(try await guest.target.stoppedSnapshot().vcpus)
@@ -163,5 +165,31 @@ import Testing
     #expect(frames[2].problems.contains("end of the recording"))
     let rates = try #require(SnapshotRates(from: frames[0], to: frames[1]))
     #expect(rates.lcpus.allSatisfy { $0.timerIRQsPerSecond > 10 })
+  }
+}
+
+/// The gdbstub client against the real guest and its ELF: memory read through QEMU equals
+/// the file's bytes for `.rodata` objects.
+@Suite(.serialized) struct GuestMemoryAgainstELFTests {
+  @Test func rodataReadThroughTheGdbstubEqualsTheELFFile() async throws {
+    try await BootedGuest.with(smp: 2) { guest in
+      let elf = try ELFFile(path: guest.kernel)
+      let rodata = try #require(elf.section(named: ".rodata"))
+      #expect(rodata.size > 1000)
+      // The AP start-up trampoline: a .rodata symbol pair the kernel copies below 1 MiB.
+      let start = try #require(elf.address(of: "ap_trampoline_start"))
+      let end = try #require(elf.address(of: "ap_trampoline_end"))
+      #expect(end > start && rodata.address <= start && end <= rodata.address + rodata.size)
+      try await guest.target.pause()
+      _ = try await guest.target.stoppedSnapshot()  // attaches the gdbstub
+      let gdb = try #require(guest.target.gdb)
+      for (address, count) in [(rodata.address, Int(rodata.size)), (start, Int(end - start))] {
+        let fromFile = try elf.bytes(atVirtualAddress: address, count: count)
+        let virtual = try gdb.readMemory(address: address, count: count)
+        let physical = try gdb.readMemory(address: address, count: count, physical: true)
+        #expect(virtual == fromFile, "\(count) bytes at 0x\(String(address, radix: 16)) differ from the ELF")
+        #expect(physical == fromFile, "the guest is identity-mapped")
+      }
+    }
   }
 }
