@@ -39,6 +39,9 @@ public struct TableLocation: Sendable, Equatable {
 public struct TableError: Error, Sendable, Equatable {
   /// What is wrong with it.
   public var reason: String
+  /// True when the guest simply does not publish the table (an older or smaller guest), which
+  /// is not a problem to report; false when the root names it with bad values.
+  public var absent = false
 }
 
 /// Decodes the inspection ABI's records from raw bytes, using the C header's own layouts.
@@ -114,7 +117,7 @@ public enum ABIDecoder {
   > {
     var root = root
     guard kind >= 0, kind < Int(SMPTOP_MAX_TABLES), kind < Int(root.table_count) else {
-      return .failure(TableError(reason: "the guest publishes no table \(kind)"))
+      return .failure(TableError(reason: "the guest publishes no table \(kind)", absent: true))
     }
     let entry = withUnsafeBytes(of: &root.tables) { raw in
       raw.loadUnaligned(fromByteOffset: kind * MemoryLayout<smptop_table>.stride, as: smptop_table.self)

@@ -133,7 +133,7 @@ public final class SnapshotEngine {
     for spec in Self.specs {
       switch ABIDecoder.table(root, kind: spec.kind, recordSize: spec.recordSize) {
       case .failure(let error):
-        if spec.kind == Int(SMPTOP_TABLE_LCPU.rawValue) || !error.reason.contains("publishes no table") {
+        if spec.kind == Int(SMPTOP_TABLE_LCPU.rawValue) || !error.absent {
           problems.append("\(spec.name) table: \(error.reason)")
         }
         tables[spec.kind] = nil
