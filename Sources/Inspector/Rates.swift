@@ -69,6 +69,14 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
     let seconds = Double(new.timeNanoseconds - old.timeNanoseconds) / 1e9
     intervalSeconds = seconds
     var reset = false
+    /// Per second between two readings of a counter; a counter that went back is a reset.
+    func per(_ a: UInt64, _ b: UInt64) -> Double {
+      if b < a {
+        reset = true
+        return 0
+      }
+      return Double(b - a) / seconds
+    }
     let oldNow = old.lcpus.map(\.lastTickTSC).max() ?? 0
     let newNow = new.lcpus.map(\.lastTickTSC).max() ?? 0
     let byIndex = Dictionary(old.lcpus.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
@@ -76,15 +84,7 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
       guard let o = byIndex[n.index], o.consistency.isConsistent, n.consistency.isConsistent else {
         return nil
       }
-      func rate(_ key: KeyPath<LCPURecord, UInt64>) -> Double {
-        let a = o[keyPath: key]
-        let b = n[keyPath: key]
-        if b < a {
-          reset = true
-          return 0
-        }
-        return Double(b - a) / seconds
-      }
+      func rate(_ key: KeyPath<LCPURecord, UInt64>) -> Double { per(o[keyPath: key], n[keyPath: key]) }
       let busyOld = Self.effective(o, now: oldNow, busy: true)
       let busyNew = Self.effective(n, now: newNow, busy: true)
       let idleOld = Self.effective(o, now: oldNow, busy: false)
@@ -101,13 +101,6 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
         deviceIRQsPerSecond: rate(\.irqDevice), spuriousPerSecond: rate(\.irqSpurious),
         ipisSentPerSecond: rate(\.ipiSent), ticksPerSecond: rate(\.ticks),
         workLoopsPerSecond: rate(\.workLoops))
-    }
-    func per(_ a: UInt64, _ b: UInt64) -> Double {
-      if b < a {
-        reset = true
-        return 0
-      }
-      return Double(b - a) / seconds
     }
     let oldLocks = Dictionary(old.locks.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
     locks = new.locks.compactMap { n in
