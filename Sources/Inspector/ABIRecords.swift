@@ -19,8 +19,10 @@ extension ABIDecoder {
   }
 
   /// A lock record from `bytes` (exactly one record), found at `recordAddress`.
-  public static func lock(_ bytes: [UInt8], recordAddress: UInt64, consistency: Consistency) -> LockRecord {
-    var r = load(smptop_lock.self, from: bytes, at: 0)
+  public static func lock(
+    _ bytes: [UInt8], at offset: Int = 0, recordAddress: UInt64, consistency: Consistency
+  ) -> LockRecord {
+    var r = load(smptop_lock.self, from: bytes, at: offset)
     let kind: LockKind =
       switch r.kind {
       case UInt32(SMPTOP_LOCK_SPIN.rawValue): .spin
@@ -55,13 +57,14 @@ extension ABIDecoder {
   }
 
   /// The `next` link of a dynamic lock record.
-  static func lockNext(_ bytes: [UInt8]) -> UInt64 {
-    load(UInt64.self, from: bytes, at: MemoryLayout<smptop_lock>.offset(of: \smptop_lock.next) ?? 8)
+  static func lockNext(_ bytes: [UInt8], at offset: Int = 0) -> UInt64 {
+    load(
+      UInt64.self, from: bytes, at: offset + (MemoryLayout<smptop_lock>.offset(of: \smptop_lock.next) ?? 8))
   }
 
   /// A thread record.
-  public static func thread(_ bytes: [UInt8], consistency: Consistency) -> ThreadRecord {
-    let r = load(smptop_thread.self, from: bytes, at: 0)
+  public static func thread(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency) -> ThreadRecord {
+    let r = load(smptop_thread.self, from: bytes, at: offset)
     let state: ThreadState =
       switch r.state {
       case UInt32(SMPTOP_THREAD_FREE.rawValue): .free
@@ -81,8 +84,10 @@ extension ABIDecoder {
   }
 
   /// A timer-queue record.
-  public static func timerQueue(_ bytes: [UInt8], consistency: Consistency) -> TimerQueueRecord {
-    var r = load(smptop_timerq.self, from: bytes, at: 0)
+  public static func timerQueue(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency)
+    -> TimerQueueRecord
+  {
+    var r = load(smptop_timerq.self, from: bytes, at: offset)
     let listed = min(Int(r.pending), Int(SMPTOP_TIMER_SLOTS))
     let pending = withUnsafeBytes(of: &r.timers) { raw in
       (0..<listed).map { i in
@@ -99,8 +104,10 @@ extension ABIDecoder {
   }
 
   /// The workload record; `lcpus` bounds the per-lcpu array.
-  public static func workload(_ bytes: [UInt8], lcpus: Int, consistency: Consistency) -> WorkloadRecord {
-    let r = load(smptop_workload.self, from: bytes, at: 0)
+  public static func workload(_ bytes: [UInt8], at offset: Int = 0, lcpus: Int, consistency: Consistency)
+    -> WorkloadRecord
+  {
+    let r = load(smptop_workload.self, from: bytes, at: offset)
     return WorkloadRecord(
       scenario: text(r.scenario), checks: r.checks, checkFailures: r.check_failures, expected: r.expected,
       observed: r.observed, ops: words(r.ops, count: min(lcpus, Int(SMPTOP_MAX_LCPUS))),
@@ -109,9 +116,9 @@ extension ABIDecoder {
 
   /// The allocator record, with its order records.
   public static func allocator(
-    _ bytes: [UInt8], orders: [AllocOrderRecord], lcpus: Int, consistency: Consistency
+    _ bytes: [UInt8], at offset: Int = 0, orders: [AllocOrderRecord], lcpus: Int, consistency: Consistency
   ) -> AllocatorRecord {
-    let r = load(smptop_alloc.self, from: bytes, at: 0)
+    let r = load(smptop_alloc.self, from: bytes, at: offset)
     let n = min(lcpus, Int(SMPTOP_MAX_LCPUS))
     return AllocatorRecord(
       mode: r.mode == UInt32(SMPTOP_ALLOC_LOCKFREE.rawValue)
@@ -125,8 +132,8 @@ extension ABIDecoder {
   }
 
   /// One allocator order record.
-  public static func allocOrder(_ bytes: [UInt8]) -> AllocOrderRecord {
-    let r = load(smptop_alloc_order.self, from: bytes, at: 0)
+  public static func allocOrder(_ bytes: [UInt8], at offset: Int = 0) -> AllocOrderRecord {
+    let r = load(smptop_alloc_order.self, from: bytes, at: offset)
     return AllocOrderRecord(
       order: r.order, blockBytes: r.block_bytes, freeBlocks: r.free_blocks, usedBlocks: r.used_blocks,
       allocs: r.allocs, frees: r.frees, splits: r.splits, merges: r.merges, failures: r.failures,
@@ -134,8 +141,10 @@ extension ABIDecoder {
   }
 
   /// A virtio device record.
-  public static func virtioDevice(_ bytes: [UInt8], consistency: Consistency) -> VirtioDeviceRecord {
-    var r = load(smptop_virtio_dev.self, from: bytes, at: 0)
+  public static func virtioDevice(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency)
+    -> VirtioDeviceRecord
+  {
+    var r = load(smptop_virtio_dev.self, from: bytes, at: offset)
     let mac = withUnsafeBytes(of: &r.mac) { raw in
       raw.prefix(6).map { hex($0, width: 2) }.joined(separator: ":")
     }
@@ -146,8 +155,8 @@ extension ABIDecoder {
   }
 
   /// A virtqueue record.
-  public static func virtq(_ bytes: [UInt8], consistency: Consistency) -> VirtqRecord {
-    let r = load(smptop_virtq.self, from: bytes, at: 0)
+  public static func virtq(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency) -> VirtqRecord {
+    let r = load(smptop_virtq.self, from: bytes, at: offset)
     let role: VirtqRole =
       switch r.role {
       case UInt32(SMPTOP_VIRTQ_RX.rawValue): .rx

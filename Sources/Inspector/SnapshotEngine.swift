@@ -157,7 +157,8 @@ public final class SnapshotEngine {
     }
     let words = (before: before, after: after)
 
-    func records(_ kind: UInt32) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
+    func records(_ kind: UInt32) -> [(bytes: [UInt8], offset: Int, address: UInt64, consistency: Consistency)]
+    {
       guard let region = regions[Int(kind)], let spec = Self.specs.first(where: { $0.kind == Int(kind) })
       else {
         return []
@@ -170,38 +171,43 @@ public final class SnapshotEngine {
     var snap = Snapshot(timeNanoseconds: start, source: memory.kind, guest: guest, lcpus: [])
     snap.lcpus = records(SMPTOP_TABLE_LCPU.rawValue).enumerated().map { i, r in
       r.bytes.isEmpty
-        ? placeholder(index: i, r.consistency) : ABIDecoder.lcpu(r.bytes, at: 0, consistency: r.consistency)
+        ? placeholder(index: i, r.consistency)
+        : ABIDecoder.lcpu(r.bytes, at: r.offset, consistency: r.consistency)
     }
     let lcpuCount = snap.lcpus.count
     snap.locks = records(SMPTOP_TABLE_LOCK.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.lock(r.bytes, recordAddress: r.address, consistency: r.consistency)
+      r.bytes.isEmpty
+        ? nil : ABIDecoder.lock(r.bytes, at: r.offset, recordAddress: r.address, consistency: r.consistency)
     }
     snap.locks += dynamicLocks(
       head: root.dynamic_locks, count: root.dynamic_lock_count, prefetched: dynamicRegions, results: results,
       words: words, problems: &problems)
     snap.threads = records(SMPTOP_TABLE_THREAD.rawValue).compactMap { r in
       guard !r.bytes.isEmpty else { return nil }
-      let t = ABIDecoder.thread(r.bytes, consistency: r.consistency)
+      let t = ABIDecoder.thread(r.bytes, at: r.offset, consistency: r.consistency)
       return t.state == .free ? nil : t
     }
     snap.timerQueues = records(SMPTOP_TABLE_TIMERQ.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.timerQueue(r.bytes, consistency: r.consistency)
+      r.bytes.isEmpty ? nil : ABIDecoder.timerQueue(r.bytes, at: r.offset, consistency: r.consistency)
     }
     snap.workload = records(SMPTOP_TABLE_WORKLOAD.rawValue).first.flatMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.workload(r.bytes, lcpus: lcpuCount, consistency: r.consistency)
+      r.bytes.isEmpty
+        ? nil : ABIDecoder.workload(r.bytes, at: r.offset, lcpus: lcpuCount, consistency: r.consistency)
     }
     let orders = records(SMPTOP_TABLE_ALLOC_ORDER.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.allocOrder(r.bytes)
+      r.bytes.isEmpty ? nil : ABIDecoder.allocOrder(r.bytes, at: r.offset)
     }
     snap.allocator = records(SMPTOP_TABLE_ALLOC.rawValue).first.flatMap { r in
       r.bytes.isEmpty
-        ? nil : ABIDecoder.allocator(r.bytes, orders: orders, lcpus: lcpuCount, consistency: r.consistency)
+        ? nil
+        : ABIDecoder.allocator(
+          r.bytes, at: r.offset, orders: orders, lcpus: lcpuCount, consistency: r.consistency)
     }
     snap.virtioDevices = records(SMPTOP_TABLE_VIRTIO_DEV.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.virtioDevice(r.bytes, consistency: r.consistency)
+      r.bytes.isEmpty ? nil : ABIDecoder.virtioDevice(r.bytes, at: r.offset, consistency: r.consistency)
     }
     snap.virtqueues = records(SMPTOP_TABLE_VIRTQ.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.virtq(r.bytes, consistency: r.consistency)
+      r.bytes.isEmpty ? nil : ABIDecoder.virtq(r.bytes, at: r.offset, consistency: r.consistency)
     }
     snap.problems = problems
     snap.costNanoseconds = monotonicNanoseconds() - start
@@ -221,7 +227,7 @@ public final class SnapshotEngine {
   private func extract(
     _ region: Region, recordSize: Int, results: [Result<[UInt8], GuestMemoryError>],
     words: (before: [UInt64?], after: [UInt64?]), name: String, problems: inout [String]
-  ) -> [(bytes: [UInt8], address: UInt64, consistency: Consistency)] {
+  ) -> [(bytes: [UInt8], offset: Int, address: UInt64, consistency: Consistency)] {
     let location = region.location
     guard location.count > 0 else { return [] }
     let live = memory.isLive && region.guarded
@@ -232,22 +238,23 @@ public final class SnapshotEngine {
       let why = results.indices.contains(tableIndex) ? describe(results[tableIndex]) : "not read"
       problems.append("\(name) table at 0x\(hex(location.address)): \(why)")
       return (0..<location.count).map { i in
-        ([], location.address + UInt64(i * location.stride), .unreadable(reason: why))
+        ([], 0, location.address + UInt64(i * location.stride), .unreadable(reason: why))
       }
     }
     return (0..<location.count).map { i in
       let offset = i * location.stride
       let address = location.address + UInt64(offset)
-      let record = Array(bytes[offset..<offset + recordSize])
-      guard live else { return (record, address, .consistent) }
+      // Records are decoded in place from the table's bytes: no copy per record.
+      guard live else { return (bytes, offset, address, .consistent) }
       let w = region.firstWord + i
       let before = words.before.indices.contains(w) ? words.before[w] : nil
       let after = words.after.indices.contains(w) ? words.after[w] : nil
-      if let before, before & 1 == 0, before == after, ABIDecoder.sequence(record, at: 0) == before {
-        return (record, address, .consistent)
+      if let before, before & 1 == 0, before == after, ABIDecoder.sequence(bytes, at: offset) == before {
+        return (bytes, offset, address, .consistent)
       }
       let (again, consistency) = retry(address: address, size: recordSize)
-      return (again ?? record, address, consistency)
+      if let again { return (again, 0, address, consistency) }
+      return (bytes, offset, address, consistency)
     }
   }
 
@@ -272,7 +279,7 @@ public final class SnapshotEngine {
         let one = extract(
           region, recordSize: size, results: results, words: words, name: "dynamic lock", problems: &problems)
         if let first = one.first, !first.bytes.isEmpty {
-          record = first.bytes
+          record = Array(first.bytes[first.offset..<first.offset + size])
           consistency = first.consistency
         }
       }
