@@ -159,17 +159,17 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
     .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in number(r.rates?.spuriousPerSecond, &g, x, y, w) },
     .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in number(r.rates?.ipisSentPerSecond, &g, x, y, w) },
     .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in number(r.rates?.workLoopsPerSecond, &g, x, y, w) },
-    .fixed("THREAD", 6, priority: 3, key: .thread) { g, r, x, y, w in
+    .fixed("THREAD", 7, priority: 3, key: .thread) { g, r, x, y, w in
       let t = r.record.currentThread
       g.field(t == 0 ? "-" : String(t), x: x, y: y, width: w, style: t == 0 ? .dim : .normal, align: .right)
     },
-    .fixed("DUE IN", 7, priority: 2, key: .deadline) { g, r, x, y, w in
+    .fixed("DUE IN", 11, priority: 2, key: .deadline) { g, r, x, y, w in
       guard let due = r.due else {
         return g.field(
           r.record.nextDeadlineTSC == 0 ? "-" : "?", x: x, y: y, width: w, style: .dim, align: .right)
       }
       g.field(
-        Format.duration(seconds: due, micro: glyphs.micro), x: x, y: y, width: w,
+        Format.due(seconds: due, micro: glyphs.micro), x: x, y: y, width: w,
         style: due < 0 ? .warn : .normal,
         align: .right, ellipsis: e)
     },
@@ -276,7 +276,11 @@ func drawSummary(into g: inout Grid, row: LCPURow?, x: Int, y: Int, width: Int, 
     s.add("thread \(r.record.currentThread)", .normal, priority: 3, separated: true)
   }
   if let due = r.due {
-    s.add("due " + Format.duration(seconds: due, micro: glyphs.micro), .normal, priority: 4, separated: true)
+    s.add(
+      due < 0
+        ? Format.due(seconds: due, micro: glyphs.micro)
+        : "due in " + Format.due(seconds: due, micro: glyphs.micro),
+      due < 0 ? .warn : .normal, priority: due < 0 ? 2 : 4, separated: true)
   }
   s.add(r.ripText, .symbol, priority: 1, separated: true)
   s.draw(into: &g, x: x, y: y, width: width, glyphs: glyphs)

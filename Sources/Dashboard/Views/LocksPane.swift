@@ -136,10 +136,10 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
     .fixed("ACQ/s", 6, priority: 0, key: .acquisitions) { g, r, x, y, w in
       numberCell(&g, r.rates?.acquisitionsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
     },
-    .fixed("CONT/s", 6, priority: 4) { g, r, x, y, w in
+    .fixed("CONT/s", 7, priority: 0, key: .contention) { g, r, x, y, w in
       numberCell(&g, r.rates?.contendedPerSecond, x: x, y: y, width: w, glyphs: glyphs, style: .warn)
     },
-    .fixed("CONT%", 6, priority: 0, key: .contention) { g, r, x, y, w in
+    .fixed("CONT%", 6, priority: 4) { g, r, x, y, w in
       guard let rate = r.rates else {
         return g.field(glyphs.unknown, x: x, y: y, width: w, style: .dim, align: .right)
       }
@@ -250,10 +250,10 @@ func threadColumns(context c: PaneContext) -> [Column<ThreadRow>] {
       textCell(
         &g, r.blockedOn, x: x, y: y, width: w, glyphs: glyphs, style: r.blockedOn == "-" ? .dim : .warn)
     },
-    .fixed("WAKE IN", 7, priority: 1) { g, r, x, y, w in
+    .fixed("WAKE IN", 11, priority: 1) { g, r, x, y, w in
       g.field(
-        r.wakeIn.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w,
-        style: r.wakeIn == nil ? .dim : .normal, align: .right)
+        r.wakeIn.map { Format.due(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w,
+        style: r.wakeIn == nil ? .dim : (r.wakeIn ?? 0 < 0 ? .warn : .normal), align: .right)
     },
     .fixed("CPU TIME", 8, priority: 2) { g, r, x, y, w in
       g.field(c.duration(c.seconds(r.record.cpuTSC)), x: x, y: y, width: w, align: .right)

@@ -208,7 +208,7 @@ func drawVirtioPane(
         return [.number(r.record.size == 0 ? 0 : Double(used) / Double(r.record.size))]
       case .packets: return [r.rates.map { .number($0.packetsPerSecond) }]
       case .bytes: return [r.rates.map { .number($0.bytesPerSecond) }]
-      case .errors: return [.number(Double(r.record.errors &+ r.record.drops))]
+      case .errors: return [.number(Double(r.record.errors)), .number(Double(r.record.drops))]
       default: return []
       }
     })
