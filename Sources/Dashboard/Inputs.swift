@@ -85,8 +85,8 @@ public struct EffectResult: Sendable, Equatable, Codable {
 
 /// What one refresh cost beside reading the snapshot itself, so the header can say what a number covers.
 public struct SampleCost: Sendable, Equatable, Codable {
-  /// Nanoseconds spent in QMP round trips for this refresh (run state, the device-side virtio view);
-  /// 0 when QMP was not asked.
+  /// Nanoseconds the sampler spent in QMP beside the read (the run state, which is a round trip only
+  /// after an event or every 5 s, and the device-side virtio view); 0 without QMP.
   public var qmpNanoseconds: UInt64
   /// Nanoseconds spent reading the detail view's memory and disassembling it; 0 when it is closed.
   public var detailNanoseconds: UInt64

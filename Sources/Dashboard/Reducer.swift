@@ -223,9 +223,14 @@ func scrollDetail(_ state: DashboardState, by n: Int) -> (DashboardState, Reacti
   return (s, .redraw)
 }
 
-/// "sorted by BUSY% (descending)": the title of the column the rows are ordered by.
+/// "sorted by BUSY% ↓": the title of the column the rows are ordered by, and the header's arrow.
 func sortMessage(_ s: DashboardState) -> String {
-  "sorted by \(s.current.sortKey.rawValue) (\(s.current.descending ? "descending" : "ascending"))"
+  sortText(s.current.sortKey, descending: s.current.descending, glyphs: s.charset.glyphs)
+}
+
+/// "sorted by HOLD ↓", the same words whether F6 just chose the key or the key's column is hidden.
+func sortText(_ key: SortKey, descending: Bool, glyphs: Glyphs) -> String {
+  "sorted by \(key.rawValue) \(descending ? glyphs.down : glyphs.up)"
 }
 
 /// "500ms", "1s", "2.5s".

@@ -118,7 +118,7 @@ enum DashboardSession {
             let vcpu = vcpuIndex(of: lcpu, in: lastGood)
             let steps = try await target.step(vcpu: vcpu, count: 1, restore: false)
             if let s = steps.last {
-              finished("stepped lcpu \(lcpu) to 0x\(String(s.rip, radix: 16)) \(s.symbol ?? "")")
+              finished("stepped lcpu \(lcpu) to " + (s.symbol ?? "0x" + String(s.rip, radix: 16)))
             } else {
               finished("stepped lcpu \(lcpu)")
             }
@@ -129,11 +129,12 @@ enum DashboardSession {
         // While the user holds the VM paused the gdbstub costs no extra pause: take stopped
         // snapshots then, which carry every register for the detail view.
         let paused = !target.wantsRunning
-        let started = monotonicNanoseconds()
+        // The run state is QMP's (query-status after an event, or when 5 s old): asked here so its
+        // time shows as QMP's; the snapshot then finds it cached.
+        let qmpStart = monotonicNanoseconds()
+        if target.qmp != nil { _ = await target.runState() }
+        var qmp = target.qmp == nil ? 0 : monotonicNanoseconds() - qmpStart
         var snap = try await target.snapshot(preferStopped: paused && target.options.gdb != nil)
-        // Beside the read itself, the snapshot call may ask QMP for the run state.
-        let elapsed = monotonicNanoseconds() - started
-        var qmp = target.qmp != nil && elapsed > snap.costNanoseconds ? elapsed - snap.costNanoseconds : 0
         // QEMU's device-side view of the virtqueues costs a few QMP round trips: every 2 s,
         // and at every snapshot while paused (then the two sides are compared exactly).
         if !snap.virtqueues.isEmpty || !target.speaksABI, target.qmp != nil {

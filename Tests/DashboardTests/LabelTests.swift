@@ -85,7 +85,7 @@ import Testing
     state.current.descending = true
     let narrow = frame(state, snap, rates, width: 80, height: 24)
     #expect(narrow.layout.hiddenSortKey == .hold)
-    #expect(lines(narrow)[3].hasSuffix("sorted by hold ↓"))
+    #expect(lines(narrow)[3].hasSuffix("sorted by HOLD ↓"))
     #expect(sortedHeader(narrow) == nil, "no arrow on a column that is not the key")
     let wide = frame(state, snap, rates, width: 200, height: 50)
     #expect(wide.layout.hiddenSortKey == nil)
@@ -195,6 +195,24 @@ import Testing
         }
       }
     }
+  }
+
+  @Test func aVMTheGdbstubStoppedIsNotCalledDebug() throws {
+    var (snap, _) = try Fixtures.fourLCPUs(stopped: true)
+    snap.runState = "debug"
+    let header = lines(frame(DashboardState(), snap, nil, width: 120, height: 24))
+    #expect(header[0].contains("│ stopped (gdbstub) │"))
+    #expect(!header[0].contains("debug"))
+    #expect(header[1].hasPrefix("source gdbstub, VM stopped │"))
+  }
+
+  @Test func theSortMessageAndTheHiddenColumnNoteUseTheSameWords() {
+    var s = DashboardState(pane: .locks)
+    for _ in 0..<4 { s = reduce(s, .sortNext).0 }
+    #expect(s.current.sortKey == .hold)
+    #expect(s.statusMessage == "sorted by HOLD ↓")
+    s.charset = .ascii
+    #expect(reduce(s, .invertSort).0.statusMessage == "sorted by HOLD ^")
   }
 
   @Test func theHeaderNamesTheKernelFileNotTheBundledGuest() throws {

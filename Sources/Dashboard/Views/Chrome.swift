@@ -108,18 +108,21 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   totals.draw(into: &g, x: meterWidth + 2, y: 2, width: width - meterWidth - 2, glyphs: glyphs)
 }
 
-/// "live shared RAM", "stopped gdbstub", "recording".
+/// "live shared RAM", "gdbstub, VM stopped", "recording".
 func sourceText(_ source: MemorySourceKind) -> String {
   switch source {
   case .sharedRAM: return "live shared RAM"
-  case .gdbstub: return "stopped gdbstub"
+  case .gdbstub: return "gdbstub, VM stopped"
   case .recording: return "recording"
   }
 }
 
 /// QEMU's run state, or the guest's boot stage when QEMU did not say.
+///
+/// QEMU calls a VM its debugger stopped (the gdbstub, after a step or an interrupt) `debug`; the header
+/// says who stopped it instead.
 func runStateText(_ snap: Snapshot) -> String {
-  if let r = snap.runState { return r }
+  if let r = snap.runState { return r == "debug" ? "stopped (gdbstub)" : r }
   if let guest = snap.guest { return guest.isRunning ? "guest running" : "guest booting" }
   return "state ?"
 }
@@ -156,9 +159,7 @@ func drawTabs(
       style = .filter
     }
     if let key = hiddenSortKey {
-      let glyphs = state.charset.glyphs
-      parts.append(
-        "sorted by \(key.rawValue.lowercased()) \(state.current.descending ? glyphs.down : glyphs.up)")
+      parts.append(sortText(key, descending: state.current.descending, glyphs: state.charset.glyphs))
     }
     right = parts.joined(separator: state.charset.glyphs.separator)
   }
