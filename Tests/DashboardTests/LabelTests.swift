@@ -215,6 +215,54 @@ import Testing
     #expect(reduce(s, .invertSort).0.statusMessage == "sorted by HOLD ^")
   }
 
+  @Test func aSemaphoreHasNoHoldTime() throws {
+    var (snap, rates) = try Fixtures.fullV2()
+    var sem = try Fixtures.lock("work.items", .semaphore, address: 0x30_0800, acquisitions: 8_000)
+    sem.holdMaxTSC = 0  // semaphores have no holder, so the guest never writes a hold time
+    snap.locks.append(sem)
+    let f = frame(DashboardState(pane: .locks), snap, rates, width: 200, height: 50)
+    let header = try #require(lines(f).first { $0.hasPrefix("NAME") })
+    let row = try #require(lines(f).first { $0.hasPrefix(" work.items") })
+    let holdEnd = try #require(header.range(of: "  HOLD ")).upperBound
+    let cell = row.prefix(header.distance(from: header.startIndex, to: holdEnd) - 1).split(separator: " ")
+      .last
+    #expect(cell == "-", "\(header)\n\(row)")
+  }
+
+  @Test func qemusStatusWordsAreShortAndAHealthyDeviceIsNotAWarning() throws {
+    let (snap, rates) = try Fixtures.fullV2()
+    let f = frame(DashboardState(pane: .virtio), snap, rates, width: 200, height: 50)
+    let y = try #require(lines(f).firstIndex { $0.hasPrefix("net0 │") })
+    #expect(lines(f)[y].contains("qemu virtio-net driver-ok"))
+    #expect(!lines(f)[y].contains("VIRTIO_CONFIG_S"))
+    let x = lines(f)[y].distance(
+      from: lines(f)[y].startIndex, to: try #require(lines(f)[y].range(of: "driver-ok")).lowerBound)
+    #expect(f.grid[x, y].style == .dim)
+  }
+
+  @Test func aReceiveRingFullOfBuffersIsHealthyAFullTransmitRingIsNot() throws {
+    var (snap, rates) = try Fixtures.fullV2()
+    // The first row is the selected one (its own colour), so the rings under test come after it.
+    snap.virtqueues = [
+      try Fixtures.virtq(0, .ctrl, lcpu: 0, inFlight: 0, packets: 10),
+      try Fixtures.virtq(1, .rx, lcpu: 0, inFlight: 256, packets: 10),
+      try Fixtures.virtq(2, .tx, lcpu: 0, inFlight: 256, packets: 10),
+      try Fixtures.virtq(3, .rx, lcpu: 1, inFlight: 0, packets: 10),
+      try Fixtures.virtq(4, .tx, lcpu: 1, inFlight: 0, packets: 10),
+    ]
+    let f = frame(DashboardState(pane: .virtio), snap, rates, width: 200, height: 50)
+    func barStyle(_ queue: String) throws -> Style {
+      let y = try #require(lines(f).firstIndex { $0.hasPrefix(" " + queue + " ") })
+      let x = lines(f)[y].distance(
+        from: lines(f)[y].startIndex, to: try #require(lines(f)[y].firstIndex(of: "[")))
+      return f.grid[x + 1, y].style
+    }
+    #expect(try barStyle("net0.1") == .meterBusy, "rx full of posted buffers")
+    #expect(try barStyle("net0.2") == .error, "tx full: the sender stalls")
+    #expect(try barStyle("net0.3") == .error, "rx without buffers drops what arrives")
+    #expect(try barStyle("net0.4") == .meterIdle, "tx idle")
+  }
+
   @Test func theHeaderNamesTheKernelFileNotTheBundledGuest() throws {
     let generic = frame(
       DashboardState(), try Fixtures.generic(), nil, target: Fixtures.genericTarget, width: 120, height: 24)

@@ -68,7 +68,8 @@ func lockRows(
       heldFor: l.isHeld ? c.since(l.acquiredTSC) : nil,
       meanWait: (rate?.meanWaitTSC ?? lifetimeMean).flatMap { c.seconds($0) },
       maxWait: l.contended == 0 ? nil : c.seconds(l.waitMaxTSC),
-      maxHold: l.acquisitions == 0 ? nil : c.seconds(l.holdMaxTSC), waiters: waiters, misuse: misuse,
+      maxHold: l.acquisitions == 0 || l.kind == .semaphore ? nil : c.seconds(l.holdMaxTSC), waiters: waiters,
+      misuse: misuse,
       site: l.acquireSite == 0 ? "-" : (symbolize(l.acquireSite) ?? Format.address(l.acquireSite)),
       inCycle: cycleLocks.contains(l.address), marker: marker, markerStyle: markerStyle, search: "")
     if case .unreadable(let reason) = l.consistency {
