@@ -122,7 +122,7 @@ enum DashboardSession {
             } else {
               finished("stepped lcpu \(lcpu)")
             }
-          } catch { finished("step failed: " + error.message) }
+          } catch { finished("lcpu \(lcpu): " + error.message) }
         }
       }
       do {

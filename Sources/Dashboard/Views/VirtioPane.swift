@@ -69,7 +69,9 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
     return "\(a)/\(b)"
   }
   return [
-    .flexible("QUEUE", minimum: 7, preferred: 8, maximum: 20, weight: 1, priority: 0, key: .queue) {
+    .flexible(
+      "QUEUE", minimum: 7, preferred: 8, maximum: 20, weight: 1, priority: 0, bonus: (1, 6), key: .queue
+    ) {
       g, r, x, y, w in
       g[x, y] = Cell(r.marker, r.markerStyle)
       textCell(&g, r.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: .value)
