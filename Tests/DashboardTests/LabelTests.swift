@@ -263,6 +263,16 @@ import Testing
     #expect(try barStyle("net0.4") == .meterIdle, "tx idle")
   }
 
+  @Test func aStoppedVMsMetersSayStoppedNotDashes() throws {
+    let (stopped, _) = try Fixtures.fourLCPUs(stopped: true)
+    let text = frame(DashboardState(), stopped, nil, width: 120, height: 24).grid.text
+    #expect(text.contains("Avg[") && text.contains("stopped]"))
+    #expect(!text.contains("--]"), "no share because the VM stands still, not because it is unknown")
+    let (live, _) = try Fixtures.fourLCPUs()
+    let first = frame(DashboardState(), live, nil, width: 120, height: 24).grid.text
+    #expect(first.contains("--]") && !first.contains("stopped]"), "a running VM before its second snapshot")
+  }
+
   @Test func theHeaderNamesTheKernelFileNotTheBundledGuest() throws {
     let generic = frame(
       DashboardState(), try Fixtures.generic(), nil, target: Fixtures.genericTarget, width: 120, height: 24)

@@ -89,7 +89,7 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   g.put("Avg", x: 0, y: 2, style: .label)
   g.meter(
     x: 3, y: 2, width: meterWidth - 3, fraction: average.map { $0 / 100 },
-    text: average.map { Format.fixed($0, decimals: 1) + "%" } ?? "--", glyphs: glyphs)
+    text: average.map { Format.fixed($0, decimals: 1) + "%" } ?? noShareText(snap), glyphs: glyphs)
   var totals = Segments()
   func total(_ key: KeyPath<LCPURates, Double>) -> String {
     rates.isEmpty ? "-" : Format.human(rates.map { $0[keyPath: key] }.reduce(0, +))

@@ -9,6 +9,9 @@ struct LCPURow {
   var stateStyle: Style
   /// Busy share, 0...100.
   var busy: Double?
+  /// What the busy meter says without a share: "stopped" while QEMU says the VM is not running (no
+  /// interval to measure), "--" before the second snapshot.
+  var noShare: String
   /// All interrupts per second.
   var irqPerSecond: Double?
   /// Where the lcpu runs, and whether that is exact (stopped VM or a fault) or sampled at the last tick.
@@ -38,7 +41,8 @@ func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer
     let rate = rateByIndex[r.index]
     var row = LCPURow(
       id: id, record: r, rates: rate, stateText: r.stateLabel, stateStyle: stateStyle(r.state), busy: nil,
-      irqPerSecond: nil, rip: nil, ripExact: false, ripText: "-", due: nil, marker: " ", markerStyle: .normal,
+      noShare: noShareText(snapshot), irqPerSecond: nil, rip: nil, ripExact: false, ripText: "-", due: nil,
+      marker: " ", markerStyle: .normal,
       search: "")
     if let rate {
       row.busy = rate.busyPercent
@@ -75,6 +79,11 @@ func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer
     row.search = "cpu\(id) \(row.stateText) \(row.ripText) t\(r.currentThread)".lowercased()
     return row
   }
+}
+
+/// What a busy meter shows without a share: "stopped" when QEMU says the VM is not running, else "--".
+func noShareText(_ snapshot: Snapshot) -> String {
+  snapshot.runState.map { $0 != "running" } == true ? "stopped" : "--"
 }
 
 /// The colour of an lcpu state.
@@ -199,7 +208,7 @@ func drawBusyMeter(_ g: inout Grid, _ r: LCPURow, x: Int, y: Int, width: Int, gl
         x: x, y: y, width: width, fraction: busy / 100, text: Format.fixed(busy, decimals: 1) + "%",
         glyphs: glyphs)
     } else {
-      g.meter(x: x, y: y, width: width, fraction: nil, text: "--", glyphs: glyphs)
+      g.meter(x: x, y: y, width: width, fraction: nil, text: r.noShare, glyphs: glyphs)
     }
   }
 }
