@@ -227,6 +227,7 @@ import Testing
     let cell = row.prefix(header.distance(from: header.startIndex, to: holdEnd) - 1).split(separator: " ")
       .last
     #expect(cell == "-", "\(header)\n\(row)")
+    #expect(row.split(separator: " ").dropFirst().first == "sem", "its kind fits the KIND column uncut")
   }
 
   @Test func qemusStatusWordsAreShortAndAHealthyDeviceIsNotAWarning() throws {

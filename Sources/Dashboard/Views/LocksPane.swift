@@ -124,9 +124,10 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
       textCell(&g, r.record.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
     },
     .fixed("KIND", 6, priority: 3, align: .left) { g, r, x, y, w in
+      // "semaphore" does not fit the column; "sem" does, with room for the dynamic-lock star.
+      let kind = r.record.kind == .semaphore ? "sem" : r.record.kind.rawValue
       textCell(
-        &g, r.record.kind.rawValue + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs,
-        style: .dim)
+        &g, kind + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .flexible("HOLDER", minimum: 8, preferred: 10, maximum: 24, weight: 1, priority: 0, align: .left) {
       g, r, x, y, w in
