@@ -24,8 +24,11 @@ public struct ISRFinding: Sendable, Hashable, Codable {
   public var location: String?
   /// The call's source frames, innermost (inlined) first: `SpinLock.withLock(_:) (SpinLock.swift:108)`.
   public var sourceFrames: [String] = []
-  /// For a spinlock finding: the lock object's symbol.
+  /// The lock object's symbol: for a spinlock finding always, for an unsafe call when its first
+  /// argument is a data object (`Mutex.lock()` on `klock_work_mutex`).
   public var lock: String?
+  /// The lock object's address, when known: what the inspection ABI's lock records call `address`.
+  public var lockAddress: UInt64?
   /// The rule comment that makes this a finding.
   public var reason: String
   /// Whether an `expected` rule declares it.
@@ -60,6 +63,22 @@ public struct ISRReport: Sendable, Hashable, Codable {
 
   /// Whether every finding is declared expected.
   public var allExpected: Bool { findings.allSatisfy(\.expected) }
+
+  /// What the findings say about each lock object, for the dashboard's locks pane: lock address →
+  /// `sleep-in-irq` (a sleeping lock reachable from an interrupt), `irq-unsafe` (a plain spinlock
+  /// shared with threads), or both, comma-separated; the names of the guest's run-time counters.
+  public var lockSummary: [UInt64: String] {
+    var kinds: [UInt64: Set<String>] = [:]
+    for finding in findings {
+      guard let address = finding.lockAddress else { continue }
+      switch finding.kind {
+      case .unsafe: kinds[address, default: []].insert("sleep-in-irq")
+      case .spinlock: kinds[address, default: []].insert("irq-unsafe")
+      case .indirect: break
+      }
+    }
+    return kinds.mapValues { $0.sorted().joined(separator: ",") }
+  }
 }
 
 /// Walks the call graph from the interrupt entries and applies the rules.
@@ -161,8 +180,12 @@ public struct ISRAnalysis: Sendable {
         switch call.target {
         case .function(let callee):
           if let rule = unsafe[callee] {
-            findings.append(
-              finding(.unsafe, pathToCaller + [functions[callee].name], call, reason: rule.reason))
+            var result = finding(.unsafe, pathToCaller + [functions[callee].name], call, reason: rule.reason)
+            if let object = dataObject(call) {
+              result.lock = object.name
+              result.lockAddress = object.address
+            }
+            findings.append(result)
           } else if let rule = spinlock[callee] {
             let lock = lockName(call)
             if isIRQSave(call) { continue }
@@ -174,6 +197,7 @@ public struct ISRAnalysis: Sendable {
             var result = finding(
               .spinlock, pathToCaller + [functions[callee].name], call, reason: rule.reason)
             result.lock = lock
+            result.lockAddress = dataObject(call)?.address
             findings.append(result)
           }
         case .indirect(let operand):
@@ -274,9 +298,9 @@ public struct ISRAnalysis: Sendable {
     -> ISRFinding
   {
     ISRFinding(
-      kind: kind, path: path, callSite: call.address, location: nil, lock: nil, reason: reason,
-      expected: false,
-      expectedBecause: nil)
+      kind: kind, path: path, callSite: call.address, location: nil, lock: nil, lockAddress: nil,
+      reason: reason,
+      expected: false, expectedBecause: nil)
   }
 
   private func calleeSymbols(_ finding: ISRFinding) -> [String] {
@@ -305,6 +329,18 @@ public struct ISRAnalysis: Sendable {
       return "*" + SwiftDemangler.shared.simplifiedName(match.name)
     }
     return "?"
+  }
+
+  /// The data object the call's first argument points at (a lock object passed to a lock
+  /// function): a symbol that starts exactly there, in an allocated section that is not code.
+  func dataObject(_ call: CallSite) -> (name: String, address: UInt64)? {
+    guard let address = call.argument ?? call.argumentLoadedFrom.flatMap({ graph.constantVariables[$0] }),
+      let match = elf.lookup(address), match.offset == 0,
+      elf.sections.contains(where: {
+        $0.isAllocated && $0.flags & 0x4 == 0 && $0.addressRange.contains(address)
+      })
+    else { return nil }
+    return (match.name, address)
   }
 
   /// Whether the call's lock is a static object whose flags (read from the ELF) say IRQ-save.

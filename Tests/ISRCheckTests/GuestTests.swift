@@ -23,6 +23,7 @@ import Testing
     let mutex = try #require(report.findings.first { $0.path == prefix + ["Mutex.lock()"] })
     #expect(mutex.kind == .unsafe && mutex.expected)
     #expect(mutex.location?.hasPrefix("Workload.swift:") == true)
+    #expect(mutex.lock == "klock_work_mutex" && mutex.lockAddress == elf.address(of: "klock_work_mutex"))
     let spin = try #require(report.findings.first { $0.path == prefix + ["SpinLock.lock()"] })
     #expect(spin.kind == .spinlock && spin.lock == "klock_isr_misuse" && spin.expected)
     // Every unsafe or spinlock finding is one of those two: the rest of the guest is clean.
@@ -67,7 +68,7 @@ import Testing
     let kernel = try GuestKernel.build()
     let result = try Self.smptop(["isrcheck", kernel, "--rules", GuestRulesPath.path()])
     #expect(result.status == 0, "\(result.output)\(result.error)")
-    #expect(result.output.contains("Workload.timerTick() → Mutex.lock() (Workload.swift:"))
+    #expect(result.output.contains("Workload.timerTick() → Mutex.lock() [klock_work_mutex] (Workload.swift:"))
   }
 
   @Test func theCommandExitsOneOnAnUndeclaredFindingAndPrintsJSON() throws {
