@@ -58,7 +58,8 @@ let package = Package(
     .testTarget(
       name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"],
       exclude: ["__Snapshots__", "e2e"]),
-    .testTarget(name: "ISRCheckTests", dependencies: ["ISRCheck", "ELFSymbols", "QEMULaunch"]),
+    .testTarget(
+      name: "ISRCheckTests", dependencies: ["ISRCheck", "ELFSymbols", "QEMULaunch", "Inspector", "Dashboard"]),
     .testTarget(
       name: "IntegrationTests",
       dependencies: ["Inspector", "QEMULaunch", "GDBRemote", "QMP", "ELFSymbols"]),

@@ -39,6 +39,7 @@ enum DashboardSession {
     let uiDone = Atomic<Bool>(false)
     var state = DashboardState()
     state.intervalMilliseconds = Int(interval * 1000)
+    state.staticLockFindings = ISRCheckCommand.lockSummary(elf: target.elf)
     let initial = state
 
     let thread = Thread {

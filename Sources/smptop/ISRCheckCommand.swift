@@ -79,6 +79,16 @@ struct ISRCheckCommand: ParsableCommand {
     if !report.allExpected { throw ExitCode(1) }
   }
 
+  /// The static findings per lock for the dashboard: the check of `elf` under the source tree's
+  /// rules, or nothing when there is no ELF, no rules file, or the ELF is not this kind of guest.
+  static func lockSummary(elf: ELFFile?) -> [UInt64: String] {
+    guard let elf, let root = try? GuestKernel.sourceRoot(),
+      let rules = try? ISRRules(path: root + "/Resources/isr-rules.txt"),
+      let report = try? ISRAnalysis.run(elf: elf, rules: rules, locator: nil)
+    else { return [:] }
+    return report.lockSummary
+  }
+
   /// The report as text: one finding per line, then a summary.
   static func text(_ report: ISRReport) -> String {
     var lines = report.findings.map { finding in
