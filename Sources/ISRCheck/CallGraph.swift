@@ -351,13 +351,3 @@ public struct CallGraph: Sendable {
     return negative ? next &- displacement : next &+ displacement
   }
 }
-
-extension Substring {
-  fileprivate func trimmingCharacters(in set: String) -> String {
-    let characters = Set(set)
-    var text = self
-    while let first = text.first, characters.contains(first) { text = text.dropFirst() }
-    while let last = text.last, characters.contains(last) { text = text.dropLast() }
-    return String(text)
-  }
-}

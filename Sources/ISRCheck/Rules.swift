@@ -190,7 +190,8 @@ public struct ISRRules: Sendable, Hashable {
 }
 
 extension Substring {
-  fileprivate func trimmingCharacters(in set: String) -> String {
+  /// The text without the given characters at either end (Foundation's name, without Foundation).
+  func trimmingCharacters(in set: String) -> String {
     let characters = Set(set)
     var text = self
     while let first = text.first, characters.contains(first) { text = text.dropFirst() }
