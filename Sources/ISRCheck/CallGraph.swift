@@ -93,6 +93,9 @@ public struct CallGraph: Sendable {
 
   /// Builds the graph of `elf`'s executable sections.
   public init(elf: ELFFile, demangler: SwiftDemangler = .shared) throws(ISRCheckError) {
+    guard elf.header.machine == ELFHeader.machineX86_64 else {
+      throw ISRCheckError(.elf, "the ELF is for machine \(elf.header.machine), not x86-64 (62)")
+    }
     let functions = Self.functions(in: elf, demangler: demangler)
     guard !functions.isEmpty else {
       throw ISRCheckError(.elf, "the ELF has no symbols in executable sections (stripped?)")

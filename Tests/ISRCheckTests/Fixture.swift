@@ -88,6 +88,25 @@ enum Fixture {
     return (lines.firstIndex { $0.contains("// MARK: \(mark)") } ?? -1) + 1
   }
 
+  /// The fixture's C file compiled for AArch64 (an object file); returns its path.
+  static func buildForAArch64() throws -> String {
+    let directory = FileManager.default.temporaryDirectory
+      .appendingPathComponent("isrcheck-fixture-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try cSource.write(toFile: directory + "/fixture.c", atomically: true, encoding: .utf8)
+    guard let clang = QEMUInstance.findExecutable("clang") else {
+      throw BuildError(description: "clang must be in PATH (the Swift toolchain has it)")
+    }
+    try run(
+      clang,
+      [
+        "-target", "aarch64-unknown-none-elf", "-ffreestanding", "-c", "-o", directory + "/a64.o",
+        "fixture.c",
+      ],
+      in: directory)
+    return directory + "/a64.o"
+  }
+
   /// Compiles and links the fixture into a fresh directory; returns the ELF's path.
   static func build() throws -> String {
     let directory = FileManager.default.temporaryDirectory
@@ -112,7 +131,8 @@ enum Fixture {
     return directory + "/fixture.elf"
   }
 
-  private static func run(_ tool: String, _ arguments: [String], in directory: String) throws {
+  /// Runs a build tool in `directory`; throws with its stderr when it fails.
+  static func run(_ tool: String, _ arguments: [String], in directory: String) throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: tool)
     process.arguments = arguments

@@ -81,6 +81,16 @@ import Testing
     #expect(report.unmatchedExpectations.first?.contains("thread_main -> mutex_lock") == true)
   }
 
+  @Test func anotherArchitectureIsRefusedNotMisread() throws {
+    let elf = try ELFFile(path: try Fixture.buildForAArch64())
+    do {
+      _ = try CallGraph(elf: elf)
+      Issue.record("an AArch64 object was decoded as x86-64")
+    } catch {
+      #expect(error.code == .elf && error.message.contains("not x86-64"))
+    }
+  }
+
   @Test func findingsComeShortestPathFirst() throws {
     let (report, _) = try Self.report()
     let lengths = report.findings.map(\.path.count)
