@@ -55,7 +55,8 @@ public struct ISRReport: Sendable, Hashable, Codable {
   public var reachableFunctions: Int
   /// How many call sites the graph has.
   public var callSites: Int
-  /// Rules `expected` entries that matched no finding (stale declarations), as `line: text`.
+  /// Declarations that matched nothing (an `expected` without its finding, an `indirect` or
+  /// `calls-argument` naming no function), as `line N: …`: stale rules to update.
   public var unmatchedExpectations: [String]
   /// Spinlock calls in interrupt context whose lock the machine code computes (a lock created
   /// at run time, a field of a struct): not judged, listed as paths.
@@ -130,26 +131,44 @@ public struct ISRAnalysis: Sendable {
     for (index, call) in graph.calls.enumerated() {
       if case .function(let callee) = call.target { edges[call.caller].append((index, callee)) }
     }
+    var unknownArgument: [Int: String] = [:]  // call index -> the register the callee calls
+    var staleRules: [String] = []
     for rule in rules.argumentCalls {
       let called = Set(functions.indices.filter { ISRRules.matches(rule.pattern, functions[$0].matchNames) })
+      if called.isEmpty {
+        staleRules.append("line \(rule.line): calls-argument \(rule.pattern) matches no function")
+      }
       for (index, call) in graph.calls.enumerated() {
         if called.contains(call.caller), case .indirect = call.target {
           declaredIndirect[index] = rule.reason
         }
-        guard case .function(let callee) = call.target, called.contains(callee),
-          case .address(let address) = call.arguments[rule.register],
+        guard case .function(let callee) = call.target, called.contains(callee) else { continue }
+        // The argument must be a function the code names; otherwise this call is the unknown one.
+        guard case .address(let address) = call.arguments[rule.register],
           let target = graph.function(startingAt: address)
-        else { continue }
+        else {
+          unknownArgument[index] = rule.register
+          continue
+        }
         edges[call.caller].append((index, target))
       }
     }
     for rule in rules.indirectTargets {
       let targets = functions.indices.filter { ISRRules.matches(rule.callee, functions[$0].matchNames) }
-      for (index, call) in graph.calls.enumerated() {
-        guard case .indirect = call.target, ISRRules.matches(rule.caller, functions[call.caller].matchNames)
-        else { continue }
+      let sites = graph.calls.indices.filter { index in
+        guard case .indirect = graph.calls[index].target else { return false }
+        return ISRRules.matches(rule.caller, functions[graph.calls[index].caller].matchNames)
+      }
+      // A declaration that names no target or no call through a pointer declares nothing.
+      guard !targets.isEmpty, !sites.isEmpty else {
+        staleRules.append(
+          "line \(rule.line): indirect \(rule.caller) -> \(rule.callee) matches "
+            + (sites.isEmpty ? "no call through a pointer" : "no target function"))
+        continue
+      }
+      for index in sites {
         declaredIndirect[index] = rule.reason
-        for target in targets { edges[call.caller].append((index, target)) }
+        for target in targets { edges[graph.calls[index].caller].append((index, target)) }
       }
     }
 
@@ -179,6 +198,12 @@ public struct ISRAnalysis: Sendable {
         let call = graph.calls[callIndex]
         switch call.target {
         case .function(let callee):
+          if let register = unknownArgument[callIndex] {
+            findings.append(
+              finding(
+                .indirect, pathToCaller + [functions[callee].name, "<indirect: \(register)>"], call,
+                reason: "\(functions[callee].name) calls its \(register) argument, which the code computes"))
+          }
           if let rule = unsafe[callee] {
             var result = finding(.unsafe, pathToCaller + [functions[callee].name], call, reason: rule.reason)
             if let object = dataObject(call) {
@@ -251,10 +276,12 @@ public struct ISRAnalysis: Sendable {
     findings.sort { lhs, rhs in
       lhs.path.count != rhs.path.count ? lhs.path.count < rhs.path.count : lhs.text < rhs.text
     }
-    let unmatched = rules.expected.enumerated().filter { !used.contains($0.offset) }.map {
-      "line \($0.element.line): \($0.element.caller) -> \($0.element.callee)"
-        + ($0.element.lock.map { " " + $0 } ?? "")
-    }
+    let unmatched =
+      staleRules
+      + rules.expected.enumerated().filter { !used.contains($0.offset) }.map {
+        "line \($0.element.line): \($0.element.caller) -> \($0.element.callee)"
+          + ($0.element.lock.map { " " + $0 } ?? "")
+      }
     return ISRReport(
       findings: findings, functions: functions.count, reachableFunctions: inInterrupt.reached.count,
       callSites: graph.calls.count, unmatchedExpectations: unmatched, unresolvedSpinlocks: unresolved.sorted()

@@ -36,8 +36,10 @@ enum Fixture {
       spin_lock(&plain_lock); // MARK: plain-lock
     }
     void (*volatile ipi_hook)(void);
+    void (*volatile init_hook)(void);
     __attribute__((noinline)) void ipi_interrupt(void) {
       ipi_hook(); // MARK: indirect-call
+      run_once(init_hook); // MARK: unknown-argument
       sink++;
     }
     void isr_dispatch(unsigned long vector) {
