@@ -108,6 +108,12 @@ public struct ISRAnalysis: Sendable {
 
   /// Runs the check; `locator` turns call sites into file:line (nil: no locations).
   public func report(locator: SourceLocator?) throws(ISRCheckError) -> ISRReport {
+    if let field = rules.irqsaveFlag, field.offset == nil {
+      throw ISRCheckError(
+        .rules,
+        "irqsave-flag \(field.member.map { "\($0.type).\($0.field)" } ?? "?") is not resolved to an offset "
+          + "(ISRRules.resolvingFieldOffsets(elfPath:))")
+    }
     let functions = graph.functions
     var entries: [Int] = []
     for rule in rules.entries {
@@ -372,9 +378,9 @@ public struct ISRAnalysis: Sendable {
 
   /// Whether the call's lock is a static object whose flags (read from the ELF) say IRQ-save.
   func isIRQSave(_ call: CallSite) -> Bool {
-    guard let field = rules.irqsaveFlag,
+    guard let field = rules.irqsaveFlag, let offset = field.offset,
       let address = call.argument ?? call.argumentLoadedFrom.flatMap({ graph.constantVariables[$0] }),
-      let bytes = try? elf.bytes(atVirtualAddress: address &+ field.offset, count: 4)
+      let bytes = try? elf.bytes(atVirtualAddress: address &+ offset, count: 4)
     else { return false }
     let flags = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
     return flags & field.mask != 0

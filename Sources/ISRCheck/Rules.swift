@@ -70,12 +70,18 @@ public struct ISRRules: Sendable, Hashable {
     public var line: Int
   }
 
-  /// A 32-bit flags word at a byte offset into a lock object, and the bit that means IRQ-save.
+  /// A 32-bit flags word in a lock object, and the bit that means IRQ-save.
   public struct FlagField: Sendable, Hashable {
-    /// Byte offset from the lock object's symbol.
-    public var offset: UInt64
+    /// Byte offset from the lock object's symbol; nil until `member` is looked up
+    /// (`ISRRules.resolvingFieldOffsets(elfPath:)`).
+    public var offset: UInt64?
+    /// The C struct member that holds the flags (`klock.init_flags`), when given by name.
+    public var member: (type: String, field: String)? {
+      memberStorage.map { ($0[0], $0[1]) }
+    }
     /// The IRQ-save bit(s).
     public var mask: UInt32
+    var memberStorage: [String]?
   }
 
   /// An empty rule set.
@@ -122,11 +128,16 @@ public struct ISRRules: Sendable, Hashable {
           spinlocks.append(rule)
         }
       case "irqsave-flag":
-        guard arguments.count == 2, let offset = Self.number(arguments[0]),
-          let mask = Self.number(arguments[1]),
-          mask > 0, mask <= UInt64(UInt32.max)
-        else { throw fail("`irqsave-flag` takes a byte offset and a non-zero 32-bit mask") }
-        irqsaveFlag = FlagField(offset: offset, mask: UInt32(mask))
+        let member = arguments.first.map { $0.split(separator: ".").map(String.init) } ?? []
+        let isMember = member.count == 2 && member.allSatisfy(Self.isCIdentifier)
+        guard arguments.count == 2, isMember || Self.number(arguments[0]) != nil,
+          let mask = Self.number(arguments[1]), mask > 0, mask <= UInt64(UInt32.max)
+        else {
+          throw fail("`irqsave-flag` takes STRUCT.MEMBER (or a byte offset) and a non-zero 32-bit mask")
+        }
+        irqsaveFlag = FlagField(
+          offset: isMember ? nil : Self.number(arguments[0]), mask: UInt32(mask),
+          memberStorage: isMember ? member : nil)
       case "expected":
         guard arguments.count == 3 || arguments.count == 4, arguments[1] == "->" else {
           throw fail("`expected` takes CALLER -> CALLEE [LOCK]")
@@ -182,6 +193,26 @@ public struct ISRRules: Sendable, Hashable {
   /// Whether `pattern` (a glob) matches either name.
   public static func matches(_ pattern: String, _ names: [String]) -> Bool {
     names.contains { fnmatch(pattern, $0, 0) == 0 }
+  }
+
+  /// The rules with a by-name `irqsave-flag` member turned into its byte offset, read from the
+  /// ELF's DWARF by gdb (`print &((struct T *)0)->member`): the struct's layout changes with the
+  /// guest, its DWARF always says where the member is.
+  public func resolvingFieldOffsets(elfPath: String) throws(ISRCheckError) -> ISRRules {
+    guard var field = irqsaveFlag, field.offset == nil, let member = field.member else { return self }
+    field.offset = try StructLayout.offset(of: member.field, in: member.type, elfPath: elfPath)
+    var copy = self
+    copy.irqsaveFlag = field
+    return copy
+  }
+
+  static func isCIdentifier(_ text: String) -> Bool {
+    guard let first = text.unicodeScalars.first,
+      first == "_" || (first.isASCII && first.properties.isAlphabetic)
+    else { return false }
+    return text.unicodeScalars.allSatisfy {
+      $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)))
+    }
   }
 
   private static func number(_ text: String) -> UInt64? {

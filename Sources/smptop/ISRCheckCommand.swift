@@ -62,7 +62,10 @@ struct ISRCheckCommand: ParsableCommand {
       }
     }
     let report: ISRReport
-    do { report = try ISRAnalysis.run(elf: elf, rules: ruleSet, locator: locator) } catch {
+    do {
+      let rules = try ruleSet.resolvingFieldOffsets(elfPath: elfPath)
+      report = try ISRAnalysis.run(elf: elf, rules: rules, locator: locator)
+    } catch {
       throw CLIError("\(elfPath): \(error.message)", code: .symbols)
     }
     locator?.close()
@@ -79,11 +82,12 @@ struct ISRCheckCommand: ParsableCommand {
     if !report.allExpected { throw ExitCode(1) }
   }
 
-  /// The static findings per lock for the dashboard: the check of `elf` under the source tree's
-  /// rules, or nothing when there is no ELF, no rules file, or the ELF is not this kind of guest.
-  static func lockSummary(elf: ELFFile?) -> [UInt64: String] {
-    guard let elf, let root = try? GuestKernel.sourceRoot(),
-      let rules = try? ISRRules(path: root + "/Resources/isr-rules.txt"),
+  /// The static findings per lock for the dashboard: the check of `elf` (read from `path`) under
+  /// the source tree's rules, or nothing when there is no ELF, no rules file, or the ELF is not
+  /// this kind of guest.
+  static func lockSummary(elf: ELFFile?, path: String?) -> [UInt64: String] {
+    guard let elf, let path, let root = try? GuestKernel.sourceRoot(),
+      let rules = try? ISRRules(path: root + "/Resources/isr-rules.txt").resolvingFieldOffsets(elfPath: path),
       let report = try? ISRAnalysis.run(elf: elf, rules: rules, locator: nil)
     else { return [:] }
     return report.lockSummary

@@ -140,13 +140,16 @@ import Testing
     }
     #expect(throws: ISRCheckError.self) { try ISRRules(text: "unsafe a # no entry\n") }
     #expect(throws: ISRCheckError.self) { try ISRRules(text: "entry a # x\nexpected a b # bad\n") }
+    #expect(throws: ISRCheckError.self) { try ISRRules(text: "entry a # x\nirqsave-flag a.b.c 1 # bad\n") }
+    #expect(throws: ISRCheckError.self) { try ISRRules(text: "entry a # x\nirqsave-flag k.f 0 # no bit\n") }
   }
 
   @Test func theBundledRulesParse() throws {
     let rules = try ISRRules(path: GuestRulesPath.path())
     #expect(rules.entries.map(\.pattern) == ["isr_stubs"])
     #expect(rules.unsafe.contains { $0.pattern == "Mutex.lock()" })
-    #expect(rules.irqsaveFlag?.offset == 76 && rules.irqsaveFlag?.mask == 1)
+    #expect(rules.irqsaveFlag?.member?.type == "klock" && rules.irqsaveFlag?.member?.field == "init_flags")
+    #expect(rules.irqsaveFlag?.offset == nil && rules.irqsaveFlag?.mask == 1)
   }
 }
 

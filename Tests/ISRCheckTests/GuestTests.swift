@@ -9,7 +9,7 @@ import Testing
   @Test func theDefaultGuestHasExactlyTheDeclaredFindings() throws {
     let kernel = try GuestKernel.build()
     let elf = try ELFFile(path: kernel)
-    let rules = try ISRRules(path: GuestRulesPath.path())
+    let rules = try ISRRules(path: GuestRulesPath.path()).resolvingFieldOffsets(elfPath: kernel)
     let locator = try SourceLocator(elfPath: kernel, symbols: elf)
     defer { locator.close() }
     let report = try ISRAnalysis.run(elf: elf, rules: rules, locator: locator)
@@ -32,6 +32,30 @@ import Testing
     let indirect = report.findings.filter { $0.kind == .indirect }
     #expect(indirect.contains { $0.path.contains("IPI.remoteCallInterrupt()") })
     #expect(indirect.allSatisfy { $0.expectedBecause != nil })
+  }
+
+  @Test func theIRQSaveFlagIsFoundThroughTheGuestsDebugInformation() throws {
+    let kernel = try GuestKernel.build()
+    let elf = try ELFFile(path: kernel)
+    let parsed = try ISRRules(path: GuestRulesPath.path())
+    // Unresolved, the check refuses to run rather than call every lock plain.
+    #expect(throws: ISRCheckError.self) { try ISRAnalysis.run(elf: elf, rules: parsed, locator: nil) }
+    let rules = try parsed.resolvingFieldOffsets(elfPath: kernel)
+    let field = try #require(rules.irqsaveFlag)
+    let offset = try #require(field.offset)
+    func flags(_ symbol: String) throws -> UInt32 {
+      let bytes = try elf.bytes(atVirtualAddress: try #require(elf.address(of: symbol)) + offset, count: 4)
+      return bytes.reversed().reduce(0) { $0 << 8 | UInt32($1) }
+    }
+    // sync_data.c: console and dynamic-locks are IRQ-save; work.spin and isr-misuse are plain.
+    #expect(try flags("klock_console") & field.mask != 0)
+    #expect(try flags("klock_dynamic_registry") & field.mask != 0)
+    #expect(try flags("klock_work_spin") & field.mask == 0)
+    #expect(try flags("klock_isr_misuse") & field.mask == 0)
+    #expect(throws: ISRCheckError.self) {
+      try ISRRules(text: "entry isr_stubs # x\nirqsave-flag klock.no_such_member 0x1 # y\n")
+        .resolvingFieldOffsets(elfPath: kernel)
+    }
   }
 
   /// Runs the smptop binary that `swift build --build-tests` put next to the test bundle.

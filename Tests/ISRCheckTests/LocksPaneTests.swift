@@ -20,7 +20,9 @@ import Testing
   @Test func staticFindingsAppearBesideRunTimeCountersOnTheRealGuest() async throws {
     let kernel = try GuestKernel.build()
     let elf = try ELFFile(path: kernel)
-    let report = try ISRAnalysis.run(elf: elf, rules: try ISRRules(path: GuestRulesPath.path()), locator: nil)
+    let report = try ISRAnalysis.run(
+      elf: elf, rules: try ISRRules(path: GuestRulesPath.path()).resolvingFieldOffsets(elfPath: kernel),
+      locator: nil)
     let summary = report.lockSummary
     let isrMisuse = try #require(elf.address(of: "klock_isr_misuse"))
     let workMutex = try #require(elf.address(of: "klock_work_mutex"))
