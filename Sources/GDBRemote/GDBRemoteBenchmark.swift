@@ -74,10 +74,8 @@ public enum GDBRemoteBenchmark {
           }
         }
       })
-    connection.selectedThread = nil
     results.append(
       try measure("\(threads.count)×(Hg+g) pipelined", iterations: iterations) { () throws(GDBRemoteError) in
-        connection.selectedThread = nil
         _ = try connection.readBatch(registersOf: threads, memory: [])
       })
     try connection.setPhysicalMemoryMode(true)
@@ -94,7 +92,6 @@ public enum GDBRemoteBenchmark {
     results.append(
       try measure("snapshot: \(threads.count)×(Hg+g) + 12 KiB, one write", iterations: iterations) {
         () throws(GDBRemoteError) in
-        connection.selectedThread = nil
         _ = try connection.readBatch(
           registersOf: threads,
           memory: [MemoryRange(address: memoryAddress, count: 12 * 1024, space: .physical)])

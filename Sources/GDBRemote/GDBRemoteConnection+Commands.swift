@@ -95,7 +95,6 @@ extension GDBRemoteConnection {
     }
     supportedFeatures = features
     usesMultiprocess = features["multiprocess"] == "+"
-    selectedThread = nil
     physicalMode = nil
     if features["qXfer:features:read"] == "+" {
       targetDescription = try fetchTargetDescription()
@@ -142,6 +141,7 @@ extension GDBRemoteConnection {
   /// Fetches and parses `target.xml` and the files it includes.
   public func fetchTargetDescription() throws(GDBRemoteError) -> TargetDescription {
     let main = try readFeatureFile("target.xml")
+    targetXML = main
     return try TargetDescription.parse(xml: main, name: "target.xml") { href throws(GDBRemoteError) in
       try self.readFeatureFile(href)
     }
@@ -219,15 +219,16 @@ extension GDBRemoteConnection {
     return first
   }
 
-  /// Selects `thread` for register and memory access (`Hg`), unless already selected.
+  /// Selects `thread` for register and memory access (`Hg`).
+  ///
+  /// The selection lasts only until the VM next stops (QEMU 7.2 then selects the stopping
+  /// vCPU, and a QMP `stop`/`cont` by anyone counts): the reads of this module send their own
+  /// `Hg` in the same write as the requests that depend on it.
   public func selectThread(_ thread: ThreadID) throws(GDBRemoteError) {
     try requireStopped("select a thread")
-    if selectedThread == thread { return }
     let query = "Hg\(spelling(thread))"
-    selectedThread = nil
     let reply = answerPayload(try exchangeOne(query))
     try GDBRemoteConnection.checkOK(reply, for: query)
-    selectedThread = thread
   }
 
   // MARK: Registers
@@ -266,9 +267,13 @@ extension GDBRemoteConnection {
     guard let register = target.register(number: number) else {
       throw GDBRemoteError(.unknownRegister, "the target description has no register number \(number)")
     }
-    try selectThread(thread)
+    try requireStopped("read a register")
+    // `Hg` and `p` in one write: a stop between two writes would reset the selection.
+    let select = "Hg\(spelling(thread))"
     let query = "p\(Hex.string(UInt64(number)))"
-    let reply = answerPayload(try exchangeOne(query))
+    let answers = try exchange([(select, .reply), (query, .reply)])
+    try GDBRemoteConnection.checkOK(answerPayload(try answers[0].get()), for: select)
+    let reply = answerPayload(try answers[1].get())
     try GDBRemoteConnection.checkContent(reply, for: query)
     if reply.allSatisfy({ $0 == UInt8(ascii: "x") }) {
       throw GDBRemoteError(
@@ -318,11 +323,15 @@ extension GDBRemoteConnection {
     }
     var queries: [(String, Expectation)] = []
     var prerequisites = 0
-    if physicalMode != physical {
+    let switchesMode = physicalMode != physical
+    if switchesMode {
       queries.append(("Qqemu.PhyMemMode:\(physical ? 1 : 0)", .reply))
       prerequisites += 1
+      // Unknown until its `OK` arrives.
+      physicalMode = nil
     }
-    if !physical, let thread, thread != selectedThread {
+    if !physical, let thread {
+      // Led by its own `Hg` in the same write: a stop since any earlier one resets it.
       queries.append(("Hg\(spelling(thread))", .reply))
       prerequisites += 1
     }
@@ -334,23 +343,36 @@ extension GDBRemoteConnection {
     for (start, data) in chunks {
       queries.append(("M\(Hex.string(start)),\(Hex.string(UInt64(data.count))):\(Hex.string(data))", .reply))
     }
+    // Each window repeats the prerequisites, so every `M` is led by its own `Hg` in the
+    // same write.
+    let head = Array(queries[0..<prerequisites])
     var answers: [Result<Answer, GDBRemoteError>] = []
-    var start = 0
+    var start = prerequisites
+    let window = max(1, GDBRemoteConnection.pipelineWindow - prerequisites)
     while start < queries.count {
-      let end = min(queries.count, start + GDBRemoteConnection.pipelineWindow)
-      answers += try exchange(Array(queries[start..<end]), timeout: timeout)
+      let end = min(queries.count, start + window)
+      let round = try exchange(head + Array(queries[start..<end]), timeout: timeout)
+      for i in 0..<prerequisites {
+        let reply = answerPayload(try round[i].get())
+        try GDBRemoteConnection.checkOK(reply, for: queries[i].0)
+        if switchesMode && i == 0 { physicalMode = physical }
+      }
+      answers += round[prerequisites...]
       start = end
-    }
-    for i in 0..<prerequisites {
-      let reply = answerPayload(try answers[i].get())
-      try GDBRemoteConnection.checkOK(reply, for: queries[i].0)
-      if queries[i].0.hasPrefix("Q") { physicalMode = physical } else { selectedThread = thread }
     }
     for (i, (start, data)) in chunks.enumerated() {
       let q = queries[prerequisites + i].0
-      var result = answers[prerequisites + i]
+      var result = answers[i]
       if case .failure(let e) = result, e.isTransient {
-        result = Result { () throws(GDBRemoteError) in try exchangeOne(q, timeout: timeout) }
+        // Repeated with its prerequisites (the failure may have reset the selection).
+        result = Result { () throws(GDBRemoteError) in
+          let again = try exchange(head + [(q, .reply)], timeout: timeout)
+          for j in 0..<prerequisites {
+            try GDBRemoteConnection.checkOK(answerPayload(try again[j].get()), for: queries[j].0)
+          }
+          guard let last = again.last else { throw GDBRemoteError(.protocolViolation, "no result") }
+          return try last.get()
+        }
       }
       let reply = answerPayload(try result.get())
       if reply != Array("OK".utf8) {
@@ -379,13 +401,11 @@ extension GDBRemoteConnection {
   /// stub sends as `O` packets before the final `OK`.
   public func monitorCommand(_ command: String, timeout: Duration? = nil) throws(GDBRemoteError) -> String {
     try requireStopped("run a monitor command")
-    let before = console
-    console.removeAll()
-    defer { console = before + console }
+    commandOutput.removeAll()
     let query = "qRcmd,\(Hex.string(command.utf8))"
     let reply = try request(query, timeout: timeout)
-    let output = String(decoding: console, as: UTF8.self)
-    console.removeAll()
+    let output = String(decoding: commandOutput, as: UTF8.self)
+    commandOutput.removeAll()
     if reply == Array("OK".utf8) { return output }
     try GDBRemoteConnection.checkContent(reply, for: query)
     // Some stubs answer with the hex output itself instead of `O` packets.
@@ -408,9 +428,9 @@ extension GDBRemoteConnection {
     try requireUsable()
     if runState == .stopped || runState == .exited { return nil }
     let before = stopCount
-    let deadline = ContinuousClock.now + (timeout ?? options.interruptTimeout)
+    let deadline = socket.now + (timeout ?? options.interruptTimeout)
     // A stop reply may already be waiting (a breakpoint, a QMP stop).
-    if try awaitStop(after: before, deadline: .now) { return lastStopReply }
+    if try awaitStop(after: before, deadline: socket.now) { return lastStopReply }
     var x = Exchange()
     // With a packet of the stub's unacknowledged, QEMU 7.2 would drop the `\x03`.
     try write(ackOwed ? [UInt8(ascii: "+"), 0x03] : [0x03], deadline: deadline, &x)
@@ -440,7 +460,7 @@ extension GDBRemoteConnection {
     try requireUsable()
     if runState == .stopped || runState == .exited { return lastStopReply }
     let before = stopCount
-    return try awaitStop(after: before, deadline: .now + timeout) ? lastStopReply : nil
+    return try awaitStop(after: before, deadline: socket.now + timeout) ? lastStopReply : nil
   }
 
   /// Resumes all vCPUs (`c`). There is no reply until the target stops again.
@@ -455,7 +475,7 @@ extension GDBRemoteConnection {
       // QEMU 7.2 leaves the single-step flag of a vCPU whose step we interrupted; the
       // first resume stops at once with T05 for it. Absorb that stop and resume again.
       staleStepThread = nil
-      if try awaitStop(after: before, deadline: .now + .milliseconds(300)),
+      if try awaitStop(after: before, deadline: socket.now + .milliseconds(300)),
         let stop = lastStopReply, stop.thread?.tid == stale.tid, stop.signal == 5
       {
         _ = try exchangeOne("c", .acknowledgement)
@@ -490,7 +510,6 @@ extension GDBRemoteConnection {
         "\(thread) is halted (\(info.text)); a step would never finish, so it was not started")
     }
     let query = "vCont;s:\(spelling(thread))"
-    selectedThread = nil
     let limit = timeout ?? options.stepTimeout
     do throws(GDBRemoteError) {
       switch try exchangeOne(query, .stopReply, timeout: limit) {
@@ -505,8 +524,10 @@ extension GDBRemoteConnection {
         throw GDBRemoteError(.protocolViolation, "expected a stop reply", sent: Printable.excerpt(query))
       }
     } catch  where error.code == .timeout {
-      // The vCPU is running (alone) and its step is not finishing: stop it.
-      needsResync = false
+      // The vCPU is running (alone) and its step is not finishing: stop it. Once the `+`
+      // has arrived (the run state says running) only the stop reply is still owed, and a
+      // stop reply is never taken for another request's reply: no probe is needed.
+      if runState == .running { needsResync = false }
       if runState == .stopped { runState = .running }
       let stop: StopReply?
       do throws(GDBRemoteError) {

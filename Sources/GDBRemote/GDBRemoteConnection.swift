@@ -11,12 +11,21 @@
 ///
 /// * Framing, checksums and acknowledgements. QEMU 7.2 has no `QStartNoAckMode`, so the
 ///   stub's `+` is consumed (it tells which request a reply belongs to), every packet
-///   received is acknowledged (by the `++` that starts the next burst, see `ackOwed`),
-///   a `-` makes us resend (a bounded number of times), and a reply with a bad checksum
-///   is answered with `-` when it is the last one due, or repeated on its own otherwise.
+///   received is acknowledged (by the `++` that starts the next burst, see `ackOwed`), a
+///   `-` for the last request of a burst makes us resend it (a bounded number of times), and
+///   a reply with a bad checksum is answered with `-` when it is the only one due.
+///   Nothing is ever resent because an answer is slow: TCP loses nothing, and a request
+///   such as `c`, `vCont;s` or `qRcmd` must not run twice.
+/// * Every result belongs to its request. The stub answers in order, so replies are matched
+///   to requests by position while the stream is *aligned*. Whatever makes the position
+///   uncertain (a timeout, a damaged or oversized packet where a reply was due, a stop reply
+///   that arrives while requests are still unacknowledged, which on QEMU 7.2 means the VM
+///   was resumed behind our back and may have swallowed one of them) fails the requests
+///   still unanswered with a typed error, and the next burst starts with a probe whose
+///   reply is unique (see ``ResyncProbe``): everything before that reply is dropped.
 /// * Unsolicited stop replies (`T02` when the VM stops behind our back) are recorded in
 ///   ``stopReplies`` and never taken for a command's reply; `O` console output is
-///   collected (``takeConsoleOutput()``).
+///   collected (``takeConsoleOutput()``); `F` (File-I/O) requests are counted and ignored.
 /// * Pipelining: independent requests go out in one write and their replies are read in
 ///   order (``pipeline(_:timeout:)``, ``readBatch(registersOf:memory:timeout:)``).
 /// * Run state: commands that need a stopped target refuse to run while the target is
@@ -32,10 +41,11 @@ public final class GDBRemoteConnection {
     public var interruptTimeout: Duration = .seconds(3)
     /// How long connecting may take.
     public var connectTimeout: Duration = .seconds(5)
-    /// How long to wait for the stub's `+` for a lone request before sending it again.
+    /// Unused: requests are never resent because their `+` is slow (TCP loses nothing, and
+    /// resending `c`, `vCont;s` or `qRcmd` would run it twice). Kept for source compatibility.
     public var acknowledgementTimeout: Duration = .milliseconds(500)
-    /// How often a packet is resent after a `-`, and how often a corrupt reply is
-    /// requested again.
+    /// How often the last packet of a burst is resent after a `-`, and how often a corrupt
+    /// lone reply is requested again.
     public var maximumRetransmissions: Int = 3
     /// The largest packet accepted from the stub; a longer one is an error value.
     public var maximumPacketSize: Int = 64 * 1024
@@ -64,7 +74,7 @@ public final class GDBRemoteConnection {
     public var packetsSent = 0
     /// Well-formed packets received.
     public var packetsReceived = 0
-    /// Our packets resent after a `-` or a missing `+`.
+    /// Our packets resent after a `-` (never after a missing `+`).
     public var retransmissions = 0
     /// `-` sent for corrupt packets.
     public var naksSent = 0
@@ -80,6 +90,14 @@ public final class GDBRemoteConnection {
     public var unsolicitedStopReplies = 0
     /// `O` console packets.
     public var consolePackets = 0
+    /// `F` File-I/O requests from the stub (ignored: this client serves no host files).
+    public var syscallRequests = 0
+    /// Exchanges whose remaining requests failed because the stream lost its alignment.
+    public var misalignments = 0
+    /// Probes sent to find the start of a clean stream again, and how many were found.
+    public var probesSent = 0
+    /// Probes whose unique reply arrived (the stream was aligned again).
+    public var probesMatched = 0
 
     /// Zero counters.
     public init() {}
@@ -102,7 +120,7 @@ public final class GDBRemoteConnection {
   /// The target description fetched during the handshake.
   public internal(set) var targetDescription: TargetDescription?
 
-  let socket: StreamSocket
+  let socket: any ByteTransport
   var decoder: PacketDecoder
   var outbox: [UInt8] = []
   /// A packet arrived that we have not acknowledged yet.
@@ -114,12 +132,20 @@ public final class GDBRemoteConnection {
   /// unacknowledged, QEMU would swallow the `\x03`). One write per exchange, not two.
   var ackOwed = false
   var console: [UInt8] = []
+  /// Console output that arrived inside the current monitor command's answer.
+  var commandOutput: [UInt8] = []
   var stopCount = 0
-  var consecutiveUnsolicitedNaks = 0
+  /// Whether bytes of earlier requests may still arrive (or their position is unknown): the
+  /// next burst then starts with a probe and drops everything before its reply.
   var needsResync = false
-  /// The thread selected with `Hg`, if known.
-  var selectedThread: ThreadID?
-  /// Whether `Qqemu.PhyMemMode` is on, if known (the stub keeps it across connections).
+  /// Probes sent since the stream was last known to be aligned; each one asks for a reply
+  /// of a different length, so an older probe's late reply never matches a newer one.
+  var unmatchedProbes = 0
+  /// The raw `target.xml` the stub served during the handshake (the probe's expected reply
+  /// is cut from it).
+  var targetXML: [UInt8]?
+  /// Whether `Qqemu.PhyMemMode` is on, if known (the stub keeps it across connections and
+  /// no stop changes it). Cleared before any burst that changes it, set after its `OK`.
   var physicalMode: Bool?
   /// A thread whose step timed out: QEMU 7.2 leaves its single-step flag set, so the next
   /// resume stops at once with `T05` for it.
@@ -136,9 +162,10 @@ public final class GDBRemoteConnection {
     self.decoder = PacketDecoder(maximumPacketSize: options.maximumPacketSize)
   }
 
-  private init(socket: StreamSocket, options: Options) {
+  /// Runs the protocol over any transport (a scripted peer with a virtual clock in tests).
+  init(transport: any ByteTransport, options: Options = Options()) {
     self.options = options
-    self.socket = socket
+    self.socket = transport
     self.decoder = PacketDecoder(maximumPacketSize: options.maximumPacketSize)
   }
 
@@ -149,7 +176,7 @@ public final class GDBRemoteConnection {
     -> GDBRemoteConnection
   {
     let socket = try StreamSocket.connect(to: address, deadline: .now + options.connectTimeout)
-    let connection = GDBRemoteConnection(socket: socket, options: options)
+    let connection = GDBRemoteConnection(transport: socket, options: options)
     try connection.handshake()
     return connection
   }
@@ -176,11 +203,11 @@ public final class GDBRemoteConnection {
   /// Commands then refuse to run until ``interrupt(timeout:)`` has stopped it again.
   public func assumeRunning() {
     if runState == .stopped || runState == .unknown { runState = .running }
-    selectedThread = nil
   }
 
   // MARK: Exchanging packets
 
+  /// What a request is answered with.
   enum Expectation {
     /// An ordinary reply packet.
     case reply
@@ -190,20 +217,44 @@ public final class GDBRemoteConnection {
     case acknowledgement
   }
 
+  /// How a request was answered.
   enum Answer {
     case packet([UInt8])
     case stop(StopReply)
     case acknowledged
   }
 
+  /// One request of an exchange and what has arrived for it.
   struct Slot {
     var text: String
     var framed: [UInt8]
     var expectation: Expectation
-    var sentAt: ContinuousClock.Instant = .now
     var retransmissions = 0
     var naks = 0
     var result: Result<Answer, GDBRemoteError>?
+  }
+
+  /// A request sent at the head of a burst when the stream's position is unknown, whose
+  /// reply no earlier request can have produced: everything that arrives before it is
+  /// dropped, everything after it answers the burst.
+  ///
+  /// The probe reads a slice of `target.xml` that starts at a `<` (so no hex, `OK`, `Exx` or
+  /// thread-list reply can equal it) and is shorter than any chunk the handshake reads; each
+  /// probe sent since the stream was last aligned asks for a different length, so a late
+  /// reply of an older probe never matches. Without a target description the probe is `qC`
+  /// (its `QC` reply is unique to it), which can be used only once per loss of alignment.
+  struct ResyncProbe {
+    var text: String
+    var framed: [UInt8]
+    /// The exact reply, or its first bytes when `prefixOnly`.
+    var expected: [UInt8]
+    var prefixOnly: Bool
+    var matched = false
+
+    /// Whether `payload` is this probe's reply.
+    func matches(_ payload: [UInt8]) -> Bool {
+      prefixOnly ? payload.starts(with: expected) : payload == expected
+    }
   }
 
   /// The bookkeeping of one write-then-read-replies round.
@@ -216,11 +267,21 @@ public final class GDBRemoteConnection {
     var awaitingReply: [Int] = []
     var replyHead = 0
     var unresolved = 0
+    /// The probe at the head of this burst, if the stream had to be found again.
+    var probe: ResyncProbe?
+    /// Whether the stub has begun answering this burst (a `+` of it, or the probe's reply).
+    var answering = false
+    /// Set once the position of the replies is uncertain: nothing more is attributed.
+    var misaligned = false
+    /// A `-` of ours may bring a second copy of a packet after the exchange ends.
+    var mayLeaveStrays = false
 
     var nextAck: Int? { ackHead < awaitingAck.count ? awaitingAck[ackHead] : nil }
     var nextReply: Int? { replyHead < awaitingReply.count ? awaitingReply[replyHead] : nil }
     var pendingAcks: Int { awaitingAck.count - ackHead }
     var pendingReplies: Int { awaitingReply.count - replyHead }
+    /// Whether input is still being dropped until the probe's reply.
+    var draining: Bool { probe.map { !$0.matched } ?? false }
 
     mutating func resolve(_ index: Int, _ result: Result<Answer, GDBRemoteError>) {
       guard slots[index].result == nil else { return }
@@ -256,21 +317,20 @@ public final class GDBRemoteConnection {
   /// Sends `requests` in one write and reads their answers in order.
   ///
   /// Connection-level failures (closed, timeout, I/O) throw; a per-request failure (a
-  /// reply that stayed corrupt) is that request's result.
+  /// reply that stayed corrupt, a reply lost to a misaligned stream) is that request's
+  /// result. A result is only ever the answer of its own request.
   func exchange(
     _ requests: [(String, Expectation)], timeout: Duration? = nil
   ) throws(GDBRemoteError) -> [Result<Answer, GDBRemoteError>] {
     try requireUsable()
     if requests.isEmpty { return [] }
-    if needsResync { try resynchronize() }
-    let deadline = ContinuousClock.now + (timeout ?? options.replyTimeout)
+    let deadline = socket.now + (timeout ?? options.replyTimeout)
     var x = Exchange()
     // Two leading `+`: harmless when the VM is stopped (they acknowledge the stub's last
     // packet). If the VM was resumed behind our back (QMP `cont`), QEMU 7.2 consumes one
     // byte to clear an unacknowledged packet and one to stop the VM (sending `T02`), so
     // the requests after them are not lost.
     var burst: [UInt8] = [UInt8(ascii: "+"), UInt8(ascii: "+")]
-    ackOwed = false
     for (text, expectation) in requests {
       let payload = Array(text.utf8)
       guard payload.count < 4095 else {
@@ -278,16 +338,59 @@ public final class GDBRemoteConnection {
           .invalidArgument, "request of \(payload.count) characters: QEMU drops requests of 4095 or more",
           sent: Printable.excerpt(payload))
       }
-      let framed = PacketEncoder.frame(payload)
-      x.slots.append(Slot(text: text, framed: framed, expectation: expectation))
+      x.slots.append(Slot(text: text, framed: PacketEncoder.frame(payload), expectation: expectation))
       x.awaitingAck.append(x.slots.count - 1)
-      burst += framed
     }
+    if needsResync {
+      let probe = try makeProbe()
+      x.probe = probe
+      burst += probe.framed
+      unmatchedProbes += 1
+      statistics.probesSent += 1
+      statistics.packetsSent += 1
+    }
+    for slot in x.slots { burst += slot.framed }
+    ackOwed = false
     x.unresolved = x.slots.count
     statistics.packetsSent += x.slots.count
-    try write(burst, deadline: deadline, &x)
-    try pump(&x, deadline: deadline) { $0.unresolved == 0 }
+    do throws(GDBRemoteError) {
+      try write(burst, deadline: deadline, &x)
+      try pump(&x, deadline: deadline) { $0.unresolved == 0 }
+    } catch {
+      settle(x)
+      throw error
+    }
+    settle(x)
     return x.slots.map { slot in slot.result ?? .failure(GDBRemoteError(.timeout, "no answer")) }
+  }
+
+  /// Records whether bytes of this exchange may still arrive: then the next burst probes.
+  func settle(_ x: Exchange) {
+    if x.draining { return }  // still set from before
+    if x.misaligned || x.pendingAcks > 0 || x.pendingReplies > 0 || x.mayLeaveStrays || x.unresolved > 0 {
+      needsResync = true
+    }
+  }
+
+  /// The probe for the next burst (see ``ResyncProbe``).
+  func makeProbe() throws(GDBRemoteError) -> ResyncProbe {
+    let length = 8 + unmatchedProbes
+    if let xml = targetXML, let start = xml.firstIndex(of: UInt8(ascii: "<")), length < 64,
+      start + length < xml.count
+    {
+      let text = "qXfer:features:read:target.xml:\(Hex.string(UInt64(start))),\(Hex.string(UInt64(length)))"
+      return ResyncProbe(
+        text: text, framed: PacketEncoder.frame(text),
+        expected: [UInt8(ascii: "m")] + xml[start..<(start + length)], prefixOnly: false)
+    }
+    guard targetXML == nil, unmatchedProbes == 0 else {
+      close()
+      throw GDBRemoteError(
+        .connectionClosed,
+        "the stream could not be realigned: \(unmatchedProbes) probes got no recognisable reply; closed")
+    }
+    return ResyncProbe(
+      text: "qC", framed: PacketEncoder.frame("qC"), expected: Array("QC".utf8), prefixOnly: true)
   }
 
   /// Sends one request and returns its answer.
@@ -320,32 +423,9 @@ public final class GDBRemoteConnection {
   ) throws(GDBRemoteError) {
     try flushOutbox(deadline: deadline, &x)
     while !done(x) {
-      let now = ContinuousClock.now
-      var readDeadline = deadline
-      // A lone request whose `+` is overdue was probably lost (for example eaten by a
-      // running VM): send it again. With several outstanding we cannot tell which one
-      // was lost, so only the overall deadline applies.
-      if x.pendingAcks == 1, x.pendingReplies == 0, let index = x.nextAck {
-        let due = x.slots[index].sentAt + options.acknowledgementTimeout
-        if due <= now {
-          if x.slots[index].retransmissions < options.maximumRetransmissions {
-            x.slots[index].retransmissions += 1
-            x.slots[index].sentAt = now
-            statistics.retransmissions += 1
-            // Should the first copy be answered after all, its reply is a stray.
-            needsResync = true
-            statistics.packetsSent += 1
-            outbox += x.slots[index].framed
-            try flushOutbox(deadline: deadline, &x)
-            continue
-          }
-        } else if due < readDeadline {
-          readDeadline = due
-        }
-      }
-      let outcome: StreamSocket.ReadOutcome
+      let outcome: TransportReadOutcome
       do throws(GDBRemoteError) {
-        outcome = try socket.read(until: readDeadline)
+        outcome = try socket.read(until: deadline)
       } catch {
         throw fail(error, x)
       }
@@ -356,9 +436,12 @@ public final class GDBRemoteConnection {
       case .endOfFile:
         throw fail(peerClosed(), x)
       case .timedOut:
-        if ContinuousClock.now >= deadline {
-          needsResync = true
-          throw fail(GDBRemoteError(.timeout, "no answer from the stub in time"), x)
+        if socket.now >= deadline {
+          let message =
+            x.draining
+            ? "no answer from the stub in time (the stream is being realigned and its probe got no reply)"
+            : "no answer from the stub in time"
+          throw fail(GDBRemoteError(.timeout, message), x)
         }
       }
     }
@@ -399,80 +482,100 @@ public final class GDBRemoteConnection {
   func handle(_ event: PacketDecoder.Event, _ x: inout Exchange) {
     switch event {
     case .ack:
-      guard let index = x.nextAck else { return }
+      // Before the probe's reply, `+` belongs to earlier requests or to the probe.
+      if x.draining || x.misaligned { return }
+      if let waiting = x.nextReply, x.slots[waiting].expectation == .reply {
+        // A stub finishes one request before it acknowledges the next, so this request's
+        // reply will never come (QEMU 7.2 answers qThreadExtraInfo for an unknown thread
+        // with `+` alone).
+        x.replyHead += 1
+        x.resolve(
+          waiting,
+          .failure(
+            GDBRemoteError(
+              .protocolViolation, "the stub acknowledged the request but sent no reply",
+              sent: Printable.excerpt(x.slots[waiting].text))))
+      }
+      guard let index = x.nextAck else {
+        statistics.garbageBytes += 1
+        return
+      }
       x.ackHead += 1
+      x.answering = true
       switch x.slots[index].expectation {
       case .acknowledgement:
         // A resume: the target runs from here on, until a stop reply says otherwise.
         runState = .running
-        selectedThread = nil
         x.resolve(index, .success(.acknowledged))
       case .stopReply:
         runState = .running
-        selectedThread = nil
         x.awaitingReply.append(index)
       case .reply:
         x.awaitingReply.append(index)
       }
 
     case .nak:
+      if x.draining || x.misaligned { return }
       guard let index = x.nextAck else { return }
       x.ackHead += 1
-      if x.slots[index].retransmissions < options.maximumRetransmissions {
+      x.answering = true
+      let text = x.slots[index].text
+      if index == x.slots.count - 1, x.slots[index].retransmissions < options.maximumRetransmissions {
+        // The last request of the burst: resending it keeps the order of execution.
         x.slots[index].retransmissions += 1
-        x.slots[index].sentAt = .now
         statistics.retransmissions += 1
         statistics.packetsSent += 1
         x.awaitingAck.append(index)
         outbox += x.slots[index].framed
-      } else {
-        x.resolve(
-          index,
-          .failure(
-            GDBRemoteError(
-              .checksumMismatch,
-              "the stub rejected the packet \(x.slots[index].retransmissions + 1) times",
-              sent: Printable.excerpt(x.slots[index].text))))
+        return
       }
+      var rejected = GDBRemoteError(
+        .checksumMismatch, "the stub rejected the packet \(x.slots[index].retransmissions + 1) times",
+        sent: Printable.excerpt(text))
+      if index != x.slots.count - 1 {
+        // Resent now, it would run after the requests behind it, which may depend on it
+        // (`g` after `Hg`): fail it and them instead; their answers are still consumed.
+        rejected.message = "the stub rejected the packet in the middle of a burst"
+        rejected.isTransient = true
+        for later in (index + 1)..<x.slots.count where x.slots[later].result == nil {
+          var skipped = GDBRemoteError(
+            .replyLost, "an earlier request of the same burst was rejected by the stub",
+            sent: Printable.excerpt(x.slots[later].text))
+          skipped.isTransient = true
+          x.resolve(later, .failure(skipped))
+        }
+      }
+      x.resolve(index, .failure(rejected))
 
     case .packet(let packet):
       statistics.packetsReceived += 1
-      consecutiveUnsolicitedNaks = 0
       ackOwed = true
       dispatch(packet.payload, &x)
 
     case .checksumMismatch(let received, let computed, let wire):
       statistics.corruptPackets += 1
-      corrupt(
+      ackOwed = true
+      damaged(
         GDBRemoteError(
           .checksumMismatch,
           "reply checksum \(Hex.byte(received)) but the content sums to \(Hex.byte(computed))",
-          received: Printable.excerpt(wire)), &x)
+          received: Printable.excerpt(wire)), canAskAgain: true, &x)
 
     case .malformed(let kind):
-      switch kind {
-      case .restartedByNewPacket:
-        // A fragment followed by a new packet: the fragment is dropped; if it was a
-        // reply, the deadline will say so.
-        statistics.corruptPackets += 1
-      case .invalidChecksumDigits, .invalidRunLength:
-        statistics.corruptPackets += 1
-        corrupt(GDBRemoteError(.checksumMismatch, "garbled reply (\(kind))"), &x)
-      }
+      statistics.corruptPackets += 1
+      ackOwed = true
+      damaged(
+        GDBRemoteError(.checksumMismatch, "garbled reply (\(kind))"),
+        canAskAgain: kind != .restartedByNewPacket, &x)
 
     case .oversized(let length):
       statistics.oversizedPackets += 1
       ackOwed = true
-      if let index = x.nextReply {
-        x.replyHead += 1
-        x.resolve(
-          index,
-          .failure(
-            GDBRemoteError(
-              .packetTooLarge,
-              "the reply exceeded \(options.maximumPacketSize) bytes (\(length) so far) and was discarded",
-              sent: Printable.excerpt(x.slots[index].text))))
-      }
+      damaged(
+        GDBRemoteError(
+          .packetTooLarge,
+          "a packet of more than \(options.maximumPacketSize) bytes (\(length) so far) arrived where the reply was due; discarded"
+        ), canAskAgain: false, &x)
 
     case .garbage(let bytes):
       statistics.garbageBytes += bytes.count
@@ -482,54 +585,97 @@ public final class GDBRemoteConnection {
     }
   }
 
-  /// Handles a reply that arrived damaged.
-  func corrupt(_ error: GDBRemoteError, _ x: inout Exchange) {
-    if let index = x.nextReply {
-      if x.pendingReplies == 1, x.pendingAcks == 0, x.slots[index].naks < options.maximumRetransmissions {
-        // Nothing else is due from the stub, so its last packet is this reply and no `+`
-        // of ours has cleared it (they are deferred): `-` makes it send it again. Should
-        // the damaged packet have been output rather than the reply, the resent copy is
-        // a stray: drain before the next exchange.
+  /// Handles a packet that arrived damaged (bad checksum, broken encoding, cut short by a
+  /// new `$`, or too large to keep): its content, and so whose reply it was, is unknown.
+  func damaged(_ error: GDBRemoteError, canAskAgain: Bool, _ x: inout Exchange) {
+    if x.draining || x.misaligned { return }
+    // Replies follow their `+`: with none due, the damaged packet was unsolicited. It may
+    // have been a stop reply, though, which (as any stop in the middle of a burst) may have
+    // cost a request and reset the `Hg` selection of those not yet run.
+    guard let index = x.nextReply else {
+      if x.pendingAcks > 0, x.answering { misalign(&x, error) }
+      return
+    }
+    let text = x.slots[index].text
+    if x.pendingReplies == 1, x.pendingAcks == 0 {
+      if canAskAgain, x.slots[index].naks < options.maximumRetransmissions {
+        // Nothing else is due from the stub, so its last packet is this reply or one sent
+        // after it; no `+` of ours has cleared it (they are deferred): `-` makes it send it
+        // again. A copy that arrives after the reply is dropped by the next probe.
         x.slots[index].naks += 1
         statistics.naksSent += 1
-        needsResync = true
+        x.mayLeaveStrays = true
         outbox.append(UInt8(ascii: "-"))
-      } else {
-        // In a pipeline a `-` would fetch the stub's latest reply, not this one; fail
-        // this request (callers retry it on its own) and keep the order.
-        x.replyHead += 1
-        ackOwed = true
-        var failure = error.sending(x.slots[index].text)
-        failure.isTransient = true
-        x.resolve(index, .failure(failure))
+        return
       }
-    } else if consecutiveUnsolicitedNaks < options.maximumRetransmissions {
-      // Nothing asked for: most likely a damaged stop reply. Ask for it again.
-      consecutiveUnsolicitedNaks += 1
-      statistics.naksSent += 1
-      outbox.append(UInt8(ascii: "-"))
-    } else {
-      ackOwed = true
+      // The only request due fails on its own; should the damaged packet have been
+      // something else, its real reply is dropped by the next probe.
+      x.replyHead += 1
+      x.mayLeaveStrays = true
+      var failure = error.sending(text)
+      failure.isTransient = true
+      x.resolve(index, .failure(failure))
+      return
+    }
+    misalign(&x, error)
+  }
+
+  /// Gives up matching replies to requests for the rest of this exchange: every request
+  /// without a result fails (transient: it may be repeated after the next probe).
+  func misalign(_ x: inout Exchange, _ error: GDBRemoteError) {
+    x.misaligned = true
+    statistics.misalignments += 1
+    let head = x.nextReply
+    for i in x.slots.indices where x.slots[i].result == nil {
+      var failure =
+        i == head
+        ? error.sending(x.slots[i].text)
+        : GDBRemoteError(
+          .replyLost, "the replies lost their order (\(error.message))",
+          sent: Printable.excerpt(x.slots[i].text))
+      failure.isTransient = true
+      x.resolve(i, .failure(failure))
     }
   }
 
-  /// Routes a verified packet: console output, stop reply, or the next request's reply.
+  /// Routes a verified packet: console output, File-I/O, stop reply, the probe's reply, or
+  /// the next request's reply.
   func dispatch(_ payload: [UInt8], _ x: inout Exchange) {
     if GDBRemoteConnection.isConsoleOutput(payload) {
       statistics.consolePackets += 1
       if let text = Hex.decode(payload.dropFirst()) {
-        if console.count + text.count <= 1 << 20 { console += text }
+        // Output between a monitor command's `+` and its reply is that command's (QEMU 7.2
+        // sends it there); any other output, late output of an earlier command included,
+        // is general console output.
+        if !x.draining, !x.misaligned, let index = x.nextReply, x.slots[index].text.hasPrefix("qRcmd,") {
+          if commandOutput.count + text.count <= 1 << 20 { commandOutput += text }
+        } else if console.count + text.count <= 1 << 20 {
+          console += text
+        }
       }
       return
     }
-    var stop: StopReply? = nil
-    if let first = payload.first,
-      first == UInt8(ascii: "T") || first == UInt8(ascii: "S") || first == UInt8(ascii: "W")
-        || first == UInt8(ascii: "X")
-    {
-      stop = StopReply(parsing: payload)
+    if GDBRemoteConnection.isSyscallRequest(payload) {
+      statistics.syscallRequests += 1
+      return
     }
-    if let index = x.nextReply {
+    let stop = GDBRemoteConnection.stopReply(payload)
+    if x.draining {
+      if let probe = x.probe, probe.matches(payload) {
+        x.probe?.matched = true
+        x.answering = true
+        needsResync = false
+        unmatchedProbes = 0
+        statistics.probesMatched += 1
+      } else if let stop {
+        statistics.unsolicitedStopReplies += 1
+        record(stop, solicited: false)
+      } else {
+        statistics.strayPackets += 1
+      }
+      return
+    }
+    if !x.misaligned, let index = x.nextReply {
       switch x.slots[index].expectation {
       case .stopReply:
         x.replyHead += 1
@@ -537,6 +683,8 @@ public final class GDBRemoteConnection {
           record(stop, solicited: true)
           x.resolve(index, .success(.stop(stop)))
         } else {
+          // A resume answered with anything but a stop reply (an error) did not resume.
+          if runState == .running { runState = .stopped }
           x.resolve(index, .success(.packet(payload)))
         }
         return
@@ -548,11 +696,22 @@ public final class GDBRemoteConnection {
         }
       }
     }
-    if let stop {
-      statistics.unsolicitedStopReplies += 1
-      record(stop, solicited: false)
-    } else {
+    guard let stop else {
       statistics.strayPackets += 1
+      return
+    }
+    statistics.unsolicitedStopReplies += 1
+    record(stop, solicited: false)
+    if !x.misaligned, x.pendingAcks > 0, x.answering {
+      // The VM ran during the burst (say, a QMP `cont` from someone else) and stopped again.
+      // QEMU 7.2 stops a running VM on the next byte it receives and drops that byte, so a
+      // request not yet acknowledged may be lost; and every stop resets the `Hg` selection.
+      // Which reply answers which request is no longer known.
+      misalign(
+        &x,
+        GDBRemoteError(
+          .replyLost, "a stop reply (\(stop.raw)) arrived in the middle of the burst",
+          received: Printable.excerpt(stop.raw)))
     }
   }
 
@@ -563,47 +722,40 @@ public final class GDBRemoteConnection {
     return payload.count % 2 == 1 && payload.dropFirst().allSatisfy { Hex.value(of: $0) != nil }
   }
 
+  /// Whether `payload` is a File-I/O request (`Fwrite,1,2,3`): `F`, a lowercase call name
+  /// that is not all hex digits, then the end or a comma.
+  static func isSyscallRequest(_ payload: [UInt8]) -> Bool {
+    guard payload.first == UInt8(ascii: "F") else { return false }
+    let name = payload.dropFirst().prefix { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }
+    guard !name.isEmpty, !name.allSatisfy({ Hex.value(of: $0) != nil }) else { return false }
+    let rest = payload.dropFirst(1 + name.count)
+    return rest.isEmpty || rest.first == UInt8(ascii: ",")
+  }
+
+  /// The stop reply in `payload`, if it is one (`T`, `S`, `W`, `X` and two hex digits).
+  static func stopReply(_ payload: [UInt8]) -> StopReply? {
+    guard let first = payload.first,
+      first == UInt8(ascii: "T") || first == UInt8(ascii: "S") || first == UInt8(ascii: "W")
+        || first == UInt8(ascii: "X")
+    else { return nil }
+    return StopReply(parsing: payload)
+  }
+
   func record(_ stop: StopReply, solicited: Bool) {
     stopCount += 1
     lastStopReply = stop
     stopReplies.append(stop)
     if stopReplies.count > 256 { stopReplies.removeFirst(stopReplies.count - 256) }
     runState = stop.isExit ? .exited : .stopped
-    // QEMU selects the stopping CPU for `g` on a debug stop; forget our selection.
-    selectedThread = nil
-  }
-
-  /// Reads whatever arrives for a short quiet period and records or drops it, so that
-  /// late replies of a timed-out request cannot be taken for the next request's replies.
-  func resynchronize() throws(GDBRemoteError) {
-    needsResync = false
-    var x = Exchange()
-    let hardDeadline = ContinuousClock.now + .seconds(1)
-    while ContinuousClock.now < hardDeadline {
-      let quiet = min(hardDeadline, .now + .milliseconds(50))
-      let outcome = try socket.read(until: quiet)
-      switch outcome {
-      case .data(let bytes):
-        process(bytes, &x)
-        try flushOutbox(deadline: hardDeadline, &x)
-      case .endOfFile:
-        throw peerClosed()
-      case .timedOut:
-        return
-      }
-    }
   }
 
   /// Reads input until a new stop reply has been recorded or the deadline passes.
   /// Returns whether one arrived.
   func awaitStop(after count: Int, deadline: ContinuousClock.Instant) throws(GDBRemoteError) -> Bool {
     var x = Exchange()
-    let resyncWanted = needsResync
     do throws(GDBRemoteError) {
       try pump(&x, deadline: deadline) { _ in self.stopCount > count }
     } catch  where error.code == .timeout {
-      // Waiting for a stop that does not come is not a lost reply.
-      needsResync = resyncWanted
       return false
     }
     return true

@@ -44,6 +44,11 @@ public struct GDBRemoteError: Error, Sendable, Equatable, CustomStringConvertibl
     case unknownRegister
     /// An argument was outside what the protocol or the stub accepts.
     case invalidArgument
+    /// The stream lost its order before this request was answered (the VM was resumed and
+    /// stopped during the burst, or a damaged packet arrived where a reply was due), so its
+    /// reply could not be told apart from others. The request may or may not have run; the
+    /// connection finds its place again (with a probe) before the next request.
+    case replyLost
   }
 
   /// The kind of failure.

@@ -59,7 +59,6 @@ public struct PacketDecoder: Sendable {
   private enum State: Sendable {
     case idle
     case payload
-    case escape
     case runCount
     case checksumHigh
     case checksumLow(UInt8)
@@ -75,6 +74,11 @@ public struct PacketDecoder: Sendable {
   private var sum: UInt8 = 0
   private var garbage: [UInt8] = []
   private var skippedLength = 0
+  /// A `}` arrived and the next payload byte is to be XORed with 0x20.
+  private var escapePending = false
+  /// The last payload byte as it was on the wire (after run-length expansion, before
+  /// unescaping): what a `*` repeats.
+  private var lastWire: UInt8?
 
   /// Creates a decoder that keeps packets up to `maximumPacketSize` bytes (64 KiB by default).
   public init(maximumPacketSize: Int = 64 * 1024) {
@@ -110,7 +114,7 @@ public struct PacketDecoder: Sendable {
   private mutating func consume(_ buffer: UnsafeBufferPointer<UInt8>, _ events: inout [Event]) {
     var i = 0
     while i < buffer.count {
-      if case .payload = state {
+      if case .payload = state, !escapePending {
         // Fast path: copy a run of ordinary payload bytes at once.
         let room = maximumPacketSize - max(wire.count, payload.count)
         let end = min(buffer.count, i + max(0, room))
@@ -129,6 +133,7 @@ public struct PacketDecoder: Sendable {
           wire.append(contentsOf: run)
           payload.append(contentsOf: run)
           for b in run { sum &+= b }
+          lastWire = buffer[j - 1]
           i = j
           continue
         }
@@ -142,6 +147,8 @@ public struct PacketDecoder: Sendable {
   /// Forgets any partial packet and pending garbage, as after a reconnect.
   public mutating func reset() {
     state = .idle
+    escapePending = false
+    lastWire = nil
     wire.removeAll(keepingCapacity: true)
     payload.removeAll(keepingCapacity: true)
     garbage.removeAll(keepingCapacity: true)
@@ -151,6 +158,8 @@ public struct PacketDecoder: Sendable {
 
   private mutating func beginPacket() {
     state = .payload
+    escapePending = false
+    lastWire = nil
     wire.removeAll(keepingCapacity: true)
     payload.removeAll(keepingCapacity: true)
     sum = 0
@@ -169,6 +178,18 @@ public struct PacketDecoder: Sendable {
     wire.removeAll(keepingCapacity: false)
     payload.removeAll(keepingCapacity: false)
     state = .skipping
+  }
+
+  /// Appends one payload byte as sent (after run-length expansion), undoing `}` escapes.
+  private mutating func unescape(_ byte: UInt8) {
+    if escapePending {
+      payload.append(byte ^ 0x20)
+      escapePending = false
+    } else if byte == UInt8(ascii: "}") {
+      escapePending = true
+    } else {
+      payload.append(byte)
+    }
   }
 
   private mutating func step(_ byte: UInt8, _ events: inout [Event]) {
@@ -192,14 +213,14 @@ public struct PacketDecoder: Sendable {
         if garbage.count >= 256 { flushGarbage(&events) }
       }
 
-    case .payload, .escape, .runCount:
+    case .payload, .runCount:
       if byte == UInt8(ascii: "$") {
         events.append(.malformed(.restartedByNewPacket))
         beginPacket()
         return
       }
       if byte == UInt8(ascii: "#") {
-        if case .payload = state {
+        if case .payload = state, !escapePending {
           state = .checksumHigh
         } else {
           // A packet may not end inside an escape or a run length.
@@ -214,13 +235,12 @@ public struct PacketDecoder: Sendable {
       }
       wire.append(byte)
       sum &+= byte
-      switch state {
-      case .escape:
-        payload.append(byte ^ 0x20)
-        state = .payload
-      case .runCount:
-        // gdb: the count character minus 29 is the number of extra copies (`0* ` = `0000`).
-        guard byte >= 32, byte <= 126, let last = payload.last else {
+      if case .runCount = state {
+        // gdb: the count character minus 29 is the number of extra copies (`0* ` = `0000`)
+        // of the previous character *as sent*. Run lengths are expanded before escapes are
+        // undone (gdb's read_frame, then remote_unescape_input), so after `}]` the copies are
+        // literal `]`, not the `}` that the escape stood for.
+        guard byte >= 32, byte <= 126, let last = lastWire else {
           events.append(.malformed(.invalidRunLength))
           state = .skipping
           skippedLength = wire.count
@@ -231,27 +251,26 @@ public struct PacketDecoder: Sendable {
           startSkipping(length: payload.count + extra, &events)
           return
         }
-        payload.append(contentsOf: repeatElement(last, count: extra))
+        for _ in 0..<extra { unescape(last) }
         state = .payload
-      default:
-        if byte == UInt8(ascii: "}") {
-          state = .escape
-        } else if byte == UInt8(ascii: "*") {
-          guard !payload.isEmpty else {
-            events.append(.malformed(.invalidRunLength))
-            state = .skipping
-            skippedLength = wire.count
-            return
-          }
-          state = .runCount
-        } else {
-          guard payload.count < maximumPacketSize else {
-            startSkipping(length: payload.count + 1, &events)
-            return
-          }
-          payload.append(byte)
-        }
+        return
       }
+      if byte == UInt8(ascii: "*") {
+        guard lastWire != nil else {
+          events.append(.malformed(.invalidRunLength))
+          state = .skipping
+          skippedLength = wire.count
+          return
+        }
+        state = .runCount
+        return
+      }
+      guard payload.count < maximumPacketSize else {
+        startSkipping(length: payload.count + 1, &events)
+        return
+      }
+      lastWire = byte
+      unescape(byte)
 
     case .checksumHigh:
       if byte == UInt8(ascii: "$") {

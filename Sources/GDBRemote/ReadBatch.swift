@@ -58,8 +58,9 @@ extension GDBRemoteConnection {
   /// Reads the registers of many threads and many memory ranges in one write and one
   /// read loop: the "stopped snapshot" primitive.
   ///
-  /// The requests (`Hg`+`g` per thread; `Qqemu.PhyMemMode` and `Hg` only where the mode
-  /// or thread changes; `m` per chunk of at most 2048 bytes within a page) are written at
+  /// The requests (`Hg`+`g` per thread; `Qqemu.PhyMemMode` only where the mode changes,
+  /// `Hg` before the first request of each round that depends on a thread and wherever the
+  /// thread changes; `m` per chunk of at most 2048 bytes within a page) are written at
   /// once and the replies read in order. A request whose reply arrives corrupt is
   /// repeated on its own; a short read is continued.
   ///
@@ -202,7 +203,9 @@ extension GDBRemoteConnection {
     var roles: [Role] = []
     // Indices of the prerequisite requests each op depends on.
     var dependencies: [[Int]] = []
-    var plannedThread = selectedThread
+    // No `Hg` is taken from earlier writes: every stop (a step, a QMP `stop`/`cont` by
+    // anyone) resets QEMU's selection, so each round leads with its own.
+    var plannedThread: ThreadID? = nil
     var plannedMode = physicalMode
     var lastSelect: Int? = nil
     var lastMode: Int? = nil
@@ -238,6 +241,10 @@ extension GDBRemoteConnection {
       dependencies.append(deps)
     }
 
+    // The mode is unknown from the moment a request that changes it is sent until its `OK`.
+    if roles.contains(where: { if case .mode = $0 { return true } else { return false } }) {
+      physicalMode = nil
+    }
     let answers = try exchange(requests, timeout: timeout)
     var failedPrerequisite: [Int: GDBRemoteError] = [:]
     var results: [OpResult] = []
@@ -245,15 +252,15 @@ extension GDBRemoteConnection {
     for (r, role) in roles.enumerated() {
       let text = requests[r].0
       switch role {
-      case .select(let t):
-        selectedThread = nil
+      case .select:
         do throws(GDBRemoteError) {
           try GDBRemoteConnection.checkOK(answerPayload(try answers[r].get()), for: text)
-          selectedThread = t
         } catch {
           failedPrerequisite[r] = error
         }
       case .mode(let on):
+        // The stub applies mode requests in order: the last one decides, and one whose
+        // answer was lost (it may or may not have run) leaves the mode unknown.
         physicalMode = nil
         do throws(GDBRemoteError) {
           try GDBRemoteConnection.checkOK(answerPayload(try answers[r].get()), for: text)

@@ -5,11 +5,7 @@ import Glibc
 ///
 /// Internal to the module. Not thread-safe: owned by one ``GDBRemoteConnection``.
 final class StreamSocket {
-  enum ReadOutcome {
-    case data([UInt8])
-    case endOfFile
-    case timedOut
-  }
+  typealias ReadOutcome = TransportReadOutcome
 
   private(set) var descriptor: Int32
   private var buffer = [UInt8](repeating: 0, count: 64 * 1024)

@@ -62,34 +62,32 @@ public struct StopReply: Sendable, Equatable, CustomStringConvertible {
     var thread: ThreadID? = nil
     var process: Int? = nil
     let kind: Kind
+    // Parsed leniently, as gdb does: a field without a colon, a thread id that does not
+    // parse or an odd suffix keeps the rest, so a stop reply is never mistaken for a reply.
     switch bytes[0] {
     case UInt8(ascii: "S"):
-      guard bytes.count == 3 else { return nil }
       kind = .signal(code)
     case UInt8(ascii: "T"):
       kind = .signal(code)
       let rest = bytes[3...]
       for part in rest.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: true) {
         guard let colon = part.firstIndex(of: UInt8(ascii: ":")) else {
-          return nil
+          fields.append(Field(name: String(decoding: part, as: UTF8.self), value: ""))
+          continue
         }
         let name = String(decoding: part[..<colon], as: UTF8.self)
         let value = String(decoding: part[(colon + 1)...], as: UTF8.self)
         fields.append(Field(name: name, value: value))
-        if name == "thread" {
-          guard let t = ThreadID(parsing: value) else { return nil }
-          thread = t
-        }
+        if name == "thread", thread == nil { thread = ThreadID(parsing: value) }
       }
     case UInt8(ascii: "W"), UInt8(ascii: "X"):
       kind = bytes[0] == UInt8(ascii: "W") ? .exited(status: code) : .terminated(signal: code)
       if bytes.count > 3 {
         // `;process:pid`
         let text = String(decoding: bytes[3...], as: UTF8.self)
-        guard text.hasPrefix(";process:"), let p = Hex.number(text.dropFirst(9)),
-          p <= UInt64(Int32.max)
-        else { return nil }
-        process = Int(p)
+        if text.hasPrefix(";process:"), let p = Hex.number(text.dropFirst(9)), p <= UInt64(Int32.max) {
+          process = Int(p)
+        }
       }
     default:
       return nil

@@ -83,6 +83,10 @@ public final class QMPClient: Sendable {
   /// (late replies to timed-out or cancelled calls).
   public var counters: (droppedEvents: Int, unmatchedReplies: Int) { connection.counters }
 
+  /// Messages that were framed but not valid JSON (`inf`, `nan` from QEMU's `%.17g`):
+  /// dropped and counted here; the connection stays open.
+  public var undecodableMessages: Int { connection.undecodableMessages }
+
   // MARK: Commands
 
   /// Executes any QMP command and returns its `return` value.

@@ -35,6 +35,8 @@ final class QMPConnection: Sendable {
     /// When the reader plans to wake up next; a waiter with an earlier deadline pokes the pipe.
     var readerWakeAt: ContinuousClock.Instant?
     var unmatchedReplies = 0
+    /// Messages that framed correctly but did not decode as JSON (dropped, not fatal).
+    var undecodableMessages = 0
 
     func nextDeadline() -> ContinuousClock.Instant? {
       var next = greetingWaiter?.deadline
@@ -320,8 +322,7 @@ final class QMPConnection: Sendable {
     do {
       value = try JSONValue(jsonText: data)
     } catch {
-      let preview = String(decoding: data.prefix(80), as: UTF8.self)
-      finish(with: QMPError(.protocolViolation, "the peer sent malformed JSON: \(preview.debugDescription)"))
+      dropUndecodable(data)
       return
     }
     guard let object = value.objectValue, closedError == nil else { return }
@@ -384,6 +385,48 @@ final class QMPConnection: Sendable {
     }
   }
 
+  /// Drops one framed message that is not valid JSON (QEMU prints doubles with `%.17g`, so a
+  /// statistic can arrive as `inf` or `nan`) and counts it. The stream stays usable: the
+  /// splitter already found where the message ends. When the message names the id of a
+  /// pending command (QEMU writes `"id"` last), that command fails at once with
+  /// `.protocolViolation` instead of waiting for its deadline.
+  private func dropUndecodable(_ data: Data) {
+    let preview = String(decoding: data.prefix(80), as: UTF8.self)
+    let id = QMPConnection.trailingID(in: data)
+    let entry = state.withLock { state -> (command: String, timeout: Duration, waiter: Waiter<JSONValue>)? in
+      state.undecodableMessages += 1
+      guard state.sawFirstMessage, let id else { return nil }
+      return state.pending.removeValue(forKey: id)
+    }
+    guard let entry else { return }
+    entry.waiter.complete(
+      .failure(
+        QMPError(
+          .protocolViolation, "the reply is malformed JSON and was dropped: \(preview.debugDescription)",
+          command: entry.command)))
+  }
+
+  /// The integer after the last `"id":` of a message, if any.
+  static func trailingID(in data: Data) -> Int64? {
+    let bytes = Array(data)
+    let key = Array(#""id""#.utf8)
+    guard bytes.count >= key.count else { return nil }
+    var start = bytes.count - key.count
+    while start >= 0 {
+      if Array(bytes[start..<(start + key.count)]) == key { break }
+      start -= 1
+    }
+    guard start >= 0 else { return nil }
+    var i = start + key.count
+    while i < bytes.count, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: ":") { i += 1 }
+    var digits = ""
+    while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9"), digits.count < 18 {
+      digits.unicodeScalars.append(Unicode.Scalar(bytes[i]))
+      i += 1
+    }
+    return Int64(digits)
+  }
+
   private func deliver(_ event: QMPEvent) {
     let (waiter, subscribers) = state.withLock {
       state -> (Waiter<QMPEvent?>?, [AsyncStream<QMPEvent>.Continuation]) in
@@ -441,4 +484,7 @@ final class QMPConnection: Sendable {
   var counters: (droppedEvents: Int, unmatchedReplies: Int) {
     state.withLock { ($0.droppedEvents, $0.unmatchedReplies) }
   }
+
+  /// Messages dropped because they were not valid JSON.
+  var undecodableMessages: Int { state.withLock { $0.undecodableMessages } }
 }

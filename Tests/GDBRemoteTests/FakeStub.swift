@@ -231,23 +231,22 @@ final class FakeStub: Sendable {
     return [UInt8(ascii: "$")] + wire + [UInt8(ascii: "#")] + Array(hex2(PacketEncoder.checksum(wire)).utf8)
   }
 
-  /// Frames `payload` escaping every byte that may be escaped.
+  /// Frames `payload` escaping every byte whose escaped form is not special.
   static func escapedFrame(_ payload: [UInt8]) -> [UInt8] {
     var wire: [UInt8] = []
     for b in payload {
+      // Not where the escaped form would be `#`, `$` or `*` (0x03, 0x04, 0x0a): a stub
+      // never sends those (`}*` reads as a run length, as in gdb).
+      if b == 0x03 || b == 0x04 || b == 0x0a {
+        wire.append(b)
+        continue
+      }
       wire.append(UInt8(ascii: "}"))
       wire.append(b ^ 0x20)
     }
     return [UInt8(ascii: "$")] + wire + [UInt8(ascii: "#")] + Array(hex2(PacketEncoder.checksum(wire)).utf8)
   }
 }
-
-func hex2(_ b: UInt8) -> String {
-  let s = String(b, radix: 16)
-  return s.count == 1 ? "0" + s : s
-}
-
-func hexString(_ bytes: some Sequence<UInt8>) -> String { bytes.map(hex2).joined() }
 
 /// The behaviour of QEMU 7.2's stub for an x86_64 machine at the reset vector.
 final class QEMU72Model {

@@ -16,21 +16,33 @@ struct SeededGenerator: RandomNumberGenerator {
 
 /// An independent, slow reference decoder for the wire form of one packet.
 func referenceDecode(_ wire: [UInt8]) -> [UInt8]? {
-  var out: [UInt8] = []
+  // gdb's order: run lengths repeat the character as sent (read_frame), then escapes are
+  // undone (remote_unescape_input).
+  var expanded: [UInt8] = []
   var i = 0
   while i < wire.count {
     let c = wire[i]
-    if c == UInt8(ascii: "}") {
-      guard i + 1 < wire.count else { return nil }
-      out.append(wire[i + 1] ^ 0x20)
-      i += 2
-    } else if c == UInt8(ascii: "*") {
-      guard i + 1 < wire.count, let last = out.last, wire[i + 1] >= 32, wire[i + 1] <= 126 else { return nil }
-      out += [UInt8](repeating: last, count: Int(wire[i + 1]) - 29)
+    if c == UInt8(ascii: "*") {
+      guard i + 1 < wire.count, let last = expanded.last, wire[i + 1] >= 32, wire[i + 1] <= 126 else {
+        return nil
+      }
+      expanded += [UInt8](repeating: last, count: Int(wire[i + 1]) - 29)
       i += 2
     } else {
-      out.append(c)
+      expanded.append(c)
       i += 1
+    }
+  }
+  var out: [UInt8] = []
+  var j = 0
+  while j < expanded.count {
+    if expanded[j] == UInt8(ascii: "}") {
+      guard j + 1 < expanded.count else { return nil }
+      out.append(expanded[j + 1] ^ 0x20)
+      j += 2
+    } else {
+      out.append(expanded[j])
+      j += 1
     }
   }
   return out

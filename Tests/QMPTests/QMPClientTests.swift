@@ -218,6 +218,28 @@ import Testing
     #expect(error?.message.contains("malformed JSON") == true)
   }
 
+  @Test func undecodableMessagesAreDroppedAndCountedWithoutClosing() async throws {
+    // QEMU prints doubles with %.17g: a statistic can arrive as `inf` or `nan`, which is not
+    // JSON. One such reply fails its own call; one such event is dropped; nothing else closes.
+    let nanEvent =
+      #"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": {"v": nan}}"# + "\r\n"
+    let peer = try FakeQMPPeer(
+      steps: Self.handshake + [
+        .reply(to: "query-status", with: [nanEvent, #"{"return": {"rate": inf}, "id": @ID@}"# + "\r\n"]),
+        .reply(to: "query-status", with: [Recorded.statusRunning]),
+        .reply(to: "stop", with: [Recorded.stop, Recorded.emptyReturn]),
+      ])
+    let client = try await Self.connect(peer)
+    let error = await #expect(throws: QMPError.self) { try await client.queryStatus() }
+    #expect(error?.code == .protocolViolation)
+    #expect(error?.message.contains("malformed JSON") == true)
+    #expect(client.isConnected)
+    #expect(try await client.queryStatus() == QMPStatus(status: .running, running: true))
+    try await client.stop()
+    #expect(client.undecodableMessages == 2)
+    #expect(client.isConnected)
+  }
+
   @Test func aGdbstubInsteadOfQMPFailsToConnect() async throws {
     let peer = try FakeQMPPeer(steps: [.send("+$T02thread:p01.01;#c5"), .pause(milliseconds: 200)])
     let error = await #expect(throws: QMPError.self) { _ = try await Self.connect(peer) }
