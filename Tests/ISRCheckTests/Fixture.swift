@@ -133,6 +133,11 @@ enum Fixture {
     return directory + "/fixture.elf"
   }
 
+  /// Removes the directory a fixture was built in.
+  static func remove(_ path: String) {
+    try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+  }
+
   /// Runs a build tool in `directory`; throws with its stderr when it fails.
   static func run(_ tool: String, _ arguments: [String], in directory: String) throws {
     let process = Process()

@@ -8,6 +8,7 @@ import Testing
   /// The fixture's report under `rules` (the base rules plus `extra` lines).
   static func report(extra: String = "") throws -> (ISRReport, String) {
     let path = try Fixture.build()
+    defer { Fixture.remove(path) }
     let elf = try ELFFile(path: path)
     let rules = try ISRRules(text: Fixture.rules + "\n" + extra)
     let locator = try SourceLocator(elfPath: path, symbols: elf)
@@ -106,7 +107,9 @@ import Testing
   }
 
   @Test func anotherArchitectureIsRefusedNotMisread() throws {
-    let elf = try ELFFile(path: try Fixture.buildForAArch64())
+    let object = try Fixture.buildForAArch64()
+    defer { Fixture.remove(object) }
+    let elf = try ELFFile(path: object)
     do {
       _ = try CallGraph(elf: elf)
       Issue.record("an AArch64 object was decoded as x86-64")

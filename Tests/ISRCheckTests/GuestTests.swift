@@ -97,6 +97,7 @@ import Testing
 
   @Test func theCommandExitsOneOnAnUndeclaredFindingAndPrintsJSON() throws {
     let elf = try Fixture.build()
+    defer { Fixture.remove(elf) }
     let rules = URL(fileURLWithPath: elf).deletingLastPathComponent().appendingPathComponent("rules.txt").path
     try Fixture.rules.write(toFile: rules, atomically: true, encoding: .utf8)
     let text = try Self.smptop(["isrcheck", elf, "--rules", rules])
