@@ -29,7 +29,7 @@ struct Root: ParsableCommand {
     subcommands: [
       RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
       RecordCommand.self, ReplayCommand.self, BenchCommand.self,
-      KernelCommand.self,
+      KernelCommand.self, ISRCheckCommand.self,
     ])
 }
 

@@ -85,7 +85,9 @@ public func renderFrame(
     into: &g, state: state, generic: generic, hiddenSortKey: state.detail == nil ? layout.hiddenSortKey : nil,
     y: headerHeight, width: width)
   if state.helpVisible {
-    drawHelp(into: &g, area: Rect(x: 0, y: 0, width: width, height: height - 1), glyphs: glyphs)
+    drawHelp(
+      into: &g, area: Rect(x: 0, y: 0, width: width, height: height - 1), glyphs: glyphs,
+      extraLegend: state.staticLockFindings.isEmpty ? [] : [staticFindingsLegend])
   }
   return Frame(grid: g, layout: layout)
 }
