@@ -67,7 +67,8 @@
       let tid = Sched.currentID
       let r = k.pointee.rec
       LockCore.meta(k)
-      if tid == 0 || kword_load_relaxed(&k.pointee.word) != tid {
+      // An interrupt handler is never the owner, even when it interrupted the owning thread.
+      if Sched.inInterrupt || tid == 0 || kword_load_relaxed(&k.pointee.word) != tid {
         r.pointee.misuse_bad_unlock &+= 1
         LockCore.unmeta(k)
         if irqNow { cpu_sti() }
