@@ -143,10 +143,27 @@ import Testing
       ], tornAddress: Images.tableAddress + 1 * stride, tornReads: .max)
     let engine = SnapshotEngine(memory: memory, rootAddress: Images.rootAddress)
     engine.retries = 5
+    engine.patienceNanoseconds = 0
     let snap = try engine.snapshot()
     #expect(snap.lcpus[1].consistency == .inconsistent(retries: 5))
     #expect(snap.lcpus[0].consistency == .consistent)
     #expect(snap.lcpus[3].consistency == .consistent)
+  }
+
+  @Test func liveReadWaitsOutAWriterThatStaysInsideItsWindowForAWhile() throws {
+    // A vCPU descheduled by the host mid-update: torn for many more reads than the quick retries.
+    let stride = UInt64(MemoryLayout<smptop_lcpu>.stride)
+    let memory = TornMemory(
+      image: [
+        Images.rootAddress: Images.bytes(Images.root(lcpus: 4)),
+        Images.tableAddress: Images.tableBytes(Images.lcpus(4)),
+      ], tornAddress: Images.tableAddress + 1 * stride, tornReads: 60)
+    let engine = SnapshotEngine(memory: memory, rootAddress: Images.rootAddress)
+    engine.retries = 5
+    let snap = try engine.snapshot()
+    #expect(snap.lcpus[1].consistency == .consistent)
+    #expect(snap.lcpus[1].irqTimer == 101)
+    #expect(memory.tornReads == 0)
   }
 
   @Test func garbageImagesNeverCrashTheDecoder() throws {
