@@ -34,6 +34,11 @@
 //               for 2 ms stretches on lcpu 2) or reads reentry.rw (reentry.reader) with a
 //               writer pending (reentry.writer, lcpu 2): each such attempt is refused and
 //               counted in misuse_irq_unsafe instead of deadlocking the lcpu.
+//   panic-console default + guard.victim (lcpu 1) takes the console lock and raises #UD while
+//               guard.holder (lcpu 2) holds the console lock's record guard for 200 ms, as
+//               an lcpu updating that record would. The panic path must wait for the guard,
+//               not break it: guard.holder counts a workload check failure if the record's
+//               seq moved while it held the guard (two writers).
 //
 // Every operation counts in the thread's `ops`, the WORKLOAD record's ops[lcpu] and the
 // lcpu's work_loops (the v1 counter).
@@ -72,7 +77,7 @@
 
   /// The lock-exercising workload.
   enum Workload {
-    enum Scenario { case none, normal, deadlock, isrMisuse, convoy, wakeRace, irqReentry }
+    enum Scenario { case none, normal, deadlock, isrMisuse, convoy, wakeRace, irqReentry, panicConsole }
 
     /// Chosen on the command line (default: normal).
     nonisolated(unsafe) static var scenario = Scenario.normal
@@ -110,6 +115,8 @@
         scenario = .wakeRace
       } else if v == "irq-reentry" {
         scenario = .irqReentry
+      } else if v == "panic-console" {
+        scenario = .panicConsole
       } else if v == "none" {
         scenario = .none
       } else {
@@ -135,6 +142,7 @@
       case .convoy: setName("convoy")
       case .wakeRace: setName("wake-race")
       case .irqReentry: setName("irq-reentry")
+      case .panicConsole: setName("panic-console")
       }
       Semaphore(klock_work_slots_ptr()).setCount(2)
       items = LockCore.makeDynamic("work.items", kind: SMPTOP_LOCK_SEMAPHORE)
@@ -179,6 +187,9 @@
         Sched.spawn("reentry.ticket.waiter", lcpu: lcpu(1), kind: 8, reentryTicketWaiter, 0)
         Sched.spawn("reentry.reader", lcpu: lcpu(1), kind: 8, reentryReader, 0)
         Sched.spawn("reentry.writer", lcpu: lcpu(2), kind: 8, reentryWriter, 0)
+      case .panicConsole:
+        Sched.spawn("guard.victim", lcpu: lcpu(1), kind: 8, guardVictim, 0)
+        Sched.spawn("guard.holder", lcpu: lcpu(2), kind: 8, guardHolder, 0)
       default: break
       }
       Console.log("workload: \(cstring: kworkload_scenario()), \(Sched.used) threads")
@@ -595,6 +606,46 @@
       if t.lock() { burn(20); t.unlock() }
       let rw = RWLock(klock_reentry_rw_ptr())
       if rw.readLock() { burn(20); rw.readUnlock() }
+    }
+
+    // MARK: panic-console
+
+    /// Takes the console lock, waits until guard.holder holds the lock's record guard, and
+    /// raises #UD: the panic path then finds its own lcpu holding the console lock.
+    static let guardVictim: Sched.Entry = { _ in
+      let slot = wake_race_slot(lcpu(1))
+      Sched.sleep(microseconds: 300_000)  // let the workload get going first
+      guard Console.lock.lock() else { return }
+      atomic_store_u64(&slot[0], 1)
+      while atomic_load_u64(&slot[1]) == 0 { cpu_pause() }
+      fault_invalid_opcode()
+    }
+
+    /// Holds the console lock's record guard for 200 ms once the victim holds the lock, and
+    /// checks that nobody wrote the record meanwhile.
+    static let guardHolder: Sched.Entry = { _ in
+      let slot = wake_race_slot(lcpu(1))
+      while atomic_load_u64(&slot[0]) == 0 { Sched.sleep(microseconds: 1000) }
+      let k = klock_console_ptr()
+      let r = k.pointee.rec
+      cpu_cli()
+      LockCore.meta(k)
+      let before = atomic_load_u64(&r.pointee.seq)
+      atomic_store_u64(&slot[1], 1)
+      Timer.delay(microseconds: 200_000)
+      let after = atomic_load_u64(&r.pointee.seq)
+      LockCore.unmeta(k)
+      cpu_sti()
+      if before != after {
+        let w = kworkload_record()
+        Sched.preemptDisable()
+        abi_seq_begin(&w.pointee.seq)
+        w.pointee.check_failures &+= 1
+        abi_seq_end(&w.pointee.seq)
+        Sched.preemptEnable()
+      }
+      op()
+      while true { Sched.sleep(microseconds: 100_000) }
     }
   }
 #endif

@@ -18,6 +18,8 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
   case wakeRace = "wake-race"
   /// Timer interrupts that re-enter ticket and rw locks their own lcpu waits for or reads.
   case irqReentry = "irq-reentry"
+  /// lcpu 1 panics holding the console lock while lcpu 2 holds the lock's record guard.
+  case panicConsole = "panic-console"
   /// The default workload with the lock-free (NBBS) buddy allocator.
   case lockfree
   /// lcpu 1 takes a page fault half a second after boot (a panic record to look at).
@@ -32,6 +34,7 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
     case .convoy: "workload=convoy"
     case .wakeRace: "workload=wake-race"
     case .irqReentry: "workload=irq-reentry"
+    case .panicConsole: "workload=panic-console"
     case .lockfree: "alloc=lockfree"
     case .panic: "panic=1 panic.kind=pf"
     }

@@ -1,4 +1,6 @@
+import ELFSymbols
 import Foundation
+import GDBRemote
 import Inspector
 import Testing
 
@@ -66,6 +68,56 @@ import Testing
       for t in end.threads where t.name.hasPrefix("reentry.") {
         #expect(t.ops > before[t.id] ?? 0, "\(t.name) made no progress (\(t.state))")
       }
+    }
+  }
+
+  @Test func thePanicPathWaitsForAnotherLCPUsRecordGuardInsteadOfBreakingIt() async throws {
+    try await BootedGuest.with(smp: 4, append: "workload=panic-console") { guest in
+      // guard.victim panics holding the console lock while guard.holder (another lcpu) holds
+      // the lock's record guard for 200 ms and watches the record's seq; the panic report then
+      // takes the console lock and releases it.
+      let snap = try await guest.waitFor("the panic and the guard check", timeout: .seconds(60)) { snap in
+        snap.lcpus.count == 4 && snap.lcpus[1].state == .halted && snap.lcpus[1].consistency == .consistent
+          && snap.threads.contains { $0.name == "guard.holder" && $0.ops > 0 }
+          && snap.locks.contains { $0.name == "console" && !$0.isHeld && $0.consistency == .consistent }
+      }
+      #expect(snap.workload?.scenario == "panic-console")
+      #expect(snap.workload?.checkFailures == 0, "the console lock record had two writers")
+      let panic = try #require(snap.lcpus[1].panic)
+      #expect(panic.vector == 6 && panic.consistency == .consistent)
+      try await Task.sleep(for: .milliseconds(500))
+      let later = try guest.target.liveSnapshot()
+      #expect(later.lcpus.filter { $0.index != 1 }.allSatisfy { $0.state != .halted })
+    }
+  }
+
+  @Test func aHalfWrittenPanicRecordIsNeverAcceptedByTheLiveReader() async throws {
+    // Started paused: a breakpoint in Panic.backtrace, which runs in the middle of the panic
+    // record's write, stops the VM there.
+    try await BootedGuest.with(smp: 2, append: "panic=1 panic.kind=ud", waitForRunning: false, extra: ["-S"])
+    {
+      guest in
+      let elf = try #require(guest.target.elf)
+      let backtrace = try #require(elf.symbols.first { $0.name.contains("5PanicO9backtrace") })
+      let gdb = try GDBRemoteConnection.connect(to: .unix(path: try #require(guest.qemu.gdbSocketPath)))
+      defer { gdb.close() }
+      try gdb.handshake()
+      let at = String(backtrace.value, radix: 16)
+      #expect(String(decoding: try gdb.request("Z0,\(at),1"), as: UTF8.self) == "OK")
+      try gdb.continue()
+      let stop = try #require(try gdb.waitForStop(timeout: .seconds(60)), "the panic never came")
+      #expect(stop.signal == 5)
+      // Stopped inside the write: the live reader must not accept lcpu 1's record.
+      let torn = try guest.target.liveSnapshot()
+      #expect(torn.lcpus[1].consistency != .consistent, "a half-written panic record was accepted")
+      // Let it finish: the record is complete and consistent.
+      #expect(String(decoding: try gdb.request("z0,\(at),1"), as: UTF8.self) == "OK")
+      try gdb.continue()
+      let done = try await guest.waitFor("the complete panic record") { snap in
+        snap.lcpus.count == 2 && snap.lcpus[1].consistency == .consistent && snap.lcpus[1].state == .halted
+      }
+      let panic = try #require(done.lcpus[1].panic)
+      #expect(panic.vector == 6 && panic.consistency == .consistent && !panic.backtrace.isEmpty)
     }
   }
 

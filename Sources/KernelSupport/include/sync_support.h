@@ -115,7 +115,8 @@ static inline char *kworkload_scenario(void) { return smptop_workload_record.sce
 static inline struct klock *klock_dynamic_at(uint32_t i) { return &klock_dynamic_pool[i]; }
 static inline struct smptop_lock *klock_dynamic_record(uint32_t i) { return &smptop_dynamic_lock_records[i]; }
 static inline uint64_t *work_counter(uint32_t i) { return &work_counters[i]; }
-/** The wake-race scenario's per-lcpu slot: [0] waiter id, [1] armed, [2] condition, [3] wakes. */
+/** Per-lcpu hand-shake words of the workload scenarios (wake-race: [0] waiter id, [1] armed,
+    [2] condition, [3] wake-ups delivered; panic-console: [0] lock taken, [1] guard held). */
 static inline uint64_t *wake_race_slot(uint32_t lcpu) { return wake_race_slots[lcpu]; }
 static inline uint64_t klock_section_start(void) { return (uint64_t)(uintptr_t)__start_smptop_locks; }
 static inline uint64_t klock_section_end(void) { return (uint64_t)(uintptr_t)__stop_smptop_locks; }
