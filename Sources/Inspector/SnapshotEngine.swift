@@ -20,8 +20,10 @@ public final class SnapshotEngine {
   /// After the quick re-reads, how long to keep re-reading a torn record with short sleeps
   /// before marking it inconsistent. Guest windows are a few instructions long, but under
   /// TCG a vCPU thread can be descheduled by the host in the middle of one (more vCPUs than
-  /// host cores), leaving the sequence counter odd for milliseconds.
-  public var patienceNanoseconds: UInt64 = 50_000_000
+  /// host cores), leaving the sequence counter odd for milliseconds. A record that stayed
+  /// torn for the whole patience (e.g. its writer halted mid-update) gets only the quick
+  /// re-reads until it is seen consistent again, so it cannot slow every snapshot down.
+  public var patienceNanoseconds: UInt64 = 200_000_000
   /// Most dynamic locks followed along the guest's list.
   public var maxDynamicLocks = 4096
 
@@ -68,6 +70,8 @@ public final class SnapshotEngine {
   private var tables: [Int: TableLocation] = [:]
   /// Dynamic lock records seen last time, prefetched in the batch.
   private var knownDynamicLocks: [UInt64] = []
+  /// Records that were still torn after the whole patience last time.
+  private var stuck: Set<UInt64> = []
 
   /// An engine over `memory` with the root at `rootAddress`.
   public init(memory: any GuestMemory, rootAddress: UInt64) {
@@ -255,6 +259,7 @@ public final class SnapshotEngine {
       let before = words.before.indices.contains(w) ? words.before[w] : nil
       let after = words.after.indices.contains(w) ? words.after[w] : nil
       if let before, before & 1 == 0, before == after, ABIDecoder.sequence(bytes, at: offset) == before {
+        if !stuck.isEmpty { stuck.remove(address) }
         return (bytes, offset, address, .consistent)
       }
       let (again, consistency) = retry(address: address, size: recordSize)
@@ -318,7 +323,7 @@ public final class SnapshotEngine {
     var last: [UInt8]?
     var attempts = 0
     var pause: UInt32 = 50  // microseconds, doubled up to 1 ms once the quick re-reads failed
-    let giveUp = monotonicNanoseconds() &+ patienceNanoseconds
+    let giveUp = monotonicNanoseconds() &+ (stuck.contains(address) ? 0 : patienceNanoseconds)
     while true {
       let r = memory.read([seq, body, seq])
       guard r.count == 3, case .success(let bytes) = r[1], bytes.count == size else {
@@ -329,6 +334,7 @@ public final class SnapshotEngine {
       if let before = sequenceValue(r[0]), before & 1 == 0, before == sequenceValue(r[2]),
         ABIDecoder.sequence(bytes, at: 0) == before
       {
+        stuck.remove(address)
         return (bytes, .consistent)
       }
       if attempts < max(1, retries) {
@@ -340,6 +346,7 @@ public final class SnapshotEngine {
         break
       }
     }
+    stuck.insert(address)
     return (last, .inconsistent(retries: attempts))
   }
 
