@@ -432,12 +432,20 @@
       let (first, second) = which == 0 ? (a, b) : (b, a)
       first.lock()
       op()
-      Sched.sleep(microseconds: 20_000)
+      // Both hold their first lock before either asks for its second: the cycle forms
+      // whatever the lcpus' timing (a fixed pause let one thread finish first now and then).
+      let held = abbaHeld()
+      _ = atomic_add_u64(held, 1)
+      while atomic_load_u64(held) < 2 { Sched.sleep(microseconds: 1000) }
       second.lock()  // never returns: the other thread holds it and waits for `first`
       op()
       second.unlock()
       first.unlock()
     }
+
+    /// The deadlock scenario's count of abba threads holding their first lock (a hand-shake
+    /// word of lcpu 0's scenario slot, which no other scenario of this run uses).
+    static func abbaHeld() -> UnsafeMutablePointer<UInt64> { scenario_slot(0) }
 
     static let isrVictim: Sched.Entry = { _ in
       let l = SpinLock(klock_isr_misuse_ptr())
@@ -511,7 +519,7 @@
     /// waker has delivered its wake-up, so every wake-up lands between block() and the
     /// re-check: the thread is woken while it is still running.
     static let wakeWaiter: Sched.Entry = { arg in
-      let slot = wake_race_slot(UInt32(arg))
+      let slot = scenario_slot(UInt32(arg))
       let spin = SpinLock(klock_wake_race_spin_ptr())
       atomic_store_u64(&slot[0], Sched.currentID)
       if arg == 0, spin.lock() {
@@ -535,7 +543,7 @@
 
     /// Sets the waiter's condition and wakes it, as soon as it is armed.
     static let wakeWaker: Sched.Entry = { arg in
-      let slot = wake_race_slot(UInt32(arg))
+      let slot = scenario_slot(UInt32(arg))
       let spin = SpinLock(klock_wake_race_spin_ptr())
       var polls: UInt64 = 0
       while true {
@@ -613,7 +621,7 @@
     /// Takes the console lock, waits until guard.holder holds the lock's record guard, and
     /// raises #UD: the panic path then finds its own lcpu holding the console lock.
     static let guardVictim: Sched.Entry = { _ in
-      let slot = wake_race_slot(lcpu(1))
+      let slot = scenario_slot(lcpu(1))
       Sched.sleep(microseconds: 300_000)  // let the workload get going first
       guard Console.lock.lock() else { return }
       atomic_store_u64(&slot[0], 1)
@@ -624,7 +632,7 @@
     /// Holds the console lock's record guard for 200 ms once the victim holds the lock, and
     /// checks that nobody wrote the record meanwhile.
     static let guardHolder: Sched.Entry = { _ in
-      let slot = wake_race_slot(lcpu(1))
+      let slot = scenario_slot(lcpu(1))
       while atomic_load_u64(&slot[0]) == 0 { Sched.sleep(microseconds: 1000) }
       let k = klock_console_ptr()
       let r = k.pointee.rec

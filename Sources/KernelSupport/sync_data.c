@@ -74,7 +74,7 @@ __attribute__((used, aligned(64))) struct smptop_timerq smptop_timerqs[SMPTOP_MA
 /** The workload record (the WORKLOAD table) and its shared counters. */
 __attribute__((used, aligned(64))) struct smptop_workload smptop_workload_record;
 __attribute__((aligned(64))) uint64_t work_counters[8];
-/** The workload scenarios' per-lcpu hand-shake words (sync_support.h, wake_race_slot). */
-__attribute__((aligned(64))) uint64_t wake_race_slots[SMPTOP_MAX_LCPUS][4];
+/** The workload scenarios' per-lcpu hand-shake words (sync_support.h, scenario_slot). */
+__attribute__((aligned(64))) uint64_t scenario_slots[SMPTOP_MAX_LCPUS][4];
 
 #endif

@@ -100,7 +100,7 @@ extern struct smptop_workload smptop_workload_record;
 extern struct klock klock_dynamic_pool[KLOCK_DYNAMIC_MAX];
 extern struct smptop_lock smptop_dynamic_lock_records[KLOCK_DYNAMIC_MAX];
 extern uint64_t work_counters[8];
-extern uint64_t wake_race_slots[SMPTOP_MAX_LCPUS][4];
+extern uint64_t scenario_slots[SMPTOP_MAX_LCPUS][4];
 extern char __start_smptop_locks[], __stop_smptop_locks[];
 
 static inline struct kthread *kthread_at(uint32_t i) { return &kthreads[i]; }
@@ -116,8 +116,9 @@ static inline struct klock *klock_dynamic_at(uint32_t i) { return &klock_dynamic
 static inline struct smptop_lock *klock_dynamic_record(uint32_t i) { return &smptop_dynamic_lock_records[i]; }
 static inline uint64_t *work_counter(uint32_t i) { return &work_counters[i]; }
 /** Per-lcpu hand-shake words of the workload scenarios (wake-race: [0] waiter id, [1] armed,
-    [2] condition, [3] wake-ups delivered; panic-console: [0] lock taken, [1] guard held). */
-static inline uint64_t *wake_race_slot(uint32_t lcpu) { return wake_race_slots[lcpu]; }
+    [2] condition, [3] wake-ups delivered; panic-console: [0] lock taken, [1] guard held;
+    deadlock: lcpu 0's [0] = abba threads holding their first lock). */
+static inline uint64_t *scenario_slot(uint32_t lcpu) { return scenario_slots[lcpu]; }
 static inline uint64_t klock_section_start(void) { return (uint64_t)(uintptr_t)__start_smptop_locks; }
 static inline uint64_t klock_section_end(void) { return (uint64_t)(uintptr_t)__stop_smptop_locks; }
 static inline struct klock_waiter *klock_waiters(struct klock *k) { return k->waiters; }
