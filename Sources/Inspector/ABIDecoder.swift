@@ -169,7 +169,10 @@ public enum ABIDecoder {
       ipiReceived: r.ipi_received, remoteCalls: r.remote_calls, ticks: r.ticks, cyclesIdle: r.cycles_idle,
       cyclesBusy: r.cycles_busy, currentThread: r.current_thread, nextDeadlineTSC: r.next_deadline_tsc,
       lastTickRIP: r.last_tick_rip, lastTickTSC: r.last_tick_tsc, stackBottom: r.stack_bottom,
-      stackTop: r.stack_top, workLoops: r.work_loops, panic: panic, consistency: consistency)
+      stackTop: r.stack_top, workLoops: r.work_loops,
+      scheduler: SchedulerCounters(
+        runqChecks: r.runq_checks, runqCheckFailures: r.runq_check_failures, sleepInAtomic: r.sleep_in_atomic),
+      panic: panic, consistency: consistency)
   }
 
   /// The sequence word of the record at `offset`.

@@ -198,3 +198,20 @@ public struct WaitCycle: Sendable, Codable, Equatable {
   }
   public var steps: [Step]
 }
+
+/// One lcpu's scheduler self-check counters (struct smptop_lcpu, ABI v3).
+public struct SchedulerCounters: Sendable, Codable, Equatable {
+  /// Run-queue self-checks the lcpu ran (one per timer tick once threads run).
+  public var runqChecks: UInt64
+  /// Self-checks that found the run queue and the thread table disagreeing (0 when healthy).
+  public var runqCheckFailures: UInt64
+  /// Times a thread tried to block with preemption off (not switched out, counted).
+  public var sleepInAtomic: UInt64
+
+  /// Creates the counters.
+  public init(runqChecks: UInt64, runqCheckFailures: UInt64, sleepInAtomic: UInt64) {
+    self.runqChecks = runqChecks
+    self.runqCheckFailures = runqCheckFailures
+    self.sleepInAtomic = sleepInAtomic
+  }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import InspectABI
 
 #if canImport(Glibc)
   import Glibc
@@ -50,6 +51,11 @@ public struct RAMLayout: Sendable, Equatable {
 }
 
 /// Guest RAM read live from QEMU's `memory-backend-file,share=on` file, mapped read-only.
+///
+/// The guest writes while we read, so the reads are ordered for the seqlock check
+/// (smptop_seqlock.h): every word read is a load-acquire, and an acquire fence stands before
+/// and after every range copied. A sequence word, a record and the word again therefore read
+/// in that order on any host, also a weakly ordered one (arm64).
 public final class SharedMemory: GuestMemory {
   public let kind = MemorySourceKind.sharedRAM
   public let isLive = true
@@ -83,32 +89,39 @@ public final class SharedMemory: GuestMemory {
   deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
   public func read(_ ranges: [MemoryRange]) -> [Result<[UInt8], GuestMemoryError>] {
-    ranges.map { range in
+    let results = ranges.map { range -> Result<[UInt8], GuestMemoryError> in
       guard range.count >= 0, let offset = layout.fileOffset(of: range.address, count: range.count),
         offset + UInt64(range.count) <= UInt64(length)
       else {
         return .failure(GuestMemoryError(.outOfRange, range, "outside guest RAM (\(length) bytes)"))
       }
+      smptop_seq_fence()  // earlier loads (a sequence word, an earlier range) stay before this copy
       return .success(Array(UnsafeRawBufferPointer(start: base + Int(offset), count: range.count)))
     }
+    smptop_seq_fence()  // this copy's loads stay before any later read
+    return results
   }
 
-  /// Loads each word straight from the mapping: one allocation for all of them.
+  /// Loads each word straight from the mapping (load-acquire): one allocation for all of them.
   public func words(_ addresses: [UInt64]) -> [UInt64?] {
-    addresses.map { address in
+    smptop_seq_fence()  // records copied before stay before these loads
+    return addresses.map { address in
       guard let offset = layout.fileOffset(of: address, count: 8), offset + 8 <= UInt64(length) else {
         return nil
       }
-      return (base + Int(offset)).loadUnaligned(as: UInt64.self)
+      return smptop_seq_load(base + Int(offset))
     }
   }
 
-  /// Copies `count` bytes at `address` into `buffer` without allocating (the hot path).
+  /// Copies `count` bytes at `address` into `buffer` without allocating, between two acquire
+  /// fences like `read`.
   public func copy(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
     guard count >= 0, let offset = layout.fileOffset(of: address, count: count),
       offset + UInt64(count) <= UInt64(length)
     else { return false }
+    smptop_seq_fence()
     memcpy(buffer, base + Int(offset), count)
+    smptop_seq_fence()
     return true
   }
 }

@@ -101,6 +101,8 @@ public struct LCPURecord: Sendable, Codable, Equatable {
   public var stackBottom: UInt64
   public var stackTop: UInt64
   public var workLoops: UInt64
+  /// The scheduler's self-check counters (ABI v3; nil in values made without them).
+  public var scheduler: SchedulerCounters?
   /// The panic record, when the lcpu took an exception.
   public var panic: PanicRecord?
   /// Whether the state fields agree with each other.

@@ -15,8 +15,15 @@ public final class SnapshotEngine {
   public let memory: any GuestMemory
   /// Guest-physical address of `smptop_root`.
   public let rootAddress: UInt64
-  /// Re-reads of a torn record before it is marked inconsistent.
+  /// Quick re-reads of a torn record (a yield between them).
   public var retries = 16
+  /// After the quick re-reads, how long to keep re-reading a torn record with short sleeps
+  /// before marking it inconsistent. Guest windows are a few instructions long, but under
+  /// TCG a vCPU thread can be descheduled by the host in the middle of one (more vCPUs than
+  /// host cores), leaving the sequence counter odd for milliseconds. A record that stayed
+  /// torn for the whole patience (e.g. its writer halted mid-update) gets only the quick
+  /// re-reads until it is seen consistent again, so it cannot slow every snapshot down.
+  public var patienceNanoseconds: UInt64 = 200_000_000
   /// Most dynamic locks followed along the guest's list.
   public var maxDynamicLocks = 4096
 
@@ -63,6 +70,8 @@ public final class SnapshotEngine {
   private var tables: [Int: TableLocation] = [:]
   /// Dynamic lock records seen last time, prefetched in the batch.
   private var knownDynamicLocks: [UInt64] = []
+  /// Records that were still torn after the whole patience last time.
+  private var stuck: Set<UInt64> = []
 
   /// An engine over `memory` with the root at `rootAddress`.
   public init(memory: any GuestMemory, rootAddress: UInt64) {
@@ -250,6 +259,7 @@ public final class SnapshotEngine {
       let before = words.before.indices.contains(w) ? words.before[w] : nil
       let after = words.after.indices.contains(w) ? words.after[w] : nil
       if let before, before & 1 == 0, before == after, ABIDecoder.sequence(bytes, at: offset) == before {
+        if !stuck.isEmpty { stuck.remove(address) }
         return (bytes, offset, address, .consistent)
       }
       let (again, consistency) = retry(address: address, size: recordSize)
@@ -311,20 +321,33 @@ public final class SnapshotEngine {
     let seq = MemoryRange(address: address, count: 8)
     let body = MemoryRange(address: address, count: size)
     var last: [UInt8]?
-    for _ in 1...max(1, retries) {
+    var attempts = 0
+    var pause: UInt32 = 50  // microseconds, doubled up to 1 ms once the quick re-reads failed
+    let giveUp = monotonicNanoseconds() &+ (stuck.contains(address) ? 0 : patienceNanoseconds)
+    while true {
       let r = memory.read([seq, body, seq])
       guard r.count == 3, case .success(let bytes) = r[1], bytes.count == size else {
         return (nil, .unreadable(reason: r.count == 3 ? describe(r[1]) : "not read"))
       }
       last = bytes
+      attempts += 1
       if let before = sequenceValue(r[0]), before & 1 == 0, before == sequenceValue(r[2]),
         ABIDecoder.sequence(bytes, at: 0) == before
       {
+        stuck.remove(address)
         return (bytes, .consistent)
       }
-      sched_yield()
+      if attempts < max(1, retries) {
+        sched_yield()
+      } else if monotonicNanoseconds() < giveUp {
+        usleep(pause)
+        pause = min(pause * 2, 1000)
+      } else {
+        break
+      }
     }
-    return (last, .inconsistent(retries: retries))
+    stuck.insert(address)
+    return (last, .inconsistent(retries: attempts))
   }
 
   private func sequenceValue(_ result: Result<[UInt8], GuestMemoryError>) -> UInt64? {

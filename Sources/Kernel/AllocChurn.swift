@@ -189,9 +189,11 @@
         let o = abi_alloc_orders()[k]
         total &+= (o.free_blocks &+ o.used_blocks) << UInt64(k)
       }
+      Sched.preemptDisable()  // the seq must not stay odd while another context runs here
       abi_seq_begin(&a.pointee.seq)
       abi_store(&a.pointee.churn_checks, a.pointee.churn_checks &+ 1)
       abi_seq_end(&a.pointee.seq)
+      Sched.preemptEnable()
       guard heap0 == heap1 else { return }  // the heap moved meanwhile: inconclusive, not a failure
       let start = a.pointee.start_free_pages
       if walked != counted || counted &+ heap1 != start &+ startHeapPages

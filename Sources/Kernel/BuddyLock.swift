@@ -26,10 +26,25 @@
     }
 
     /// Takes the lock (interrupts stay off while it is held); returns whether they were on.
+    /// A refusal (this lcpu already holds it: the allocator re-entered itself) would leave the
+    /// caller working on the free lists unlocked, so it stops this lcpu instead.
     @inline(__always) func lock() -> Bool {
       let irqs = cpu_irqs_enabled()
-      if let inner { _ = inner.lock() } else { _ = fallback.lock() }
+      if let inner {
+        if !inner.lock() { BuddyLock.refused() }
+      } else {
+        _ = fallback.lock()
+      }
       return irqs
+    }
+
+    /// Reports a refused allocator lock and halts this lcpu (HALTED, LCPU.errorLockRefused).
+    @inline(never)
+    static func refused() -> Never {
+      cpu_cli()
+      Console.emergency("buddy: lcpu \(LCPU.currentIndex) re-entered an allocator lock it holds; halting it")
+      LCPU.halt(errorCode: LCPU.errorLockRefused)
+      cpu_halt_forever()
     }
 
     /// Releases it; the registered lock restores the interrupt flag itself.

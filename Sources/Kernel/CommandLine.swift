@@ -15,8 +15,9 @@
 //                      (1 s stretches, near-continuous: for throughput). AllocChurn.swift
 //   alloc.churn_s=N    stop the churn N s after boot (final checkpoint, then quiescent)
 //   alloc.spread=off   lock-free searches all start at the same node (default on: per lcpu)
-//   workload=W         lock workload (Workload.swift): default, deadlock, isr-misuse, convoy
-//                      (each adds its scenario's threads to the default ones) or none
+//   workload=W         lock workload (Workload.swift): default, deadlock, isr-misuse, convoy,
+//                      wake-race, irq-reentry, panic-console (each adds its scenario's threads to the
+//                      default ones) or none
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 

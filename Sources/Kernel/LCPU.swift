@@ -16,6 +16,16 @@
   enum LCPU {
     /// HALTED error code of an lcpu that never answered INIT-SIPI-SIPI.
     static let errorDidNotStart: UInt64 = 0x100
+    /// HALTED error code of an lcpu whose allocator lock refused it (BuddyLock.refused).
+    static let errorLockRefused: UInt64 = 0x101
+    /// start_claim values: the AP claimed its INIT record, or the BSP gave up on it.
+    static let claimedByAP: UInt64 = 1, claimedByBSP: UInt64 = 2
+
+    /// Claims lcpu `i`'s INIT record for one writer (an AP starting, or the BSP giving up on
+    /// it): the first compare-and-swap wins, the loser leaves the record alone.
+    static func claimStart(_ i: UInt32, by who: UInt64) -> Bool {
+      atomic_cas_u64(&area(i).pointee.start_claim, 0, who)
+    }
 
     /// Number of lcpus found in the MADT (the BSP included).
     nonisolated(unsafe) static var count: UInt32 = 0

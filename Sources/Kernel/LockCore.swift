@@ -10,7 +10,9 @@
 //    with interrupts enabled elsewhere (SEEN_IRQS_ON); misuse_irq_unsafe counts every
 //    interrupt-context acquisition (or attempt) once both were seen, plus the one that
 //    first completed the pair. An interrupt finding its own lcpu holding a spin, ticket
-//    or rw lock counts there too and fails instead of deadlocking.
+//    or rw lock counts there too and fails instead of deadlocking, and so does one finding
+//    its lcpu waiting for a ticket or rw lock (it would queue behind the thread it
+//    interrupted) or inside an rw read section (a pending writer would hold it off for good).
 //  - sleep-in-irq: a mutex or semaphore taken in interrupt context (fails).
 //  - recursion: a non-recursive lock re-taken by its holder (fails).
 //  - bad unlock: released by a non-holder (ignored after counting).
@@ -24,7 +26,7 @@
 
     static let noLCPU = UInt32(SMPTOP_NO_LCPU)
 
-    static func meta(_ k: Lock) { kmeta_lock(&k.pointee.meta) }
+    static func meta(_ k: Lock) { kmeta_lock(&k.pointee.meta, UInt64(LCPU.currentIndex) &+ 1) }
     static func unmeta(_ k: Lock) { kmeta_unlock(&k.pointee.meta) }
 
     static func has(_ k: Lock, _ f: smptop_lock_flag) -> Bool {
@@ -154,6 +156,16 @@
       let r = k.pointee.rec
       return r.pointee.holder_lcpu == LCPU.currentIndex
         && (Sched.inInterrupt || r.pointee.holder_thread == Sched.contextID)
+    }
+
+    /// Whether this lcpu is listed as waiting for the lock (a thread or handler spinning here).
+    /// An interrupt handler that queued behind its own lcpu's spinning thread would never be
+    /// served: the thread cannot go on until the handler returns.
+    static func waitsHere(_ k: Lock) -> Bool {
+      let w = klock_waiters(k)
+      let lcpu = LCPU.currentIndex
+      for i in 0..<Int(k.pointee.nwaiters) where w[i].lcpu == lcpu { return true }
+      return false
     }
 
     /// A refused re-entry: an interrupt on the holder's lcpu (irq-unsafe) or plain recursion.

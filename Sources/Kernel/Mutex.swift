@@ -55,7 +55,9 @@
       LockCore.addWaiter(k, since: rdtsc(), site: site)
       Sched.block(SMPTOP_THREAD_BLOCKED_LOCK, on: abi_addr(k))
       LockCore.unmeta(k)
-      while kword_load(&k.pointee.word) != tid { Sched.schedule() }
+      // Handed over once the word names this thread; leave only after the unlocker's wake-up
+      // too, so it cannot arrive late and end a later, unrelated wait of this thread.
+      while kword_load(&k.pointee.word) != tid || Sched.thread(tid).pointee.woken == 0 { Sched.schedule() }
       if irqOn { cpu_sti() }
       return true
     }
@@ -67,7 +69,8 @@
       let tid = Sched.currentID
       let r = k.pointee.rec
       LockCore.meta(k)
-      if tid == 0 || kword_load_relaxed(&k.pointee.word) != tid {
+      // An interrupt handler is never the owner, even when it interrupted the owning thread.
+      if Sched.inInterrupt || tid == 0 || kword_load_relaxed(&k.pointee.word) != tid {
         r.pointee.misuse_bad_unlock &+= 1
         LockCore.unmeta(k)
         if irqNow { cpu_sti() }

@@ -43,6 +43,10 @@
       // A fault inside this handler: the record is already (being) written; just stop.
       guard r.pointee.panic.seq == 0 else { cpu_halt_forever() }
 
+      // The panic record lies inside the lcpu record: write it inside the lcpu record's seq
+      // too (still open if the exception interrupted an update of the record, which will
+      // never finish now), so a reader checking that seq never accepts it half-written.
+      if r.pointee.seq & 1 == 0 { abi_seq_begin(&r.pointee.seq) }
       let p = abi_lcpu_panic(r)
       abi_seq_begin(&p.pointee.seq)
       p.pointee.vector = vector
@@ -55,6 +59,7 @@
       p.pointee.tsc = rdtsc()
       p.pointee.frames = backtrace(from: frame.pointee.rbp, area: area, into: abi_panic_backtrace(p))
       abi_seq_end(&p.pointee.seq)
+      abi_seq_end(&r.pointee.seq)
 
       LCPU.halt(errorCode: vector &+ 1)
       report(area.pointee.index, p)

@@ -63,7 +63,7 @@
         let total = r.cycles_idle &+ r.cycles_busy
         let busy = total == 0 ? 0 : r.cycles_busy &* 100 / total
         Console.log(
-          "lcpu \(i): state \(r.state) ticks \(r.ticks) irq_timer \(r.irq_timer) ipi \(r.irq_ipi)/\(r.ipi_sent) remote \(r.remote_calls) loops \(r.work_loops) busy \(busy)%"
+          "lcpu \(i): state \(r.state) ticks \(r.ticks) irq_timer \(r.irq_timer) ipi \(r.irq_ipi)/\(r.ipi_sent) remote \(r.remote_calls) loops \(r.work_loops) busy \(busy)% runq checks \(r.runq_checks) failures \(r.runq_check_failures) sleep-in-atomic \(r.sleep_in_atomic)"
         )
       }
     }

@@ -3,7 +3,10 @@
 // itself in pending_writers first; readers do not enter while a writer is pending, so
 // writers cannot starve. The record's holder is the writer (flag WRITER) or the last
 // reader to enter; `readers` counts readers inside; hold time runs from the first reader
-// in to the last reader out. Preemption is off while held.
+// in to the last reader out. Preemption is off while held. An lcpu opens at most one read
+// section at a time: a nested reader, and an interrupt handler whose lcpu reads or waits,
+// are refused and counted (recursion / misuse_irq_unsafe) instead of deadlocking behind a
+// pending writer.
 
 #if SMP_GUEST
   import KernelSupport
@@ -36,7 +39,11 @@
       cpu_cli()
       Sched.preemptDisable()
       LockCore.meta(k)
-      if kword_load_relaxed(&k.pointee.word) & RWLock.writer != 0 && LockCore.heldHere(k) {
+      // Refused: this lcpu holds it as writer, has a read section open (a pending writer
+      // would keep a nested reader out, and a nested writer waits for that reader forever),
+      // or waits for it (a handler would wait behind the thread it interrupted).
+      let writerHere = kword_load_relaxed(&k.pointee.word) & RWLock.writer != 0 && LockCore.heldHere(k)
+      if writerHere || readsHere || LockCore.waitsHere(k) {
         LockCore.refuseReentry(k)
         LockCore.unmeta(k)
         Sched.preemptEnable()
@@ -78,10 +85,14 @@
         since: since, readers: readers)
       if since != 0 { Sched.spinning(false, lock: 0) }
       if save && irqOn { k.pointee.irq_saved |= 1 << UInt64(LCPU.currentIndex) }
+      if !write { k.pointee.read_lcpus |= 1 << UInt64(LCPU.currentIndex) }
       LockCore.unmeta(k)
       if irqOn && !save { cpu_sti() }
       return true
     }
+
+    /// Whether this lcpu has a read section of the lock open (guard held).
+    private var readsHere: Bool { k.pointee.read_lcpus & (1 << UInt64(LCPU.currentIndex)) != 0 }
 
     /// Whether an attempt could succeed now (read without the guard).
     private func ready(_ write: Bool) -> Bool {
@@ -122,6 +133,7 @@
         return
       }
       _ = kword_fetch_sub(&k.pointee.word, 1)
+      k.pointee.read_lcpus &= ~(1 << UInt64(LCPU.currentIndex))
       let r = k.pointee.rec
       if w - 1 == 0 {
         LockCore.released(k, now: rdtsc(), from: k.pointee.hold_start)

@@ -34,6 +34,7 @@
       let timeout = rdtsc() &+ (2000 &+ 100 &* UInt64(n)) &* Timer.tscPerMs
       while settled() < n - 1 && rdtsc() < timeout { cpu_pause() }
       for i in 1..<n where LCPU.state(i) == SMPTOP_LCPU_INIT.rawValue {
+        guard LCPU.claimStart(i, by: LCPU.claimedByBSP) else { continue }  // it is starting after all
         LCPU.setState(LCPU.record(i), SMPTOP_LCPU_HALTED, depth: 0, errorCode: LCPU.errorDidNotStart)
         Console.log("smp: lcpu \(i) (apic id \(LCPU.area(i).pointee.apic_id)) did not start")
       }
@@ -62,8 +63,8 @@
 
   /// Every AP's 64-bit entry (trampoline.S): its GS base already points at its area.
   @c func ap_main(_ index: UInt32) -> Never {
-    // An AP so late that the BSP already marked it HALTED stays out of the way.
-    guard LCPU.state(index) == SMPTOP_LCPU_INIT.rawValue else { cpu_halt_forever() }
+    // An AP so late that the BSP already gave up on it (and writes its record) stays out of the way.
+    guard LCPU.claimStart(index, by: LCPU.claimedByAP) else { cpu_halt_forever() }
     LCPU.beginAP()
     GDT.loadTSS(lcpu: index)
     LAPIC.enable()

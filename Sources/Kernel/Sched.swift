@@ -10,9 +10,17 @@
 // thread later resumes by returning through the handler and iretq. The lcpu's busy depth
 // and interrupt depth belong to the context, so they are saved and restored with it.
 //
-// Rules: schedule() runs with interrupts off and preempt_count 0. Every write to a thread
-// record (state, blocked_on, accounting) happens under the owning lcpu's run-queue lock,
-// so the record has one writer at a time even when another lcpu wakes the thread.
+// Rules: schedule() runs with interrupts off. Every write to a thread record (state,
+// blocked_on, accounting) and every change of `current` happens under the owning lcpu's
+// run-queue lock, so the record has one writer at a time even when another lcpu wakes the
+// thread, and a waker can tell whether the thread is still running: a wait loop marks its
+// thread blocked, releases its guard and re-checks its condition before schedule(), so a
+// wake-up can arrive while the thread has not left the lcpu yet; it then only becomes
+// RUNNING again (it is not queued: a running thread in the queue would be queued twice
+// at its next preemption, cutting the list). A thread that tries to block with preemption
+// off (holding a spin lock) is not switched out: schedule() counts it in the lcpu's
+// sleep_in_atomic and returns, and the wait loop polls. Each timer tick checks the run
+// queue against the thread table (runq_checks, runq_check_failures).
 
 #if SMP_GUEST
   import KernelSupport
@@ -44,7 +52,9 @@
 
     // MARK: run-queue lock (raw, interrupts must be off)
 
-    static func lockRunq(_ s: UnsafeMutablePointer<ksched>) { kmeta_lock(&s.pointee.runq_lock) }
+    static func lockRunq(_ s: UnsafeMutablePointer<ksched>) {
+      kmeta_lock(&s.pointee.runq_lock, UInt64(LCPU.currentIndex) &+ 1)
+    }
     static func unlockRunq(_ s: UnsafeMutablePointer<ksched>) { kmeta_unlock(&s.pointee.runq_lock) }
 
     /// Writes a thread record field group under its seq (caller holds the owner's run-queue lock).
@@ -120,15 +130,15 @@
       if let s = suffix { k = appendNumber(n, k, UInt64(s)) }
       n[k] = 0
       r.pointee.lcpu = lcpu
-      r.pointee.state = SMPTOP_THREAD_READY.rawValue
       abi_seq_end(&r.pointee.seq)
       let table = abi_root_table(UInt32(SMPTOP_TABLE_THREAD.rawValue))
       atomic_store_u32(&table.pointee.count, used)
-      // Queue it on its lcpu.
+      // Queue it on its lcpu: READY and queued in one step under the lock.
       let irqs = cpu_irqs_enabled()
       cpu_cli()
       let s = ksched_at(lcpu)
       lockRunq(s)
+      setState(id, SMPTOP_THREAD_READY)
       push(s, id)
       unlockRunq(s)
       if irqs { cpu_sti() }
@@ -160,7 +170,11 @@
     /// current thread goes back to the tail of the queue; a blocked or sleeping one stays off it.
     static func schedule() {
       let s = me
-      if s.pointee.preempt_count != 0 { s.pointee.need_resched = 1; return }
+      if s.pointee.preempt_count != 0 {
+        s.pointee.need_resched = 1
+        refuseAtomicBlock(s)
+        return
+      }
       let lcpu = LCPU.currentIndex
       let now = rdtsc()
       lockRunq(s)
@@ -236,19 +250,41 @@
         LCPU.current.pointee.record, depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY, depth: depth)
     }
 
+    /// A blocking schedule() with preemption off (the caller holds a spin, ticket or rw lock):
+    /// the thread stays on the lcpu, and the first refusal of this block counts in the lcpu's
+    /// sleep_in_atomic. Its wait loop then polls its condition instead of sleeping.
+    static func refuseAtomicBlock(_ s: UnsafeMutablePointer<ksched>) {
+      let cur = s.pointee.current
+      guard cur != 0, s.pointee.irq_depth == 0 else { return }
+      let st = record(cur).pointee.state
+      guard isBlocked(st), thread(cur).pointee.atomic_block == 0 else { return }
+      thread(cur).pointee.atomic_block = 1
+      abi_inc(&LCPU.record(LCPU.currentIndex).pointee.sleep_in_atomic)
+    }
+
+    /// Whether `state` is one a thread leaves only when woken.
+    static func isBlocked(_ state: UInt32) -> Bool {
+      state == SMPTOP_THREAD_BLOCKED_LOCK.rawValue || state == SMPTOP_THREAD_BLOCKED_SEM.rawValue
+        || state == SMPTOP_THREAD_BLOCKED_WAITQ.rawValue || state == SMPTOP_THREAD_SLEEPING.rawValue
+    }
+
     /// Marks the current thread blocked/sleeping (it leaves the run queue at the next schedule()).
-    /// Interrupts off. The caller then releases whatever guard it holds and calls schedule().
+    /// Interrupts off. The caller then releases whatever guard it holds, re-checks its
+    /// condition and calls schedule() only if it still has to wait.
     static func block(_ state: smptop_thread_state, on: UInt64, wake: UInt64 = 0) {
       let s = me
       let cur = s.pointee.current
       guard cur != 0 else { return }
       lockRunq(s)
       thread(cur).pointee.woken = 0
+      thread(cur).pointee.atomic_block = 0
       setState(cur, state, on: on, wake: wake)
       unlockRunq(s)
     }
 
-    /// Makes thread `id` ready again (from any lcpu; interrupts off).
+    /// Makes thread `id` ready again (from any lcpu; interrupts off). A blocked thread that
+    /// is still its lcpu's current thread (between block() and its schedule()) just becomes
+    /// RUNNING again; any other blocked thread is queued.
     static func wake(_ id: UInt64) {
       let t = thread(id)
       let lcpu = t.pointee.lcpu
@@ -256,15 +292,54 @@
       lockRunq(s)
       let st = record(id).pointee.state
       t.pointee.woken = 1
-      if st != SMPTOP_THREAD_RUNNING.rawValue && st != SMPTOP_THREAD_READY.rawValue
-        && st != SMPTOP_THREAD_EXITED.rawValue && st != SMPTOP_THREAD_SPINNING.rawValue
-      {
-        setState(id, SMPTOP_THREAD_READY)
-        push(s, id)
-        s.pointee.need_resched = 1
+      if isBlocked(st) {
+        if s.pointee.current == id {
+          setState(id, SMPTOP_THREAD_RUNNING)
+        } else {
+          setState(id, SMPTOP_THREAD_READY)
+          push(s, id)
+          s.pointee.need_resched = 1
+        }
       }
       unlockRunq(s)
       if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
+    }
+
+    /// The run-queue self-check (this lcpu, interrupts off): under the run-queue lock, every
+    /// queued thread is READY, belongs here and is not running; the links end at the tail
+    /// after runq_len entries; every READY thread of this lcpu is queued. Counted in the lcpu
+    /// record (runq_checks, runq_check_failures).
+    static func checkRunQueue() {
+      let s = me
+      let lcpu = LCPU.currentIndex
+      let ready = SMPTOP_THREAD_READY.rawValue
+      lockRunq(s)
+      var ok = true
+      var queued: UInt32 = 0
+      var last: UInt32 = 0
+      var index = s.pointee.runq_head
+      while index != 0 && queued <= KTHREAD_MAX {
+        let id = UInt64(index)
+        if index > used || id == s.pointee.current || record(id).pointee.state != ready
+          || thread(id).pointee.lcpu != lcpu
+        {
+          ok = false
+          break
+        }
+        queued += 1
+        last = index
+        index = thread(id).pointee.next
+      }
+      if queued != s.pointee.runq_len || last != s.pointee.runq_tail { ok = false }
+      var readyHere: UInt32 = 0
+      for i in 0..<used where kthread_at(i).pointee.lcpu == lcpu && kthread_record(i).pointee.state == ready {
+        readyHere += 1
+      }
+      if readyHere != queued { ok = false }
+      unlockRunq(s)
+      let r = LCPU.record(lcpu)
+      abi_inc(&r.pointee.runq_checks)
+      if !ok { abi_inc(&r.pointee.runq_check_failures) }
     }
 
     /// A thread's timer expired (its own lcpu, interrupt context): a sleep ends; a
@@ -317,6 +392,14 @@
       block(SMPTOP_THREAD_SLEEPING, on: 0, wake: deadline)
       Timer.add(deadline: deadline, thread: cur)
       schedule()
+      if record(cur).pointee.state == SMPTOP_THREAD_SLEEPING.rawValue {
+        // Refused (preemption off): no sleep, and no timer left behind to wake it later.
+        Timer.cancel(thread: cur)
+        let s = me
+        lockRunq(s)
+        setState(cur, SMPTOP_THREAD_RUNNING)
+        unlockRunq(s)
+      }
       if irqs { cpu_sti() }
     }
 
@@ -356,6 +439,7 @@
     /// when the idle context has work due.
     static func tick() {
       let s = me
+      if running { checkRunQueue() }
       if s.pointee.runq_len > 0 || (s.pointee.current != 0 && idleWorkDue()) { s.pointee.need_resched = 1 }
     }
 

@@ -14,11 +14,19 @@
 
     init(_ k: UnsafeMutablePointer<klock>) { self.k = k }
 
-    /// Sets the initial count (before use).
+    /// Sets the initial count (before use), under the guard and the record's seq.
     func setCount(_ n: UInt64) {
-      k.pointee.word = n
-      k.pointee.rec.pointee.state_word = n
-      k.pointee.rec.pointee.readers = UInt32(truncatingIfNeeded: n)
+      let irqs = cpu_irqs_enabled()
+      cpu_cli()
+      LockCore.meta(k)
+      kword_store(&k.pointee.word, n)
+      let r = k.pointee.rec
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.state_word = n
+      r.pointee.readers = UInt32(truncatingIfNeeded: n)
+      abi_seq_end(&r.pointee.seq)
+      LockCore.unmeta(k)
+      if irqs { cpu_sti() }
     }
 
     /// Takes a unit, sleeping while there is none; false in interrupt context, or when

@@ -117,13 +117,19 @@
     }
 
     /// Frees a lock held by this lcpu without unlocking properly: only for the panic path,
-    /// which may have interrupted its own lcpu in the middle of the critical section.
+    /// which may have interrupted its own lcpu in the middle of the critical section. The
+    /// record guard is freed only when this lcpu holds it (another lcpu may be updating the
+    /// record right now); a record update this lcpu left open is closed.
     func breakIfHeldByCurrentLCPU() {
-      if isHeldByCurrentLCPU {
-        kmeta_unlock(&k.pointee.meta)
-        kword_store(&k.pointee.word, 0)
-        Sched.preemptEnable()
+      let me = UInt64(LCPU.currentIndex) &+ 1
+      if kword_load_relaxed(&k.pointee.meta) == me {
+        let r = k.pointee.rec
+        if r.pointee.seq & 1 != 0 { abi_seq_end(&r.pointee.seq) }
+        _ = kmeta_break_if_owner(&k.pointee.meta, me)
       }
+      guard isHeldByCurrentLCPU else { return }
+      kword_store(&k.pointee.word, 0)
+      Sched.preemptEnable()
     }
   }
 #endif

@@ -1,7 +1,8 @@
-// TicketLock: a fair FIFO spinlock (issue 6). The word is next ticket << 32 | now serving
+// TicketLock: a fair FIFO spinlock. The word is next ticket << 32 | now serving
 // (SMPTOP_LOCK_TICKET); an lcpu takes a ticket with one atomic add and spins until it is
 // served. Same holder, waiter and misuse bookkeeping as SpinLock; preemption is off while
-// held and, for an IRQ-save lock, interrupts too.
+// held and, for an IRQ-save lock, interrupts too. An interrupt handler whose lcpu already
+// holds or waits for the lock is refused (misuse_irq_unsafe) instead of taking a ticket.
 
 #if SMP_GUEST
   import KernelSupport
@@ -21,7 +22,9 @@
       Sched.preemptDisable()
       let save = LockCore.has(k, SMPTOP_LOCKF_IRQSAVE)
       LockCore.meta(k)
-      if LockCore.heldHere(k) {
+      // Held or awaited by this lcpu already: a handler's ticket would come after the one
+      // of the thread it interrupted, which cannot be served while the handler spins.
+      if LockCore.heldHere(k) || LockCore.waitsHere(k) {
         LockCore.refuseReentry(k)
         LockCore.unmeta(k)
         Sched.preemptEnable()

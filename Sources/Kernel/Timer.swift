@@ -110,6 +110,10 @@
       LAPIC.write(LAPIC.Register.timerDivide, 0x3)
       let mode: UInt32 = deadlineMode ? 2 << 17 : 0
       LAPIC.write(LAPIC.Register.lvtTimer, mode | UInt32(Vector.timer))
+      // The SDM: in xAPIC mode the LVT write (MMIO) must be ordered before the first
+      // IA32_TSC_DEADLINE write, which WRMSR alone does not do; without it the lcpu can
+      // miss its first deadline and never tick again.
+      if deadlineMode { cpu_mfence() }
       let stagger = periodTSC / UInt64(max(LCPU.count, 1)) &* UInt64(a.pointee.index)
       a.pointee.timer_deadline = rdtsc() &+ periodTSC &+ stagger
       let irqs = cpu_irqs_enabled()

@@ -92,7 +92,7 @@
       var x = random()
       while rdtsc() < end {
         for _ in 0..<1000 { x = xorshift(x) }
-        abi_inc(&r.pointee.work_loops)
+        _ = atomic_add_u64(&r.pointee.work_loops, 1)  // workload threads on this lcpu add too
       }
       cpu_cli()
       a.pointee.work_random ^= x

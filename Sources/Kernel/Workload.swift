@@ -22,6 +22,23 @@
 //   convoy      default + convoy.holder keeps convoy.mutex for 20 ms stretches while
 //               convoy.N threads (2 per lcpu) queue on it, and convoy.spinholder keeps
 //               convoy.spin for 5 ms while one convoy.spinner per lcpu spins.
+//   wake-race   default + on every lcpu a wake.waiter whose wait loop (block, re-check,
+//               schedule) is woken by a wake.waker on the next lcpu between its block() and
+//               its re-check, every time (the re-check waits for the wake-up to be
+//               delivered); then it takes the contended spin lock wake-race.spin. The lcpus'
+//               run-queue self-checks must stay clean. wake.waiter.0 also tries once to
+//               sleep holding wake-race.spin (counted in its lcpu's sleep_in_atomic).
+//   irq-reentry default + lcpu 1's timer interrupt takes reentry.ticket (plain ticket lock)
+//               and reads reentry.rw (plain rw lock) while the thread it interrupts often
+//               waits for that ticket (reentry.ticket.waiter; reentry.ticket.holder keeps it
+//               for 2 ms stretches on lcpu 2) or reads reentry.rw (reentry.reader) with a
+//               writer pending (reentry.writer, lcpu 2): each such attempt is refused and
+//               counted in misuse_irq_unsafe instead of deadlocking the lcpu.
+//   panic-console default + guard.victim (lcpu 1) takes the console lock and raises #UD while
+//               guard.holder (lcpu 2) holds the console lock's record guard for 200 ms, as
+//               an lcpu updating that record would. The panic path must wait for the guard,
+//               not break it: guard.holder counts a workload check failure if the record's
+//               seq moved while it held the guard (two writers).
 //
 // Every operation counts in the thread's `ops`, the WORKLOAD record's ops[lcpu] and the
 // lcpu's work_loops (the v1 counter).
@@ -60,7 +77,7 @@
 
   /// The lock-exercising workload.
   enum Workload {
-    enum Scenario { case none, normal, deadlock, isrMisuse, convoy }
+    enum Scenario { case none, normal, deadlock, isrMisuse, convoy, wakeRace, irqReentry, panicConsole }
 
     /// Chosen on the command line (default: normal).
     nonisolated(unsafe) static var scenario = Scenario.normal
@@ -94,6 +111,12 @@
         scenario = .isrMisuse
       } else if v == "convoy" {
         scenario = .convoy
+      } else if v == "wake-race" {
+        scenario = .wakeRace
+      } else if v == "irq-reentry" {
+        scenario = .irqReentry
+      } else if v == "panic-console" {
+        scenario = .panicConsole
       } else if v == "none" {
         scenario = .none
       } else {
@@ -117,6 +140,9 @@
       case .deadlock: setName("deadlock")
       case .isrMisuse: setName("isr-misuse")
       case .convoy: setName("convoy")
+      case .wakeRace: setName("wake-race")
+      case .irqReentry: setName("irq-reentry")
+      case .panicConsole: setName("panic-console")
       }
       Semaphore(klock_work_slots_ptr()).setCount(2)
       items = LockCore.makeDynamic("work.items", kind: SMPTOP_LOCK_SEMAPHORE)
@@ -127,6 +153,7 @@
       sleepersRW = LockCore.makeDynamic(
         "sleepers.rw", kind: SMPTOP_LOCK_RW, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
       Sched.running = true
+      Sched.spawn("checker", lcpu: 0, kind: 7, checker, 0)  // first: a full pool never drops it
       for i in 0..<n where LCPU.isOnline(i) {
         Sched.spawn("spin", suffix: i, lcpu: i, kind: 0, hammerSpin, UInt64(i))
         Sched.spawn("ticket", suffix: i, lcpu: i, kind: 1, hammerTicket, UInt64(i))
@@ -136,7 +163,6 @@
         Sched.spawn("consumer", suffix: i, lcpu: i, kind: 5, consumer, UInt64(i))
         Sched.spawn("sleeper", suffix: i, lcpu: i, kind: 6, sleeper, UInt64(i))
       }
-      Sched.spawn("checker", lcpu: 0, kind: 7, checker, 0)
       switch scenario {
       case .deadlock:
         Sched.spawn("abba.A", lcpu: lcpu(1), kind: 8, abba, 0)
@@ -151,6 +177,19 @@
           Sched.spawn("convoy", suffix: 2 * i + 1, lcpu: i, kind: 8, convoyWaiter, 0)
           Sched.spawn("convoy.spinner", suffix: i, lcpu: i, kind: 8, convoySpinner, 0)
         }
+      case .wakeRace:
+        for i in 0..<n where LCPU.isOnline(i) {
+          Sched.spawn("wake.waiter", suffix: i, lcpu: i, kind: 8, wakeWaiter, UInt64(i))
+          Sched.spawn("wake.waker", suffix: i, lcpu: lcpu(i + 1), kind: 8, wakeWaker, UInt64(i))
+        }
+      case .irqReentry:
+        Sched.spawn("reentry.ticket.holder", lcpu: lcpu(2), kind: 8, reentryTicketHolder, 0)
+        Sched.spawn("reentry.ticket.waiter", lcpu: lcpu(1), kind: 8, reentryTicketWaiter, 0)
+        Sched.spawn("reentry.reader", lcpu: lcpu(1), kind: 8, reentryReader, 0)
+        Sched.spawn("reentry.writer", lcpu: lcpu(2), kind: 8, reentryWriter, 0)
+      case .panicConsole:
+        Sched.spawn("guard.victim", lcpu: lcpu(1), kind: 8, guardVictim, 0)
+        Sched.spawn("guard.holder", lcpu: lcpu(2), kind: 8, guardHolder, 0)
       default: break
       }
       Console.log("workload: \(cstring: kworkload_scenario()), \(Sched.used) threads")
@@ -372,12 +411,14 @@
         if consumed > produced { ok = false }
         if kword_load(work_counter(cSlotViolations)) != 0 { ok = false }
         let w = kworkload_record()
+        Sched.preemptDisable()  // the seq must not stay odd while another thread runs here
         abi_seq_begin(&w.pointee.seq)
         w.pointee.checks &+= 1
         if !ok { w.pointee.check_failures &+= 1 }
         w.pointee.expected = expected
         w.pointee.observed = observed
         abi_seq_end(&w.pointee.seq)
+        Sched.preemptEnable()
         op()
       }
     }
@@ -391,12 +432,20 @@
       let (first, second) = which == 0 ? (a, b) : (b, a)
       first.lock()
       op()
-      Sched.sleep(microseconds: 20_000)
+      // Both hold their first lock before either asks for its second: the cycle forms
+      // whatever the lcpus' timing (a fixed pause let one thread finish first now and then).
+      let held = abbaHeld()
+      _ = atomic_add_u64(held, 1)
+      while atomic_load_u64(held) < 2 { Sched.sleep(microseconds: 1000) }
       second.lock()  // never returns: the other thread holds it and waits for `first`
       op()
       second.unlock()
       first.unlock()
     }
+
+    /// The deadlock scenario's count of abba threads holding their first lock (a hand-shake
+    /// word of lcpu 0's scenario slot, which no other scenario of this run uses).
+    static func abbaHeld() -> UnsafeMutablePointer<UInt64> { scenario_slot(0) }
 
     static let isrVictim: Sched.Entry = { _ in
       let l = SpinLock(klock_isr_misuse_ptr())
@@ -416,7 +465,9 @@
 
     /// From every lcpu's timer tick (interrupt context).
     static func timerTick() {
-      guard Sched.running, scenario == .isrMisuse else { return }
+      guard Sched.running else { return }
+      if scenario == .irqReentry { reentryTick() }
+      guard scenario == .isrMisuse else { return }
       let l = SpinLock(klock_isr_misuse_ptr())
       if l.lock() { burn(20); l.unlock() }
       if LCPU.currentIndex == 0 {
@@ -459,6 +510,150 @@
         op()
         Sched.sleep(microseconds: 1000)
       }
+    }
+
+    // MARK: wake-race
+
+    /// A wait loop as every sleeping primitive has one: block, re-check the condition, and
+    /// switch out only if it is still false. Its re-check waits (at most 50 us) until the
+    /// waker has delivered its wake-up, so every wake-up lands between block() and the
+    /// re-check: the thread is woken while it is still running.
+    static let wakeWaiter: Sched.Entry = { arg in
+      let slot = scenario_slot(UInt32(arg))
+      let spin = SpinLock(klock_wake_race_spin_ptr())
+      atomic_store_u64(&slot[0], Sched.currentID)
+      if arg == 0, spin.lock() {
+        Sched.sleep(microseconds: 1000)  // refused: preemption is off (sleep_in_atomic)
+        spin.unlock()
+      }
+      while true {
+        let delivered = atomic_load_u64(&slot[3])
+        cpu_cli()
+        Sched.block(SMPTOP_THREAD_BLOCKED_WAITQ, on: abi_addr(slot))
+        atomic_store_u64(&slot[2], 0)
+        atomic_store_u64(&slot[1], 1)  // armed: the waker may go
+        let end = rdtsc() &+ 50 &* Timer.tscPerMs / 1000
+        while atomic_load_u64(&slot[3]) == delivered && rdtsc() < end { cpu_pause() }
+        while atomic_load_u64(&slot[2]) == 0 { Sched.schedule() }
+        cpu_sti()
+        if spin.lock() { burn(50); spin.unlock() }  // contended: SPINNING, then RUNNING again
+        op()
+      }
+    }
+
+    /// Sets the waiter's condition and wakes it, as soon as it is armed.
+    static let wakeWaker: Sched.Entry = { arg in
+      let slot = scenario_slot(UInt32(arg))
+      let spin = SpinLock(klock_wake_race_spin_ptr())
+      var polls: UInt64 = 0
+      while true {
+        while atomic_load_u64(&slot[1]) == 0 {
+          cpu_pause()
+          polls &+= 1
+          if polls % 1024 == 0 { Sched.yield() }  // the waiter may share this lcpu
+        }
+        atomic_store_u64(&slot[1], 0)
+        let id = atomic_load_u64(&slot[0])
+        cpu_cli()
+        atomic_store_u64(&slot[2], 1)
+        Sched.wake(id)
+        _ = atomic_add_u64(&slot[3], 1)
+        cpu_sti()
+        if spin.lock() { burn(50); spin.unlock() }
+        op()
+      }
+    }
+
+    // MARK: irq-reentry
+
+    /// Keeps reentry.ticket for 2 ms stretches with interrupts on.
+    static let reentryTicketHolder: Sched.Entry = { _ in
+      let l = TicketLock(klock_reentry_ticket_ptr())
+      while true {
+        if l.lock() { busy(microseconds: 2000); l.unlock() }
+        op()
+        Sched.sleep(microseconds: 1000)
+      }
+    }
+
+    /// Takes reentry.ticket often, so it is usually waiting (interrupts on) when its lcpu ticks.
+    static let reentryTicketWaiter: Sched.Entry = { _ in
+      let l = TicketLock(klock_reentry_ticket_ptr())
+      while true {
+        if l.lock() { burn(50); l.unlock() }
+        op()
+        burn(200)
+      }
+    }
+
+    /// Reads reentry.rw for 2 ms stretches with interrupts on.
+    static let reentryReader: Sched.Entry = { _ in
+      let l = RWLock(klock_reentry_rw_ptr())
+      while true {
+        if l.readLock() { busy(microseconds: 2000); l.readUnlock() }
+        op()
+        Sched.sleep(microseconds: 500)
+      }
+    }
+
+    /// Writes reentry.rw often, so a writer is usually pending while the reader reads.
+    static let reentryWriter: Sched.Entry = { _ in
+      let l = RWLock(klock_reentry_rw_ptr())
+      while true {
+        if l.writeLock() { burn(50); l.writeUnlock() }
+        op()
+        Sched.sleep(microseconds: 300)
+      }
+    }
+
+    /// lcpu 1's timer tick takes both reentry locks (refused while its own thread waits for
+    /// the ticket or reads the rw lock).
+    static func reentryTick() {
+      guard LCPU.currentIndex == lcpu(1) else { return }
+      let t = TicketLock(klock_reentry_ticket_ptr())
+      if t.lock() { burn(20); t.unlock() }
+      let rw = RWLock(klock_reentry_rw_ptr())
+      if rw.readLock() { burn(20); rw.readUnlock() }
+    }
+
+    // MARK: panic-console
+
+    /// Takes the console lock, waits until guard.holder holds the lock's record guard, and
+    /// raises #UD: the panic path then finds its own lcpu holding the console lock.
+    static let guardVictim: Sched.Entry = { _ in
+      let slot = scenario_slot(lcpu(1))
+      Sched.sleep(microseconds: 300_000)  // let the workload get going first
+      guard Console.lock.lock() else { return }
+      atomic_store_u64(&slot[0], 1)
+      while atomic_load_u64(&slot[1]) == 0 { cpu_pause() }
+      fault_invalid_opcode()
+    }
+
+    /// Holds the console lock's record guard for 200 ms once the victim holds the lock, and
+    /// checks that nobody wrote the record meanwhile.
+    static let guardHolder: Sched.Entry = { _ in
+      let slot = scenario_slot(lcpu(1))
+      while atomic_load_u64(&slot[0]) == 0 { Sched.sleep(microseconds: 1000) }
+      let k = klock_console_ptr()
+      let r = k.pointee.rec
+      cpu_cli()
+      LockCore.meta(k)
+      let before = atomic_load_u64(&r.pointee.seq)
+      atomic_store_u64(&slot[1], 1)
+      Timer.delay(microseconds: 200_000)
+      let after = atomic_load_u64(&r.pointee.seq)
+      LockCore.unmeta(k)
+      cpu_sti()
+      if before != after {
+        let w = kworkload_record()
+        Sched.preemptDisable()
+        abi_seq_begin(&w.pointee.seq)
+        w.pointee.check_failures &+= 1
+        abi_seq_end(&w.pointee.seq)
+        Sched.preemptEnable()
+      }
+      op()
+      while true { Sched.sleep(microseconds: 100_000) }
     }
   }
 #endif

@@ -31,12 +31,16 @@ KLOCK_DEFINE(klock_deadlock_a, "deadlock.A", SMPTOP_LOCK_MUTEX, 0)
 KLOCK_DEFINE(klock_deadlock_b, "deadlock.B", SMPTOP_LOCK_MUTEX, 0)
 KLOCK_DEFINE(klock_convoy_mutex, "convoy.mutex", SMPTOP_LOCK_MUTEX, 0)
 KLOCK_DEFINE(klock_convoy_spin, "convoy.spin", SMPTOP_LOCK_SPIN, 0)
+KLOCK_DEFINE(klock_reentry_ticket, "reentry.ticket", SMPTOP_LOCK_TICKET, 0)
+KLOCK_DEFINE(klock_reentry_rw, "reentry.rw", SMPTOP_LOCK_RW, 0)
+KLOCK_DEFINE(klock_wake_race_spin, "wake-race.spin", SMPTOP_LOCK_SPIN, 0)
 
 /** Every static lock, for klock_static_init. */
 static struct klock *const klock_static_list[] = {
     &klock_console, &klock_dynamic_registry, &klock_work_spin, &klock_work_ticket, &klock_work_rw,
     &klock_work_mutex, &klock_work_rmutex, &klock_work_slots, &klock_isr_misuse, &klock_deadlock_a,
-    &klock_deadlock_b, &klock_convoy_mutex, &klock_convoy_spin,
+    &klock_deadlock_b, &klock_convoy_mutex, &klock_convoy_spin, &klock_reentry_ticket,
+    &klock_reentry_rw, &klock_wake_race_spin,
 };
 
 void klock_static_init(void) {
@@ -70,5 +74,7 @@ __attribute__((used, aligned(64))) struct smptop_timerq smptop_timerqs[SMPTOP_MA
 /** The workload record (the WORKLOAD table) and its shared counters. */
 __attribute__((used, aligned(64))) struct smptop_workload smptop_workload_record;
 __attribute__((aligned(64))) uint64_t work_counters[8];
+/** The workload scenarios' per-lcpu hand-shake words (sync_support.h, scenario_slot). */
+__attribute__((aligned(64))) uint64_t scenario_slots[SMPTOP_MAX_LCPUS][4];
 
 #endif

@@ -14,6 +14,12 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
   case isrMisuse = "isr-misuse"
   /// One long holder, many waiters.
   case convoy
+  /// Wake-ups that land between a waiter's block and its re-check (run-queue self-checks).
+  case wakeRace = "wake-race"
+  /// Timer interrupts that re-enter ticket and rw locks their own lcpu waits for or reads.
+  case irqReentry = "irq-reentry"
+  /// lcpu 1 panics holding the console lock while lcpu 2 holds the lock's record guard.
+  case panicConsole = "panic-console"
   /// The default workload with the lock-free (NBBS) buddy allocator.
   case lockfree
   /// lcpu 1 takes a page fault half a second after boot (a panic record to look at).
@@ -26,9 +32,21 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
     case .deadlock: "workload=deadlock"
     case .isrMisuse: "workload=isr-misuse"
     case .convoy: "workload=convoy"
+    case .wakeRace: "workload=wake-race"
+    case .irqReentry: "workload=irq-reentry"
+    case .panicConsole: "workload=panic-console"
     case .lockfree: "alloc=lockfree"
     case .panic: "panic=1 panic.kind=pf"
     }
+  }
+}
+
+/// Waits (up to 60 s) until a freshly booted guest has published its inspection ABI, so the
+/// first batch snapshot is not an error about a guest that is still booting.
+func waitForABI(_ target: Target) async {
+  for _ in 0..<600 {
+    if (try? target.liveSnapshot()) != nil { return }
+    try? await Task.sleep(for: .milliseconds(100))
   }
 }
 
@@ -126,6 +144,7 @@ struct RunCommand: AsyncParsableCommand {
           throw CLIError("the guest panicked (see the panic records above)", code: .guest)
         }
       } else {
+        if display.batch || display.json { await waitForABI(target) }
         try await display.show(target, machine: machine)
         await target.close()
       }

@@ -143,10 +143,49 @@ import Testing
       ], tornAddress: Images.tableAddress + 1 * stride, tornReads: .max)
     let engine = SnapshotEngine(memory: memory, rootAddress: Images.rootAddress)
     engine.retries = 5
+    engine.patienceNanoseconds = 0
     let snap = try engine.snapshot()
     #expect(snap.lcpus[1].consistency == .inconsistent(retries: 5))
     #expect(snap.lcpus[0].consistency == .consistent)
     #expect(snap.lcpus[3].consistency == .consistent)
+  }
+
+  @Test func aRecordThatOutlastedThePatienceGetsOnlyQuickRetriesNextTime() throws {
+    // E.g. an lcpu that halted in the middle of an update: its record stays torn for good.
+    let stride = UInt64(MemoryLayout<smptop_lcpu>.stride)
+    let memory = TornMemory(
+      image: [
+        Images.rootAddress: Images.bytes(Images.root(lcpus: 4)),
+        Images.tableAddress: Images.tableBytes(Images.lcpus(4)),
+      ], tornAddress: Images.tableAddress + 2 * stride, tornReads: .max)
+    let engine = SnapshotEngine(memory: memory, rootAddress: Images.rootAddress)
+    engine.retries = 5
+    engine.patienceNanoseconds = 20_000_000
+    let first = try engine.snapshot()
+    guard case .inconsistent(let patient) = first.lcpus[2].consistency else {
+      Issue.record("a record torn for good came out \(first.lcpus[2].consistency)")
+      return
+    }
+    #expect(patient > 5, "the first snapshot waits beyond the quick re-reads")
+    #expect(try engine.snapshot().lcpus[2].consistency == .inconsistent(retries: 5))
+    memory.tornReads = 0  // the writer finished
+    #expect(try engine.snapshot().lcpus[2].consistency == .consistent)
+  }
+
+  @Test func liveReadWaitsOutAWriterThatStaysInsideItsWindowForAWhile() throws {
+    // A vCPU descheduled by the host mid-update: torn for many more reads than the quick retries.
+    let stride = UInt64(MemoryLayout<smptop_lcpu>.stride)
+    let memory = TornMemory(
+      image: [
+        Images.rootAddress: Images.bytes(Images.root(lcpus: 4)),
+        Images.tableAddress: Images.tableBytes(Images.lcpus(4)),
+      ], tornAddress: Images.tableAddress + 1 * stride, tornReads: 60)
+    let engine = SnapshotEngine(memory: memory, rootAddress: Images.rootAddress)
+    engine.retries = 5
+    let snap = try engine.snapshot()
+    #expect(snap.lcpus[1].consistency == .consistent)
+    #expect(snap.lcpus[1].irqTimer == 101)
+    #expect(memory.tornReads == 0)
   }
 
   @Test func garbageImagesNeverCrashTheDecoder() throws {

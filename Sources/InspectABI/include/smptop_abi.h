@@ -25,7 +25,7 @@
 
 /** "SMPTOPAB" read as a little-endian 64-bit word. */
 #define SMPTOP_ABI_MAGIC 0x4241504f54504d53ULL
-#define SMPTOP_ABI_VERSION 2u
+#define SMPTOP_ABI_VERSION 3u
 
 /** Most lcpus the guest supports (the lcpu table is sized for this many). */
 #define SMPTOP_MAX_LCPUS 64u
@@ -83,7 +83,9 @@ struct smptop_table {
 
 /**
  * A CPU exception that stopped an lcpu. Writer: the faulting lcpu, under `seq`
- * (0 = no panic; odd = being written; even and nonzero = complete).
+ * (0 = no panic; odd = being written; even and nonzero = complete) and, since v3, also
+ * inside its lcpu record's `seq`, so a reader that checks the lcpu seq never accepts a
+ * half-written panic record whatever order its copy reads the bytes in.
  */
 struct smptop_panic {
   uint64_t seq;
@@ -101,7 +103,8 @@ struct smptop_panic {
 
 /** One logical CPU. Writer: the owning lcpu unless noted. */
 struct smptop_lcpu {
-  uint64_t seq;       /* guards state, busy_depth, error_code, current_thread, state_since_tsc */
+  uint64_t seq;       /* guards state, busy_depth, error_code, current_thread, state_since_tsc,
+                         and the panic record (written inside this seq as well as its own) */
   uint32_t index;     /* lcpu index, BSP = 0 (bsp) */
   uint32_t apic_id;   /* LAPIC id from the MADT (bsp) */
   uint32_t state;     /* enum smptop_lcpu_state */
@@ -126,8 +129,13 @@ struct smptop_lcpu {
   uint64_t last_tick_tsc; /* tsc of the latest timer tick */
   uint64_t stack_bottom;  /* this lcpu's kernel stack [bottom, top) (bsp) */
   uint64_t stack_top;
-  uint64_t work_loops;    /* iterations of the built-in busy/idle work pattern */
-  uint64_t reserved[3];
+  uint64_t work_loops;    /* iterations of the built-in busy/idle work pattern (any, atomic) */
+  /* v3: the scheduler's self-check, run by this lcpu at every timer tick under its run-queue
+     lock: the queue's links, its length and the thread table's READY threads must agree. */
+  uint64_t runq_checks;         /* self-checks run */
+  uint64_t runq_check_failures; /* self-checks that found the queue and the thread table disagreeing */
+  uint64_t sleep_in_atomic;     /* a thread tried to block (sleep, mutex, semaphore) with preemption
+                                   off, e.g. holding a spin lock: not switched out, counted */
 
   struct smptop_panic panic;
 };

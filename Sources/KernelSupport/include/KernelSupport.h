@@ -83,7 +83,8 @@ struct lcpu_area {
   /* Panic demonstration (Panic.swift). */
   uint64_t fault_pending;       /* 1: raise the command line's exception when next idle */
 
-  uint64_t reserved[2];
+  uint64_t start_claim;         /* AP start-up: 0, then 1 = the AP claimed its INIT record, 2 = the BSP gave up on it */
+  uint64_t reserved;
   uint8_t tss[104];             /* struct tss64, filled by lcpu_tss_init (it is packed) */
   uint8_t padding[LCPU_AREA_SIZE - 232];
 };
@@ -236,6 +237,8 @@ static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t
 /* ---------------------------------------------------------------- atomics on raw addresses */
 
 static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
+/** A full fence (loads and stores, also against the LAPIC's TSC-deadline MSR write in xAPIC mode). */
+static inline void cpu_mfence(void) { __asm__ volatile("mfence" ::: "memory"); }
 static inline uint64_t atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void atomic_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t atomic_add_u64(uint64_t *p, uint64_t v) {

@@ -20,7 +20,7 @@
 #pragma clang assume_nonnull begin
 
 #define KLOCK_MAX_WAITERS 160u   /* private waiter list per lock (spinning lcpus + blocked threads) */
-#define KTHREAD_MAX 96u          /* thread pool */
+#define KTHREAD_MAX 192u         /* thread pool: the default workload needs 7 per lcpu + 1, scenarios more */
 #define KTHREAD_STACK 16384u
 #define KTIMERQ_MAX 128u         /* timers per lcpu */
 #define KLOCK_DYNAMIC_MAX 64u
@@ -44,6 +44,7 @@ struct klock {
   uint64_t depth;    /* mutex recursion depth */
   uint64_t hold_start; /* rwlock readers: first reader's tsc */
   uint64_t irq_saved; /* rwlock irq-save: bit i = lcpu i had interrupts on before its lock call */
+  uint64_t read_lcpus; /* rwlock: bit i = lcpu i has a read section open (its thread or a handler) */
   uint32_t nwaiters;
   uint32_t reserved;  /* spin/ticket irq-save: interrupts were enabled before lock() */
   const char *init_name; /* static locks: record contents for klock_static_init */
@@ -65,7 +66,7 @@ struct kthread {
   uint32_t work_kind;    /* workload: which shared counter it works on */
   uint32_t woken;        /* 1: handed a lock/semaphore unit or woken by its timer */
   uint32_t timed_out;    /* 1: its semaphore wait timed out (set by its lcpu's timer) */
-  uint32_t reserved;
+  uint32_t atomic_block; /* 1: this block was refused (preemption off) and already counted */
 };
 
 struct ktimer {
@@ -99,6 +100,7 @@ extern struct smptop_workload smptop_workload_record;
 extern struct klock klock_dynamic_pool[KLOCK_DYNAMIC_MAX];
 extern struct smptop_lock smptop_dynamic_lock_records[KLOCK_DYNAMIC_MAX];
 extern uint64_t work_counters[8];
+extern uint64_t scenario_slots[SMPTOP_MAX_LCPUS][4];
 extern char __start_smptop_locks[], __stop_smptop_locks[];
 
 static inline struct kthread *kthread_at(uint32_t i) { return &kthreads[i]; }
@@ -113,6 +115,10 @@ static inline char *kworkload_scenario(void) { return smptop_workload_record.sce
 static inline struct klock *klock_dynamic_at(uint32_t i) { return &klock_dynamic_pool[i]; }
 static inline struct smptop_lock *klock_dynamic_record(uint32_t i) { return &smptop_dynamic_lock_records[i]; }
 static inline uint64_t *work_counter(uint32_t i) { return &work_counters[i]; }
+/** Per-lcpu hand-shake words of the workload scenarios (wake-race: [0] waiter id, [1] armed,
+    [2] condition, [3] wake-ups delivered; panic-console: [0] lock taken, [1] guard held;
+    deadlock: lcpu 0's [0] = abba threads holding their first lock). */
+static inline uint64_t *scenario_slot(uint32_t lcpu) { return scenario_slots[lcpu]; }
 static inline uint64_t klock_section_start(void) { return (uint64_t)(uintptr_t)__start_smptop_locks; }
 static inline uint64_t klock_section_end(void) { return (uint64_t)(uintptr_t)__stop_smptop_locks; }
 static inline struct klock_waiter *klock_waiters(struct klock *k) { return k->waiters; }
@@ -141,14 +147,21 @@ static inline uint64_t *abi_timerq_hist(struct smptop_timerq *q) { return q->lat
 
 static inline void atomic_store_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
-/** The internal guard: test-and-test-and-set on a word, interrupts must be off. */
-static inline void kmeta_lock(uint64_t *m) {
+/** The internal guard: test-and-test-and-set on a word holding its owner (lcpu index + 1),
+    interrupts must be off. */
+static inline void kmeta_lock(uint64_t *m, uint64_t owner) {
   for (;;) {
-    if (__atomic_exchange_n(m, 1, __ATOMIC_ACQUIRE) == 0) return;
+    uint64_t expected = 0;
+    if (__atomic_compare_exchange_n(m, &expected, owner, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
     while (__atomic_load_n(m, __ATOMIC_RELAXED) != 0) __asm__ volatile("pause");
   }
 }
 static inline void kmeta_unlock(uint64_t *m) { __atomic_store_n(m, 0, __ATOMIC_RELEASE); }
+/** Frees the guard only if `owner` holds it (the panic path); true when it did. */
+static inline bool kmeta_break_if_owner(uint64_t *m, uint64_t owner) {
+  uint64_t expected = owner;
+  return __atomic_compare_exchange_n(m, &expected, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
 
 static inline bool kword_cas(uint64_t *p, uint64_t expected, uint64_t desired) {
   return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
@@ -199,6 +212,9 @@ KLOCK_DECLARE(klock_deadlock_a)
 KLOCK_DECLARE(klock_deadlock_b)
 KLOCK_DECLARE(klock_convoy_mutex)
 KLOCK_DECLARE(klock_convoy_spin)
+KLOCK_DECLARE(klock_reentry_ticket)
+KLOCK_DECLARE(klock_reentry_rw)
+KLOCK_DECLARE(klock_wake_race_spin)
 
 #pragma clang assume_nonnull end
 
