@@ -26,7 +26,13 @@ import Testing
     let summary = report.lockSummary
     let isrMisuse = try #require(elf.address(of: "klock_isr_misuse"))
     let workMutex = try #require(elf.address(of: "klock_work_mutex"))
-    #expect(summary == [isrMisuse: "irq-unsafe", workMutex: "sleep-in-irq"])
+    let reentryTicket = try #require(elf.address(of: "klock_reentry_ticket"))
+    let reentryRW = try #require(elf.address(of: "klock_reentry_rw"))
+    #expect(
+      summary == [
+        isrMisuse: "irq-unsafe", workMutex: "sleep-in-irq", reentryTicket: "irq-unsafe",
+        reentryRW: "irq-unsafe",
+      ])
 
     var config = QEMUConfiguration()
     config.smp = 2
