@@ -38,12 +38,14 @@ let package = Package(
     .target(name: "Disassembly", dependencies: ["CCapstone"]),
     // Dashboard: state, key reducer and pure views that render a Snapshot into a character grid.
     .target(name: "Dashboard", dependencies: ["Inspector"]),
+    // Static ISR-safety check: call graph from the machine code, rules, findings.
+    .target(name: "ISRCheck", dependencies: ["ELFSymbols", "Disassembly"]),
     // The ncurses backend: grid to screen, keys in. Nothing else.
     .target(name: "Terminal", dependencies: ["CNcurses", "Dashboard"]),
     .executableTarget(
       name: "smptop",
       dependencies: [
-        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly",
+        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -56,6 +58,8 @@ let package = Package(
     .testTarget(
       name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"],
       exclude: ["__Snapshots__", "e2e"]),
+    .testTarget(
+      name: "ISRCheckTests", dependencies: ["ISRCheck", "ELFSymbols", "QEMULaunch", "Inspector", "Dashboard"]),
     .testTarget(
       name: "IntegrationTests",
       dependencies: ["Inspector", "QEMULaunch", "GDBRemote", "QMP", "ELFSymbols"]),

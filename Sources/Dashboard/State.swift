@@ -174,6 +174,9 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var vmPaused: Bool = false
   /// The key-table overlay is shown.
   public var helpVisible: Bool = false
+  /// Locks with static ISR findings (`smptop isrcheck` on the kernel ELF): lock object address →
+  /// what can happen ("sleep-in-irq", "irq-unsafe"). Empty when the check did not run.
+  public var staticLockFindings: [UInt64: String] = [:]
   /// The lcpu (or vCPU) whose detail view is open, nil when closed.
   public var detail: Int?
   /// The first visible line of the detail view.

@@ -39,6 +39,7 @@ enum DashboardSession {
     let uiDone = Atomic<Bool>(false)
     var state = DashboardState()
     state.intervalMilliseconds = Int(interval * 1000)
+    state.staticLockFindings = ISRCheckCommand.lockSummary(elf: target.elf, path: target.options.kernel)
     let initial = state
 
     let thread = Thread {

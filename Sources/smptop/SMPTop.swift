@@ -28,6 +28,6 @@ struct Root: ParsableCommand {
     subcommands: [
       RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
       RecordCommand.self, ReplayCommand.self, BenchCommand.self,
-      KernelCommand.self,
+      KernelCommand.self, ISRCheckCommand.self,
     ])
 }

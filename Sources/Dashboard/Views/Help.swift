@@ -25,8 +25,13 @@ let legend: [String] = [
   "DUE IN: next LAPIC timer deadline, counted from the newest tick",
 ]
 
-/// Draws the help overlay: a box with the key table and the legend over the body.
-func drawHelp(into g: inout Grid, area: Rect, glyphs: Glyphs) {
+/// The legend line for the locks pane's static ISR findings, shown when there are any.
+let staticFindingsLegend =
+  "MISUSE: N = counted at run time; S:irq, S:sleep = isrcheck found an interrupt path to it"
+
+/// Draws the help overlay: a box with the key table and the legend (plus `extraLegend`) over the body.
+func drawHelp(into g: inout Grid, area: Rect, glyphs: Glyphs, extraLegend: [String] = []) {
+  let legend = legend + extraLegend
   let keyWidth = keyTable.map { displayWidth($0.keys) }.max() ?? 10
   let width = min(area.width, 96)
   let height = min(area.height, keyTable.count + legend.count + 3)

@@ -22,7 +22,7 @@ struct LockRow {
 /// Builds the lock rows.
 func lockRows(
   _ snapshot: Snapshot, rates: SnapshotRates?, context c: PaneContext, cycleLocks: Set<UInt64>,
-  symbolize: Symbolizer, searchable: Bool = true
+  symbolize: Symbolizer, searchable: Bool = true, staticFindings: [UInt64: String] = [:]
 )
   -> [LockRow]
 {
@@ -62,6 +62,13 @@ func lockRows(
       if l.misuseBadUnlock > 0 { parts.append("bad-unlock \(l.misuseBadUnlock)") }
       misuse = "\(l.misuseTotal) " + parts.joined(separator: ", ")
     }
+    if let found = staticFindings[l.address] {
+      // First, so a narrow column still shows it: S:irq (irq-unsafe), S:sleep (sleep-in-irq).
+      let kinds = found.split(separator: ",").map {
+        $0 == "sleep-in-irq" ? "sleep" : $0 == "irq-unsafe" ? "irq" : $0
+      }
+      misuse = "S:" + kinds.joined(separator: "/") + (misuse == "-" ? "" : " " + misuse)
+    }
     let lifetimeMean = l.contended == 0 ? nil : Double(l.waitTotalTSC) / Double(l.contended)
     var row = LockRow(
       id: Int(truncatingIfNeeded: l.address), record: l, rates: rate, holder: holder,
@@ -82,6 +89,7 @@ func lockRows(
     guard searchable else { return row }
     row.search = "\(l.name) \(l.kind.rawValue) \(row.holder) \(row.waiters) \(row.site)".lowercased()
     if l.misuseTotal > 0 { row.search += " misuse" }
+    if staticFindings[l.address] != nil { row.search += " static" }
     if row.inCycle { row.search += " deadlock" }
     return row
   }
@@ -170,7 +178,8 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
     ) {
       g, r, x, y, w in
       textCell(
-        &g, r.misuse, x: x, y: y, width: w, glyphs: glyphs, style: r.record.misuseTotal > 0 ? .error : .dim)
+        &g, r.misuse, x: x, y: y, width: w, glyphs: glyphs,
+        style: r.record.misuseTotal > 0 ? .error : (r.misuse == "-" ? .dim : .warn))
     },
     .fixed("TRYFAIL", 7, priority: 8) { g, r, x, y, w in
       numberCell(&g, Double(r.record.trylockFailures), x: x, y: y, width: w, glyphs: glyphs)
@@ -322,7 +331,7 @@ func drawLocksPane(
 
   let all = lockRows(
     snapshot, rates: data.rates, context: c, cycleLocks: cycleLocks, symbolize: symbolize,
-    searchable: !state.filter.isEmpty)
+    searchable: !state.filter.isEmpty, staticFindings: state.staticLockFindings)
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id, values: lockSortValues)
   drawPaneTable(

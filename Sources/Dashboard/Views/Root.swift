@@ -81,7 +81,9 @@ public func renderFrame(
     drawPlaceholder(into: &g, lines: ["Waiting for the first snapshot."], body: body)
   }
   if state.helpVisible {
-    drawHelp(into: &g, area: Rect(x: 0, y: 0, width: width, height: height - 1), glyphs: glyphs)
+    drawHelp(
+      into: &g, area: Rect(x: 0, y: 0, width: width, height: height - 1), glyphs: glyphs,
+      extraLegend: state.staticLockFindings.isEmpty ? [] : [staticFindingsLegend])
   }
   return Frame(grid: g, layout: layout)
 }
