@@ -47,7 +47,10 @@ let package = Package(
       dependencies: [
         "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]),
+      ],
+      plugins: ["GitVersion"]),
+    // Records `git describe` at build time for `smptop --version`.
+    .plugin(name: "GitVersion", capability: .buildTool()),
 
     .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "QEMULaunch"]),
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),

@@ -96,7 +96,8 @@ extension Grid {
     }
   }
 
-  /// Draws an htop-style bar meter, `[||||||     42.0%]`, with the text overlaid on the bar's right end.
+  /// Draws an htop-style bar meter, `[||||||     42.0%]`, with the text overlaid on the bar's right end
+  /// and a blank between bar and text whenever the text leaves room for one.
   ///
   /// - Parameters:
   ///   - fraction: 0...1 filled, nil when unknown (an empty bar).
@@ -119,7 +120,9 @@ extension Grid {
     let units = Int((f * Double(inner * steps)).rounded())
     let full = units / steps
     let part = units % steps
-    let label = Array(truncate(text, to: inner, ellipsis: glyphs.ellipsis).unicodeScalars)
+    // A blank keeps the bar from running into the text ("[███ 20/2]", not "[███20/2]").
+    let spaced = !text.isEmpty && displayWidth(text) < inner ? " " + text : text
+    let label = Array(truncate(spaced, to: inner, ellipsis: glyphs.ellipsis).unicodeScalars)
     let labelStart = inner - label.count
     for i in 0..<inner {
       let filled = i < full || (i == full && part > 0)

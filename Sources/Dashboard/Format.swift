@@ -66,6 +66,13 @@ public enum Format {
     return "\(total / 86400)d" + pad2(total / 3600 % 24) + "h"
   }
 
+  /// Time until a deadline in at most 11 columns: "1.49ms", or "late 78.6ms" once it has passed.
+  public static func due(seconds: Double, micro: String = "µs") -> String {
+    guard seconds.isFinite else { return "?" }
+    return seconds < 0
+      ? "late " + duration(seconds: -seconds, micro: micro) : duration(seconds: seconds, micro: micro)
+  }
+
   /// An uptime like htop's: "00:12:34", "1 day, 02:03:04".
   public static func uptime(seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "?" }

@@ -12,7 +12,7 @@ public struct TargetInfo: Sendable, Equatable, Codable {
   public var qemuVersion: String?
   /// The machine type ("pc-q35-9.2").
   public var machine: String?
-  /// What runs in it: the kernel file name, or "bundled unikernel".
+  /// The kernel ELF's file name (`--kernel`), shown as "kernel NAME"; nil when none was given.
   public var name: String?
 
   /// Creates target information.
@@ -69,6 +69,35 @@ public struct DetailData: Sendable, Equatable, Codable {
   }
 }
 
+/// The outcome of an effect the sampler carried out (pause, resume, step), for the status line.
+public struct EffectResult: Sendable, Equatable, Codable {
+  /// Grows with every result, so the run loop takes each one exactly once.
+  public var sequence: UInt64
+  /// What happened: "VM paused", "stepped lcpu 0 to 0x10be9a Mutex.lock()+0x1a", "step failed: …".
+  public var message: String
+
+  /// Creates a result.
+  public init(sequence: UInt64, message: String) {
+    self.sequence = sequence
+    self.message = message
+  }
+}
+
+/// What one refresh cost beside reading the snapshot itself, so the header can say what a number covers.
+public struct SampleCost: Sendable, Equatable, Codable {
+  /// Nanoseconds the sampler spent in QMP beside the read (the run state, which is a round trip only
+  /// after an event or every 5 s, and the device-side virtio view); 0 without QMP.
+  public var qmpNanoseconds: UInt64
+  /// Nanoseconds spent reading the detail view's memory and disassembling it; 0 when it is closed.
+  public var detailNanoseconds: UInt64
+
+  /// Creates a cost breakdown.
+  public init(qmpNanoseconds: UInt64 = 0, detailNanoseconds: UInt64 = 0) {
+    self.qmpNanoseconds = qmpNanoseconds
+    self.detailNanoseconds = detailNanoseconds
+  }
+}
+
 /// Everything a frame is drawn from, apart from the UI state.
 public struct DashboardData: Sendable {
   /// The latest snapshot; nil before the first one arrives.
@@ -79,19 +108,25 @@ public struct DashboardData: Sendable {
   public var detail: DetailData?
   /// QEMU version and machine.
   public var target: TargetInfo
+  /// The latest finished effect (pause, resume, step); the run loop puts each new one on the status line.
+  public var effect: EffectResult?
+  /// What the refresh spent beside the snapshot read; nil when nobody measured it (tests, replays).
+  public var cost: SampleCost?
   /// Changes whenever anything above changes (a `Latest` generation will do): the run loop redraws then.
   public var generation: UInt64
 
   /// Creates the inputs of a frame.
   public init(
     snapshot: Snapshot?, rates: SnapshotRates? = nil, detail: DetailData? = nil,
-    target: TargetInfo = TargetInfo(),
+    target: TargetInfo = TargetInfo(), effect: EffectResult? = nil, cost: SampleCost? = nil,
     generation: UInt64 = 0
   ) {
     self.snapshot = snapshot
     self.rates = rates
     self.detail = detail
     self.target = target
+    self.effect = effect
+    self.cost = cost
     self.generation = generation
   }
 }

@@ -100,6 +100,8 @@ public enum Action: Sendable, Equatable {
   case sync(ViewLayout)
   /// The program reports something to the user (an effect's result or error).
   case status(String)
+  /// An effect the sampler carried out finished; its result replaces the "…ing" message.
+  case effectFinished(EffectResult)
 }
 
 /// What the caller must do after a reduction. The reducer never does I/O; these flags ask for it.

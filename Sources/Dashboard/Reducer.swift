@@ -3,7 +3,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
   var s = state
   // A message stays up until the user does something.
   switch action {
-  case .sync, .status, .resize: break
+  case .sync, .status, .resize, .effectFinished: break
   default: s.statusMessage = nil
   }
 
@@ -83,7 +83,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     return (s, [.redraw, .openDetail])
 
   case .sortNext, .sortPrevious:
-    let keys = s.pane.sortKeys
+    let keys = s.pane.sortKeys(generic: s.layout.generic)
     let i = keys.firstIndex(of: s.current.sortKey) ?? 0
     let j = action == .sortNext ? (i + 1) % keys.count : (i + keys.count - 1) % keys.count
     s.current.sortKey = keys[j]
@@ -120,11 +120,11 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
   case .togglePause:
     if s.vmPaused {
       s.vmPaused = false
-      s.statusMessage = "resuming the VM"
+      s.statusMessage = "resuming the VM..."
       return (s, [.redraw, .resumeVM])
     }
     s.vmPaused = true
-    s.statusMessage = "pausing the VM"
+    s.statusMessage = "pausing the VM..."
     return (s, [.redraw, .pauseVM])
   case .step:
     guard let target = s.targetLCPU else {
@@ -132,11 +132,11 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
       return (s, .redraw)
     }
     s.vmPaused = true
-    s.statusMessage = "stepping lcpu \(target)"
+    s.statusMessage = "stepping lcpu \(target)..."
     return (s, [.redraw, .stepSelected])
   case .continueVM:
     s.vmPaused = false
-    s.statusMessage = "continuing the VM"
+    s.statusMessage = "resuming the VM..."
     return (s, [.redraw, .continueVM])
 
   case .faster, .slower:
@@ -181,6 +181,11 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
   case .status(let message):
     s.statusMessage = message
     return (s, .redraw)
+  case .effectFinished(let result):
+    guard result.sequence > s.lastEffect else { return (s, []) }
+    s.lastEffect = result.sequence
+    s.statusMessage = result.message
+    return (s, .redraw)
   }
 }
 
@@ -218,9 +223,14 @@ func scrollDetail(_ state: DashboardState, by n: Int) -> (DashboardState, Reacti
   return (s, .redraw)
 }
 
-/// "sorted by BUSY% (descending)".
+/// "sorted by BUSY% ↓": the title of the column the rows are ordered by, and the header's arrow.
 func sortMessage(_ s: DashboardState) -> String {
-  "sorted by \(s.current.sortKey.rawValue) (\(s.current.descending ? "descending" : "ascending"))"
+  sortText(s.current.sortKey, descending: s.current.descending, glyphs: s.charset.glyphs)
+}
+
+/// "sorted by HOLD ↓", the same words whether F6 just chose the key or the key's column is hidden.
+func sortText(_ key: SortKey, descending: Bool, glyphs: Glyphs) -> String {
+  "sorted by \(key.rawValue) \(descending ? glyphs.down : glyphs.up)"
 }
 
 /// "500ms", "1s", "2.5s".

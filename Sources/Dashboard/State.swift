@@ -25,8 +25,13 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
   }
 
   /// The sort keys this pane offers, in F6 order; the first is the default.
-  public var sortKeys: [SortKey] {
+  public var sortKeys: [SortKey] { sortKeys(generic: false) }
+
+  /// The sort keys this pane offers for a guest with the inspection ABI, or in generic mode (where the
+  /// lcpus pane shows only vCPU number, state and RIP), in F6 order; the first is the default.
+  public func sortKeys(generic: Bool) -> [SortKey] {
     switch self {
+    case .lcpus where generic: return [.index, .state, .rip]
     case .lcpus: return [.index, .state, .busy, .irq, .ipi, .thread, .rip, .deadline]
     case .locks: return [.contention, .name, .acquisitions, .wait, .hold, .waiters, .misuse]
     case .allocator: return [.order, .free, .allocs]
@@ -36,7 +41,7 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
   }
 }
 
-/// A column a pane can sort by.
+/// A column a pane can sort by; the raw value is the title of the column it marks.
 public enum SortKey: String, Sendable, Codable, CaseIterable {
   /// lcpu or vCPU number.
   case index = "CPU"
@@ -55,7 +60,7 @@ public enum SortKey: String, Sendable, Codable, CaseIterable {
   /// Next timer deadline.
   case deadline = "DUE IN"
   /// Lock contention: contended acquisitions per second, then contended share.
-  case contention = "CONT"
+  case contention = "CONT/s"
   /// Lock (or device) name.
   case name = "NAME"
   /// Lock acquisitions per second.
@@ -82,14 +87,14 @@ public enum SortKey: String, Sendable, Codable, CaseIterable {
   case packets = "PKT/s"
   /// Bytes per second.
   case bytes = "B/s"
-  /// Errors and drops.
+  /// Errors, then drops.
   case errors = "ERR"
   /// Pending timers.
   case pending = "PEND"
   /// Timers fired per second.
   case fired = "FIRED/s"
   /// Timer lateness (max).
-  case late = "LATE"
+  case late = "LATE MAX"
 
   /// Whether a fresh sort by this key starts descending (biggest first), as htop does for load columns.
   public var defaultDescending: Bool {
@@ -143,16 +148,23 @@ public struct ViewLayout: Sendable, Equatable, Codable {
   public var detailPageRows: Int
   /// QEMU's view: true running, false stopped, nil unknown.
   public var vmRunning: Bool?
+  /// True when the frame showed a guest without the inspection ABI (generic mode).
+  public var generic: Bool
+  /// The sort key whose column did not fit the terminal's width, so the header names it instead.
+  public var hiddenSortKey: SortKey?
 
   /// Creates a layout.
   public init(
-    rowIDs: [Int], pageRows: Int, detailLines: Int = 0, detailPageRows: Int = 0, vmRunning: Bool? = nil
+    rowIDs: [Int], pageRows: Int, detailLines: Int = 0, detailPageRows: Int = 0, vmRunning: Bool? = nil,
+    generic: Bool = false, hiddenSortKey: SortKey? = nil
   ) {
     self.rowIDs = rowIDs
     self.pageRows = pageRows
     self.detailLines = detailLines
     self.detailPageRows = detailPageRows
     self.vmRunning = vmRunning
+    self.generic = generic
+    self.hiddenSortKey = hiddenSortKey
   }
 }
 
@@ -185,8 +197,11 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var colorScheme: ColorSchemeName = .standard
   /// The characters the terminal can show.
   public var charset: Charset = .unicode
-  /// A one-line message for the user (effects' results, errors); cleared by the next key.
+  /// A one-line message for the user (effects' progress and results, errors); cleared by the next key,
+  /// and an effect's progress message is replaced by its result when the effect finishes.
   public var statusMessage: String?
+  /// The sequence number of the last effect result taken into `statusMessage`.
+  public var lastEffect: UInt64 = 0
   /// The last frame's geometry (set by `.sync`).
   public var layout = ViewLayout(rowIDs: [], pageRows: 1)
 

@@ -81,6 +81,10 @@ extension Screen {
         lastGeneration = data.generation
         redraw = true
       }
+      if let effect = data.effect, effect.sequence > state.lastEffect {
+        state = reduce(state, .effectFinished(effect)).0
+        redraw = true
+      }
       if redraw {
         let (width, height) = size
         var frame = renderFrame(

@@ -7,8 +7,8 @@ struct AttachCommand: AsyncParsableCommand {
     commandName: "attach",
     abstract: "Attach to a running QEMU through its gdbstub, QMP socket and shared RAM file.",
     discussion: """
-      Connecting to QEMU's gdbstub stops the VM, so with --memory-file smptop reads live from
-      shared RAM and touches the gdbstub only for registers and stepping; it leaves the VM
+      Connecting to QEMU's gdbstub stops the VM, so with --memory-file smptop reads live from \
+      shared RAM and touches the gdbstub only for registers and stepping; it leaves the VM \
       running or paused as you left it when it exits.
       """)
 

@@ -11,13 +11,18 @@ struct BenchCommand: AsyncParsableCommand {
     abstract: "Measure snapshot latency per source, guest pause, and gdb's cost for the same work.",
     discussion: """
       Boots the bundled guest for each --smp value and measures, in one run:
-        live        a snapshot of the whole model from the shared RAM file (zero pause)
-        stopped     the gdbstub stops the VM, reads every register of every vCPU plus the
-                    model in one pipelined burst, and resumes it (pause = stop to resume)
-        gdb         gdb 13's Python API reading the same registers and memory over the same
-                    gdbstub at a stopped VM (Resources/bench/gdb_baseline.py), against
-                    smptop's stopped snapshot of a paused VM (the same work)
-      and smptop's peak resident memory. Build with -c release for numbers worth quoting.
+
+      - live: a snapshot of the whole model from the shared RAM file (zero pause).
+
+      - stopped: the gdbstub stops the VM, reads every register of every vCPU plus the model \
+      in one pipelined burst, and resumes it (pause = stop to resume).
+
+      - gdb: gdb 13's Python API reading the same registers and memory over the same gdbstub \
+      at a stopped VM (Resources/bench/gdb_baseline.py), against smptop's stopped snapshot of \
+      a paused VM (the same work).
+
+      It also reports smptop's peak resident memory. Build with -c release for numbers worth \
+      quoting.
       """)
 
   @Option(parsing: .upToNextOption, help: "lcpu counts to measure (e.g. --smp 1 4 16 64).")

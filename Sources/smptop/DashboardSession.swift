@@ -69,26 +69,17 @@ enum DashboardSession {
     }
   }
 
-  /// Maps the reducer's reactions to sampler commands; the return value goes on the status line.
+  /// Maps the reducer's reactions to sampler commands. The reducer has already put the effect's
+  /// progress on the status line; the sampler reports the result (`DashboardData.effect`).
   private static func perform(_ reaction: Reaction, _ state: DashboardState, _ mailbox: Mailbox) -> String? {
-    var message: String?
-    if reaction.contains(.pauseVM) {
-      mailbox.post(.pause)
-      message = "pausing the VM…"
-    }
-    if reaction.contains(.resumeVM) || reaction.contains(.continueVM) {
-      mailbox.post(.resume)
-      message = "resuming the VM…"
-    }
-    if reaction.contains(.stepSelected), let lcpu = state.targetLCPU {
-      mailbox.post(.step(lcpu: lcpu))
-      message = "stepping lcpu \(lcpu)…"
-    }
+    if reaction.contains(.pauseVM) { mailbox.post(.pause) }
+    if reaction.contains(.resumeVM) || reaction.contains(.continueVM) { mailbox.post(.resume) }
+    if reaction.contains(.stepSelected), let lcpu = state.targetLCPU { mailbox.post(.step(lcpu: lcpu)) }
     if reaction.contains(.changeInterval) {
       mailbox.post(.interval(milliseconds: state.intervalMilliseconds))
     }
     if reaction.contains(.openDetail) { mailbox.post(.detail(lcpu: state.detail)) }
-    return message
+    return nil
   }
 
   /// The sampler: snapshots at the chosen interval, runs commands, publishes to the UI.
@@ -98,21 +89,29 @@ enum DashboardSession {
     var intervalMs = Int(interval * 1000)
     var previous: Snapshot?
     var detailLCPU: Int?
-    var status: String?
-    var statusUntil = ContinuousClock.now
+    var effect: EffectResult?
     var lastGood: Snapshot?
     var virtio: [VirtioDeviceState]?
     var virtioAt = ContinuousClock.now - .seconds(60)
     let disassembler = try? Disassembler()
+    /// Publishes the outcome of a pause, resume or step for the status line.
+    func finished(_ message: String) {
+      effect = EffectResult(sequence: (effect?.sequence ?? 0) + 1, message: message)
+    }
     loop: while true {
-      let before = status
       for command in mailbox.take() {
         switch command {
         case .quit: break loop
         case .pause:
-          do { try await target.pause() } catch { status = error.message }
+          do {
+            try await target.pause()
+            finished("VM paused")
+          } catch { finished("pause failed: " + error.message) }
         case .resume:
-          do { try await target.resume() } catch { status = error.message }
+          do {
+            try await target.resume()
+            finished("VM running")
+          } catch { finished("resume failed: " + error.message) }
         case .interval(let ms): intervalMs = max(50, ms)
         case .detail(let lcpu): detailLCPU = lcpu
         case .step(let lcpu):
@@ -120,35 +119,46 @@ enum DashboardSession {
             let vcpu = vcpuIndex(of: lcpu, in: lastGood)
             let steps = try await target.step(vcpu: vcpu, count: 1, restore: false)
             if let s = steps.last {
-              status = "stepped lcpu \(lcpu): 0x\(String(s.rip, radix: 16)) \(s.symbol ?? "")"
+              finished("stepped lcpu \(lcpu) to " + (s.symbol ?? "0x" + String(s.rip, radix: 16)))
+            } else {
+              finished("stepped lcpu \(lcpu)")
             }
-          } catch { status = error.message }
+          } catch { finished("lcpu \(lcpu): " + error.message) }
         }
       }
-      if status != before { statusUntil = .now + .seconds(5) }
-      if ContinuousClock.now > statusUntil { status = nil }
       do {
         // While the user holds the VM paused the gdbstub costs no extra pause: take stopped
         // snapshots then, which carry every register for the detail view.
         let paused = !target.wantsRunning
+        // The run state is QMP's (query-status after an event, or when 5 s old): asked here so its
+        // time shows as QMP's; the snapshot then finds it cached.
+        let qmpStart = monotonicNanoseconds()
+        if target.qmp != nil { _ = await target.runState() }
+        var qmp = target.qmp == nil ? 0 : monotonicNanoseconds() - qmpStart
         var snap = try await target.snapshot(preferStopped: paused && target.options.gdb != nil)
-        if let status { snap.problems.insert(status, at: 0) }
         // QEMU's device-side view of the virtqueues costs a few QMP round trips: every 2 s,
         // and at every snapshot while paused (then the two sides are compared exactly).
         if !snap.virtqueues.isEmpty || !target.speaksABI, target.qmp != nil {
           if paused || ContinuousClock.now - virtioAt > .seconds(2) {
+            let virtioStart = monotonicNanoseconds()
             virtio = await target.virtioState()
+            qmp += monotonicNanoseconds() - virtioStart
             virtioAt = .now
           }
           snap.virtio = snap.virtio ?? virtio
         }
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
+        let detailStart = monotonicNanoseconds()
         let detail = detailLCPU.map {
           makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler)
         }
+        let cost = SampleCost(
+          qmpNanoseconds: qmp,
+          detailNanoseconds: detailLCPU == nil ? 0 : monotonicNanoseconds() - detailStart)
         latest.update { data in
           data = DashboardData(
-            snapshot: snap, rates: rates, detail: detail, target: info, generation: data.generation + 1)
+            snapshot: snap, rates: rates, detail: detail, target: info, effect: effect, cost: cost,
+            generation: data.generation + 1)
         }
         previous = paused ? nil : snap
         lastGood = snap
@@ -159,7 +169,8 @@ enum DashboardSession {
           snap?.problems = [error.message]
           snap?.runState = "unreachable"
           data = DashboardData(
-            snapshot: snap, rates: nil, detail: data.detail, target: info, generation: data.generation + 1)
+            snapshot: snap, rates: nil, detail: data.detail, target: info, effect: effect,
+            generation: data.generation + 1)
         }
       }
       let deadline = ContinuousClock.now + .milliseconds(intervalMs)

@@ -8,7 +8,9 @@ struct KernelCommand: ParsableCommand {
     abstract: "Build the bundled unikernel if needed and print the path of its ELF.",
     discussion: """
       For users who launch QEMU their own way and then attach, e.g.
-        qemu-system-x86_64 -smp 4 -kernel "$(smptop kernel)" -gdb tcp::1234 -qmp unix:/tmp/qmp.sock,server=on,wait=off
+
+        qemu-system-x86_64 -smp 4 -kernel "$(smptop kernel)" \\
+          -gdb tcp::1234 -qmp unix:/tmp/qmp.sock,server=on,wait=off
       """)
 
   func run() throws {

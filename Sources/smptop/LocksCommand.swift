@@ -8,7 +8,7 @@ struct LocksCommand: AsyncParsableCommand {
     commandName: "locks",
     abstract: "Print the lock contention table (sorted by contention), wait-for cycles and misuse.",
     discussion: """
-      Takes two snapshots --interval seconds apart (live from shared RAM when --memory-file is
+      Takes two snapshots --interval seconds apart (live from shared RAM when --memory-file is \
       given, else through the gdbstub) and ranks locks by contended acquisitions per second.
       """)
 

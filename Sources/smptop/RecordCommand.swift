@@ -8,7 +8,7 @@ struct RecordCommand: AsyncParsableCommand {
     commandName: "record",
     abstract: "Record the guest's inspection records (from shared RAM, no pause) into a file.",
     discussion: """
-      Each frame holds the raw bytes of the ABI root, every table and every dynamic lock, read
+      Each frame holds the raw bytes of the ABI root, every table and every dynamic lock, read \
       live from the shared RAM file. Replay it with `smptop replay FILE --kernel ELF`.
       """)
 

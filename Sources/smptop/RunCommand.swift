@@ -38,15 +38,16 @@ struct RunCommand: AsyncParsableCommand {
     commandName: "run",
     abstract: "Build the bundled unikernel if needed, boot it in QEMU (TCG) and inspect it.",
     discussion: """
-      QEMU's gdbstub, QMP socket, serial log and shared RAM file live in a private 0700
+      QEMU's gdbstub, QMP socket, serial log and shared RAM file live in a private 0700 \
       directory that is removed on exit, and QEMU is shut down when smptop exits.
-      Scriptable:  smptop run --smp 4 --headless --after 3 --json
+
+      Scriptable: smptop run --smp 4 --headless --after 3 --json
       """)
 
   @Option(help: "Number of lcpus (1...64).")
   var smp = 4
 
-  @Option(help: "Guest workload: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
+  @Option(help: "Guest workload.")
   var scenario: Scenario = .default
 
   @Option(help: "Extra kernel command line words (see Sources/Kernel/CommandLine.swift).")

@@ -25,9 +25,17 @@ struct Root: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "smptop",
     abstract: "Live inspection of an SMP unikernel running in QEMU.",
+    version: versionText,
     subcommands: [
       RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
       RecordCommand.self, ReplayCommand.self, BenchCommand.self,
       KernelCommand.self, ISRCheckCommand.self,
     ])
 }
+
+/// smptop's own version; no release has been made from this tree yet.
+let smptopVersion = "0.1.0"
+
+/// What `smptop --version` prints: the version, and the git checkout it was built from when known.
+let versionText =
+  "smptop \(smptopVersion) " + (gitDescribe.map { "(git \($0))" } ?? "(not built from a git checkout)")

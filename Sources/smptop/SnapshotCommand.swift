@@ -8,9 +8,10 @@ struct SnapshotCommand: AsyncParsableCommand {
     commandName: "snapshot",
     abstract: "Take one snapshot and print it as a table or as JSON.",
     discussion: """
-      With --memory-file the snapshot is read live from the shared RAM file (zero pause, the
-      gdbstub is not touched). Otherwise, or with --stopped, the VM is stopped through the
+      With --memory-file the snapshot is read live from the shared RAM file (zero pause, the \
+      gdbstub is not touched). Otherwise, or with --stopped, the VM is stopped through the \
       gdbstub for the read (adding every vCPU's registers) and resumed if it was running.
+
       The JSON schema is documented in the README.
       """)
 

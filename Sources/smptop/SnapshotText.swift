@@ -29,7 +29,7 @@ enum SnapshotText {
     }
     parts.append("source \(snap.source.rawValue)")
     if let run = snap.runState { parts.append("vm \(run)") }
-    parts.append("cost \(duration(snap.costNanoseconds))")
+    parts.append("read \(duration(snap.costNanoseconds))")
     if snap.pauseNanoseconds > 0 { parts.append("pause \(duration(snap.pauseNanoseconds))") }
     return parts.joined(separator: ", ")
   }

@@ -7,8 +7,8 @@ struct StepCommand: AsyncParsableCommand {
     commandName: "step",
     abstract: "Step one lcpu K instructions (the others stay stopped), printing RIP and symbol.",
     discussion: """
-      Uses the gdbstub's vCont;s on that vCPU alone (gdb's default stepi lets the other vCPUs
-      run). A halted lcpu (in hlt) is refused: its step could never finish. The VM is resumed
+      Uses the gdbstub's vCont;s on that vCPU alone (gdb's default stepi lets the other vCPUs \
+      run). A halted lcpu (in hlt) is refused: its step could never finish. The VM is resumed \
       afterwards if it was running, unless --stay-stopped.
       """)
 

@@ -48,6 +48,14 @@ import Testing
     #expect(u.text == "┌──┐\n└──┘")
   }
 
+  @Test func aFullBarKeepsABlankBeforeItsText() {
+    var g = Grid(width: 10, height: 3)
+    g.meter(x: 0, y: 0, width: 10, fraction: 1, text: "20/2", glyphs: .unicode)
+    g.meter(x: 0, y: 1, width: 10, fraction: 0.9, text: "310/12", glyphs: .unicode)
+    g.meter(x: 0, y: 2, width: 10, fraction: 1, text: "12345678", glyphs: .unicode)
+    #expect(g.text == "[███ 20/2]\n[█ 310/12]\n[12345678]", "no blank when the text fills the bar")
+  }
+
   @Test func meterOverlaysItsTextOnTheBarLikeHtop() {
     var g = Grid(width: 14, height: 4)
     g.meter(x: 0, y: 0, width: 14, fraction: 0.5, text: "50.0%", glyphs: .ascii)
@@ -55,7 +63,7 @@ import Testing
     g.meter(x: 0, y: 2, width: 14, fraction: nil, text: "--", glyphs: .ascii)
     g.meter(x: 0, y: 3, width: 14, fraction: 0.0625, text: "", glyphs: .unicode)
     #expect(
-      g.text == "[|||||| 50.0%]\n[||||||||170%]\n[          --]\n[▊           ]", "6/8 of the first cell")
+      g.text == "[|||||| 50.0%]\n[||||||| 170%]\n[          --]\n[▊           ]", "6/8 of the first cell")
     #expect(g[1, 0].style == .meterBusy)
     #expect(g[6, 0].style == .meterBusy)
     #expect(g[7, 0].style == .meterIdle)

@@ -194,7 +194,7 @@ import Testing
     s = press(.character(">"), s).0
     #expect(s.current.sortKey == .busy)
     #expect(s.current.descending, "load columns start biggest first")
-    #expect(s.statusMessage == "sorted by BUSY% (descending)")
+    #expect(s.statusMessage == "sorted by BUSY% ↓")
     s = press(.character("I"), s).0
     #expect(!s.current.descending)
     s = press(.character("<"), press(.character("<"), press(.character("<"), s).0).0).0

@@ -11,9 +11,9 @@ import Testing
   /// run loop would show.
   func frame(
     _ state: DashboardState, _ snapshot: Snapshot?, _ rates: SnapshotRates? = nil, detail: DetailData? = nil,
-    width: Int, height: Int
+    target: TargetInfo = Fixtures.target, width: Int, height: Int
   ) -> Grid {
-    let data = DashboardData(snapshot: snapshot, rates: rates, detail: detail, target: Fixtures.target)
+    let data = DashboardData(snapshot: snapshot, rates: rates, detail: detail, target: target)
     let first = renderFrame(
       state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
     let synced = reduce(state, .sync(first.layout)).0
@@ -50,14 +50,18 @@ import Testing
 
   @Test(arguments: sizes) func genericMode(width: Int, height: Int) throws {
     assertGolden(
-      frame(DashboardState(), try Fixtures.generic(), width: width, height: height).text,
+      frame(
+        DashboardState(), try Fixtures.generic(), target: Fixtures.genericTarget, width: width, height: height
+      ).text,
       named: "generic-\(width)x\(height)")
   }
 
   @Test func genericModeWithoutRegisters() throws {
     var snap = try Fixtures.generic(withRegisters: false)
     snap.runState = "running"
-    assertGolden(frame(DashboardState(), snap, width: 80, height: 24).text, named: "generic-noregs-80x24")
+    assertGolden(
+      frame(DashboardState(), snap, target: Fixtures.genericTarget, width: 80, height: 24).text,
+      named: "generic-noregs-80x24")
   }
 
   static func detailData() throws -> DetailData {

@@ -95,9 +95,9 @@ import Testing
     for _ in 0..<20 where !stepped {
       try tmux.keys("Space")
       paused = try await tmux.waitFor("the paused header") {
-        $0.contains("│ paused │") || $0.contains("│ debug │")
+        $0.contains("│ paused │") || $0.contains("│ stopped (gdbstub) │")
       }
-      #expect(paused.contains("stopped gdbstub") || paused.contains("paused"))
+      #expect(paused.contains("gdbstub, VM stopped") || paused.contains("paused"))
       let status = try await monitor.queryStatus()
       #expect(!status.running, "QMP must say the VM is stopped, not \(status.status)")
       // Pick an lcpu caught running code (BUSY): halted ones cannot be stepped.
@@ -121,6 +121,10 @@ import Testing
       for (index, row) in Self.rows(after) where index != busy.key {
         #expect(row.rip == before[index]?.rip, "lcpu \(index) must not move while lcpu \(busy.key) steps")
       }
+      // The step's result replaces "stepping lcpu N..." on the status line; it is not a problem.
+      let result = try await tmux.waitFor("the step's result") { $0.contains("stepped lcpu \(busy.key) to ") }
+      #expect(!result.contains("stepping lcpu"))
+      #expect(!result.contains("problem: stepped"))
       stepped = true
     }
     #expect(stepped, "never caught an lcpu running code to step")

@@ -46,7 +46,7 @@ func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
         Format.bytes(r.usedBytes), x: x, y: y, width: w, style: r.usedBytes == 0 ? .dim : .normal,
         align: .right)
     },
-    .fixed("ALLOC/s", 7, priority: 0, key: .allocs) { g, r, x, y, w in
+    .fixed("ALLOC/s", 8, priority: 0, key: .allocs) { g, r, x, y, w in
       numberCell(&g, r.rates?.allocsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
     },
     .fixed("FREE/s", 6, priority: 0) { g, r, x, y, w in

@@ -40,7 +40,7 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
       left.add(text, style, separated: true)
     }
   }
-  if let name = target.name { left.add(name, .dim, priority: 5, separated: true) }
+  if let name = target.name { left.add(name, .dim, priority: 5, separated: true, label: "kernel ") }
   left.draw(
     into: &g, x: 0, y: 0, width: max(0, width - (rightWidth > 0 ? rightWidth + 1 : 0)), glyphs: glyphs)
 
@@ -53,13 +53,19 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   }
   src.add(sourceText(snap.source), .value, label: "source ")
   src.add("every " + intervalText(state.intervalMilliseconds), .normal, priority: 2, separated: true)
-  src.add(
-    "cost " + Format.duration(seconds: Double(snap.costNanoseconds) / 1e9, micro: glyphs.micro), .normal,
-    priority: 1, separated: true)
-  if snap.source == .gdbstub || snap.pauseNanoseconds > 0 {
-    src.add(
-      "pause " + Format.duration(seconds: Double(snap.pauseNanoseconds) / 1e9, micro: glyphs.micro), .normal,
-      priority: 3, separated: true)
+  // What the refresh cost, part by part: the snapshot read, then QMP and the detail view when they ran.
+  func time(_ ns: UInt64) -> String { Format.duration(seconds: Double(ns) / 1e9, micro: glyphs.micro) }
+  src.add(time(snap.costNanoseconds), .normal, priority: 1, separated: true, label: "read ")
+  if let cost = data.cost, cost.qmpNanoseconds > 0 {
+    src.add(time(cost.qmpNanoseconds), .normal, priority: 3, separated: true, label: "QMP ")
+  }
+  if let cost = data.cost, cost.detailNanoseconds > 0 {
+    src.add(time(cost.detailNanoseconds), .normal, priority: 4, separated: true, label: "detail ")
+  }
+  if snap.pauseNanoseconds > 0 {
+    src.add(time(snap.pauseNanoseconds), .normal, priority: 3, separated: true, label: "pause ")
+  } else if snap.source == .gdbstub {
+    src.add("no pause: VM already stopped", .normal, priority: 3, separated: true)
   }
   let p = snap.problems.count
   src.add(p == 0 ? "no problems" : "\(p) problem\(p == 1 ? "" : "s")", p == 0 ? .dim : .warn, separated: true)
@@ -83,7 +89,7 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   g.put("Avg", x: 0, y: 2, style: .label)
   g.meter(
     x: 3, y: 2, width: meterWidth - 3, fraction: average.map { $0 / 100 },
-    text: average.map { Format.fixed($0, decimals: 1) + "%" } ?? "--", glyphs: glyphs)
+    text: average.map { Format.fixed($0, decimals: 1) + "%" } ?? noShareText(snap), glyphs: glyphs)
   var totals = Segments()
   func total(_ key: KeyPath<LCPURates, Double>) -> String {
     rates.isEmpty ? "-" : Format.human(rates.map { $0[keyPath: key] }.reduce(0, +))
@@ -102,18 +108,21 @@ func drawHeader(into g: inout Grid, state: DashboardState, data: DashboardData, 
   totals.draw(into: &g, x: meterWidth + 2, y: 2, width: width - meterWidth - 2, glyphs: glyphs)
 }
 
-/// "live shared RAM", "stopped gdbstub", "recording".
+/// "live shared RAM", "gdbstub, VM stopped", "recording".
 func sourceText(_ source: MemorySourceKind) -> String {
   switch source {
   case .sharedRAM: return "live shared RAM"
-  case .gdbstub: return "stopped gdbstub"
+  case .gdbstub: return "gdbstub, VM stopped"
   case .recording: return "recording"
   }
 }
 
 /// QEMU's run state, or the guest's boot stage when QEMU did not say.
+///
+/// QEMU calls a VM its debugger stopped (the gdbstub, after a step or an interrupt) `debug`; the header
+/// says who stopped it instead.
 func runStateText(_ snap: Snapshot) -> String {
-  if let r = snap.runState { return r }
+  if let r = snap.runState { return r == "debug" ? "stopped (gdbstub)" : r }
   if let guest = snap.guest { return guest.isRunning ? "guest running" : "guest booting" }
   return "state ?"
 }
@@ -128,8 +137,11 @@ func runStateStyle(_ snap: Snapshot) -> Style {
   }
 }
 
-/// The tab bar: panes by number, the active one highlighted; the filter and status message on the right.
-func drawTabs(into g: inout Grid, state: DashboardState, generic: Bool, y: Int, width: Int) {
+/// The tab bar: panes by number, the active one highlighted; on the right the status message, or else the
+/// filter and, when its column did not fit, the sort key.
+func drawTabs(
+  into g: inout Grid, state: DashboardState, generic: Bool, hiddenSortKey: SortKey?, y: Int, width: Int
+) {
   var x = 0
   for pane in Pane.allCases {
     let label = " \(pane.rawValue) \(pane.title(generic: generic)) "
@@ -140,9 +152,16 @@ func drawTabs(into g: inout Grid, state: DashboardState, generic: Bool, y: Int, 
   var style = Style.status
   if let message = state.statusMessage {
     right = message
-  } else if !state.filter.isEmpty && !state.isEditingFilter {
-    right = "filter: " + state.filter
-    style = .filter
+  } else {
+    var parts: [String] = []
+    if !state.filter.isEmpty && !state.isEditingFilter {
+      parts.append("filter: " + state.filter)
+      style = .filter
+    }
+    if let key = hiddenSortKey {
+      parts.append(sortText(key, descending: state.current.descending, glyphs: state.charset.glyphs))
+    }
+    right = parts.joined(separator: state.charset.glyphs.separator)
   }
   guard !right.isEmpty, width - x > 4 else { return }
   let text = truncate(right, to: width - x - 1, ellipsis: state.charset.glyphs.ellipsis)

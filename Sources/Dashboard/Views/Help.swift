@@ -22,7 +22,8 @@ public let keyTable: [(keys: String, action: String)] = [
 let legend: [String] = [
   "~ record changed while read (inconsistent)   ! record unreadable",
   "RIP (last tick): sampled by the guest's timer tick; (stopped): exact",
-  "DUE IN: next LAPIC timer deadline, counted from the newest tick",
+  "DUE IN: next LAPIC timer deadline from the newest tick; late: already passed",
+  "read: snapshot read; QMP: QEMU queries; pause: how long the VM stood still",
 ]
 
 /// The legend line for the locks pane's static ISR findings, shown when there are any.

@@ -9,6 +9,9 @@ struct LCPURow {
   var stateStyle: Style
   /// Busy share, 0...100.
   var busy: Double?
+  /// What the busy meter says without a share: "stopped" while QEMU says the VM is not running (no
+  /// interval to measure), "--" before the second snapshot.
+  var noShare: String
   /// All interrupts per second.
   var irqPerSecond: Double?
   /// Where the lcpu runs, and whether that is exact (stopped VM or a fault) or sampled at the last tick.
@@ -38,7 +41,8 @@ func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer
     let rate = rateByIndex[r.index]
     var row = LCPURow(
       id: id, record: r, rates: rate, stateText: r.stateLabel, stateStyle: stateStyle(r.state), busy: nil,
-      irqPerSecond: nil, rip: nil, ripExact: false, ripText: "-", due: nil, marker: " ", markerStyle: .normal,
+      noShare: noShareText(snapshot), irqPerSecond: nil, rip: nil, ripExact: false, ripText: "-", due: nil,
+      marker: " ", markerStyle: .normal,
       search: "")
     if let rate {
       row.busy = rate.busyPercent
@@ -75,6 +79,11 @@ func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer
     row.search = "cpu\(id) \(row.stateText) \(row.ripText) t\(r.currentThread)".lowercased()
     return row
   }
+}
+
+/// What a busy meter shows without a share: "stopped" when QEMU says the VM is not running, else "--".
+func noShareText(_ snapshot: Snapshot) -> String {
+  snapshot.runState.map { $0 != "running" } == true ? "stopped" : "--"
 }
 
 /// The colour of an lcpu state.
@@ -159,17 +168,17 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
     .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in number(r.rates?.spuriousPerSecond, &g, x, y, w) },
     .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in number(r.rates?.ipisSentPerSecond, &g, x, y, w) },
     .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in number(r.rates?.workLoopsPerSecond, &g, x, y, w) },
-    .fixed("THREAD", 6, priority: 3, key: .thread) { g, r, x, y, w in
+    .fixed("THREAD", 7, priority: 3, key: .thread) { g, r, x, y, w in
       let t = r.record.currentThread
       g.field(t == 0 ? "-" : String(t), x: x, y: y, width: w, style: t == 0 ? .dim : .normal, align: .right)
     },
-    .fixed("DUE IN", 7, priority: 2, key: .deadline) { g, r, x, y, w in
+    .fixed("DUE IN", 11, priority: 2, key: .deadline) { g, r, x, y, w in
       guard let due = r.due else {
         return g.field(
           r.record.nextDeadlineTSC == 0 ? "-" : "?", x: x, y: y, width: w, style: .dim, align: .right)
       }
       g.field(
-        Format.duration(seconds: due, micro: glyphs.micro), x: x, y: y, width: w,
+        Format.due(seconds: due, micro: glyphs.micro), x: x, y: y, width: w,
         style: due < 0 ? .warn : .normal,
         align: .right, ellipsis: e)
     },
@@ -199,7 +208,7 @@ func drawBusyMeter(_ g: inout Grid, _ r: LCPURow, x: Int, y: Int, width: Int, gl
         x: x, y: y, width: width, fraction: busy / 100, text: Format.fixed(busy, decimals: 1) + "%",
         glyphs: glyphs)
     } else {
-      g.meter(x: x, y: y, width: width, fraction: nil, text: "--", glyphs: glyphs)
+      g.meter(x: x, y: y, width: width, fraction: nil, text: r.noShare, glyphs: glyphs)
     }
   }
 }
@@ -276,7 +285,11 @@ func drawSummary(into g: inout Grid, row: LCPURow?, x: Int, y: Int, width: Int, 
     s.add("thread \(r.record.currentThread)", .normal, priority: 3, separated: true)
   }
   if let due = r.due {
-    s.add("due " + Format.duration(seconds: due, micro: glyphs.micro), .normal, priority: 4, separated: true)
+    s.add(
+      due < 0
+        ? Format.due(seconds: due, micro: glyphs.micro)
+        : "due in " + Format.due(seconds: due, micro: glyphs.micro),
+      due < 0 ? .warn : .normal, priority: due < 0 ? 2 : 4, separated: true)
   }
   s.add(r.ripText, .symbol, priority: 1, separated: true)
   s.draw(into: &g, x: x, y: y, width: width, glyphs: glyphs)

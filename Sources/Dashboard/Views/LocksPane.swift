@@ -75,7 +75,8 @@ func lockRows(
       heldFor: l.isHeld ? c.since(l.acquiredTSC) : nil,
       meanWait: (rate?.meanWaitTSC ?? lifetimeMean).flatMap { c.seconds($0) },
       maxWait: l.contended == 0 ? nil : c.seconds(l.waitMaxTSC),
-      maxHold: l.acquisitions == 0 ? nil : c.seconds(l.holdMaxTSC), waiters: waiters, misuse: misuse,
+      maxHold: l.acquisitions == 0 || l.kind == .semaphore ? nil : c.seconds(l.holdMaxTSC), waiters: waiters,
+      misuse: misuse,
       site: l.acquireSite == 0 ? "-" : (symbolize(l.acquireSite) ?? Format.address(l.acquireSite)),
       inCycle: cycleLocks.contains(l.address), marker: marker, markerStyle: markerStyle, search: "")
     if case .unreadable(let reason) = l.consistency {
@@ -131,9 +132,10 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
       textCell(&g, r.record.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
     },
     .fixed("KIND", 6, priority: 3, align: .left) { g, r, x, y, w in
+      // "semaphore" does not fit the column; "sem" does, with room for the dynamic-lock star.
+      let kind = r.record.kind == .semaphore ? "sem" : r.record.kind.rawValue
       textCell(
-        &g, r.record.kind.rawValue + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs,
-        style: .dim)
+        &g, kind + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .flexible("HOLDER", minimum: 8, preferred: 10, maximum: 24, weight: 1, priority: 0, align: .left) {
       g, r, x, y, w in
@@ -144,10 +146,10 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
     .fixed("ACQ/s", 6, priority: 0, key: .acquisitions) { g, r, x, y, w in
       numberCell(&g, r.rates?.acquisitionsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
     },
-    .fixed("CONT/s", 6, priority: 4) { g, r, x, y, w in
+    .fixed("CONT/s", 7, priority: 0, key: .contention) { g, r, x, y, w in
       numberCell(&g, r.rates?.contendedPerSecond, x: x, y: y, width: w, glyphs: glyphs, style: .warn)
     },
-    .fixed("CONT%", 6, priority: 0, key: .contention) { g, r, x, y, w in
+    .fixed("CONT%", 6, priority: 4) { g, r, x, y, w in
       guard let rate = r.rates else {
         return g.field(glyphs.unknown, x: x, y: y, width: w, style: .dim, align: .right)
       }
@@ -259,10 +261,10 @@ func threadColumns(context c: PaneContext) -> [Column<ThreadRow>] {
       textCell(
         &g, r.blockedOn, x: x, y: y, width: w, glyphs: glyphs, style: r.blockedOn == "-" ? .dim : .warn)
     },
-    .fixed("WAKE IN", 7, priority: 1) { g, r, x, y, w in
+    .fixed("WAKE IN", 11, priority: 1) { g, r, x, y, w in
       g.field(
-        r.wakeIn.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w,
-        style: r.wakeIn == nil ? .dim : .normal, align: .right)
+        r.wakeIn.map { Format.due(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w,
+        style: r.wakeIn == nil ? .dim : (r.wakeIn ?? 0 < 0 ? .warn : .normal), align: .right)
     },
     .fixed("CPU TIME", 8, priority: 2) { g, r, x, y, w in
       g.field(c.duration(c.seconds(r.record.cpuTSC)), x: x, y: y, width: w, align: .right)

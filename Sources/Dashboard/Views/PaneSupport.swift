@@ -50,6 +50,11 @@ struct PaneContext {
     s.map { Format.duration(seconds: $0, micro: glyphs.micro) } ?? glyphs.unknown
   }
 
+  /// Time until a deadline ("late 3.0ms" once passed), or the unknown marker.
+  func due(_ s: Double?) -> String {
+    s.map { Format.due(seconds: $0, micro: glyphs.micro) } ?? glyphs.unknown
+  }
+
   /// A rate, or the unknown marker.
   func rate(_ v: Double?) -> String { v.map(Format.human) ?? glyphs.unknown }
 }
@@ -108,7 +113,7 @@ func drawPaneTable<Row>(
   let scroll = scrollKeepingVisible(
     PaneState(selectedID: selected, scroll: state.current.scroll),
     ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
-  drawTable(
+  layout.hiddenSortKey = drawTable(
     into: &g, rect: rect, columns: placeColumns(columns, width: rect.width), rows: rows, scroll: scroll,
     selected: selected, sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs,
     id: id)

@@ -43,10 +43,10 @@ public func renderFrame(
   let glyphs = state.charset.glyphs
   let generic = data.snapshot.map { $0.guest == nil } ?? false
   drawHeader(into: &g, state: state, data: data, width: width)
-  drawTabs(into: &g, state: state, generic: generic, y: headerHeight, width: width)
   drawFunctionBar(into: &g, state: state, y: height - 1, width: width)
   let body = Rect(x: 0, y: headerHeight + 1, width: width, height: height - headerHeight - 2)
-  var layout = ViewLayout(rowIDs: [], pageRows: max(1, body.height - 1), vmRunning: vmRunning)
+  var layout = ViewLayout(
+    rowIDs: [], pageRows: max(1, body.height - 1), vmRunning: vmRunning, generic: generic)
 
   if let snap = data.snapshot {
     switch state.pane {
@@ -80,6 +80,10 @@ public func renderFrame(
   } else {
     drawPlaceholder(into: &g, lines: ["Waiting for the first snapshot."], body: body)
   }
+  // The tab bar goes last: it names the sort key when the pane had no room for that column.
+  drawTabs(
+    into: &g, state: state, generic: generic, hiddenSortKey: state.detail == nil ? layout.hiddenSortKey : nil,
+    y: headerHeight, width: width)
   if state.helpVisible {
     drawHelp(
       into: &g, area: Rect(x: 0, y: 0, width: width, height: height - 1), glyphs: glyphs,
@@ -118,7 +122,7 @@ func drawLCPUPane(
     let scroll = scrollKeepingVisible(
       PaneState(selectedID: selected, scroll: state.current.scroll),
       ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
-    drawTable(
+    layout.hiddenSortKey = drawTable(
       into: &g, rect: plan.table, columns: columns, rows: rows, scroll: scroll, selected: selected,
       sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs, id: \.id)
     layout.pageRows = page
@@ -148,7 +152,7 @@ func drawVCPUPane(
   let scroll = scrollKeepingVisible(
     PaneState(selectedID: selected, scroll: state.current.scroll),
     ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
-  drawTable(
+  layout.hiddenSortKey = drawTable(
     into: &g, rect: body, columns: columns, rows: rows, scroll: scroll, selected: selected,
     sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs, id: \.id)
   layout.pageRows = page

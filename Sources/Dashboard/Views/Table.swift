@@ -127,11 +127,16 @@ func placeColumns<Row>(_ columns: [Column<Row>], width: Int, gap: Int = 1) -> [P
 }
 
 /// Draws a table: a header row and the visible rows, the selected one highlighted.
+///
+/// The header marks the column of `sortKey` with an arrow. Returns `sortKey` when no placed column shows
+/// it (the terminal is too narrow for it), so the caller can name the key elsewhere; nil otherwise.
+@discardableResult
 func drawTable<Row>(
   into grid: inout Grid, rect: Rect, columns: [PlacedColumn<Row>], rows: [Row], scroll: Int,
   selected: Int?, sortKey: SortKey?, descending: Bool, glyphs: Glyphs, id: (Row) -> Int
-) {
-  guard rect.height > 0 else { return }
+) -> SortKey? {
+  let hidden = columns.contains { $0.column.key != nil && $0.column.key == sortKey } ? nil : sortKey
+  guard rect.height > 0 else { return hidden }
   grid.fill(Rect(x: rect.x, y: rect.y, width: rect.width, height: 1), with: Cell(" ", .header))
   for c in columns {
     var title = c.column.title
@@ -147,10 +152,11 @@ func drawTable<Row>(
       ellipsis: glyphs.ellipsis)
   }
   let visible = max(0, rect.height - 1)
-  guard visible > 0, scroll < rows.count else { return }
+  guard visible > 0, scroll < rows.count else { return hidden }
   for (n, row) in rows[max(0, scroll)...].prefix(visible).enumerated() {
     let y = rect.y + 1 + n
     for c in columns { c.column.draw(&grid, row, rect.x + c.x, y, c.width) }
     if let selected, id(row) == selected { grid.restyle(y: y, from: rect.x, to: rect.maxX, .selected) }
   }
+  return hidden
 }

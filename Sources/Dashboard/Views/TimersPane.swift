@@ -22,7 +22,7 @@ func timerRows(_ snapshot: Snapshot, rates: SnapshotRates?, context c: PaneConte
   snapshot.timerQueues.map { q in
     let (m, ms) = consistencyMarker(q.consistency)
     let soonest = q.timers.sorted { Int64(bitPattern: $0.deadlineTSC &- $1.deadlineTSC) < 0 }.prefix(4)
-    let earliest = soonest.map { t in c.threadName(t.ownerThread) + " " + c.duration(c.until(t.deadlineTSC)) }
+    let earliest = soonest.map { t in c.threadName(t.ownerThread) + " " + c.due(c.until(t.deadlineTSC)) }
     var text = earliest.joined(separator: ", ")
     if Int(q.pending) > soonest.count { text += earliest.isEmpty ? "" : ", " + String(c.glyphs.ellipsis) }
     if text.isEmpty { text = "-" }
@@ -62,15 +62,14 @@ func timerColumns(context c: PaneContext) -> [Column<TimerRow>] {
     .fixed("PEND", 5, priority: 0, key: .pending) { g, r, x, y, w in
       numberCell(&g, Double(r.record.pending), x: x, y: y, width: w, glyphs: glyphs)
     },
-    .fixed("DUE IN", 7, priority: 0, key: .deadline) { g, r, x, y, w in
+    .fixed("DUE IN", 11, priority: 0, key: .deadline) { g, r, x, y, w in
       guard let due = r.due else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
-      time(due, &g, x, y, w)
-      if due < 0 { g.restyle(y: y, from: x, to: x + w, .warn) }
+      g.field(c.due(due), x: x, y: y, width: w, style: due < 0 ? .warn : .normal, align: .right)
     },
-    .fixed("FIRED/s", 7, priority: 0, key: .fired) { g, r, x, y, w in
+    .fixed("FIRED/s", 8, priority: 0, key: .fired) { g, r, x, y, w in
       numberCell(&g, r.firedPerSecond, x: x, y: y, width: w, glyphs: glyphs)
     },
-    .fixed("LATE MAX", 8, priority: 0, key: .late) { g, r, x, y, w in
+    .fixed("LATE MAX", 9, priority: 0, key: .late) { g, r, x, y, w in
       time(r.lateMax, &g, x, y, w, warnAbove: 0.001)
     },
     .fixed("LATE AVG", 8, priority: 1) { g, r, x, y, w in time(r.lateMean, &g, x, y, w, warnAbove: 0.0001) },

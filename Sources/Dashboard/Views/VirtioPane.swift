@@ -26,6 +26,15 @@ func virtioFeatureText(_ features: UInt64) -> String {
   return names.isEmpty ? "none" : names.joined(separator: ",")
 }
 
+/// A virtio device status bit as QMP names it, in the short form: QEMU 7.2 says
+/// "VIRTIO_CONFIG_S_DRIVER_OK: Driver setup and ready", which reads "driver-ok".
+func virtioStatusName(_ status: String) -> String {
+  let prefix = "VIRTIO_CONFIG_S_"
+  guard status.hasPrefix(prefix) else { return status }
+  let flag = status.dropFirst(prefix.count).prefix { $0 != ":" }
+  return String(flag).lowercased().replacingOccurrences(of: "_", with: "-")
+}
+
 /// QMP's device for each guest device: the same name, else the same position.
 func matchQMPDevices(_ guest: [VirtioDeviceRecord], _ qmp: [VirtioDeviceState]?) -> [VirtioDeviceState?] {
   guard let qmp else { return guest.map { _ in nil } }
@@ -60,7 +69,9 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
     return "\(a)/\(b)"
   }
   return [
-    .flexible("QUEUE", minimum: 7, preferred: 8, maximum: 20, weight: 1, priority: 0, key: .queue) {
+    .flexible(
+      "QUEUE", minimum: 7, preferred: 8, maximum: 20, weight: 1, priority: 0, bonus: (1, 6), key: .queue
+    ) {
       g, r, x, y, w in
       g[x, y] = Cell(r.marker, r.markerStyle)
       textCell(&g, r.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: .value)
@@ -79,11 +90,15 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       g, r, x, y, w in
       let size = r.record.size
       let used = size >= r.record.freeDescriptors ? size - r.record.freeDescriptors : 0
-      let full = size > 0 && used == size
+      // A full transmit ring stalls the sender; a receive ring is healthy full of posted buffers
+      // and starved when empty (the whole meter turns red, as there is no bar to colour).
+      let stalled = size > 0 && r.record.role == .tx && used == size
+      let starved = size > 0 && r.record.role == .rx && used == 0
       g.meter(
         x: x, y: y, width: w, fraction: size == 0 ? nil : Double(used) / Double(size),
         text: "\(used)/\(size)",
-        glyphs: glyphs, fillStyle: full ? .error : .meterBusy)
+        glyphs: glyphs, fillStyle: stalled ? .error : .meterBusy)
+      if starved { g.restyle(y: y, from: x, to: x + w, .error) }
     },
     .fixed("PKT/s", 6, priority: 0, key: .packets) { g, r, x, y, w in
       numberCell(&g, r.rates?.packetsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
@@ -182,7 +197,7 @@ func drawVirtioPane(
     s.add("\(d.queuePairs) pair\(d.queuePairs == 1 ? "" : "s")", .normal, separated: true)
     s.add(virtioFeatureText(d.features), .normal, priority: 2, separated: true, label: "features ")
     if let q = qmp[i] {
-      let status = q.statuses.last ?? "?"
+      let status = q.statuses.last.map(virtioStatusName) ?? "?"
       s.add(
         q.name + " " + status, status == "driver-ok" ? .dim : .warn, priority: 3, separated: true,
         label: "qemu ")
@@ -208,7 +223,7 @@ func drawVirtioPane(
         return [.number(r.record.size == 0 ? 0 : Double(used) / Double(r.record.size))]
       case .packets: return [r.rates.map { .number($0.packetsPerSecond) }]
       case .bytes: return [r.rates.map { .number($0.bytesPerSecond) }]
-      case .errors: return [.number(Double(r.record.errors &+ r.record.drops))]
+      case .errors: return [.number(Double(r.record.errors)), .number(Double(r.record.drops))]
       default: return []
       }
     })

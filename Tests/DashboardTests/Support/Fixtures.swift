@@ -118,7 +118,10 @@ enum Fixtures {
     return offset == 0 ? s.name : s.name + "+0x" + String(offset, radix: 16)
   }
 
-  static let target = TargetInfo(qemuVersion: "9.2.0", machine: "pc-q35-9.2", name: "bundled unikernel")
+  /// The bundled guest as `smptop run` names it: the file name of its ELF.
+  static let target = TargetInfo(qemuVersion: "9.2.0", machine: "pc-q35-9.2", name: "Kernel")
+  /// Some other kernel without the inspection ABI, attached with `--kernel hello.elf`.
+  static let genericTarget = TargetInfo(qemuVersion: "9.2.0", machine: "pc-q35-9.2", name: "hello.elf")
 
   /// The newest tick: 12.5 s after boot at 2 GHz.
   static let now: UInt64 = 1_000_000 + 25_000_000_000

@@ -204,7 +204,13 @@ extension Fixtures {
       VirtioDeviceState.self,
       "{\"name\":\"virtio-net\",\"path\":\"/machine/peripheral-anon/device[0]/virtio-backend\",\"statuses\":[],"
         + "\"guestFeatures\":[],\"queues\":[]}")
-    d.statuses = ["acknowledge", "driver", "features-ok", "driver-ok"]
+    // As QEMU 7.2's x-query-virtio-status words them.
+    d.statuses = [
+      "VIRTIO_CONFIG_S_ACKNOWLEDGE: Valid virtio device found",
+      "VIRTIO_CONFIG_S_DRIVER: Guest OS compatible with device",
+      "VIRTIO_CONFIG_S_FEATURES_OK: Feature negotiation complete",
+      "VIRTIO_CONFIG_S_DRIVER_OK: Driver setup and ready",
+    ]
     d.guestFeatures = ["VIRTIO_NET_F_CSUM", "VIRTIO_NET_F_MAC", "VIRTIO_NET_F_MQ", "VIRTIO_F_VERSION_1"]
     d.queues = try queues.filter { $0.role != .ctrl }.map { q in
       var s = try decode(
