@@ -124,6 +124,7 @@ public final class Target {
   private var liveEngine: SnapshotEngine?
   private var stoppedEngine: SnapshotEngine?
   private var threads: [ThreadID] = []
+  /// The kernel's source-line reader, once a line step needed it.
   private var lineReader: SourceLocator?
   /// The run state the user wants (QMP's state at attach, then every pause/resume).
   public private(set) var wantsRunning = true
