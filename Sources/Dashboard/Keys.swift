@@ -84,6 +84,8 @@ public enum Action: Sendable, Equatable {
   case togglePause
   /// Single-step the selected lcpu by one instruction.
   case step
+  /// Step the detail view's lcpu until its source line changes.
+  case stepLine
   /// Let the VM run.
   case continueVM
   /// Refresh more often.
@@ -121,6 +123,8 @@ public struct Reaction: OptionSet, Sendable, Hashable {
   public static let resumeVM = Reaction(rawValue: 1 << 3)
   /// Single-step `state.targetLCPU` by one instruction (stopping the VM first if needed).
   public static let stepSelected = Reaction(rawValue: 1 << 4)
+  /// Step `state.detail`'s lcpu until its source line changes (stopping the VM first if needed).
+  public static let stepLineSelected = Reaction(rawValue: 1 << 10)
   /// Continue the VM after stepping.
   public static let continueVM = Reaction(rawValue: 1 << 5)
   /// The sampler should use `state.intervalMilliseconds`.
@@ -170,6 +174,7 @@ public func action(for key: Key, in state: DashboardState) -> Action? {
   case .character("<"), .character(","): return .sortPrevious
   case .character("I"): return .invertSort
   case .function(7), .character("s"): return .step
+  case .character("n"): return state.detail == nil ? nil : .stepLine
   case .function(8), .character("c"): return .continueVM
   case .character("+"), .character("="): return .slower
   case .character("-"), .character("_"): return .faster

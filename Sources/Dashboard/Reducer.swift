@@ -134,6 +134,11 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     s.vmPaused = true
     s.statusMessage = "stepping lcpu \(target)..."
     return (s, [.redraw, .stepSelected])
+  case .stepLine:
+    guard let target = s.detail else { return (s, []) }
+    s.vmPaused = true
+    s.statusMessage = "stepping lcpu \(target) to the next source line..."
+    return (s, [.redraw, .stepLineSelected])
   case .continueVM:
     s.vmPaused = false
     s.statusMessage = "resuming the VM..."

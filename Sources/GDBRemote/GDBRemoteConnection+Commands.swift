@@ -483,19 +483,62 @@ extension GDBRemoteConnection {
     }
   }
 
+  /// QEMU's single-step flags (`qqemu.sstep`): bit 0 ENABLE, bit 1 NOIRQ (interrupts are
+  /// masked while stepping), bit 2 NOTIMER (timers do not run while stepping). QEMU 7.2's
+  /// default is 0x7.
+  public func singleStepFlags() throws(GDBRemoteError) -> UInt32 {
+    let query = "qqemu.sstep"
+    let reply = try request(query)
+    try GDBRemoteConnection.checkContent(reply, for: query)
+    var text = Substring(String(decoding: reply, as: UTF8.self))
+    if text.hasPrefix("0x") { text = text.dropFirst(2) }
+    guard let flags = UInt32(text, radix: 16) else {
+      throw GDBRemoteError(
+        .protocolViolation, "expected hexadecimal single-step flags", sent: query,
+        received: Printable.excerpt(reply))
+    }
+    return flags
+  }
+
+  /// Sets QEMU's single-step flags (`Qqemu.sstep=`); they apply to every later step.
+  public func setSingleStepFlags(_ flags: UInt32) throws(GDBRemoteError) {
+    let query = "Qqemu.sstep=0x\(String(flags, radix: 16))"
+    try GDBRemoteConnection.checkOK(try request(query), for: query)
+  }
+
+  /// How ``step(thread:timeout:mode:)`` treats interrupts and a halted vCPU.
+  public enum StepMode: Sendable, Equatable {
+    /// QEMU's default flags (interrupts and timers masked); a vCPU the stub reports halted is
+    /// refused without stepping, since nothing could wake it.
+    case masked
+    /// As `masked`, but a halted vCPU steps with interrupts and timers on, so the step ends
+    /// at the first instruction of the handler of the interrupt that wakes it.
+    case wakeIfHalted
+    /// Interrupts and timers on for this step whatever the vCPU's state (say, when the next
+    /// instruction is `hlt`, which halts the vCPU until an interrupt).
+    case interruptsOn
+    /// QEMU's default flags even on a halted vCPU: the step times out unless something
+    /// else wakes it; for experiments and tests of the recovery path.
+    case forceMasked
+  }
+
   /// Single-steps one vCPU while all others stay stopped (`vCont;s:pP.T`) and returns the
   /// stop reply.
   ///
-  /// Never uses gdb's default `vCont;s:…;c`, which lets the other vCPUs run.
+  /// Never uses gdb's default `vCont;s:…;c`, which lets the other vCPUs run. When the step
+  /// runs with interrupts on, the single-step flags are cleared of NOIRQ and NOTIMER for
+  /// this step only and set back to what they were afterwards, also when the step fails.
   ///
-  /// - Throws: ``GDBRemoteError/Code-swift.enum/threadHalted`` without stepping if
-  ///   `qThreadExtraInfo` says the vCPU is halted (its step could never finish);
-  ///   ``GDBRemoteError/Code-swift.enum/stepTimedOut`` if the step did not finish in
-  ///   time, after stopping the VM again with `\x03`.
+  /// - Throws: ``GDBRemoteError/Code-swift.enum/threadHalted`` without stepping if the mode
+  ///   is `masked` and `qThreadExtraInfo` says the vCPU is halted (its step could never
+  ///   finish); ``GDBRemoteError/Code-swift.enum/stepTimedOut`` if the step did not finish
+  ///   in time, after stopping the VM again with `\x03`.
   /// - Parameters:
-  ///   - allowHalted: Step even a vCPU reported halted (it then times out unless an
-  ///     interrupt wakes it); for experiments and tests of the recovery path.
-  public func step(thread: ThreadID, timeout: Duration? = nil, allowHalted: Bool = false)
+  ///   - timeout: The bound on the step (``Options/stepTimeout`` when nil).
+  ///   - mode: Interrupts during the step and what a halted vCPU gets.
+  /// - Returns: The stop reply.
+  @discardableResult
+  public func step(thread: ThreadID, timeout: Duration? = nil, mode: StepMode = .masked)
     throws(GDBRemoteError)
     -> StopReply
   {
@@ -503,12 +546,37 @@ extension GDBRemoteConnection {
     guard thread.tid > 0 else {
       throw GDBRemoteError(.invalidArgument, "step needs one specific thread, not \(thread)")
     }
-    let info = try threadInfo(thread)
-    if info.isHalted == true && !allowHalted {
-      throw GDBRemoteError(
-        .threadHalted,
-        "\(thread) is halted (\(info.text)); a step would never finish, so it was not started")
+    var interruptsOn = mode == .interruptsOn
+    if mode != .interruptsOn {
+      let info = try threadInfo(thread)
+      if info.isHalted == true {
+        switch mode {
+        case .masked:
+          throw GDBRemoteError(
+            .threadHalted,
+            "\(thread) is halted (\(info.text)); a step would never finish, so it was not started")
+        case .wakeIfHalted: interruptsOn = true
+        case .forceMasked, .interruptsOn: break
+        }
+      }
     }
+    guard interruptsOn else { return try stepOnce(thread, timeout: timeout) }
+    let saved = try singleStepFlags()
+    // ENABLE alone: interrupts are delivered and timers run during the step.
+    try setSingleStepFlags(saved & ~0x6)
+    let result = Result { () throws(GDBRemoteError) in try stepOnce(thread, timeout: timeout) }
+    if runState == .stopped {
+      try setSingleStepFlags(saved)
+    } else if case .success = result {
+      throw GDBRemoteError(
+        .protocolViolation, "the VM is not stopped after the step; single-step flags not restored")
+    }
+    return try result.get()
+  }
+
+  /// Sends one `vCont;s` for `thread` and waits for its stop reply within the bound,
+  /// interrupting the VM when it does not come.
+  private func stepOnce(_ thread: ThreadID, timeout: Duration?) throws(GDBRemoteError) -> StopReply {
     let query = "vCont;s:\(spelling(thread))"
     let limit = timeout ?? options.stepTimeout
     do throws(GDBRemoteError) {

@@ -65,6 +65,35 @@ public struct StepRecord: Sendable, Codable, Equatable {
   public var rip: UInt64
   /// RIP as symbol+offset.
   public var symbol: String?
+  /// Whether the vCPU was halted (or about to execute `hlt`) and the step ended where the
+  /// interrupt that woke it entered its handler.
+  public var woke: Bool = false
+  /// The source line at RIP (innermost frame with a line), when the kernel has DWARF and
+  /// the line was asked for.
+  public var location: SourceFrame?
+
+  /// Creates a record.
+  public init(vcpu: Int, rip: UInt64, symbol: String?, woke: Bool = false, location: SourceFrame? = nil) {
+    self.vcpu = vcpu
+    self.rip = rip
+    self.symbol = symbol
+    self.woke = woke
+    self.location = location
+  }
+}
+
+/// The result of stepping one vCPU to the next source line.
+public struct LineStepRecord: Sendable, Codable, Equatable {
+  /// The vCPU stepped.
+  public var vcpu: Int
+  /// Where the vCPU started: RIP and its source line (nil without a line).
+  public var from: StepRecord
+  /// Where it stopped.
+  public var to: StepRecord
+  /// Instructions stepped.
+  public var instructions: Int
+  /// Whether the line changed; false when the bound was reached first.
+  public var lineChanged: Bool
 }
 
 /// An attached QEMU: QMP always (when given), the shared RAM file for live reads, and the
@@ -95,6 +124,8 @@ public final class Target {
   private var liveEngine: SnapshotEngine?
   private var stoppedEngine: SnapshotEngine?
   private var threads: [ThreadID] = []
+  /// The kernel's source-line reader, once a line step needed it.
+  private var lineReader: SourceLocator?
   /// The run state the user wants (QMP's state at attach, then every pause/resume).
   public private(set) var wantsRunning = true
 
@@ -199,7 +230,6 @@ public final class Target {
     if name.hasPrefix("Kernel.") { name.removeFirst("Kernel.".count) }
     return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
   }
-
 
   /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub
   /// (which needs the VM stopped; nil while it runs).
@@ -401,30 +431,79 @@ public final class Target {
     }
   }
 
+  /// How long a step of a halted vCPU may wait for the interrupt that wakes it.
+  public static let wakeTimeout: Duration = .seconds(3)
+
   /// Steps vCPU `vcpu` by `count` instructions while every other vCPU stays stopped.
   ///
   /// The VM is stopped first if it runs; with `restore` it is resumed afterwards if it was
-  /// running. A halted vCPU is refused with a clear error instead of a hang.
+  /// running. A step masks interrupts and timers (QEMU's default), except on a vCPU that is
+  /// halted or about to execute `hlt`: that step runs with interrupts and timers on, so it
+  /// ends at the first instruction of the handler of the interrupt that wakes the vCPU
+  /// (within ``wakeTimeout``), and the flags are set back afterwards.
   public func step(vcpu: Int, count: Int, restore: Bool = true) async throws(TargetError) -> [StepRecord] {
+    try await stepping(vcpu: vcpu, restore: restore) { gdb, thread throws(GDBRemoteError) in
+      var records: [StepRecord] = []
+      var rip: UInt64?
+      for _ in 0..<count {
+        let record = try stepInstruction(gdb, thread, vcpu: vcpu, rip: rip, first: records.isEmpty)
+        rip = record.rip
+        records.append(record)
+      }
+      return records
+    }
+  }
+
+  /// Steps vCPU `vcpu` until its source line changes (at most `limit` instructions) while
+  /// every other vCPU stays stopped.
+  ///
+  /// The line is the innermost frame with a line at RIP (``SourceLocator``); instructions
+  /// without a line (assembly, compiler-generated code) do not end the step. A halted vCPU
+  /// wakes into its interrupt handler as in ``step(vcpu:count:restore:)``.
+  public func stepLine(vcpu: Int, limit: Int = 10_000, restore: Bool = true) async throws(TargetError)
+    -> LineStepRecord
+  {
+    let locator = try sourceLocator()
+    return try await stepping(vcpu: vcpu, restore: restore) { gdb, thread throws(GDBRemoteError) in
+      let startRIP = try readRIP(gdb, thread)
+      let startLine = locator.location(at: startRIP)
+      let from = StepRecord(
+        vcpu: vcpu, rip: startRIP, symbol: symbolize(startRIP), location: startLine.hasLine ? startLine : nil)
+      var last = from
+      for n in 1...max(1, limit) {
+        var record = try stepInstruction(gdb, thread, vcpu: vcpu, rip: last.rip, first: n == 1)
+        let here = locator.location(at: record.rip)
+        record.location = here.hasLine ? here : nil
+        last = record
+        if here.hasLine && (here.file != startLine.file || here.line != startLine.line || !startLine.hasLine)
+        {
+          return LineStepRecord(vcpu: vcpu, from: from, to: record, instructions: n, lineChanged: true)
+        }
+      }
+      return LineStepRecord(vcpu: vcpu, from: from, to: last, instructions: max(1, limit), lineChanged: false)
+    }
+  }
+
+  /// Connects, stops the VM if it runs, runs `body` on the vCPU's thread, and resumes the VM
+  /// afterwards with `restore` if it was running.
+  private func stepping<T>(
+    vcpu: Int, restore: Bool,
+    _ body: (GDBRemoteConnection, ThreadID) throws(GDBRemoteError) -> T
+  ) async throws(TargetError) -> T {
     cachedRunState = nil
     let gdb = try await connectGDB()
     guard let thread = threads.first(where: { $0.vcpuIndex == vcpu }) else {
       throw TargetError(.guestState, "there is no vCPU \(vcpu) (the VM has \(threads.count))")
     }
     let wasRunning = gdb.runState == .running
-    var records: [StepRecord] = []
+    let result: T
     do {
       if wasRunning { try gdb.interrupt() }
-      for _ in 0..<count {
-        _ = try gdb.step(thread: thread)
-        let rip = try gdb.readRegister("rip", of: thread).uint64 ?? 0
-        records.append(StepRecord(vcpu: vcpu, rip: rip, symbol: symbolize(rip)))
-      }
+      result = try body(gdb, thread)
     } catch {
       if restore && wasRunning { try? gdb.continue() }
-      if error.code == .threadHalted {
-        throw TargetError(
-          .guestState, "vCPU \(vcpu) is halted (hlt), so a step would never finish; it was not stepped")
+      if error.code == .stepTimedOut {
+        throw TargetError(.guestState, "vCPU \(vcpu) did not finish its step: \(error.message)")
       }
       throw TargetError(.connect, "step failed: \(error)")
     }
@@ -435,7 +514,53 @@ public final class Target {
     } else {
       wantsRunning = false
     }
-    return records
+    return result
+  }
+
+  /// Steps one instruction; a halted vCPU, or one whose next instruction is `hlt`, steps
+  /// with interrupts on and ends in the handler that woke it. `rip` is the current RIP when
+  /// known (saves a read). Only the `first` step asks whether the vCPU is halted: after a
+  /// step of anything but `hlt`, or a step that woke it, it is not.
+  private func stepInstruction(
+    _ gdb: GDBRemoteConnection, _ thread: ThreadID, vcpu: Int, rip: UInt64?, first: Bool
+  ) throws(GDBRemoteError) -> StepRecord {
+    var wake = false
+    if first { wake = try gdb.threadInfo(thread).isHalted == true }
+    if !wake {
+      let pc: UInt64
+      if let rip { pc = rip } else { pc = try readRIP(gdb, thread) }
+      wake = (try? gdb.readMemory(address: pc, count: 1, thread: thread)) == [0xF4]
+    }
+    if wake {
+      try gdb.step(thread: thread, timeout: Self.wakeTimeout, mode: .interruptsOn)
+    } else {
+      try gdb.step(thread: thread, mode: .forceMasked)
+    }
+    let after = try readRIP(gdb, thread)
+    return StepRecord(vcpu: vcpu, rip: after, symbol: symbolize(after), woke: wake)
+  }
+
+  /// The vCPU's RIP.
+  private func readRIP(_ gdb: GDBRemoteConnection, _ thread: ThreadID) throws(GDBRemoteError) -> UInt64 {
+    guard let rip = try gdb.readRegister("rip", of: thread).uint64 else {
+      throw GDBRemoteError(.protocolViolation, "the stub returned no value for rip")
+    }
+    return rip
+  }
+
+  /// The kernel's source-line reader, started on first use.
+  public func sourceLocator() throws(TargetError) -> SourceLocator {
+    if let lineReader { return lineReader }
+    guard let path = options.kernel else {
+      throw TargetError(.symbols, "source lines need the kernel ELF: give --kernel PATH")
+    }
+    do {
+      let locator = try SourceLocator(elfPath: path, symbols: elf)
+      lineReader = locator
+      return locator
+    } catch {
+      throw TargetError(.symbols, "cannot read source lines of \(path): \(error)")
+    }
   }
 
   /// Leaves the target: the VM is left in the run state the user last chose.

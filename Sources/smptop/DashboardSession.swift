@@ -1,5 +1,6 @@
 import Dashboard
 import Disassembly
+import ELFSymbols
 import Foundation
 import Inspector
 import Synchronization
@@ -7,7 +8,8 @@ import Terminal
 
 /// A request from the UI thread to the sampler, which owns the target.
 enum SamplerCommand: Sendable {
-  case pause, resume, step(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?), quit
+  case pause, resume, step(lcpu: Int), stepLine(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?),
+    quit
 }
 
 /// Commands posted by the UI thread and taken by the sampler.
@@ -75,6 +77,7 @@ enum DashboardSession {
     if reaction.contains(.pauseVM) { mailbox.post(.pause) }
     if reaction.contains(.resumeVM) || reaction.contains(.continueVM) { mailbox.post(.resume) }
     if reaction.contains(.stepSelected), let lcpu = state.targetLCPU { mailbox.post(.step(lcpu: lcpu)) }
+    if reaction.contains(.stepLineSelected), let lcpu = state.detail { mailbox.post(.stepLine(lcpu: lcpu)) }
     if reaction.contains(.changeInterval) {
       mailbox.post(.interval(milliseconds: state.intervalMilliseconds))
     }
@@ -119,10 +122,23 @@ enum DashboardSession {
             let vcpu = vcpuIndex(of: lcpu, in: lastGood)
             let steps = try await target.step(vcpu: vcpu, count: 1, restore: false)
             if let s = steps.last {
-              finished("stepped lcpu \(lcpu) to " + (s.symbol ?? "0x" + String(s.rip, radix: 16)))
+              let place = s.symbol ?? "0x" + String(s.rip, radix: 16)
+              finished(
+                s.woke ? "lcpu \(lcpu) woke by an interrupt at \(place)" : "stepped lcpu \(lcpu) to \(place)")
             } else {
               finished("stepped lcpu \(lcpu)")
             }
+          } catch { finished("lcpu \(lcpu): " + error.message) }
+        case .stepLine(let lcpu):
+          do {
+            let vcpu = vcpuIndex(of: lcpu, in: lastGood)
+            let r = try await target.stepLine(vcpu: vcpu, restore: false)
+            let place =
+              r.to.location?.shortLocation ?? r.to.symbol ?? "0x" + String(r.to.rip, radix: 16)
+            finished(
+              r.lineChanged
+                ? "stepped lcpu \(lcpu) to \(place) (\(r.instructions) instructions)"
+                : "lcpu \(lcpu) still on its line after \(r.instructions) instructions, at \(place)")
           } catch { finished("lcpu \(lcpu): " + error.message) }
         }
       }

@@ -229,7 +229,7 @@ func qmp(_ qemu: QEMUInstance, _ commands: [String]) throws {
     options.stepTimeout = .milliseconds(500)
     let c = try connect(qemu, options: options)
     do {
-      _ = try c.step(thread: Self.vcpus[1], allowHalted: true)
+      _ = try c.step(thread: Self.vcpus[1], mode: .forceMasked)
       Issue.record("a halted AP cannot complete a step")
     } catch {
       #expect(error.code == .stepTimedOut, "\(error)")

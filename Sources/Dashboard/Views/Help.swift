@@ -11,7 +11,7 @@ public let keyTable: [(keys: String, action: String)] = [
   ("F6 > <  I", "sort by next/previous column, invert"),
   ("/ F4", "filter rows (Enter keeps it, Esc undoes)"),
   ("space F5", "pause or resume the VM"),
-  ("s F7", "step the selected lcpu one instruction"),
+  ("s F7  n", "step the lcpu one instruction (n: one source line)"),
   ("c F8", "continue the VM"),
   ("+ -", "refresh less or more often"),
   ("F2", "next colour scheme"),
