@@ -12,6 +12,7 @@ packages=(
   gdb               # `smptop bench` measures gdb's Python API as the baseline
   iproute2          # the multiqueue virtio test builds a network namespace with a tap
   python3           # the multiqueue virtio test sends UDP from inside that namespace
+  util-linux        # setpriv: every QEMU smptop starts dies with it (parent-death signal)
 )
 
 missing=()

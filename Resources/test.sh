@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test run, as the README and CI (.ci/run) name it:
+#   1. the dependencies (Resources/install-deps.sh, idempotent)
+#   2. swift test --no-parallel: unit, integration, command and terminal tests against the real
+#      guest in real QEMU (serial: parallel TCG guests on two cores starve each other's timers)
+#   3. the host suites that boot no guest under the thread sanitizer (.build-tsan)
+#   4. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 20000)
+# Usage: Resources/test.sh [--quick]      (--quick: step 2 only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOST_SUITES="GDBRemoteTests|QMPTests|ELFSymbolsTests|InspectorTests|BuddyTests|DashboardTests"
+# Suites inside those targets that boot QEMU; they run in step 2.
+BOOTING="QEMUIntegrationTests|QMPIntegrationTests"
+
+Resources/install-deps.sh
+swift test --no-parallel
+[ "${1:-}" = --quick ] && exit 0
+echo "test.sh: host suites under the thread sanitizer"
+swift test --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "$HOST_SUITES" --skip "$BOOTING"
+echo "test.sh: fuzz targets, ${FUZZ_RUNS:-20000} executions each"
+Resources/fuzz.sh all "${FUZZ_RUNS:-20000}"
