@@ -69,10 +69,16 @@ for name in $NAMES; do
   done < "$dir/sources"
   bin="$OUT/bin/Fuzz$name"
   mkdir -p "$OUT/bin" "$OUT/corpus/$name" "$OUT/crashes"
-  echo "fuzz.sh: building Fuzz$name"
-  swiftc "${FLAGS[@]}" -module-name "Fuzz$name" -I "$OUT/modules" \
-    $(for m in "$OUT"/modules/*/; do [ -d "$m" ] && echo -I "$m"; done) \
-    "$dir"/*.swift "${sources[@]}" "${libs[@]}" -o "$bin" 2> >(grep -v "Cannot export local symbol" >&2)
+  stale=yes
+  if [ -x "$bin" ] && [ -z "$(find "$dir" "${sources[@]}" "${libs[@]}" -newer "$bin" 2>/dev/null | head -1)" ]; then
+    stale=no
+  fi
+  if [ $stale = yes ]; then
+    echo "fuzz.sh: building Fuzz$name"
+    swiftc "${FLAGS[@]}" -module-name "Fuzz$name" -I "$OUT/modules" \
+      $(for m in "$OUT"/modules/*/; do [ -d "$m" ] && echo -I "$m"; done) \
+      "$dir"/*.swift "${sources[@]}" "${libs[@]}" -o "$bin" 2> >(grep -v "Cannot export local symbol" >&2)
+  fi
   echo "fuzz.sh: running Fuzz$name for $RUNS executions"
   log="$OUT/Fuzz$name.log"
   # symbolize=0: a crashing run once hung in its report; timeout bounds the whole run.
