@@ -61,6 +61,8 @@ let package = Package(
     .testTarget(
       name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"],
       exclude: ["__Snapshots__", "e2e"]),
+    // The built smptop binary run as users run it, against the real guest in real QEMU.
+    .testTarget(name: "CommandTests", dependencies: ["QEMULaunch", "QMP"]),
     .testTarget(
       name: "ISRCheckTests", dependencies: ["ISRCheck", "ELFSymbols", "QEMULaunch", "Inspector", "Dashboard"]),
     .testTarget(

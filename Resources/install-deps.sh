@@ -13,6 +13,7 @@ packages=(
   iproute2          # the multiqueue virtio test builds a network namespace with a tap
   python3           # the multiqueue virtio test sends UDP from inside that namespace
   binutils          # addr2line: the reference the isrcheck source-line test compares with
+  util-linux        # setpriv: every QEMU smptop starts dies with it (parent-death signal)
 )
 
 missing=()

@@ -69,10 +69,11 @@ public enum GuestKernel {
     let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     let elf = elfPath(root: root)
     guard status == 0, FileManager.default.fileExists(atPath: elf) else {
+      let firstError =
+        text.split(separator: "\n").first { $0.contains("error:") }.map { ": \($0)" } ?? ""
       throw QEMULaunchError(
         .buildFailed,
-        "guest build failed (swift \(buildArguments(root: root).joined(separator: " "))):\n"
-          + String(text.suffix(2000)))
+        "guest build failed (swift exited with status \(status); full log in \(logPath))\(firstError)")
     }
     cached = elf
     return elf

@@ -12,11 +12,29 @@ import Foundation
         try command.run()
       }
     } catch let error as CLIError {
-      FileHandle.standardError.write(Data("smptop: \(error.message)\n".utf8))
-      exit(error.code.rawValue)
+      fail(error.message, code: error.code.rawValue)
     } catch {
-      Root.exit(withError: error)
+      let code = Root.exitCode(for: error)
+      // --help and --version are not failures: ArgumentParser prints them as it always does.
+      if code == .success { Root.exit(withError: error) }
+      let message = Root.message(for: error)
+      if code == .validationFailure {
+        fail("\(message) (see smptop help)", code: CLIError.Code.usage.rawValue)
+      }
+      fail(message, code: code.rawValue)
     }
+  }
+
+  /// Prints one error line on stderr and exits with `code`.
+  ///
+  /// Everything already printed on stdout is flushed first, so the error line never lands in
+  /// the middle of a buffered stdout line when both go to the same place.
+  static func fail(_ message: String, code: Int32) -> Never {
+    fflush(nil)  // every output stream, stdout included
+    let line = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+      .filter { !$0.isEmpty }.joined(separator: "; ")
+    FileHandle.standardError.write(Data("smptop: \(line)\n".utf8))
+    exit(code)
   }
 }
 

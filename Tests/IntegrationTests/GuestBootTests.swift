@@ -30,6 +30,7 @@ import Testing
             b.ticks > a.ticks + 5 && b.cyclesIdle > a.cyclesIdle && b.cyclesBusy > a.cyclesBusy
           }
       }
+      try #require(last.lcpus.count == smp)
       #expect(last.lcpus.allSatisfy { $0.irqTimer > 0 && $0.lastTickRIP != 0 })
       #expect(last.lcpus.allSatisfy { $0.consistency.isConsistent })
       // The RIP each tick interrupted lies in the kernel's code.
@@ -65,6 +66,7 @@ import Testing
       #expect(panic.backtrace.allSatisfy { elf.lookup($0) != nil })
       // The other lcpus keep running.
       let others = snap.lcpus.filter { $0.index != 2 }
+      try #require(others.count == 3)
       #expect(others.allSatisfy { $0.state == .idle || $0.state == .busy })
       #expect(guest.qemu.serialOutput().contains("lcpu 2"))
     }

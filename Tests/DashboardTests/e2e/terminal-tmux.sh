@@ -7,21 +7,25 @@
 # mode, point BIN at it and drop the scratch package.
 #
 # Usage: Tests/DashboardTests/e2e/terminal-tmux.sh        (prints PASS/FAIL lines, exits 1 on failure)
+# `swift test` runs it (Tests/CommandTests/TerminalScriptTests.swift).
 set -u
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
 GOLD="$REPO/Tests/DashboardTests/__Snapshots__"
+# The scratch package stays in .build-e2e (gitignored) so that a second run builds incrementally;
+# the files one run writes (pid, effects log) go to a temporary directory of its own.
+PKG="$REPO/.build-e2e/package"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/smptop-dash-e2e.XXXXXX")
-TM="tmux -L smptop-dash-e2e -f /dev/null"   # a private tmux server: never touches the user's
+TM="tmux -L smptop-dash-e2e-$$ -f /dev/null"   # a private tmux server: never touches the user's
 S=e2e
 trap '$TM kill-server 2>/dev/null; rm -rf "$WORK"' EXIT
 
-mkdir -p "$WORK/Sources/demo"
+mkdir -p "$PKG/Sources/demo"
 for d in InspectABI GDBRemote QMP ELFSymbols QEMULaunch Inspector CNcurses CCapstone Disassembly Dashboard Terminal; do
-  ln -s "$REPO/Sources/$d" "$WORK/Sources/$d"
+  ln -sfn "$REPO/Sources/$d" "$PKG/Sources/$d"
 done
-ln -s "$REPO/Tests/DashboardTests/Support/Fixtures.swift" "$WORK/Sources/demo/Fixtures.swift"
-ln -s "$REPO/Tests/DashboardTests/Support/FixturesV2.swift" "$WORK/Sources/demo/FixturesV2.swift"
-cat > "$WORK/Package.swift" <<'EOF'
+ln -sfn "$REPO/Tests/DashboardTests/Support/Fixtures.swift" "$PKG/Sources/demo/Fixtures.swift"
+ln -sfn "$REPO/Tests/DashboardTests/Support/FixturesV2.swift" "$PKG/Sources/demo/FixturesV2.swift"
+cat > "$PKG/Package.swift" <<'EOF'
 // swift-tools-version: 6.1
 import PackageDescription
 let package = Package(
@@ -37,7 +41,7 @@ let package = Package(
     .executableTarget(name: "demo", dependencies: ["Dashboard", "Terminal", "Inspector", "Disassembly"]),
   ])
 EOF
-cat > "$WORK/Sources/demo/main.swift" <<'EOF'
+cat > "$PKG/Sources/demo/main.swift" <<'EOF'
 import Dashboard
 import Foundation
 import Inspector
@@ -124,15 +128,19 @@ do {
 }
 EOF
 
-echo "building the demo driver in $WORK"
-(cd "$WORK" && swift build 2>&1 | grep -E "error|Compiling demo|Build complete") || exit 1
-BIN="$WORK/.build/debug/demo"
-ENV="env SWIFT_BACKTRACE=interactive=no TERM=tmux-256color"
+echo "building the demo driver in $PKG"
+(cd "$PKG" && swift build 2>&1 | grep -E "error|Compiling demo|Build complete") || exit 1
+BIN="$PKG/.build/debug/demo"
+# swift test exports NO_COLOR=1 to its children; the default-scheme checks need it unset.
+ENV="env -u NO_COLOR SWIFT_BACKTRACE=interactive=no TERM=tmux-256color"
 
 pass=0; fail=0
 ok() { echo "PASS $1"; pass=$((pass+1)); }
 bad() { echo "FAIL $1"; fail=$((fail+1)); }
 # start WIDTH HEIGHT COMMAND: the pane reports the exit status and the tty modes afterwards.
+# A placeholder session keeps the server up between tests: killing its last session would make
+# the server exit, and a new-session racing that exit fails with "server exited unexpectedly".
+$TM new-session -d -s keep "sleep 3600"
 start() {
   $TM kill-session -t $S 2>/dev/null
   $TM new-session -d -s $S -x $1 -y $2 \
@@ -193,14 +201,14 @@ waitfor "EXIT=" && cap | grep -q "unknown terminal type 'bogus-term'" && cap | g
 "$BIN" </dev/null 2>&1 | cat | grep -q "must be a terminal" && ok "no tty: TerminalError" || bad "no tty"
 
 start 80 24 "$ENV LANG=C.UTF-8 $BIN"
-waitfor "F10Quit"; colours && ok "default scheme has colours" || bad "colours"
+waitfor "F10Quit" && colours && ok "default scheme has colours" || bad "colours"
 $TM send-keys -t $S q; waitfor "EXIT="
 start 80 24 "$ENV NO_COLOR=1 LANG=C.UTF-8 $BIN"
-waitfor "F10Quit"; ! colours && ok "NO_COLOR: no colours" || bad "NO_COLOR colours"
+waitfor "F10Quit" && ! colours && ok "NO_COLOR: no colours" || bad "NO_COLOR colours"
 $TM capture-pane -e -p -t $S | grep -q $'\e\\[7m\|;7m' && ok "NO_COLOR: reverse video remains" || bad "NO_COLOR attrs"
 $TM send-keys -t $S q; waitfor "EXIT="
 start 80 24 "$ENV LANG=C.UTF-8 $BIN --no-color"
-waitfor "F10Quit"; ! colours && ok "--no-color: no colours" || bad "--no-color"
+waitfor "F10Quit" && ! colours && ok "--no-color: no colours" || bad "--no-color"
 $TM send-keys -t $S q; waitfor "EXIT="
 
 start 80 24 "$ENV LANG=C.UTF-8 $BIN --lcpus 64"

