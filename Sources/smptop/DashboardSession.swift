@@ -142,10 +142,15 @@ enum DashboardSession {
           } catch { finished("lcpu \(lcpu): " + error.message) }
         }
       }
-      do {
+      do throws(TargetError) {
         // While the user holds the VM paused the gdbstub costs no extra pause: take stopped
         // snapshots then, which carry every register for the detail view.
         let paused = !target.wantsRunning
+        // Shared RAM outlives QEMU: without this check a dead VM's frozen memory would read as
+        // a running guest with zero rates.
+        if let qmp = target.qmp, !qmp.isConnected {
+          throw TargetError(.connect, "QEMU went away (QMP connection closed); showing the last picture read")
+        }
         // The run state is QMP's (query-status after an event, or when 5 s old): asked here so its
         // time shows as QMP's; the snapshot then finds it cached.
         let qmpStart = monotonicNanoseconds()
