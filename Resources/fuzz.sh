@@ -54,12 +54,14 @@ for name in $NAMES; do
   dir="Fuzz/$name"
   sources=()
   libs=()
+  includes=()
   while read -r line; do
     line=${line%%#*}
     [ -n "${line// }" ] || continue
     if [[ $line == module\ * ]]; then
       module=${line#module }
       build_module "$module"
+      includes=(-I "$OUT/modules")
       [ -d "$ROOT/Sources/$module/include" ] || libs+=("$OUT/lib/lib$module.a")
     elif [ -d "$line" ]; then
       while IFS= read -r f; do sources+=("$f"); done < <(find "$line" -name '*.swift' | sort)
@@ -75,8 +77,12 @@ for name in $NAMES; do
   fi
   if [ $stale = yes ]; then
     echo "fuzz.sh: building Fuzz$name"
-    swiftc "${FLAGS[@]}" -module-name "Fuzz$name" -I "$OUT/modules" \
-      $(for m in "$OUT"/modules/*/; do [ -d "$m" ] && echo -I "$m"; done) \
+    # Only a target that names modules sees them: a one-module target's shared files test
+    # `canImport(GDBRemote)` to tell the fuzz build from the test build.
+    if [ ${#includes[@]} -gt 0 ]; then
+      for m in "$OUT"/modules/*/; do [ -d "$m" ] && includes+=(-I "$m"); done
+    fi
+    swiftc "${FLAGS[@]}" -module-name "Fuzz$name" ${includes[@]+"${includes[@]}"} \
       "$dir"/*.swift "${sources[@]}" "${libs[@]}" -o "$bin" 2> >(grep -v "Cannot export local symbol" >&2)
   fi
   echo "fuzz.sh: running Fuzz$name for $RUNS executions"

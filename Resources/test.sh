@@ -3,9 +3,12 @@
 #   1. the dependencies (Resources/install-deps.sh, idempotent)
 #   2. swift test --no-parallel: unit, integration, command and terminal tests against the real
 #      guest in real QEMU (serial: parallel TCG guests on two cores starve each other's timers)
-#   3. the host suites that boot no guest under the thread sanitizer (.build-tsan)
-#   4. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 20000)
-# Usage: Resources/test.sh [--quick]      (--quick: step 2 only)
+#   3. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 2000)
+#   4. with --tsan only: the host suites that boot no guest under the thread sanitizer
+#      (.build-tsan). Not in CI: TSan does not see Synchronization.Mutex's futex on Linux and
+#      reports accesses inside withLock as races at random (seen in QMPConnection), so a CI step
+#      would fail by chance; about 10 more minutes on two cores.
+# Usage: Resources/test.sh [--quick | --tsan]      (--quick: step 2 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOST_SUITES="GDBRemoteTests|QMPTests|ELFSymbolsTests|InspectorTests|BuddyTests|DashboardTests"
@@ -23,7 +26,10 @@ KNOWN_RACES="concurrentChurnWithOwnerTags|concurrentPublishersNeverLoseAGenerati
 Resources/install-deps.sh
 swift test --no-parallel
 [ "${1:-}" = --quick ] && exit 0
-echo "test.sh: host suites under the thread sanitizer"
-swift test --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "$HOST_SUITES" --skip "$BOOTING|$KNOWN_RACES"
-echo "test.sh: fuzz targets, ${FUZZ_RUNS:-20000} executions each"
-Resources/fuzz.sh all "${FUZZ_RUNS:-20000}"
+echo "test.sh: fuzz targets, ${FUZZ_RUNS:-2000} executions each"
+Resources/fuzz.sh all "${FUZZ_RUNS:-2000}"
+if [ "${1:-}" = --tsan ]; then
+  echo "test.sh: host suites under the thread sanitizer"
+  swift test --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "$HOST_SUITES" \
+    --skip "$BOOTING|$KNOWN_RACES"
+fi
