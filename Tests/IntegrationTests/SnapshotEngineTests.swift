@@ -180,11 +180,30 @@ import Testing
     try #require(frames.count == 3 && captured.count == 3)
     #expect(frames.allSatisfy { $0.source == .recording && $0.lcpus.count == 2 })
     #expect(frames.allSatisfy { $0.lcpus.allSatisfy { $0.consistency.isConsistent } })
+    // A pause can freeze a record mid-update. Both readers then call it inconsistent, but the
+    // live reader's retry count depends on its patience history, so compare the states only.
+    func coarse(_ c: Consistency) -> Consistency { c.isConsistent ? c : .inconsistent(retries: 0) }
+    func normalized(_ locks: [LockRecord]) -> [LockRecord] {
+      locks.map {
+        var l = $0; l.consistency = coarse(l.consistency); return l
+      }
+    }
+    func normalized(_ threads: [ThreadRecord]) -> [ThreadRecord] {
+      threads.map {
+        var t = $0; t.consistency = coarse(t.consistency); return t
+      }
+    }
     for (replayed, original) in zip(frames, captured) {
       #expect(replayed.guest == original.guest)
       #expect(replayed.lcpus == original.lcpus)
-      #expect(replayed.locks == original.locks)
-      #expect(replayed.threads == original.threads)
+      #expect(replayed.locks.count == original.locks.count)
+      let differing = zip(normalized(replayed.locks), normalized(original.locks)).first { $0 != $1 }
+      #expect(
+        differing == nil, "first lock that differs (replayed, captured): \(String(describing: differing))")
+      #expect(
+        !original.locks.isEmpty
+          && original.locks.filter(\.consistency.isConsistent).count >= original.locks.count - 2)
+      #expect(normalized(replayed.threads) == normalized(original.threads))
       #expect(replayed.timerQueues == original.timerQueues)
       #expect(replayed.workload == original.workload)
       #expect(replayed.allocator == original.allocator)
