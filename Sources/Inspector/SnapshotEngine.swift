@@ -254,7 +254,12 @@ public final class SnapshotEngine {
       let offset = i * location.stride
       let address = location.address + UInt64(offset)
       // Records are decoded in place from the table's bytes: no copy per record.
-      guard live else { return (bytes, offset, address, .consistent) }
+      guard live else {
+        // Frozen bytes (a stopped guest or a recording) cannot be re-read: a record caught
+        // mid-update, its sequence word odd, stays marked.
+        let torn = region.guarded && ABIDecoder.sequence(bytes, at: offset) & 1 == 1
+        return (bytes, offset, address, torn ? .inconsistent(retries: 0) : .consistent)
+      }
       let w = region.firstWord + i
       let before = words.before.indices.contains(w) ? words.before[w] : nil
       let after = words.after.indices.contains(w) ? words.after[w] : nil
@@ -300,6 +305,9 @@ public final class SnapshotEngine {
           consistency = c
         } else {
           record = try? memory.read(address, count: size)
+          if let record, record.count == size, ABIDecoder.sequence(record, at: 0) & 1 == 1 {
+            consistency = .inconsistent(retries: 0)
+          }
         }
       }
       guard let record, record.count == size else {

@@ -270,12 +270,24 @@ import Testing
     #expect(recordedPaused.status == 0 && replayedPaused.status == 0, "\(replayedPaused.stderr)")
     let pausedFrames = try JSON.objects(replayedPaused.stdout)
     #expect(pausedFrames.count == 2)
+    // A pause can freeze a record mid-update. Both readers mark it inconsistent, but the live
+    // reader counts its re-reads and frozen bytes get none: compare the state, not the count.
+    func stateOnly(_ o: Any) -> Any {
+      if let d = o as? [String: Any] {
+        return d.filter { !($0.key == "retries" && d["state"] as? String == "inconsistent") }.mapValues(
+          stateOnly)
+      }
+      if let a = o as? [Any] { return a.map(stateOnly) }
+      return o
+    }
     for frame in pausedFrames {
       for key in ["guest", "lcpus", "locks", "threads", "timerQueues", "workload", "allocator", "virtqueues"]
       {
+        let replayedValue = stateOnly([key: frame[key] ?? NSNull()]) as? [String: Any] ?? [:]
+        let truthValue = stateOnly([key: truth[key] ?? NSNull()]) as? [String: Any] ?? [:]
         #expect(
-          NSDictionary(dictionary: [key: frame[key] ?? NSNull()])
-            .isEqual(to: [key: truth[key] ?? NSNull()]), "replayed \(key) differs from the paused guest's")
+          NSDictionary(dictionary: replayedValue).isEqual(to: truthValue),
+          "replayed \(key) differs from the paused guest's")
       }
     }
   }

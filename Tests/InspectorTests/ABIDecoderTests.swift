@@ -21,6 +21,16 @@ import Testing
     #expect(snap.uptimeSeconds == 1.0)
   }
 
+  @Test func aFrozenImageMarksARecordCaughtMidUpdate() throws {
+    // A stopped VM or a recording cannot be re-read: an odd sequence word is marked at once.
+    var records = Images.lcpus(3)
+    records[1].seq = 7
+    let memory = Images.memory(root: Images.root(lcpus: 3), lcpus: records)
+    let snap = try SnapshotEngine(memory: memory, rootAddress: Images.rootAddress).snapshot()
+    #expect(snap.lcpus.map(\.consistency) == [.consistent, .inconsistent(retries: 0), .consistent])
+    #expect(snap.lcpus[1].irqTimer == 101, "the torn record's values are still shown")
+  }
+
   @Test func decodesAPanicRecord() throws {
     var records = Images.lcpus(4)
     records[2].state = UInt32(SMPTOP_LCPU_HALTED.rawValue)
