@@ -14,14 +14,12 @@ cd "$(dirname "$0")/.."
 HOST_SUITES="GDBRemoteTests|QMPTests|ELFSymbolsTests|InspectorTests|BuddyTests|DashboardTests"
 # Suites inside those targets that boot QEMU; they run in step 2.
 BOOTING="QEMUIntegrationTests|QMPIntegrationTests"
-# Races TSan reports and nobody has fixed yet, skipped by name so that any other race fails:
-#   BuddyTests concurrentChurnWithOwnerTags: per-page state bytes of Sources/Kernel/BuddyCore.swift
-#     written under one order's lock and read under another's (lockedAllocate/lockedFree)
+# Races TSan reports that are not races, skipped by name so that any other race fails:
 #   LatestTests concurrentPublishersNeverLoseAGeneration and SelfExecutableTests
 #     theDemanglerIsSafeToShareBetweenTasks: Dashboard.Latest and ELFSymbols.SwiftDemangler's
 #     cache, both inside Synchronization.Mutex.withLock (likely false positives: TSan does not
 #     see that Mutex's synchronization)
-KNOWN_RACES="concurrentChurnWithOwnerTags|concurrentPublishersNeverLoseAGeneration|theDemanglerIsSafeToShareBetweenTasks"
+KNOWN_RACES="concurrentPublishersNeverLoseAGeneration|theDemanglerIsSafeToShareBetweenTasks"
 
 Resources/install-deps.sh
 swift test --no-parallel

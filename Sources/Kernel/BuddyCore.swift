@@ -7,7 +7,11 @@
 //
 //  * Locked (Unikraft PR #801): one free list per order, each under its own lock. A free
 //    block keeps {next, prev} in its first 16 bytes; `state[page] = k + 1` marks the head of
-//    a free order-k block and is only written under order k's lock. Allocation searches
+//    a free order-k block. Every change to or from k + 1 happens under order k's lock, so a
+//    reader holding lock k sees k + 1 exactly when the block is on list k. The same byte also
+//    serves other orders (a page heads blocks of several orders) and is written under their
+//    locks meanwhile, so it is a relaxed atomic: those writes race with the reader's load, but
+//    can never make it read k + 1 or lose it. Allocation searches
 //    upward one order lock at a time, then pushes the split halves under the lower locks;
 //    free merges one order lock per step.
 //  * Lock-free (NBBS, arXiv 1804.03436, 1lvl-nb): a forest of implicit binary trees, one per
@@ -79,7 +83,7 @@ struct BuddyCore {
   let freePages: UnsafeMutablePointer<Atomic<UInt64>>
 
   // Locked mode.
-  let state: UnsafeMutablePointer<UInt8>
+  let state: UnsafeMutablePointer<Atomic<UInt8>>
   let heads: UnsafeMutablePointer<UInt64>
   let locks: UnsafeMutablePointer<BuddyLock>
   // Lock-free mode: chunks x 2^(maxOrder+1) node words (index 0 of each tree unused).
@@ -123,8 +127,8 @@ struct BuddyCore {
     let pages = chunks << maxOrder
     switch mode {
     case .locked:
-      state = metadata.bindMemory(to: UInt8.self, capacity: pages)
-      for i in 0..<pages { state[i] = 0 }
+      state = metadata.bindMemory(to: Atomic<UInt8>.self, capacity: pages)
+      for i in 0..<pages { state[i].store(0, ordering: .relaxed) }
       let h = (pages + 7) & ~7
       heads = (metadata + h).bindMemory(to: UInt64.self, capacity: 16)
       for i in 0..<16 { heads[i] = 0 }
@@ -137,14 +141,14 @@ struct BuddyCore {
       for c in 0..<chunks {
         let page = c << maxOrder
         push(page, order: maxOrder)
-        state[page] = UInt8(maxOrder + 1)
+        state[page].store(UInt8(maxOrder + 1), ordering: .relaxed)
       }
       stat(maxOrder, BuddyStat.freeBlocks, UInt64(chunks))
     case .lockFree:
       let n = chunks * (2 << maxOrder)
       nodes = metadata.bindMemory(to: Atomic<UInt64>.self, capacity: n)
       for i in 0..<n { nodes[i].store(0, ordering: .relaxed) }
-      state = metadata.bindMemory(to: UInt8.self, capacity: 1)  // unused
+      state = metadata.bindMemory(to: Atomic<UInt8>.self, capacity: 1)  // unused
       heads = metadata.bindMemory(to: UInt64.self, capacity: 1)  // unused
       locks = UnsafeMutableRawPointer(metadata).bindMemory(to: BuddyLock.self, capacity: 1)  // unused
       stat(maxOrder, BuddyStat.freeBlocks, UInt64(chunks))
@@ -242,7 +246,7 @@ struct BuddyCore {
       }
       let page = Int((head &- base) >> Self.pageShift)
       remove(page, order: k)
-      state[page] = 0
+      state[page].store(0, ordering: .relaxed)
       statSub(k, BuddyStat.freeBlocks, 1)
       locks[k].unlock(restoring: irq)
       var cur = k
@@ -252,7 +256,7 @@ struct BuddyCore {
         let buddy = page + (1 << cur)
         let irq2 = locks[cur].lock()
         push(buddy, order: cur)
-        state[buddy] = UInt8(cur + 1)
+        state[buddy].store(UInt8(cur + 1), ordering: .relaxed)
         stat(cur, BuddyStat.freeBlocks, 1)
         locks[cur].unlock(restoring: irq2)
       }
@@ -268,9 +272,9 @@ struct BuddyCore {
       let irq = locks[k].lock()
       if k < maxOrder {
         let buddy = b ^ (1 << k)
-        if state[buddy] == UInt8(k + 1) {
+        if state[buddy].load(ordering: .relaxed) == UInt8(k + 1) {
           remove(buddy, order: k)
-          state[buddy] = 0
+          state[buddy].store(0, ordering: .relaxed)
           statSub(k, BuddyStat.freeBlocks, 1)
           locks[k].unlock(restoring: irq)
           stat(k, BuddyStat.merges, 1)
@@ -280,7 +284,7 @@ struct BuddyCore {
         }
       }
       push(b, order: k)
-      state[b] = UInt8(k + 1)
+      state[b].store(UInt8(k + 1), ordering: .relaxed)
       stat(k, BuddyStat.freeBlocks, 1)
       locks[k].unlock(restoring: irq)
       return

@@ -261,7 +261,7 @@ import Testing
         let start = clock.now
         let e = expectError(.timeout) { _ = try c.readRegisters(of: Self.vcpus[0]) }
         let elapsed = clock.now - start
-        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(3), "\(elapsed)")
+        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(15), "\(elapsed)")
         #expect(e?.sent == "\"g\"")
         #expect(c.isConnected)
       }
@@ -542,7 +542,7 @@ extension ConnectionTests {
       let clock = ContinuousClock()
       let start = clock.now
       #expect(try c.interrupt() == nil)
-      #expect(clock.now - start < .seconds(2))
+      #expect(clock.now - start < .seconds(15), "bounded by the interrupt timeout, not a hang")
       #expect(c.runState == .stopped)
       #expect(stub.requests.last == "qAttached")
       #expect(try c.readRegisters(of: Self.vcpus[0]).uint64("rip") == 0xfff0)

@@ -226,24 +226,25 @@ import Testing
     #expect(try await connected.queryStatus().status == .prelaunch)
   }
 
-  @Test func queryStatusRoundTripIsFast() async throws {
+  @Test func manyRoundTripsInARowEachGetTheirOwnAnswer() async throws {
     let qemu = try Self.launch(startPaused: false)
     defer { qemu.shutdown() }
     let client = try await Self.connect(qemu)
     var samples: [Duration] = []
+    var statuses: [QMPRunState] = []
     for _ in 0..<300 {
       let started = ContinuousClock.now
-      _ = try await client.queryStatus()
+      statuses.append(try await client.queryStatus().status)
       samples.append(ContinuousClock.now - started)
     }
+    #expect(statuses.count == 300 && statuses.allSatisfy { $0 == .running })
+    try await client.stop()
+    #expect(
+      try await client.queryStatus().status == .paused, "the next answer is this call's, not an old one")
+    // The figure is reported, not asserted (speed is measured by `smptop bench`).
     samples.sort()
-    let p10 = samples[samples.count / 10]
-    let median = samples[samples.count / 2]
-    let p90 = samples[samples.count * 9 / 10]
-    print("QMP query-status round trip over 300 calls: p10 \(p10), median \(median), p90 \(p90)")
-    // QEMU answers in ~0.2 ms (notes §2). The check uses the 10th percentile, which other
-    // suites starving the cooperative pool cannot inflate; a client that polled or slept
-    // between reads would still fail it.
-    #expect(p10 < .milliseconds(5))
+    print(
+      "QMP query-status round trip over 300 calls: p10 \(samples[30]), median \(samples[150]), p90 \(samples[270])"
+    )
   }
 }
