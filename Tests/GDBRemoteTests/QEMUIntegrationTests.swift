@@ -20,6 +20,30 @@ func launchResetVectorQEMU(extraArguments: [String] = [], gdb: Bool = true) thro
   return try QEMUInstance.launch(configuration)
 }
 
+/// Steps an AP of a reset-vector QEMU that nothing can wake, in `mode`, with a 500 ms step
+/// timeout; expects the step to time out with the VM left stopped, then hands over the
+/// connection for the caller's checks.
+func stepHaltedAPExpectingTimeout(
+  vcpu: Int, mode: GDBRemoteConnection.StepMode,
+  then check: (GDBRemoteConnection, GDBRemoteError?) throws -> Void
+) throws {
+  let qemu = try launchResetVectorQEMU()
+  defer { qemu.shutdown() }
+  var options = GDBRemoteConnection.Options()
+  options.stepTimeout = .milliseconds(500)
+  let c = try connect(qemu, options: options)
+  var failure: GDBRemoteError?
+  do {
+    _ = try c.step(thread: .vcpu(vcpu), mode: mode)
+    Issue.record("nothing wakes an AP waiting for its SIPI, so the step cannot finish")
+  } catch {
+    failure = error
+    #expect(error.code == .stepTimedOut, "\(error)")
+  }
+  #expect(c.runState == .stopped)
+  try check(c, failure)
+}
+
 func connect(_ qemu: QEMUInstance, options: GDBRemoteConnection.Options = .init()) throws
   -> GDBRemoteConnection
 {
@@ -223,22 +247,16 @@ func qmp(_ qemu: QEMUInstance, _ commands: [String]) throws {
   }
 
   @Test func stepOfAHaltedAPForcedAnywayTimesOutAndRecovers() throws {
-    let qemu = try launchResetVectorQEMU()
-    defer { qemu.shutdown() }
-    var options = GDBRemoteConnection.Options()
-    options.stepTimeout = .milliseconds(500)
-    let c = try connect(qemu, options: options)
-    do {
-      _ = try c.step(thread: Self.vcpus[1], mode: .forceMasked)
-      Issue.record("a halted AP cannot complete a step")
-    } catch {
-      #expect(error.code == .stepTimedOut, "\(error)")
-      #expect(error.received?.contains("T02") == true)
+    try stepHaltedAPExpectingTimeout(vcpu: 1, mode: .forceMasked) { c, error in
+      #expect(error?.received?.contains("T02") == true)
+      #expect(try c.readRegisters(of: Self.vcpus[0]).uint64("rip") == 0xfff0)
+      try resumeAbsorbsTheStaleStepFlag(c)
     }
-    #expect(c.runState == .stopped)
-    #expect(try c.readRegisters(of: Self.vcpus[0]).uint64("rip") == 0xfff0)
-    // QEMU 7.2 leaves the AP's single-step flag set, so the next resume stops at once
-    // with T05 for it; continue() absorbs that and the VM really runs.
+  }
+
+  /// QEMU 7.2 leaves a timed-out AP's single-step flag set, so the next resume stops at once
+  /// with T05 for it; continue() absorbs that and the VM really runs.
+  func resumeAbsorbsTheStaleStepFlag(_ c: GDBRemoteConnection) throws {
     try c.continue()
     #expect(c.runState == .running)
     usleep(100_000)

@@ -27,18 +27,14 @@ import Testing
 
   @Test func aWakeStepThatNothingEndsTimesOutAndTheFlagsComeBack() throws {
     // An AP waiting for its SIPI is halted, and no interrupt wakes it.
-    let qemu = try launchResetVectorQEMU()
-    defer { qemu.shutdown() }
-    var options = GDBRemoteConnection.Options()
-    options.stepTimeout = .milliseconds(500)
-    let c = try connect(qemu, options: options)
-    do {
-      _ = try c.step(thread: Self.vcpus[2], mode: .wakeIfHalted)
-      Issue.record("nothing wakes an AP waiting for its SIPI")
-    } catch {
-      #expect(error.code == .stepTimedOut, "\(error)")
+    try stepHaltedAPExpectingTimeout(vcpu: 2, mode: .wakeIfHalted) { c, _ in
+      try Self.theFlagsCameBackAndTheBSPStepsAlone(c)
     }
-    #expect(c.runState == .stopped)
+  }
+
+  /// After the timed-out wake step: default flags again, and the BSP (not halted) steps one
+  /// instruction with them while the APs stay put.
+  static func theFlagsCameBackAndTheBSPStepsAlone(_ c: GDBRemoteConnection) throws {
     #expect(try c.singleStepFlags() == 0x7)
     // The BSP (not halted) steps with the default flags: one instruction, the APs stay put.
     try c.step(thread: Self.vcpus[0], mode: .wakeIfHalted)
