@@ -101,7 +101,8 @@ import Testing
       #expect(paused.contains("gdbstub, VM stopped") || paused.contains("paused"))
       let status = try await monitor.queryStatus()
       #expect(!status.running, "QMP must say the VM is stopped, not \(status.status)")
-      // Pick an lcpu caught running code (BUSY): halted ones cannot be stepped.
+      // Pick an lcpu caught running code (BUSY): its RIP moves by one instruction, where a halted
+      // lcpu would step into whatever interrupt wakes it (StepTests covers that).
       let rows = try await tmux.waitFor("stopped rows") {
         $0.contains("RIP (stopped)") && Self.rows($0).count == 4
       }
