@@ -3,6 +3,7 @@
 #
 # Usage: Resources/fuzz.sh <Name|all> [runs]      (runs: executions per target, default 1000000)
 #        FUZZ_SECONDS=N caps each target's run at N seconds (libFuzzer -max_total_time).
+#        FUZZ_OPT=-Onone builds unoptimized (faster to build; the short CI budget uses it).
 #
 # A target is a directory Fuzz/<Name>/ holding
 #   *.swift     with @_cdecl("LLVMFuzzerTestOneInput") public func fuzzOne(_:_:) -> CInt
@@ -18,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-OUT="$ROOT/.build-fuzz"
+OUT="$ROOT/.build-fuzz${FUZZ_OPT:+-${FUZZ_OPT#-}}"
 NAME=${1:-}
 RUNS=${2:-1000000}
 [ -n "$NAME" ] || { echo "usage: Resources/fuzz.sh <Name|all> [runs]" >&2; exit 2; }
@@ -28,7 +29,8 @@ else
   [ -f "Fuzz/$NAME/sources" ] || { echo "fuzz.sh: no target Fuzz/$NAME (with a sources file)" >&2; exit 2; }
   NAMES=$NAME
 fi
-FLAGS=(-sanitize=fuzzer,address -parse-as-library -O -g)
+# FUZZ_OPT: -O (default) for long runs; -Onone builds in about half the time, for short budgets.
+FLAGS=(-sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -g)
 
 # build_module TARGET: Sources/TARGET as a static library plus .swiftmodule in $OUT/modules.
 build_module() {

@@ -3,7 +3,8 @@
 #   1. the dependencies (Resources/install-deps.sh, idempotent)
 #   2. swift test --no-parallel: unit, integration, command and terminal tests against the real
 #      guest in real QEMU (serial: parallel TCG guests on two cores starve each other's timers)
-#   3. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 2000)
+#   3. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 2000),
+#      built unoptimized (FUZZ_OPT=-Onone: half the build time, and the budget is small)
 #   4. with --tsan only: the host suites that boot no guest under the thread sanitizer
 #      (.build-tsan). Not in CI: TSan does not see Synchronization.Mutex's futex on Linux and
 #      reports accesses inside withLock as races at random (seen in QMPConnection), so a CI step
@@ -25,7 +26,7 @@ Resources/install-deps.sh
 swift test --no-parallel
 [ "${1:-}" = --quick ] && exit 0
 echo "test.sh: fuzz targets, ${FUZZ_RUNS:-2000} executions each"
-Resources/fuzz.sh all "${FUZZ_RUNS:-2000}"
+FUZZ_OPT=${FUZZ_OPT:--Onone} Resources/fuzz.sh all "${FUZZ_RUNS:-2000}"
 if [ "${1:-}" = --tsan ]; then
   echo "test.sh: host suites under the thread sanitizer"
   swift test --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "$HOST_SUITES" \
