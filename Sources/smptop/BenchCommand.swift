@@ -139,6 +139,10 @@ struct BenchCommand: AsyncParsableCommand {
     var liveMicroseconds: Stats
     var liveFloorMicroseconds: Stats
     var liveFloorRatio: Double
+    /// The default stopped snapshot (registers only): total, pause, and at a paused VM, µs.
+    var stoppedMicroseconds: Stats
+    var pauseMicroseconds: Stats
+    var stoppedPausedMicroseconds: Stats
     var stoppedRegistersOnly: StoppedStats
     var stoppedGDBMemory: StoppedStats
     var pausedRegistersOnlyMicroseconds: Stats
@@ -334,6 +338,8 @@ struct BenchCommand: AsyncParsableCommand {
         smp: n, bytesPerSnapshot: bytes, locks: snap.locks.count, busyLCPUs: busy.count,
         liveMicroseconds: Stats(live), liveFloorMicroseconds: floor,
         liveFloorRatio: Stats(live).median / max(floor.median, 0.001),
+        stoppedMicroseconds: registersOnly.total, pauseMicroseconds: registersOnly.pause,
+        stoppedPausedMicroseconds: pausedSharedStats,
         stoppedRegistersOnly: registersOnly, stoppedGDBMemory: gdbMemory,
         pausedRegistersOnlyMicroseconds: pausedSharedStats, pausedGDBMemoryMicroseconds: pausedGDBStats,
         registersFloorMicroseconds: registersFloor,
