@@ -157,6 +157,20 @@ extension GDBRemoteBenchmark {
         () throws(GDBRemoteError) in
         _ = try connection.readBatch(registersOf: threads, memory: [])
       })
+    for window in [8, 16] where n > window {
+      results.append(
+        try sampled(
+          "\(n)×(Hg+g) pipelined in writes of \(window) vCPUs", packets: 2 * n, iterations: iterations
+        ) {
+          () throws(GDBRemoteError) in
+          var start = 0
+          while start < n {
+            let end = min(n, start + window)
+            _ = try connection.pipeline(select[start..<end].flatMap { [$0, "g"] })
+            start = end
+          }
+        })
+    }
     results.append(
       try sampled("\(n)×(Hg+g) one at a time", packets: 2 * n, iterations: iterations) {
         () throws(GDBRemoteError) in

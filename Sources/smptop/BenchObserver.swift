@@ -65,11 +65,10 @@ struct ObserverReport: Codable {
       let ops = r.opsPerSecond.sorted()
       let median = ops.isEmpty ? 0 : ops[ops.count / 2]
       print(
-        String(
-          format: "%-10@ %5.0f Hz  %14.0f   %7.2f [%6.2f … %6.2f]        %7.1f   %8.0f",
-          r.mode as NSString, r.rateHz, median, r.slowdown.median, r.slowdown.min, r.slowdown.max,
-          r.achievedHz,
-          r.pauseMedianMicroseconds))
+        r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
+          + String(
+            format: " %5.0f Hz  %14.0f   %7.2f [%7.2f … %7.2f]       %7.1f   %8.0f", r.rateHz, median,
+            r.slowdown.median, r.slowdown.min, r.slowdown.max, r.achievedHz, r.pauseMedianMicroseconds))
     }
   }
 }
