@@ -35,7 +35,7 @@
         for i in 0..<lockCount {
           guard let k = zeroed(MemoryLayout<klock>.size), let r = zeroed(MemoryLayout<smptop_lock>.size),
             let lock = LockCore.makeDynamic(
-              "scale.", suffix: i, kind: SMPTOP_LOCK_SPIN,
+              "scale", suffix: i, kind: SMPTOP_LOCK_SPIN,
               storage: (
                 k.bindMemory(to: klock.self, capacity: 1), r.bindMemory(to: smptop_lock.self, capacity: 1)
               ))
