@@ -320,9 +320,10 @@ public final class Target {
   public struct StopTiming: Sendable, Equatable, Codable {
     /// From sending the interrupt to its stop reply: stopping every vCPU (0 if it was stopped).
     public var stop: UInt64
-    /// Reading the model while stopped.
+    /// Reading the model while stopped (from shared RAM: while the stub answers the register
+    /// requests, so the two overlap).
     public var model: UInt64
-    /// Reading every vCPU's registers and resuming (resume included when it was running).
+    /// The rest: reading every vCPU's registers and resuming.
     public var registers: UInt64
   }
 
@@ -362,18 +363,30 @@ public final class Target {
       let engine =
         frozenEngine ?? SnapshotEngine(memory: StoppedSharedMemory(sharedMemory), rootAddress: root)
       frozenEngine = engine
-      do { snapshot = try engine.snapshot() } catch {
-        if wasRunning { try? gdb.continue() }
-        throw TargetError(.abi, error.message)
+      // The register requests go first; the model is read while the stub answers them, and
+      // the resume is written only after that.
+      var model: Result<Snapshot, ABIError> = .failure(ABIError(code: .unreadableRoot, message: "not read"))
+      var modelTime: UInt64 = 0
+      let read = {
+        let t = monotonicNanoseconds()
+        model = Result { () throws(ABIError) in try engine.snapshot() }
+        modelTime = max(1, monotonicNanoseconds() - t)
       }
-      snapshot.source = .gdbstub
-      modelEnd = monotonicNanoseconds()
-      do { registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning) } catch {
+      do {
+        registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning, whileStopped: read)
+      } catch {
         problems.append("cannot read registers: \(error)")
+        if modelTime == 0 { read() }
         if wasRunning && gdb.runState != .running {
           do { try gdb.continue() } catch { resumeError = error }
         }
       }
+      switch model {
+      case .success(let s): snapshot = s
+      case .failure(let error): throw TargetError(.abi, error.message)
+      }
+      snapshot.source = .gdbstub
+      modelEnd = pauseStart + modelTime
     } else {
       guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
       memory.registerThreads = threads
