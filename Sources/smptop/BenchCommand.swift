@@ -139,6 +139,8 @@ struct BenchCommand: AsyncParsableCommand {
     var liveMicroseconds: Stats
     var liveFloorMicroseconds: Stats
     var liveFloorRatio: Double
+    /// The same ranges read the way the engine reads them (into fresh arrays, fenced), µs.
+    var liveReadMicroseconds: Stats
     /// The default stopped snapshot (registers only): total, pause, and at a paused VM, µs.
     var stoppedMicroseconds: Stats
     var pauseMicroseconds: Stats
@@ -191,6 +193,9 @@ struct BenchCommand: AsyncParsableCommand {
       print("  live snapshot (shared RAM)              \(r.liveMicroseconds.text)   pause 0")
       print(
         "    floor: raw copy of the same ranges    \(r.liveFloorMicroseconds.text)   (live = \(String(format: "%.1f", r.liveFloorRatio))x floor)"
+      )
+      print(
+        "    the same ranges into fresh arrays     \(r.liveReadMicroseconds.text)   (the engine's reads, no decoding)"
       )
       for (name, s) in [
         ("stopped, registers only", r.stoppedRegistersOnly), ("stopped, gdbstub memory", r.stoppedGDBMemory),
@@ -286,6 +291,15 @@ struct BenchCommand: AsyncParsableCommand {
         live.append(Double(snap.costNanoseconds) / 1e3)
       }
       let floor = liveFloor(target: target, rounds: rounds)
+      var reads: [Double] = []
+      if let shared = target.sharedMemory {
+        let ranges = target.modelRanges
+        for _ in 0..<rounds {
+          let start = monotonicNanoseconds()
+          _ = shared.read(ranges)
+          reads.append(Double(monotonicNanoseconds() - start) / 1e3)
+        }
+      }
       // Stopped, VM running, both model sources.
       let registersOnly = try await stoppedRounds(target, model: .sharedRAM)
       let gdbMemory = try await stoppedRounds(target, model: .gdbstub)
@@ -347,7 +361,7 @@ struct BenchCommand: AsyncParsableCommand {
       return Row(
         smp: n, bytesPerSnapshot: bytes, locks: snap.locks.count, busyLCPUs: busy.count,
         liveMicroseconds: Stats(live), liveFloorMicroseconds: floor,
-        liveFloorRatio: Stats(live).median / max(floor.median, 0.001),
+        liveFloorRatio: Stats(live).median / max(floor.median, 0.001), liveReadMicroseconds: Stats(reads),
         stoppedMicroseconds: registersOnly.total, pauseMicroseconds: registersOnly.pause,
         stoppedPausedMicroseconds: pausedSharedStats,
         stoppedRegistersOnly: registersOnly, stoppedGDBMemory: gdbMemory,

@@ -30,7 +30,7 @@ import Testing
     let busy = try #require(row["busyLCPUs"] as? Int)
     #expect((0...2).contains(busy))
     for key in [
-      "liveMicroseconds", "liveFloorMicroseconds", "pausedRegistersOnlyMicroseconds",
+      "liveMicroseconds", "liveFloorMicroseconds", "liveReadMicroseconds", "pausedRegistersOnlyMicroseconds",
       "pausedGDBMemoryMicroseconds", "registersFloorMicroseconds", "gdbMicroseconds",
       "stoppedMicroseconds", "pauseMicroseconds", "stoppedPausedMicroseconds",
     ] {
