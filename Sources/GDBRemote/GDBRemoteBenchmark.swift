@@ -99,3 +99,114 @@ public enum GDBRemoteBenchmark {
     return results
   }
 }
+
+extension GDBRemoteBenchmark {
+  /// One register-read choice measured by ``registerChoices(on:threads:busy:iterations:)``.
+  public struct Choice: Sendable {
+    /// Its timing.
+    public var measurement: Measurement
+    /// Requests sent per round.
+    public var packets: Int
+    /// Every round's duration, in order.
+    public var samples: [Duration]
+  }
+
+  /// Times `body` like ``measure(_:iterations:_:)`` and keeps every sample.
+  static func sampled(
+    _ name: String, packets: Int, iterations: Int, _ body: () throws(GDBRemoteError) -> Void
+  ) throws(GDBRemoteError) -> Choice {
+    let clock = ContinuousClock()
+    for _ in 0..<2 { try body() }
+    var samples: [Duration] = []
+    samples.reserveCapacity(iterations)
+    for _ in 0..<max(1, iterations) {
+      let start = clock.now
+      try body()
+      samples.append(clock.now - start)
+    }
+    let sorted = samples.sorted()
+    let m = Measurement(
+      name: name, median: sorted[sorted.count / 2], p90: sorted[min(sorted.count - 1, sorted.count * 9 / 10)],
+      iterations: sorted.count)
+    return Choice(measurement: m, packets: packets, samples: samples)
+  }
+
+  /// The ways QEMU 7.2's stub can deliver the registers of `threads`, each timed at a stopped
+  /// target: raw `Hg`+`g` pipelined (the floor; first in the result), the same decoded,
+  /// one request at a time, `p` for RIP alone or for the 18 general registers instead of `g`,
+  /// only the `busy` threads (the ABI says the rest are halted in the idle loop), and `g`
+  /// without `Hg` for one vCPU (what a second `Hg` costs).
+  ///
+  /// The target must be stopped and its description fetched (QEMU answers `p` only then).
+  public static func registerChoices(
+    on connection: GDBRemoteConnection, threads: [ThreadID], busy: [ThreadID], iterations: Int = 200
+  ) throws(GDBRemoteError) -> [Choice] {
+    guard let first = threads.first else {
+      throw GDBRemoteError(.protocolViolation, "the target has no threads")
+    }
+    let n = threads.count
+    let select = threads.map { "Hg\(connection.spelling($0))" }
+    var results: [Choice] = []
+    results.append(
+      try sampled("\(n)×(Hg+g) pipelined, raw (floor)", packets: 2 * n, iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.pipeline(select.flatMap { [$0, "g"] })
+      })
+    results.append(
+      try sampled("\(n)×(Hg+g) pipelined, decoded", packets: 2 * n, iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.readBatch(registersOf: threads, memory: [])
+      })
+    for window in [8, 16] where n > window {
+      results.append(
+        try sampled(
+          "\(n)×(Hg+g) pipelined in writes of \(window) vCPUs", packets: 2 * n, iterations: iterations
+        ) {
+          () throws(GDBRemoteError) in
+          var start = 0
+          while start < n {
+            let end = min(n, start + window)
+            _ = try connection.pipeline(select[start..<end].flatMap { [$0, "g"] })
+            start = end
+          }
+        })
+    }
+    results.append(
+      try sampled("\(n)×(Hg+g) one at a time", packets: 2 * n, iterations: iterations) {
+        () throws(GDBRemoteError) in
+        for s in select {
+          _ = try connection.request(s)
+          _ = try connection.request("g")
+        }
+      })
+    results.append(
+      try sampled("\(n)×(Hg+p rip) pipelined", packets: 2 * n, iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.pipeline(select.flatMap { [$0, "p10"] })
+      })
+    let general = (0...17).map { "p" + String($0, radix: 16) }
+    results.append(
+      try sampled("\(n)×(Hg+18×p: GPRs, rip, eflags) pipelined", packets: 19 * n, iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.pipeline(select.flatMap { [$0] + general })
+      })
+    let busySelect = busy.map { "Hg\(connection.spelling($0))" }
+    results.append(
+      try sampled(
+        "\(busy.count) busy×(Hg+g) pipelined (idle skipped)", packets: 2 * busy.count, iterations: iterations
+      ) { () throws(GDBRemoteError) in
+        _ = try connection.pipeline(busySelect.flatMap { [$0, "g"] })
+      })
+    try connection.selectThread(first)
+    results.append(
+      try sampled("1×g, vCPU already selected", packets: 1, iterations: iterations) {
+        () throws(GDBRemoteError) in
+        _ = try connection.request("g")
+      })
+    results.append(
+      try sampled("1×(Hg+g) pipelined", packets: 2, iterations: iterations) { () throws(GDBRemoteError) in
+        _ = try connection.pipeline([select[0], "g"])
+      })
+    return results
+  }
+}

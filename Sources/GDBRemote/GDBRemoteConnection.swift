@@ -319,8 +319,12 @@ public final class GDBRemoteConnection {
   /// Connection-level failures (closed, timeout, I/O) throw; a per-request failure (a
   /// reply that stayed corrupt, a reply lost to a misaligned stream) is that request's
   /// result. A result is only ever the answer of its own request.
+  ///
+  /// With `between`, the last `holdBack` requests are written only after `between` ran, which
+  /// happens right after the others were written (their answers are read afterwards).
   func exchange(
-    _ requests: [(String, Expectation)], timeout: Duration? = nil
+    _ requests: [(String, Expectation)], timeout: Duration? = nil, holdBack: Int = 0,
+    between: (() -> Void)? = nil
   ) throws(GDBRemoteError) -> [Result<Answer, GDBRemoteError>] {
     try requireUsable()
     if requests.isEmpty { return [] }
@@ -349,12 +353,16 @@ public final class GDBRemoteConnection {
       statistics.probesSent += 1
       statistics.packetsSent += 1
     }
-    for slot in x.slots { burst += slot.framed }
+    let split = x.slots.count - min(max(holdBack, 0), x.slots.count)
+    for slot in x.slots[..<split] { burst += slot.framed }
+    let rest = x.slots[split...].flatMap(\.framed)
     ackOwed = false
     x.unresolved = x.slots.count
     statistics.packetsSent += x.slots.count
     do throws(GDBRemoteError) {
       try write(burst, deadline: deadline, &x)
+      between?()
+      if !rest.isEmpty { try write(rest, deadline: deadline, &x) }
       try pump(&x, deadline: deadline) { $0.unresolved == 0 }
     } catch {
       settle(x)

@@ -308,3 +308,57 @@ extension GDBRemoteConnection {
     return results
   }
 }
+
+extension GDBRemoteConnection {
+  /// Reads every register of each of `threads` (`Hg`+`g` each) and, with `thenContinue`,
+  /// resumes the target (`c` after the last `g`) without waiting for the registers first.
+  ///
+  /// The register requests are written, then `whileStopped` runs (say, reading guest RAM
+  /// while the stub is busy answering), then the `c` is written: the stub runs the requests
+  /// in order, so the target resumes right after it answered the last `g` and after
+  /// `whileStopped` returned, with no round trip of its own for the resume. A register read that fails
+  /// (a corrupt reply) is that thread's failure and is not repeated when the target has
+  /// resumed meanwhile; a stopped target falls back to ``readBatch(registersOf:memory:timeout:)``'s
+  /// repeats.
+  ///
+  /// - Returns: The registers of each thread, or why they could not be read.
+  /// - Throws: Connection-level failures (closed, timeout), a missing target description,
+  ///   and a resume that was not acknowledged.
+  public func readRegisters(
+    of threads: [ThreadID], thenContinue: Bool, timeout: Duration? = nil, whileStopped: (() -> Void)? = nil
+  ) throws(GDBRemoteError) -> [ThreadID: Result<RegisterSet, GDBRemoteError>] {
+    try requireStopped("read registers")
+    let target = try requireTarget()
+    // A vCPU whose step was interrupted needs `continue()`'s special resume.
+    guard thenContinue, staleStepThread == nil else {
+      whileStopped?()
+      let registers = try readBatch(registersOf: threads, memory: [], timeout: timeout).registers
+      if thenContinue { try self.continue() }
+      return registers
+    }
+    var requests: [(String, Expectation)] = []
+    requests.reserveCapacity(threads.count * 2 + 1)
+    for thread in threads {
+      requests.append(("Hg\(spelling(thread))", .reply))
+      requests.append(("g", .reply))
+    }
+    requests.append(("c", .acknowledgement))
+    let answers = try exchange(requests, timeout: timeout, holdBack: 1, between: whileStopped)
+    var registers: [ThreadID: Result<RegisterSet, GDBRemoteError>] = [:]
+    for (i, thread) in threads.enumerated() {
+      let select = requests[2 * i].0
+      registers[thread] = Result { () throws(GDBRemoteError) in
+        try GDBRemoteConnection.checkOK(answerPayload(try answers[2 * i].get()), for: select)
+        let reply = answerPayload(try answers[2 * i + 1].get())
+        try GDBRemoteConnection.checkContent(reply, for: "g")
+        return try RegisterSet(thread: thread, target: target, reply: reply)
+      }
+    }
+    if case .failure? = answers.last, runState != .running {
+      // The resume's `+` was lost: resume on its own (the exchange's leading `+` stops a
+      // target that did resume, so the `c` is not lost).
+      try self.continue()
+    }
+    return registers
+  }
+}

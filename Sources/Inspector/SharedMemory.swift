@@ -125,3 +125,26 @@ public final class SharedMemory: GuestMemory {
     return true
   }
 }
+
+/// The shared RAM file read while the VM is stopped: the same bytes as ``SharedMemory``, but
+/// frozen, so a snapshot is exactly consistent without sequence checks and a record caught
+/// mid-update (its sequence word odd) is marked inconsistent at once.
+public final class StoppedSharedMemory: GuestMemory {
+  public let kind = MemorySourceKind.sharedRAM
+  public let isLive = false
+  /// The mapping read.
+  public let shared: SharedMemory
+
+  /// A frozen view of `shared`; read it only while every vCPU is stopped.
+  public init(_ shared: SharedMemory) {
+    self.shared = shared
+  }
+
+  public func read(_ ranges: [MemoryRange]) -> [Result<[UInt8], GuestMemoryError>] {
+    shared.read(ranges)
+  }
+
+  public func words(_ addresses: [UInt64]) -> [UInt64?] {
+    shared.words(addresses)
+  }
+}

@@ -123,6 +123,8 @@ public final class Target {
   private var gdbMemory: GDBMemory?
   private var liveEngine: SnapshotEngine?
   private var stoppedEngine: SnapshotEngine?
+  /// The engine over shared RAM read while the VM is stopped.
+  private var frozenEngine: SnapshotEngine?
   private var threads: [ThreadID] = []
   /// The kernel's source-line reader, once a line step needed it.
   private var lineReader: SourceLocator?
@@ -306,11 +308,45 @@ public final class Target {
     return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured)
   }
 
-  /// A stopped snapshot through the gdbstub: stops the VM if it runs, reads every register of
-  /// every vCPU plus the whole model in one pipelined burst, and resumes it if it was running.
-  public func stoppedSnapshot() async throws(TargetError) -> Snapshot {
+  /// Where a stopped snapshot reads the model from.
+  public enum StoppedModelSource: Sendable, Equatable {
+    /// The shared RAM file, while the VM is stopped: only registers cross the gdbstub.
+    case sharedRAM
+    /// The gdbstub's memory reads, in the same burst as the registers.
+    case gdbstub
+  }
+
+  /// Where the time of one stopped snapshot went, in nanoseconds.
+  public struct StopTiming: Sendable, Equatable, Codable {
+    /// From sending the interrupt to its stop reply: stopping every vCPU (0 if it was stopped).
+    public var stop: UInt64
+    /// Reading the model while stopped (from shared RAM: while the stub answers the register
+    /// requests, so the two overlap).
+    public var model: UInt64
+    /// The rest: reading every vCPU's registers and resuming.
+    public var registers: UInt64
+  }
+
+  /// The breakdown of the latest stopped snapshot.
+  public private(set) var lastStopTiming: StopTiming?
+
+  /// The model source a stopped snapshot uses by default: shared RAM when mapped (and the
+  /// guest speaks the ABI), else the gdbstub.
+  public var defaultStoppedModelSource: StoppedModelSource {
+    sharedMemory != nil && rootAddress != nil && recording == nil ? .sharedRAM : .gdbstub
+  }
+
+  /// A stopped snapshot: stops the VM if it runs, reads every register of every vCPU and the
+  /// whole model, and resumes it if it was running.
+  ///
+  /// With the model from shared RAM (the default when mapped) only the registers cross the
+  /// gdbstub, in one write that also resumes the VM; the model is read from the mapping while
+  /// every vCPU is stopped, so it is exactly consistent. Through the gdbstub the registers and
+  /// the model's memory go in one pipelined burst.
+  public func stoppedSnapshot(model: StoppedModelSource? = nil) async throws(TargetError) -> Snapshot {
     cachedRunState = nil
     let gdb = try await connectGDB()
+    let source = model ?? defaultStoppedModelSource
     let start = monotonicNanoseconds()
     let wasRunning = gdb.runState == .running
     do { if wasRunning { try gdb.interrupt() } } catch {
@@ -319,35 +355,72 @@ public final class Target {
     let pauseStart = monotonicNanoseconds()
     var snapshot: Snapshot
     var problems: [String] = []
-    guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
-    memory.registerThreads = threads
-    if let root = rootAddress {
-      let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
-      stoppedEngine = engine
-      do { snapshot = try engine.snapshot() } catch {
-        if wasRunning { try? gdb.continue() }
-        throw TargetError(.abi, error.message)
-      }
-    } else {
-      _ = memory.read([])  // registers only (generic mode)
-      snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
-    }
-    // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
-    // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
-    let infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
+    var registers: [ThreadID: Result<RegisterSet, GDBRemoteError>] = [:]
     var resumeError: Error?
-    if wasRunning {
-      do { try gdb.continue() } catch { resumeError = error }
+    var modelEnd = pauseStart
+    var infos: [ThreadInfo] = []
+    if source == .sharedRAM, let root = rootAddress, let sharedMemory {
+      let engine =
+        frozenEngine ?? SnapshotEngine(memory: StoppedSharedMemory(sharedMemory), rootAddress: root)
+      frozenEngine = engine
+      // The register requests go first; the model is read while the stub answers them, and
+      // the resume is written only after that.
+      var model: Result<Snapshot, ABIError> = .failure(ABIError(code: .unreadableRoot, message: "not read"))
+      var modelTime: UInt64 = 0
+      let read = {
+        let t = monotonicNanoseconds()
+        model = Result { () throws(ABIError) in try engine.snapshot() }
+        modelTime = max(1, monotonicNanoseconds() - t)
+      }
+      do {
+        registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning, whileStopped: read)
+      } catch {
+        problems.append("cannot read registers: \(error)")
+        if modelTime == 0 { read() }
+        if wasRunning && gdb.runState != .running {
+          do { try gdb.continue() } catch { resumeError = error }
+        }
+      }
+      switch model {
+      case .success(let s): snapshot = s
+      case .failure(let error): throw TargetError(.abi, error.message)
+      }
+      snapshot.source = .gdbstub
+      modelEnd = pauseStart + modelTime
+    } else {
+      guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
+      memory.registerThreads = threads
+      if let root = rootAddress {
+        let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
+        stoppedEngine = engine
+        do { snapshot = try engine.snapshot() } catch {
+          if wasRunning { try? gdb.continue() }
+          throw TargetError(.abi, error.message)
+        }
+      } else {
+        _ = memory.read([])  // registers only (generic mode)
+        snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
+      }
+      modelEnd = monotonicNanoseconds()
+      registers = memory.registers
+      // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
+      // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
+      infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
+      if wasRunning {
+        do { try gdb.continue() } catch { resumeError = error }
+      }
     }
     let end = monotonicNanoseconds()
     if let resumeError { problems.append("could not resume the VM: \(resumeError)") }
+    lastStopTiming = StopTiming(
+      stop: wasRunning ? pauseStart - start : 0, model: modelEnd - pauseStart, registers: end - modelEnd)
 
     snapshot.vcpus = threads.map { thread in
       let index = thread.vcpuIndex ?? 0
       let halted =
         infos.first { $0.thread == thread }?.isHalted
         ?? (snapshot.lcpus.first { $0.apicID == UInt32(index) }?.state == .idle)
-      guard case .success(let set)? = memory.registers[thread] else {
+      guard case .success(let set)? = registers[thread] else {
         problems.append("registers of vCPU \(index) unreadable")
         return VCPUState(index: index, halted: halted, registers: [], symbol: nil)
       }

@@ -17,7 +17,8 @@
 //   alloc.spread=off   lock-free searches all start at the same node (default on: per lcpu)
 //   workload=W         lock workload (Workload.swift): default, deadlock, isr-misuse, convoy,
 //                      wake-race, irq-reentry, panic-console (each adds its scenario's threads to the
-//                      default ones) or none
+//                      default ones), scale (1024 dynamic locks and one toucher thread per
+//                      lcpu instead of the default threads; ScaleScenario.swift) or none
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 

@@ -200,19 +200,30 @@
     /// Locks created at run time: from a pool, linked from smptop_root.dynamic_locks.
     nonisolated(unsafe) static var dynamicUsed: UInt32 = 0
 
-    /// Creates a lock at run time; nil when the pool is exhausted.
+    /// Dynamic locks published (from the pool or from storage the caller gave).
+    nonisolated(unsafe) static var dynamicPublished: UInt32 = 0
+
+    /// Creates a lock at run time; nil when the pool is exhausted. With `storage` (zeroed
+    /// memory for the lock and its record) the pool is not used.
     static func makeDynamic(
       _ name: StaticString, suffix: UInt32? = nil, kind: smptop_lock_kind,
-      flags: UInt32 = 0, initial: UInt64 = 0
+      flags: UInt32 = 0, initial: UInt64 = 0,
+      storage: (UnsafeMutablePointer<klock>, UnsafeMutablePointer<smptop_lock>)? = nil
     ) -> Lock? {
       let registry = SpinLock(klock_dynamic_registry_ptr())
       guard registry.lock() else { return nil }
       defer { registry.unlock() }
-      guard dynamicUsed < KLOCK_DYNAMIC_MAX else { return nil }
-      let i = dynamicUsed
-      dynamicUsed += 1
-      let k = klock_dynamic_at(i)
-      let r = klock_dynamic_record(i)
+      let k: UnsafeMutablePointer<klock>
+      let r: UnsafeMutablePointer<smptop_lock>
+      if let storage {
+        (k, r) = storage
+      } else {
+        guard dynamicUsed < KLOCK_DYNAMIC_MAX else { return nil }
+        k = klock_dynamic_at(dynamicUsed)
+        r = klock_dynamic_record(dynamicUsed)
+        dynamicUsed += 1
+      }
+      dynamicPublished += 1
       k.pointee.word = initial
       k.pointee.rec = r
       let n = klock_record_name(r)
@@ -233,7 +244,7 @@
       r.pointee.next = root.pointee.dynamic_locks
       compiler_barrier()
       atomic_store_u64(&root.pointee.dynamic_locks, abi_addr(r))
-      atomic_store_u64(&root.pointee.dynamic_lock_count, UInt64(dynamicUsed))
+      atomic_store_u64(&root.pointee.dynamic_lock_count, UInt64(dynamicPublished))
       return k
     }
 

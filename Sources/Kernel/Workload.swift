@@ -77,7 +77,9 @@
 
   /// The lock-exercising workload.
   enum Workload {
-    enum Scenario { case none, normal, deadlock, isrMisuse, convoy, wakeRace, irqReentry, panicConsole }
+    enum Scenario {
+      case none, normal, deadlock, isrMisuse, convoy, wakeRace, irqReentry, panicConsole, scale
+    }
 
     /// Chosen on the command line (default: normal).
     nonisolated(unsafe) static var scenario = Scenario.normal
@@ -117,6 +119,8 @@
         scenario = .irqReentry
       } else if v == "panic-console" {
         scenario = .panicConsole
+      } else if v == "scale" {
+        scenario = .scale
       } else if v == "none" {
         scenario = .none
       } else {
@@ -143,6 +147,7 @@
       case .wakeRace: setName("wake-race")
       case .irqReentry: setName("irq-reentry")
       case .panicConsole: setName("panic-console")
+      case .scale: setName("scale")
       }
       Semaphore(klock_work_slots_ptr()).setCount(2)
       items = LockCore.makeDynamic("work.items", kind: SMPTOP_LOCK_SEMAPHORE)
@@ -154,7 +159,7 @@
         "sleepers.rw", kind: SMPTOP_LOCK_RW, flags: SMPTOP_LOCKF_IRQSAVE.rawValue)
       Sched.running = true
       Sched.spawn("checker", lcpu: 0, kind: 7, checker, 0)  // first: a full pool never drops it
-      for i in 0..<n where LCPU.isOnline(i) {
+      for i in 0..<n where LCPU.isOnline(i) && scenario != .scale {
         Sched.spawn("spin", suffix: i, lcpu: i, kind: 0, hammerSpin, UInt64(i))
         Sched.spawn("ticket", suffix: i, lcpu: i, kind: 1, hammerTicket, UInt64(i))
         Sched.spawn("rw", suffix: i, lcpu: i, kind: 2, hammerRW, UInt64(i))
@@ -187,6 +192,8 @@
         Sched.spawn("reentry.ticket.waiter", lcpu: lcpu(1), kind: 8, reentryTicketWaiter, 0)
         Sched.spawn("reentry.reader", lcpu: lcpu(1), kind: 8, reentryReader, 0)
         Sched.spawn("reentry.writer", lcpu: lcpu(2), kind: 8, reentryWriter, 0)
+      case .scale:
+        Scale.start()
       case .panicConsole:
         Sched.spawn("guard.victim", lcpu: lcpu(1), kind: 8, guardVictim, 0)
         Sched.spawn("guard.holder", lcpu: lcpu(2), kind: 8, guardHolder, 0)

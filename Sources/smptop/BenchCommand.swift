@@ -1,25 +1,43 @@
 import ArgumentParser
 import Dashboard
 import Foundation
+import GDBRemote
 import Inspector
 import QEMULaunch
 
-/// `smptop bench`: snapshot cost per source, guest pause, and gdb doing the same work.
+/// `smptop bench`: snapshot cost per source against its floor, guest pause, gdb doing the same
+/// work, and (with `--observer`) what observing costs the guest's workload.
 struct BenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
-    abstract: "Measure snapshot latency per source, guest pause, and gdb's cost for the same work.",
+    abstract:
+      "Measure snapshot latency per source, guest pause, gdb's cost for the same work, and the observer effect.",
     discussion: """
       Boots the bundled guest for each --smp value and measures, in one run:
 
-      - live: a snapshot of the whole model from the shared RAM file (zero pause).
+      - live: a snapshot of the whole model from the shared RAM file (zero pause), beside the \
+      floor: a raw copy of the same byte ranges from the same mapping.
 
-      - stopped: the gdbstub stops the VM, reads every register of every vCPU plus the model \
-      in one pipelined burst, and resumes it (pause = stop to resume).
+      - stopped, registers only (the default with a RAM file): the gdbstub stops the VM, every \
+      vCPU's registers are read in one pipelined write that also resumes it, and the model is \
+      read from shared RAM while the VM is stopped. Pause = stop reply to resume, split into \
+      stopping the vCPUs, reading the model and reading the registers.
+
+      - stopped through gdbstub memory (targets without a RAM file): registers and the model \
+      in one pipelined burst.
+
+      - register reads: the choices QEMU 7.2's stub offers (g or p, pipelined or not, all \
+      vCPUs or only those the ABI says are busy), at a paused VM, with the raw pipelined \
+      packets as the floor of the stopped path.
 
       - gdb: gdb 13's Python API reading the same registers and memory over the same gdbstub \
-      at a stopped VM (Resources/bench/gdb_baseline.py), against smptop's stopped snapshot of \
-      a paused VM (the same work).
+      at a stopped VM (Resources/bench/gdb_baseline.py), against smptop's stopped snapshots of \
+      a paused VM.
+
+      With --observer it instead boots one guest and measures its workload throughput (the \
+      guest's own ops counters) in interleaved windows: no observer, live sampling at 10 and \
+      100 Hz, stopped sampling at 1 and 10 Hz, and the dashboard's refresh at its default rate \
+      (headless). Slowdown is relative to the no-observer window of the same round.
 
       It also reports smptop's peak resident memory. Build with -c release for numbers worth \
       quoting.
@@ -40,13 +58,33 @@ struct BenchCommand: AsyncParsableCommand {
   @Flag(help: "Also measure rendering a full 200x50 frame of 64 lcpus and 256 locks.")
   var render = false
 
+  @Option(help: "Guest workload scenario (the guest's workload= option), e.g. scale.")
+  var workload: String?
+
+  @Flag(help: "Measure the observer effect on the guest's workload instead (first --smp value).")
+  var observer = false
+
+  @Option(help: "Observer: windows per mode.")
+  var windows = 3
+
+  @Option(help: "Observer: seconds per window.")
+  var seconds = 2.0
+
   func validate() throws {
     guard smp.allSatisfy({ (1...64).contains($0) }) else {
       throw ValidationError("--smp values must be 1...64")
     }
     guard rounds >= 5 else { throw ValidationError("--rounds must be at least 5") }
+    guard windows >= 1 else { throw ValidationError("--windows must be at least 1") }
+    guard seconds >= 0.2 && seconds <= 600 else { throw ValidationError("--seconds must be 0.2...600") }
+    if let workload {
+      guard !workload.isEmpty, workload.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+        throw ValidationError("--workload must be a scenario name (letters, digits, -)")
+      }
+    }
   }
 
+  /// Median, 90th and 99th percentile and minimum of a set of samples.
   struct Stats: Codable {
     var median: Double
     var p90: Double
@@ -62,18 +100,62 @@ struct BenchCommand: AsyncParsableCommand {
       min = s.first ?? 0
     }
 
+    /// Median, p90 and p99, aligned.
     var text: String { String(format: "%9.1f %9.1f %9.1f", median, p90, p99) }
   }
 
+  /// One stopped-snapshot path measured with the VM running: total, pause and its parts.
+  struct StoppedStats: Codable {
+    /// Whole call, µs.
+    var total: Stats
+    /// Stop reply to resume, µs.
+    var pause: Stats
+    /// Interrupt to stop reply (stopping every vCPU), µs.
+    var stop: Stats
+    /// Reading the model while stopped, µs.
+    var model: Stats
+    /// Reading the registers and resuming, µs.
+    var registers: Stats
+  }
+
+  /// One register-read choice at a paused VM.
+  struct Choice: Codable {
+    /// What was sent.
+    var name: String
+    /// Packets per round.
+    var packets: Int
+    /// µs median.
+    var median: Double
+    /// µs p90.
+    var p90: Double
+  }
+
+  /// Everything measured at one lcpu count.
   struct Row: Codable {
     var smp: Int
+    var bytesPerSnapshot: Int
+    var locks: Int
+    var busyLCPUs: Int
     var liveMicroseconds: Stats
+    var liveFloorMicroseconds: Stats
+    var liveFloorRatio: Double
+    /// The same ranges read the way the engine reads them (into fresh arrays, fenced), µs.
+    var liveReadMicroseconds: Stats
+    /// The default stopped snapshot (registers only): total, pause, and at a paused VM, µs.
     var stoppedMicroseconds: Stats
     var pauseMicroseconds: Stats
     var stoppedPausedMicroseconds: Stats
+    var stoppedRegistersOnly: StoppedStats
+    var stoppedGDBMemory: StoppedStats
+    var pausedRegistersOnlyMicroseconds: Stats
+    var pausedGDBMemoryMicroseconds: Stats
+    var registersFloorMicroseconds: Stats
+    var registersFloorRatio: Double
+    var registerChoices: [Choice]
     var gdbMicroseconds: Stats?
     var gdbRegisters: Int?
-    var bytesPerSnapshot: Int
+    var gdbRatioRegistersOnly: Double?
+    var gdbRatioGDBMemory: Double?
     var renderMicroseconds: [String: Double]?
   }
 
@@ -82,83 +164,177 @@ struct BenchCommand: AsyncParsableCommand {
     do { elf = try GuestKernel.build() } catch let error as QEMULaunchError {
       throw CLIError(error.message, code: .build)
     }
+    if observer {
+      let report = try await observe(smp: smp.first ?? 4, elf: elf)
+      if json {
+        try printJSON(report)
+      } else {
+        report.printText()
+      }
+      return
+    }
     var rows: [Row] = []
     for n in smp {
       rows.append(try await measure(smp: n, elf: elf))
     }
-    var usage = rusage()
-    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-    let rssMiB = Double(usage.ru_maxrss) / 1024
     if json {
+      /// The whole run.
       struct Report: Codable {
         var rows: [Row]
         var peakRSSMiB: Double
       }
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      FileHandle.standardOutput.write(
-        try encoder.encode(Report(rows: rows, peakRSSMiB: rssMiB)) + Data("\n".utf8))
+      try printJSON(Report(rows: rows, peakRSSMiB: peakRSSMiB()))
       return
     }
     print("smptop bench: \(rounds) rounds each, µs (median / p90 / p99), QEMU TCG")
     for r in rows {
       print("")
-      print("-smp \(r.smp): model = \(r.bytesPerSnapshot) bytes")
-      print("  live snapshot (shared RAM)            \(r.liveMicroseconds.text)   pause 0")
-      print("  stopped snapshot (gdbstub), total     \(r.stoppedMicroseconds.text)")
-      print("    guest pause (stop → resume)         \(r.pauseMicroseconds.text)")
-      print("  stopped snapshot of a paused VM       \(r.stoppedPausedMicroseconds.text)")
+      print("-smp \(r.smp): model = \(r.bytesPerSnapshot) bytes, \(r.locks) locks, \(r.busyLCPUs) lcpus busy")
+      print("  live snapshot (shared RAM)              \(r.liveMicroseconds.text)   pause 0")
+      print(
+        "    floor: raw copy of the same ranges    \(r.liveFloorMicroseconds.text)   (live = \(String(format: "%.1f", r.liveFloorRatio))x floor)"
+      )
+      print(
+        "    the same ranges into fresh arrays     \(r.liveReadMicroseconds.text)   (the engine's reads, no decoding)"
+      )
+      for (name, s) in [
+        ("stopped, registers only", r.stoppedRegistersOnly), ("stopped, gdbstub memory", r.stoppedGDBMemory),
+      ] {
+        print("  \(name), total   \(s.total.text)")
+        print("    guest pause (stop reply → resume)     \(s.pause.text)")
+        print("      stopping the vCPUs (before pause)   \(s.stop.text)")
+        print("      model read while stopped          \(s.model.text)")
+        print("      registers + resume                \(s.registers.text)")
+      }
+      print("  stopped snapshot of a paused VM, registers only  \(r.pausedRegistersOnlyMicroseconds.text)")
+      print("  stopped snapshot of a paused VM, gdbstub memory  \(r.pausedGDBMemoryMicroseconds.text)")
+      print(
+        "    floor: raw pipelined Hg+g packets alone          \(r.registersFloorMicroseconds.text)   (registers only = \(String(format: "%.1f", r.registersFloorRatio))x floor)"
+      )
+      print("  register reads at a paused VM (median / p90 µs, packets):")
+      for c in r.registerChoices {
+        print(
+          "    \(c.name.padding(toLength: 52, withPad: " ", startingAt: 0)) \(String(format: "%8.1f %8.1f", c.median, c.p90))  \(c.packets)"
+        )
+      }
       if let g = r.gdbMicroseconds {
-        let ratio = g.median / max(r.stoppedPausedMicroseconds.median, 0.001)
-        print("  gdb Python API, same work            \(g.text)   (\(String(format: "%.1f", ratio))x smptop)")
+        print(
+          "  gdb Python API, same work              \(g.text)   (\(String(format: "%.1f", r.gdbRatioRegistersOnly ?? 0))x registers only, \(String(format: "%.1f", r.gdbRatioGDBMemory ?? 0))x gdbstub memory)"
+        )
       }
       for (pane, us) in (r.renderMicroseconds ?? [:]).sorted(by: { $0.key < $1.key }) {
-        print("  render 200x50, 64 lcpus + 256 locks, \(pane) pane: \(String(format: "%.0f", us)) µs/frame")
+        print(
+          "  render 200x50, 64 lcpus + \(max(256, r.locks)) locks, \(pane) pane: \(String(format: "%.0f", us)) µs/frame"
+        )
       }
     }
     print("")
-    print(String(format: "peak resident memory: %.1f MiB", rssMiB))
+    print(String(format: "peak resident memory: %.1f MiB", peakRSSMiB()))
   }
 
-  private func measure(smp n: Int, elf: String) async throws -> Row {
+  /// smptop's peak resident memory so far.
+  private func peakRSSMiB() -> Double {
+    var usage = rusage()
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024
+  }
+
+  /// Writes `value` as pretty JSON on stdout.
+  private func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+  }
+
+  /// Boots a guest with `n` lcpus and opens it, waiting until it publishes every lcpu.
+  private func boot(smp n: Int, elf: String) async throws -> (QEMUInstance, Target) {
     var config = QEMUConfiguration()
     config.smp = n
     config.kernel = elf
+    if let workload {
+      config.append = [config.append, "workload=\(workload)"].compactMap { $0 }.joined(separator: " ")
+    }
     let qemu: QEMUInstance
     do { qemu = try QEMUInstance.launch(config) } catch let error as QEMULaunchError {
       throw CLIError(error.message, code: .qemu)
     }
-    defer { qemu.shutdown() }
     let target: Target
-    do { target = try await Target.open(TargetOptions(qemu)) } catch { throw CLIError(error) }
-
-    // Wait for the guest to publish every lcpu.
+    do { target = try await Target.open(TargetOptions(qemu)) } catch {
+      qemu.shutdown()
+      throw CLIError(error)
+    }
     let deadline = ContinuousClock.now + .seconds(60)
     while ContinuousClock.now < deadline {
-      if let s = try? target.liveSnapshot(), s.guest?.isRunning == true { break }
+      if let s = try? target.liveSnapshot(), s.guest?.isRunning == true, s.workload != nil { break }
       try await Task.sleep(for: .milliseconds(20))
     }
+    // A scenario may go on creating locks after boot: wait until their number holds still.
+    var locks = -1
+    while ContinuousClock.now < deadline {
+      let now = (try? target.liveSnapshot())?.locks.count ?? 0
+      if now == locks { break }
+      locks = now
+      try await Task.sleep(for: .milliseconds(500))
+    }
+    return (qemu, target)
+  }
+
+  private func measure(smp n: Int, elf: String) async throws -> Row {
+    let (qemu, target) = try await boot(smp: n, elf: elf)
+    defer { qemu.shutdown() }
     do {
-      // Live: the engine's own cost per snapshot (warm).
+      // Live: the engine's own cost per snapshot (warm), and the raw copy of the same ranges.
       var live: [Double] = []
+      var snap = try target.liveSnapshot()
       for _ in 0..<rounds {
-        let s = try target.liveSnapshot()
-        live.append(Double(s.costNanoseconds) / 1e3)
+        snap = try target.liveSnapshot()
+        live.append(Double(snap.costNanoseconds) / 1e3)
       }
-      // Stopped, VM running: stop, read registers + model in one burst, resume.
-      var stopped: [Double] = []
-      var pause: [Double] = []
-      for _ in 0..<rounds {
-        let s = try await target.stoppedSnapshot()
-        stopped.append(Double(s.costNanoseconds) / 1e3)
-        pause.append(Double(s.pauseNanoseconds) / 1e3)
+      let floor = liveFloor(target: target, rounds: rounds)
+      var reads: [Double] = []
+      if let shared = target.sharedMemory {
+        let ranges = target.modelRanges
+        for _ in 0..<rounds {
+          let start = monotonicNanoseconds()
+          _ = shared.read(ranges)
+          reads.append(Double(monotonicNanoseconds() - start) / 1e3)
+        }
       }
+      // Stopped, VM running, both model sources.
+      let registersOnly = try await stoppedRounds(target, model: .sharedRAM)
+      let gdbMemory = try await stoppedRounds(target, model: .gdbstub)
       // Stopped, VM paused: exactly the work gdb does below.
       try await target.pause()
-      var pausedWork: [Double] = []
+      var pausedShared: [Double] = []
+      var pausedGDB: [Double] = []
+      var pausedSnapshot = try await target.stoppedSnapshot(model: .sharedRAM)
       for _ in 0..<rounds {
-        let s = try await target.stoppedSnapshot()
-        pausedWork.append(Double(s.costNanoseconds) / 1e3)
+        pausedSnapshot = try await target.stoppedSnapshot(model: .sharedRAM)
+        pausedShared.append(Double(pausedSnapshot.costNanoseconds) / 1e3)
+        let s = try await target.stoppedSnapshot(model: .gdbstub)
+        pausedGDB.append(Double(s.costNanoseconds) / 1e3)
+      }
+      let busy = Set(pausedSnapshot.lcpus.filter { $0.state != .idle }.map { Int($0.apicID) })
+      var choices: [Choice] = []
+      var registersFloor = Stats([])
+      if let gdb = target.gdb {
+        let threads = target.vcpuThreads
+        let busyThreads = threads.filter { busy.contains($0.vcpuIndex ?? -1) }
+        do {
+          let measured = try GDBRemoteBenchmark.registerChoices(
+            on: gdb, threads: threads, busy: busyThreads, iterations: rounds)
+          choices = measured.map {
+            Choice(
+              name: $0.measurement.name, packets: $0.packets, median: microseconds($0.measurement.median),
+              p90: microseconds($0.measurement.p90))
+          }
+          // The first choice is the raw pipelined packets: the floor of the stopped path.
+          if let first = measured.first {
+            registersFloor = Stats(first.samples.map(microseconds))
+          }
+        } catch {
+          throw CLIError("register benchmark failed: \(error)", code: .usage)
+        }
       }
       let ranges = target.modelRanges
       let bytes = ranges.reduce(0) { $0 + $1.count }
@@ -180,19 +356,78 @@ struct BenchCommand: AsyncParsableCommand {
         gdbStats = Stats(result.samples)
         gdbRegisters = result.registers
       }
+      let pausedSharedStats = Stats(pausedShared)
+      let pausedGDBStats = Stats(pausedGDB)
       return Row(
-        smp: n, liveMicroseconds: Stats(live), stoppedMicroseconds: Stats(stopped),
-        pauseMicroseconds: Stats(pause),
-        stoppedPausedMicroseconds: Stats(pausedWork), gdbMicroseconds: gdbStats, gdbRegisters: gdbRegisters,
-        bytesPerSnapshot: bytes, renderMicroseconds: renderTimes)
+        smp: n, bytesPerSnapshot: bytes, locks: snap.locks.count, busyLCPUs: busy.count,
+        liveMicroseconds: Stats(live), liveFloorMicroseconds: floor,
+        liveFloorRatio: Stats(live).median / max(floor.median, 0.001), liveReadMicroseconds: Stats(reads),
+        stoppedMicroseconds: registersOnly.total, pauseMicroseconds: registersOnly.pause,
+        stoppedPausedMicroseconds: pausedSharedStats,
+        stoppedRegistersOnly: registersOnly, stoppedGDBMemory: gdbMemory,
+        pausedRegistersOnlyMicroseconds: pausedSharedStats, pausedGDBMemoryMicroseconds: pausedGDBStats,
+        registersFloorMicroseconds: registersFloor,
+        registersFloorRatio: pausedSharedStats.median / max(registersFloor.median, 0.001),
+        registerChoices: choices, gdbMicroseconds: gdbStats, gdbRegisters: gdbRegisters,
+        gdbRatioRegistersOnly: gdbStats.map { $0.median / max(pausedSharedStats.median, 0.001) },
+        gdbRatioGDBMemory: gdbStats.map { $0.median / max(pausedGDBStats.median, 0.001) },
+        renderMicroseconds: renderTimes)
     } catch let error as TargetError {
       await target.close()
       throw CLIError(error)
     }
   }
 
-  /// Renders the lcpus and locks panes of two real snapshots widened to 64 lcpus and 256 locks
-  /// (the guest's own records, repeated with distinct indices, names and addresses).
+  /// `rounds` stopped snapshots of the running VM through `model`, with the pause's parts.
+  private func stoppedRounds(_ target: Target, model: Target.StoppedModelSource) async throws(TargetError)
+    -> StoppedStats
+  {
+    var total: [Double] = []
+    var pause: [Double] = []
+    var stop: [Double] = []
+    var read: [Double] = []
+    var registers: [Double] = []
+    _ = try await target.stoppedSnapshot(model: model)  // connects on first use
+    for _ in 0..<rounds {
+      let s = try await target.stoppedSnapshot(model: model)
+      total.append(Double(s.costNanoseconds) / 1e3)
+      pause.append(Double(s.pauseNanoseconds) / 1e3)
+      if let t = target.lastStopTiming {
+        stop.append(Double(t.stop) / 1e3)
+        read.append(Double(t.model) / 1e3)
+        registers.append(Double(t.registers) / 1e3)
+      }
+      // Let the guest run between snapshots, as a sampler would.
+      try? await Task.sleep(for: .milliseconds(2))
+    }
+    return StoppedStats(
+      total: Stats(total), pause: Stats(pause), stop: Stats(stop), model: Stats(read),
+      registers: Stats(registers))
+  }
+
+  /// The raw copy of the model's byte ranges from the mapping, per round, µs.
+  private func liveFloor(target: Target, rounds: Int) -> Stats {
+    guard let shared = target.sharedMemory else { return Stats([]) }
+    let ranges = target.modelRanges
+    let size = ranges.map(\.count).max() ?? 0
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 64)
+    defer { buffer.deallocate() }
+    var samples: [Double] = []
+    for _ in 0..<rounds {
+      let start = monotonicNanoseconds()
+      for r in ranges { _ = shared.copy(r.address, count: r.count, into: buffer) }
+      samples.append(Double(monotonicNanoseconds() - start) / 1e3)
+    }
+    return Stats(samples)
+  }
+
+  private func microseconds(_ d: Duration) -> Double {
+    let (s, atto) = d.components
+    return Double(s) * 1e6 + Double(atto) / 1e12
+  }
+
+  /// Renders the lcpus and locks panes of two real snapshots widened to 64 lcpus and at least
+  /// 256 locks (the guest's own records, repeated with distinct indices, names and addresses).
   static func renderBenchmark(_ a: Snapshot, _ b: Snapshot, symbolize: @escaping Symbolizer) -> [String:
     Double]
   {
@@ -206,7 +441,7 @@ struct BenchCommand: AsyncParsableCommand {
         return r
       }
       if !s.locks.isEmpty {
-        w.locks = (0..<256).map { i in
+        w.locks = (0..<max(256, s.locks.count)).map { i in
           var l = s.locks[i % s.locks.count]
           l.name = "\(l.name).\(i)"
           l.address &+= UInt64(i) << 32
@@ -227,7 +462,7 @@ struct BenchCommand: AsyncParsableCommand {
   }
 
   /// Runs gdb with the baseline script and returns its per-round microseconds.
-  private func runGDBBaseline(socket: String, ranges: [MemoryRange]) throws -> (
+  private func runGDBBaseline(socket: String, ranges: [Inspector.MemoryRange]) throws -> (
     samples: [Double], registers: Int
   ) {
     let root = try GuestKernel.sourceRoot()

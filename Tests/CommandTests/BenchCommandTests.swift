@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// `smptop bench --json` and `smptop bench --observer --json` report every field (values are
+/// checked for shape and order, never for speed).
+@Suite(.serialized) struct BenchCommandTests {
+  /// Checks one statistics object: its four keys, all positive and ordered.
+  private func expectStats(_ value: Any?, _ name: String, positive: Bool = true) throws {
+    let stats = try #require(value as? [String: Double], "\(name) missing")
+    #expect(Set(stats.keys) == ["median", "p90", "p99", "min"], "\(name)")
+    let median = stats["median"] ?? -1
+    let p90 = stats["p90"] ?? -1
+    let p99 = stats["p99"] ?? -1
+    let minimum = stats["min"] ?? -1
+    #expect(minimum <= median && median <= p90 && p90 <= p99, "\(name): \(stats)")
+    if positive { #expect(minimum > 0, "\(name): \(stats)") }
+  }
+
+  @Test func benchJSONReportsEveryPathFloorAndChoice() throws {
+    let result = try SMPTopBinary.run(
+      ["bench", "--json", "--rounds", "5", "--smp", "2"], timeout: .seconds(400))
+    #expect(result.status == 0, "\(result.stderr)")
+    let report = try #require(try JSON.parse(result.stdout) as? [String: Any])
+    let rows = try #require(report["rows"] as? [[String: Any]])
+    let row = try #require(rows.first)
+    #expect(rows.count == 1)
+    #expect(row["smp"] as? Int == 2)
+    #expect((row["bytesPerSnapshot"] as? Int ?? 0) > 0)
+    #expect((row["locks"] as? Int ?? 0) > 0)
+    let busy = try #require(row["busyLCPUs"] as? Int)
+    #expect((0...2).contains(busy))
+    for key in [
+      "liveMicroseconds", "liveFloorMicroseconds", "liveReadMicroseconds", "pausedRegistersOnlyMicroseconds",
+      "pausedGDBMemoryMicroseconds", "registersFloorMicroseconds", "gdbMicroseconds",
+      "stoppedMicroseconds", "pauseMicroseconds", "stoppedPausedMicroseconds",
+    ] {
+      try expectStats(row[key], key)
+    }
+    for path in ["stoppedRegistersOnly", "stoppedGDBMemory"] {
+      let stopped = try #require(row[path] as? [String: Any], "\(path) missing")
+      #expect(Set(stopped.keys) == ["total", "pause", "stop", "model", "registers"], "\(path)")
+      for part in ["total", "pause", "stop", "model", "registers"] {
+        try expectStats(stopped[part], "\(path).\(part)")
+      }
+    }
+    for ratio in ["liveFloorRatio", "registersFloorRatio", "gdbRatioRegistersOnly", "gdbRatioGDBMemory"] {
+      #expect((row[ratio] as? Double ?? 0) > 0, "\(ratio)")
+    }
+    let choices = try #require(row["registerChoices"] as? [[String: Any]])
+    #expect(choices.count == 8)
+    for choice in choices {
+      let name = try #require(choice["name"] as? String)
+      #expect((choice["median"] as? Double ?? 0) > 0, "\(name)")
+      #expect((choice["p90"] as? Double ?? 0) >= (choice["median"] as? Double ?? 0), "\(name)")
+      let packets = try #require(choice["packets"] as? Int)
+      #expect(packets > 0 || name.hasPrefix("0 busy"), "\(name)")
+    }
+    // The choices name what they sent: two vCPUs, so four packets for Hg+g each.
+    #expect(choices.first?["packets"] as? Int == 4)
+  }
+
+  @Test func observerJSONReportsASlowdownPerModeAndRate() throws {
+    let result = try SMPTopBinary.run(
+      ["bench", "--observer", "--json", "--smp", "2", "--windows", "1", "--seconds", "0.5"],
+      timeout: .seconds(300))
+    #expect(result.status == 0, "\(result.stderr)")
+    let report = try #require(try JSON.parse(result.stdout) as? [String: Any])
+    #expect(report["smp"] as? Int == 2)
+    #expect(report["windows"] as? Int == 1)
+    let noise = try #require(report["baselineNoise"] as? [String: Any])
+    #expect((noise["samples"] as? [Double])?.count == 1)
+    let rows = try #require(report["rows"] as? [[String: Any]])
+    let modes = rows.compactMap { row -> String? in
+      guard let mode = row["mode"] as? String, let rate = row["rateHz"] as? Double else { return nil }
+      return "\(mode)@\(rate)"
+    }
+    #expect(modes == ["none@0.0", "live@10.0", "live@100.0", "stopped@1.0", "stopped@10.0", "dashboard@1.0"])
+    for row in rows {
+      let mode = row["mode"] as? String ?? "?"
+      let ops = try #require(row["opsPerSecond"] as? [Double], "\(mode)")
+      #expect(ops.count == 1 && ops.allSatisfy { $0 > 0 }, "\(mode): the guest's workload made progress")
+      let slowdown = try #require(row["slowdown"] as? [String: Any], "\(mode)")
+      #expect(Set(slowdown.keys) == ["median", "min", "max", "samples"], "\(mode)")
+      #expect((slowdown["samples"] as? [Double])?.count == 1, "\(mode)")
+      #expect(slowdown["median"] is Double, "\(mode)")
+      let achieved = try #require(row["achievedHz"] as? Double)
+      if mode == "none" {
+        #expect(achieved == 0)
+        #expect(slowdown["median"] as? Double == 0)
+      } else {
+        #expect(achieved > 0, "\(mode) took samples")
+      }
+      let pause = try #require(row["pauseMedianMicroseconds"] as? Double)
+      #expect(mode == "stopped" ? pause > 0 : pause == 0, "\(mode): pause \(pause)")
+    }
+  }
+}
