@@ -35,8 +35,7 @@ enum SnapshotText {
   }
 
   static func lcpuTable(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?) -> [String] {
-    let now = snap.lcpus.map(\.lastTickTSC).max() ?? 0
-    let perMs = Double(snap.guest?.tscPerMs ?? 0)
+    let clock = snap.clock
     var rows = [
       pad("LCPU", 4) + " " + pad("APIC", 4) + " " + pad("STATE", 10, left: true) + " " + pad("BUSY%", 6) + " "
         + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " "
@@ -55,9 +54,8 @@ enum SnapshotText {
       }
       let timer = rate.map { String(format: "%.0f", $0.timerIRQsPerSecond) } ?? String(l.irqTimer)
       var next = "-"
-      if l.nextDeadlineTSC != 0, perMs > 0 {
-        let delta = Double(Int64(bitPattern: l.nextDeadlineTSC &- now)) / perMs
-        next = delta <= 0 ? "due" : String(format: "%.1fms", delta)
+      if let delta = clock.until(l.nextDeadlineTSC) {
+        next = delta <= 0 ? "due" : String(format: "%.1fms", delta * 1000)
       }
       let marker =
         switch l.consistency {
@@ -88,8 +86,8 @@ enum SnapshotText {
     -> [String]
   {
     var out: [String] = []
-    let perUs = Double(snap.guest?.tscPerMs ?? 0) / 1000
-    func us(_ tsc: UInt64) -> String { perUs > 0 ? String(format: "%.1fµs", Double(tsc) / perUs) : "-" }
+    let clock = snap.clock
+    func us(_ tsc: UInt64) -> String { clock.seconds(tsc).map { String(format: "%.1fµs", $0 * 1e6) } ?? "-" }
     if let w = snap.workload {
       out.append("")
       let check =
@@ -105,12 +103,6 @@ enum SnapshotText {
       out += LockTable(snapshot: snap, rates: rates, top: 12, symbolize: symbolize).text.split(
         separator: "\n"
       ).map(String.init)
-      if snap.locks.count > 12 { out.append("(\(snap.locks.count - 12) more locks: smptop locks --top 0)") }
-      for lock in snap.misusedLocks {
-        out.append(
-          "misuse on \(lock.name): irq-unsafe \(lock.misuseIRQUnsafe), sleep-in-irq \(lock.misuseSleepInIRQ), "
-            + "recursion \(lock.misuseRecursion), bad unlock \(lock.misuseBadUnlock)")
-      }
     }
     if !snap.threads.isEmpty {
       let counts = Dictionary(grouping: snap.threads, by: \.state).map {
