@@ -12,6 +12,9 @@ let package = Package(
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
   ],
   targets: [
     // The inspection ABI: one C header shared by the guest build and the host decoder.
@@ -33,6 +36,15 @@ let package = Package(
     .target(
       name: "Inspector",
       dependencies: ["Model", "InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+    // Prometheus exposition of the model, served over HTTP (`smptop serve`).
+    .target(
+      name: "Exposition",
+      dependencies: [
+        "Model",
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     // C libraries from Debian: ncurses (terminal) and Capstone (disassembly).
     .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
     .systemLibrary(name: "CCapstone", providers: [.apt(["libcapstone-dev"])]),
@@ -47,7 +59,7 @@ let package = Package(
     .executableTarget(
       name: "smptop",
       dependencies: [
-        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck",
+        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck", "Exposition",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       plugins: ["GitVersion"]),
@@ -59,6 +71,8 @@ let package = Package(
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
     .testTarget(name: "ModelTests", dependencies: ["Model"]),
+    // `smptop serve` scraped by a real Prometheus, and the exposition of synthetic snapshots.
+    .testTarget(name: "ServeTests", dependencies: ["Exposition", "Model", "QEMULaunch"]),
     // The guest's buddy algorithm (Sources/Kernel/BuddyCore.swift, linked in) tested on the host.
     .testTarget(name: "BuddyTests"),
     .testTarget(
