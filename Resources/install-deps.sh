@@ -15,6 +15,7 @@ packages=(
   binutils          # addr2line: the reference the isrcheck source-line test compares with
   util-linux        # setpriv: every QEMU smptop starts dies with it (parent-death signal)
   prometheus        # prometheus + promtool: the `smptop serve` test scrapes with the real server
+  curl              # the `smptop serve` test fetches /metrics and asks Prometheus' query API
 )
 
 missing=()

@@ -92,7 +92,7 @@ public enum MetricsServer {
   public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
   /// Serves `scraper` on `address` until the task is cancelled (or, with `handleSignals`, until SIGINT
-  /// or SIGTERM); `onListening` gets the bound port. Only errors are logged, on stderr.
+  /// or SIGTERM); `onListening` gets the bound port. Only critical errors are logged, on stderr.
   public static func run(
     _ scraper: Scraper, on address: ListenAddress, handleSignals: Bool = true,
     onListening: @escaping @Sendable (Int) async -> Void
@@ -121,10 +121,10 @@ public enum MetricsServer {
     try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
   }
 
-  /// A logger that prints errors only, on stderr.
+  /// A logger that prints only critical errors, on stderr (a cancelled server is not one).
   static var quietLogger: Logger {
     var logger = Logger(label: "smptop.serve") { StreamLogHandler.standardError(label: $0) }
-    logger.logLevel = .error
+    logger.logLevel = .critical
     return logger
   }
 }
