@@ -86,8 +86,6 @@ enum SnapshotText {
     -> [String]
   {
     var out: [String] = []
-    let clock = snap.clock
-    func us(_ tsc: UInt64) -> String { clock.seconds(tsc).map { String(format: "%.1fµs", $0 * 1e6) } ?? "-" }
     if let w = snap.workload {
       out.append("")
       let check =
@@ -111,14 +109,19 @@ enum SnapshotText {
       out.append("threads: \(snap.threads.count) (\(counts.joined(separator: ", ")))")
     }
     if !snap.timerQueues.isEmpty {
+      // The timers pane's cells (TimerQueueRow), as a table.
       out.append("")
-      out.append("TIMERS lcpu  pending  fired\(rates == nil ? "" : "/s")  late max  late mean")
-      for q in snap.timerQueues {
-        let fired = rates?.timersFiredPerSecond[q.lcpu].map { String(format: "%.0f", $0) } ?? String(q.fired)
-        let mean = q.fired == 0 ? "-" : us(q.lateTotalTSC / q.fired)
+      out.append(
+        "TIMERS " + pad("LCPU", 4) + " " + pad("PEND", 5) + " " + pad("DUE IN", 11) + " " + pad("FIRED/s", 8)
+          + " "
+          + pad("FIRED", 7) + " " + pad("LATE MAX", 9) + " " + pad("LATE AVG", 8) + "  LATENESS")
+      for r in TimerQueueRow.rows(snap, rates: rates) {
+        let c = r.cells
         out.append(
-          "       \(pad(String(q.lcpu), 4)) \(pad(String(q.pending), 8)) \(pad(fired, 8)) \(pad(us(q.lateMaxTSC), 9)) \(pad(mean, 10))"
-        )
+          "      " + c.marker + pad(c.lcpu, 4) + " " + pad(c.pending, 5) + " " + pad(c.due, 11) + " "
+            + pad(c.firedPerSecond, 8) + " " + pad(c.fired, 7) + " " + pad(c.lateMax, 9) + " "
+            + pad(c.lateMean, 8)
+            + "  " + c.lateness)
       }
     }
     if let a = snap.allocator {

@@ -102,4 +102,39 @@ import Testing
     let wrong = row.cells.holder + "x"
     #expect(Self.cell(line, header: header, title: "HOLDER", left: true, length: wrong.count) != wrong)
   }
+
+  /// The timers pane draws the shared timer-queue row model's cells (the text snapshot prints the
+  /// same cells): each one stands under its header in the pane's line for that lcpu.
+  @Test func timersPaneShowsTheRowModelsCells() throws {
+    let (snap, rates) = try Fixtures.fullV2()
+    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
+    let frame = renderFrame(
+      state: DashboardState(pane: .timers), data: data, symbolize: Fixtures.symbolize, width: 260, height: 60)
+    let lines = frame.grid.text.split(separator: "\n").map { Array($0) }
+    let headerIndex = try #require(lines.firstIndex { Self.find(Array("LATE MAX"), in: $0) != nil })
+    let header = lines[headerIndex]
+    let rows = TimerQueueRow.rows(snap, rates: rates)
+    try #require(!rows.isEmpty)
+    for row in rows {
+      let c = row.cells
+      let line = try #require(
+        lines.dropFirst(headerIndex + 1).first {
+          Self.cell($0, header: header, title: "CPU", left: false, length: c.lcpu.count + 1) == c.lcpu
+            + c.marker
+        }, "no pane line for lcpu \(c.lcpu)")
+      let columns: [(String, Bool, String)] = [
+        ("PEND", false, c.pending), ("DUE IN", false, c.due), ("FIRED/s", false, c.firedPerSecond),
+        ("LATE MAX", false, c.lateMax), ("LATE AVG", false, c.lateMean), ("FIRED", false, c.fired),
+        ("LATENESS", true, c.lateness), ("EARLIEST PENDING", true, c.earliest),
+      ]
+      for (title, left, text) in columns {
+        let shown = Self.cell(line, header: header, title: title, left: left, length: text.count)
+        if let shown, let cut = shown.firstIndex(of: "…"), left {
+          #expect(text.hasPrefix(shown[..<cut]), "lcpu \(c.lcpu), \(title)")
+        } else {
+          #expect(shown == text, "lcpu \(c.lcpu), \(title): \(String(line))")
+        }
+      }
+    }
+  }
 }

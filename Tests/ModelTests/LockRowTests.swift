@@ -148,3 +148,27 @@ extension Make {
     #expect(rows.allSatisfy { $0.inCycle })
   }
 }
+
+@Suite struct TimerQueueRowTests {
+  @Test func latenessDueAndEarliestAreFormattedOnce() throws {
+    var q = try Make.decode(
+      TimerQueueRecord.self,
+      """
+      {"lcpu":2,"pending":6,"nextDeadlineTSC":19998000000,"fired":4,"lateTotalTSC":8000,"lateMaxTSC":6000,
+       "lateHistogram":[1,0,3,0,0,0,0,0],"timers":[],"consistency":\(Make.ok)}
+      """)
+    q.timers = [
+      .init(deadlineTSC: 20_004_000_000, ownerThread: 7), .init(deadlineTSC: 20_002_000_000, ownerThread: 0),
+    ]
+    var snap = try Make.snapshot(locks: [], threads: [try Make.thread(7, "alpha")])
+    snap.timerQueues = [q]
+    let c = try #require(TimerQueueRow.rows(snap, rates: nil).first).cells
+    #expect(c.due == "late 1.00ms")
+    #expect(c.lateMax == "3.0µs" && c.lateMean == "1.0µs")
+    #expect(c.lateness == "<1µs:1 <100µs:3")
+    #expect(c.earliest == "kernel 1.00ms, alpha 2.00ms, …", "soonest first, more pending than listed")
+    #expect(c.firedPerSecond == "—" && c.fired == "4" && c.pending == "6")
+    let ascii = try #require(TimerQueueRow.rows(snap, rates: nil, style: .ascii).first).cells
+    #expect(ascii.lateness == "<1us:1 <100us:3" && ascii.earliest.hasSuffix(", >"))
+  }
+}

@@ -4,11 +4,17 @@ import Inspector
 struct LockPaneRow {
   /// The row every output renders.
   var row: LockRow
+  /// The row's identity in the table (the lock's address).
   var id: Int
+  /// The consistency marker drawn in the name column's first cell.
   var marker: Unicode.Scalar
+  /// How the marker is drawn.
   var markerStyle: Style
+  /// Lower-cased text the filter matches against (empty when no filter is set).
   var search: String
+  /// The lock's record.
   var record: LockRecord { row.record }
+  /// Whether the lock is part of a wait-for cycle.
   var inCycle: Bool { row.inCycle }
 }
 
