@@ -11,7 +11,10 @@ let package = Package(
     .executable(name: "Kernel", targets: ["Kernel"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
   ],
   targets: [
     // The inspection ABI: one C header shared by the guest build and the host decoder.
@@ -27,17 +30,28 @@ let package = Package(
     .target(name: "ELFSymbols"),
     // Builds the bundled guest and launches QEMU with its sockets in a private directory.
     .target(name: "QEMULaunch"),
+    // The data every output renders: Snapshot, records, rates, GuestClock, row models. No dependencies.
+    .target(name: "Model"),
     // Snapshot engine, ABI decoder, memory sources, deltas.
     .target(
       name: "Inspector",
-      dependencies: ["InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+      dependencies: ["Model", "InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+    // Prometheus exposition of the model, served over HTTP (`smptop serve`).
+    .target(
+      name: "Exposition",
+      dependencies: [
+        "Model",
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     // C libraries from Debian: ncurses (terminal) and Capstone (disassembly).
     .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
     .systemLibrary(name: "CCapstone", providers: [.apt(["libcapstone-dev"])]),
     // x86-64 disassembly around RIP (Capstone), returned as Sendable values.
     .target(name: "Disassembly", dependencies: ["CCapstone"]),
     // Dashboard: state, key reducer and pure views that render a Snapshot into a character grid.
-    .target(name: "Dashboard", dependencies: ["Inspector"]),
+    .target(name: "Dashboard", dependencies: ["Model", "Inspector"]),
     // Static ISR-safety check: call graph from the machine code, rules, findings.
     .target(name: "ISRCheck", dependencies: ["ELFSymbols", "Disassembly"]),
     // The ncurses backend: grid to screen, keys in. Nothing else.
@@ -45,7 +59,7 @@ let package = Package(
     .executableTarget(
       name: "smptop",
       dependencies: [
-        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck",
+        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck", "Exposition",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       plugins: ["GitVersion"]),
@@ -56,6 +70,9 @@ let package = Package(
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
+    .testTarget(name: "ModelTests", dependencies: ["Model"]),
+    // `smptop serve` scraped by a real Prometheus, and the exposition of synthetic snapshots.
+    .testTarget(name: "ServeTests", dependencies: ["Exposition", "Model", "QEMULaunch"]),
     // The guest's buddy algorithm (Sources/Kernel/BuddyCore.swift, linked in) tested on the host.
     .testTarget(name: "BuddyTests"),
     .testTarget(

@@ -14,6 +14,8 @@ packages=(
   python3           # the multiqueue virtio test sends UDP from inside that namespace
   binutils          # addr2line: the reference the isrcheck source-line test compares with
   util-linux        # setpriv: every QEMU smptop starts dies with it (parent-death signal)
+  prometheus        # prometheus + promtool: the `smptop serve` test scrapes with the real server
+  curl              # the `smptop serve` test fetches /metrics and asks Prometheus' query API
 )
 
 missing=()

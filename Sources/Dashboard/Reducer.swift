@@ -1,3 +1,5 @@
+import Model
+
 /// Applies one action to the state and says what the caller must do. Pure: no I/O, no clock, no globals.
 public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState, Reaction) {
   var s = state

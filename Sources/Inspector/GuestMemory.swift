@@ -48,16 +48,6 @@ public struct GuestMemoryError: Error, CustomStringConvertible, Sendable, Equata
   }
 }
 
-/// Where a snapshot's bytes come from.
-public enum MemorySourceKind: String, Sendable, Codable {
-  /// The shared RAM file, read while the guest runs (zero pause).
-  case sharedRAM = "shared-ram"
-  /// The gdbstub, with the VM stopped for the read.
-  case gdbstub
-  /// A recording made earlier.
-  case recording
-}
-
 /// Guest-physical memory, whatever provides it. The snapshot engine sees only this.
 public protocol GuestMemory: AnyObject {
   /// What kind of source this is.

@@ -52,102 +52,47 @@ struct LocksCommand: AsyncParsableCommand {
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      FileHandle.standardOutput.write(try encoder.encode(table.rows) + Data("\n".utf8))
+      FileHandle.standardOutput.write(try encoder.encode(table.rows.map(LockJSONRow.init)) + Data("\n".utf8))
     } else {
       print(table.text)
     }
   }
 }
 
-/// The contention table: one row per lock, most contended first.
-struct LockTable {
-  /// One lock with its rates, as printed and as JSON.
-  struct Row: Codable {
-    var name: String
-    var kind: String
-    var holder: String
-    var acquisitionsPerSecond: Double?
-    var contendedPerSecond: Double?
-    var contendedPercent: Double
-    var meanWaitMicroseconds: Double?
-    var maxWaitMicroseconds: Double
-    var maxHoldMicroseconds: Double
-    var waiters: UInt32
-    var misuse: UInt64
-    var acquireSite: String?
-    var consistent: Bool
-  }
+/// One lock with its rates, as `smptop locks --json` prints it: the row model's numbers, times in
+/// microseconds, and the cells as the table shows them.
+struct LockJSONRow: Codable {
+  var name: String
+  var kind: String
+  var holder: String
+  var acquisitionsPerSecond: Double?
+  var contendedPerSecond: Double?
+  /// Contended share of the interval's acquisitions (absent without rates or acquisitions).
+  var contendedPercent: Double?
+  var meanWaitMicroseconds: Double?
+  var maxWaitMicroseconds: Double?
+  var maxHoldMicroseconds: Double?
+  var waiters: UInt32
+  var misuse: UInt64
+  var acquireSite: String?
+  var consistent: Bool
+  var cells: LockRow.Cells
 
-  var rows: [Row]
-  var cycles: [WaitCycle]
-  var threadNames: [UInt64: String]
-
-  init(snapshot: Snapshot, rates: SnapshotRates?, top: Int, symbolize: (UInt64) -> String?) {
-    let perUs = Double(snapshot.guest?.tscPerMs ?? 0) / 1000
-    func us(_ tsc: Double) -> Double { perUs > 0 ? tsc / perUs : 0 }
-    threadNames = Dictionary(snapshot.threads.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-    let names = threadNames
-    let byAddress = Dictionary((rates?.locks ?? []).map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
-    var rows = snapshot.locks.map { lock -> Row in
-      let r = byAddress[lock.address]
-      var holder = "-"
-      if let thread = lock.holderThread {
-        holder = names[thread] ?? "thread \(thread)"
-        if let lcpu = lock.holderLCPU { holder += "@\(lcpu)" }
-      } else if let lcpu = lock.holderLCPU {
-        holder = "lcpu \(lcpu)"
-      } else if lock.kind == .rw && lock.readers > 0 {
-        holder = "\(lock.readers) readers"
-      }
-      return Row(
-        name: lock.name, kind: lock.kind.rawValue, holder: holder,
-        acquisitionsPerSecond: r?.acquisitionsPerSecond,
-        contendedPerSecond: r?.contendedPerSecond,
-        contendedPercent: r?.contendedPercent ?? lock.contendedPercent,
-        meanWaitMicroseconds: r?.meanWaitTSC.map(us), maxWaitMicroseconds: us(Double(lock.waitMaxTSC)),
-        maxHoldMicroseconds: us(Double(lock.holdMaxTSC)), waiters: lock.waiterCount, misuse: lock.misuseTotal,
-        acquireSite: lock.isHeld && lock.acquireSite != 0 ? symbolize(lock.acquireSite) : nil,
-        consistent: lock.consistency.isConsistent)
-    }
-    rows.sort {
-      ($0.contendedPerSecond ?? 0, $0.contendedPercent, $0.acquisitionsPerSecond ?? 0)
-        > ($1.contendedPerSecond ?? 0, $1.contendedPercent, $1.acquisitionsPerSecond ?? 0)
-    }
-    self.rows = top > 0 ? Array(rows.prefix(top)) : rows
-    self.cycles = snapshot.waitCycles
-  }
-
-  var text: String {
-    func f(_ v: Double?, _ format: String = "%.0f") -> String { v.map { String(format: format, $0) } ?? "-" }
-    var lines = [
-      SnapshotText.pad("LOCK", 24, left: true) + " " + SnapshotText.pad("KIND", 9, left: true) + " "
-        + SnapshotText.pad("HOLDER", 16, left: true) + " " + SnapshotText.pad("ACQ/s", 9) + " "
-        + SnapshotText.pad("CONT/s", 8) + " " + SnapshotText.pad("CONT%", 6) + " "
-        + SnapshotText.pad("WAITµs", 8)
-        + " " + SnapshotText.pad("MAXWAIT", 8) + " " + SnapshotText.pad("MAXHOLD", 8) + " "
-        + SnapshotText.pad("WAITERS", 7) + " " + SnapshotText.pad("MISUSE", 6) + "  SITE"
-    ]
-    for r in rows {
-      lines.append(
-        SnapshotText.pad(String(r.name.prefix(24)), 24, left: true) + " "
-          + SnapshotText.pad(r.kind, 9, left: true) + " "
-          + SnapshotText.pad(String(r.holder.prefix(16)), 16, left: true) + " "
-          + SnapshotText.pad(f(r.acquisitionsPerSecond), 9)
-          + " " + SnapshotText.pad(f(r.contendedPerSecond), 8) + " "
-          + SnapshotText.pad(f(r.contendedPercent, "%.1f"), 6)
-          + " " + SnapshotText.pad(f(r.meanWaitMicroseconds, "%.1f"), 8) + " "
-          + SnapshotText.pad(f(r.maxWaitMicroseconds), 8) + " "
-          + SnapshotText.pad(f(r.maxHoldMicroseconds), 8) + " "
-          + SnapshotText.pad(String(r.waiters), 7) + " "
-          + SnapshotText.pad(r.misuse > 0 ? "\(r.misuse)!" : "0", 6)
-          + "  " + (r.acquireSite ?? "") + (r.consistent ? "" : " (torn)"))
-    }
-    if rows.isEmpty { lines.append("(the guest publishes no locks)") }
-    for cycle in cycles {
-      let text = cycle.steps.map { "\(threadNames[$0.thread] ?? "thread \($0.thread)") waits for \($0.lock)" }
-        .joined(separator: " → ")
-      lines.append("DEADLOCK: " + text + " (held by the next)")
-    }
-    return lines.joined(separator: "\n")
+  /// The JSON form of a row.
+  init(_ r: LockRow) {
+    name = r.record.name
+    kind = r.record.kind.rawValue
+    holder = r.cells.holder
+    acquisitionsPerSecond = r.acquisitionsPerSecond
+    contendedPerSecond = r.contendedPerSecond
+    contendedPercent = r.contendedPercent
+    meanWaitMicroseconds = r.meanWaitSeconds.map { $0 * 1e6 }
+    maxWaitMicroseconds = r.maxWaitSeconds.map { $0 * 1e6 }
+    maxHoldMicroseconds = r.maxHoldSeconds.map { $0 * 1e6 }
+    waiters = r.record.waiterCount
+    misuse = r.record.misuseTotal
+    acquireSite = r.record.acquireSite == 0 ? nil : r.cells.site
+    consistent = r.record.consistency.isConsistent
+    cells = r.cells
   }
 }

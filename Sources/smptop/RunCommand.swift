@@ -1,4 +1,5 @@
 import ArgumentParser
+import Exposition
 import Foundation
 import Inspector
 import QEMULaunch
@@ -96,9 +97,20 @@ struct RunCommand: AsyncParsableCommand {
   @Flag(help: "Take the headless snapshot through the gdbstub (adds every vCPU's registers).")
   var stopped = false
 
+  @Option(
+    help: """
+      Also serve Prometheus metrics of the guest at http://HOST:PORT/metrics while it runs       (loopback only; see smptop serve).
+      """)
+  var serve: String?
+
   @OptionGroup var display: DisplayArguments
 
   func validate() throws {
+    if let serve {
+      guard let address = ListenAddress(parsing: serve), address.isLoopback else {
+        throw ValidationError("--serve takes a loopback HOST:PORT or :PORT (got \(serve))")
+      }
+    }
     guard (1...64).contains(smp) else { throw ValidationError("--smp must be 1...64") }
     guard ["pc", "q35"].contains(machine) else { throw ValidationError("--machine must be pc or q35") }
     guard memoryMiB >= 32, memoryMiB <= 65536 else {
@@ -131,6 +143,19 @@ struct RunCommand: AsyncParsableCommand {
     defer { qemu.shutdown() }
     let target: Target
     do { target = try await Target.open(TargetOptions(qemu)) } catch { throw CLIError(error) }
+    let server = serve.flatMap(ListenAddress.init(parsing:)).map { address in
+      // The dashboard owns QMP (QEMU takes one client); the exporter reads the RAM file only and
+      // learns that QEMU is gone from the process itself.
+      var options = TargetOptions(qemu)
+      options.qmp = nil
+      options.gdb = nil
+      let live = LiveTarget(options: options, alive: { qemu.isRunning })
+      return Task {
+        try await serveMetrics(
+          [ScrapeSource(name: "guest") { await live.snapshot() }], on: address, standalone: false)
+      }
+    }
+    defer { server?.cancel() }
 
     do {
       if headless {

@@ -46,7 +46,7 @@ struct Root: ParsableCommand {
     version: versionText,
     subcommands: [
       RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
-      RecordCommand.self, ReplayCommand.self, BenchCommand.self,
+      RecordCommand.self, ReplayCommand.self, BenchCommand.self, ServeCommand.self,
       KernelCommand.self, ISRCheckCommand.self,
     ])
 }

@@ -35,8 +35,7 @@ enum SnapshotText {
   }
 
   static func lcpuTable(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?) -> [String] {
-    let now = snap.lcpus.map(\.lastTickTSC).max() ?? 0
-    let perMs = Double(snap.guest?.tscPerMs ?? 0)
+    let clock = snap.clock
     var rows = [
       pad("LCPU", 4) + " " + pad("APIC", 4) + " " + pad("STATE", 10, left: true) + " " + pad("BUSY%", 6) + " "
         + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " "
@@ -55,9 +54,8 @@ enum SnapshotText {
       }
       let timer = rate.map { String(format: "%.0f", $0.timerIRQsPerSecond) } ?? String(l.irqTimer)
       var next = "-"
-      if l.nextDeadlineTSC != 0, perMs > 0 {
-        let delta = Double(Int64(bitPattern: l.nextDeadlineTSC &- now)) / perMs
-        next = delta <= 0 ? "due" : String(format: "%.1fms", delta)
+      if let delta = clock.until(l.nextDeadlineTSC) {
+        next = delta <= 0 ? "due" : String(format: "%.1fms", delta * 1000)
       }
       let marker =
         switch l.consistency {
@@ -88,8 +86,6 @@ enum SnapshotText {
     -> [String]
   {
     var out: [String] = []
-    let perUs = Double(snap.guest?.tscPerMs ?? 0) / 1000
-    func us(_ tsc: UInt64) -> String { perUs > 0 ? String(format: "%.1fµs", Double(tsc) / perUs) : "-" }
     if let w = snap.workload {
       out.append("")
       let check =
@@ -105,12 +101,6 @@ enum SnapshotText {
       out += LockTable(snapshot: snap, rates: rates, top: 12, symbolize: symbolize).text.split(
         separator: "\n"
       ).map(String.init)
-      if snap.locks.count > 12 { out.append("(\(snap.locks.count - 12) more locks: smptop locks --top 0)") }
-      for lock in snap.misusedLocks {
-        out.append(
-          "misuse on \(lock.name): irq-unsafe \(lock.misuseIRQUnsafe), sleep-in-irq \(lock.misuseSleepInIRQ), "
-            + "recursion \(lock.misuseRecursion), bad unlock \(lock.misuseBadUnlock)")
-      }
     }
     if !snap.threads.isEmpty {
       let counts = Dictionary(grouping: snap.threads, by: \.state).map {
@@ -119,14 +109,19 @@ enum SnapshotText {
       out.append("threads: \(snap.threads.count) (\(counts.joined(separator: ", ")))")
     }
     if !snap.timerQueues.isEmpty {
+      // The timers pane's cells (TimerQueueRow), as a table.
       out.append("")
-      out.append("TIMERS lcpu  pending  fired\(rates == nil ? "" : "/s")  late max  late mean")
-      for q in snap.timerQueues {
-        let fired = rates?.timersFiredPerSecond[q.lcpu].map { String(format: "%.0f", $0) } ?? String(q.fired)
-        let mean = q.fired == 0 ? "-" : us(q.lateTotalTSC / q.fired)
+      out.append(
+        "TIMERS " + pad("LCPU", 4) + " " + pad("PEND", 5) + " " + pad("DUE IN", 11) + " " + pad("FIRED/s", 8)
+          + " "
+          + pad("FIRED", 7) + " " + pad("LATE MAX", 9) + " " + pad("LATE AVG", 8) + "  LATENESS")
+      for r in TimerQueueRow.rows(snap, rates: rates) {
+        let c = r.cells
         out.append(
-          "       \(pad(String(q.lcpu), 4)) \(pad(String(q.pending), 8)) \(pad(fired, 8)) \(pad(us(q.lateMaxTSC), 9)) \(pad(mean, 10))"
-        )
+          "      " + c.marker + pad(c.lcpu, 4) + " " + pad(c.pending, 5) + " " + pad(c.due, 11) + " "
+            + pad(c.firedPerSecond, 8) + " " + pad(c.fired, 7) + " " + pad(c.lateMax, 9) + " "
+            + pad(c.lateMean, 8)
+            + "  " + c.lateness)
       }
     }
     if let a = snap.allocator {

@@ -31,8 +31,7 @@ struct LCPURow {
 func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer) -> [LCPURow] {
   let rateByIndex = Dictionary(
     (rates?.lcpus ?? []).map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
-  let newestTick = snapshot.lcpus.map(\.lastTickTSC).max() ?? 0
-  let tscPerMs = snapshot.guest?.tscPerMs ?? 0
+  let clock = snapshot.clock
   var vcpuByIndex: [Int: VCPUState] = [:]
   for v in snapshot.vcpus ?? [] where vcpuByIndex[v.index] == nil { vcpuByIndex[v.index] = v }
 
@@ -60,10 +59,7 @@ func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer
       row.rip = r.lastTickRIP
     }
     if let rip = row.rip { row.ripText = symbolize(rip) ?? Format.address(rip) }
-    if r.nextDeadlineTSC != 0, tscPerMs > 0, newestTick > 0 {
-      let delta = Double(Int64(bitPattern: r.nextDeadlineTSC &- newestTick))
-      row.due = delta / Double(tscPerMs) / 1000
-    }
+    row.due = clock.until(r.nextDeadlineTSC)
     switch r.consistency {
     case .consistent: break
     case .inconsistent:

@@ -1,196 +1,150 @@
 import Inspector
 
-/// One lock as the locks pane shows it.
-struct LockRow {
+/// One lock as the locks pane shows it: the shared row model plus what only the pane needs.
+struct LockPaneRow {
+  /// The row every output renders.
+  var row: LockRow
+  /// The row's identity in the table (the lock's address).
   var id: Int
-  var record: LockRecord
-  var rates: LockRates?
-  var holder: String
-  var heldFor: Double?
-  var meanWait: Double?
-  var maxWait: Double?
-  var maxHold: Double?
-  var waiters: String
-  var misuse: String
-  var site: String
-  var inCycle: Bool
+  /// The consistency marker drawn in the name column's first cell.
   var marker: Unicode.Scalar
+  /// How the marker is drawn.
   var markerStyle: Style
+  /// Lower-cased text the filter matches against (empty when no filter is set).
   var search: String
+  /// The lock's record.
+  var record: LockRecord { row.record }
+  /// Whether the lock is part of a wait-for cycle.
+  var inCycle: Bool { row.inCycle }
+}
+
+/// The cell style of a glyph set.
+func cellStyle(_ glyphs: Glyphs) -> CellStyle {
+  CellStyle(micro: glyphs.micro, unknown: glyphs.unknown, ellipsis: String(glyphs.ellipsis))
 }
 
 /// Builds the lock rows.
 func lockRows(
-  _ snapshot: Snapshot, rates: SnapshotRates?, context c: PaneContext, cycleLocks: Set<UInt64>,
-  symbolize: Symbolizer, searchable: Bool = true, staticFindings: [UInt64: String] = [:]
-)
-  -> [LockRow]
-{
-  var rateByAddress: [UInt64: LockRates] = [:]
-  for r in rates?.locks ?? [] where rateByAddress[r.address] == nil { rateByAddress[r.address] = r }
-  return snapshot.locks.map { l in
-    let (marker, markerStyle) = consistencyMarker(l.consistency)
-    let rate = rateByAddress[l.address]
-    var holder = "-"
-    switch (l.holderLCPU, l.holderThread) {
-    case (let cpu?, let t?): holder = "\(c.threadName(t))@cpu\(cpu)"
-    case (nil, let t?): holder = c.threadName(t)
-    case (let cpu?, nil): holder = "cpu\(cpu)"
-    case (nil, nil):
-      if l.kind == .rw && l.readers > 0 { holder = "\(l.readers) reader\(l.readers == 1 ? "" : "s")" }
-    }
-    var waiterNames: [String] = []
-    for w in l.waiters.prefix(3) {
-      if let t = w.thread {
-        waiterNames.append(c.threadName(t))
-      } else if let cpu = w.lcpu {
-        waiterNames.append("cpu\(cpu)")
-      }
-    }
-    var waiters = l.waiterCount == 0 ? "-" : "\(l.waiterCount)"
-    if !waiterNames.isEmpty { waiters += " " + waiterNames.joined(separator: ",") }
-    if Int(l.waiterCount) > waiterNames.count && !waiterNames.isEmpty {
-      waiters += "," + String(c.glyphs.ellipsis)
-    }
-    if l.pendingWriters > 0 { waiters += " +\(l.pendingWriters)w" }
-    var misuse = "-"
-    if l.misuseTotal > 0 {
-      var parts: [String] = []
-      if l.misuseIRQUnsafe > 0 { parts.append("irq-unsafe \(l.misuseIRQUnsafe)") }
-      if l.misuseSleepInIRQ > 0 { parts.append("sleep-in-irq \(l.misuseSleepInIRQ)") }
-      if l.misuseRecursion > 0 { parts.append("recursion \(l.misuseRecursion)") }
-      if l.misuseBadUnlock > 0 { parts.append("bad-unlock \(l.misuseBadUnlock)") }
-      misuse = "\(l.misuseTotal) " + parts.joined(separator: ", ")
-    }
-    if let found = staticFindings[l.address] {
-      // First, so a narrow column still shows it: S:irq (irq-unsafe), S:sleep (sleep-in-irq).
-      let kinds = found.split(separator: ",").map {
-        $0 == "sleep-in-irq" ? "sleep" : $0 == "irq-unsafe" ? "irq" : $0
-      }
-      misuse = "S:" + kinds.joined(separator: "/") + (misuse == "-" ? "" : " " + misuse)
-    }
-    let lifetimeMean = l.contended == 0 ? nil : Double(l.waitTotalTSC) / Double(l.contended)
-    var row = LockRow(
-      id: Int(truncatingIfNeeded: l.address), record: l, rates: rate, holder: holder,
-      heldFor: l.isHeld ? c.since(l.acquiredTSC) : nil,
-      meanWait: (rate?.meanWaitTSC ?? lifetimeMean).flatMap { c.seconds($0) },
-      maxWait: l.contended == 0 ? nil : c.seconds(l.waitMaxTSC),
-      maxHold: l.acquisitions == 0 || l.kind == .semaphore ? nil : c.seconds(l.holdMaxTSC), waiters: waiters,
-      misuse: misuse,
-      site: l.acquireSite == 0 ? "-" : (symbolize(l.acquireSite) ?? Format.address(l.acquireSite)),
-      inCycle: cycleLocks.contains(l.address), marker: marker, markerStyle: markerStyle, search: "")
-    if case .unreadable(let reason) = l.consistency {
-      row.holder = "unreadable: " + reason
-      row.heldFor = nil
-      row.rates = nil
-      row.meanWait = nil
-      row.maxWait = nil
-      row.maxHold = nil
-    }
+  _ snapshot: Snapshot, rates: SnapshotRates?, glyphs: Glyphs, symbolize: Symbolizer, searchable: Bool = true,
+  staticFindings: [UInt64: String] = [:]
+) -> [LockPaneRow] {
+  LockRow.rows(
+    snapshot, rates: rates, style: cellStyle(glyphs), symbolize: symbolize, staticFindings: staticFindings
+  ).map { r in
+    let (marker, markerStyle) = consistencyMarker(r.record.consistency)
+    var row = LockPaneRow(
+      row: r, id: Int(truncatingIfNeeded: r.id), marker: marker, markerStyle: markerStyle, search: "")
     guard searchable else { return row }
-    row.search = "\(l.name) \(l.kind.rawValue) \(row.holder) \(row.waiters) \(row.site)".lowercased()
-    if l.misuseTotal > 0 { row.search += " misuse" }
-    if staticFindings[l.address] != nil { row.search += " static" }
-    if row.inCycle { row.search += " deadlock" }
+    let c = r.cells
+    row.search = "\(c.name) \(r.record.kind.rawValue) \(c.holder) \(c.waiters) \(c.site)".lowercased()
+    if r.record.misuseTotal > 0 { row.search += " misuse" }
+    if staticFindings[r.id] != nil { row.search += " static" }
+    if r.inCycle { row.search += " deadlock" }
     return row
   }
 }
 
 /// Sort values of a lock row.
-func lockSortValues(_ r: LockRow, _ key: SortKey) -> [SortValue?] {
+func lockSortValues(_ p: LockPaneRow, _ key: SortKey) -> [SortValue?] {
+  let r = p.row
   switch key {
   case .contention:
-    return [
-      r.rates.map { .number($0.contendedPerSecond) },
-      .number(r.rates?.contendedPercent ?? r.record.contendedPercent),
-    ]
+    let (perSecond, share, _) = r.contentionKey
+    return [r.contendedPerSecond == nil ? nil : .number(perSecond), .number(share)]
   case .name: return [.text(r.record.name)]
-  case .acquisitions: return [r.rates.map { .number($0.acquisitionsPerSecond) }]
-  case .wait: return [r.meanWait.map { .number($0) }, r.maxWait.map { .number($0) }]
-  case .hold: return [r.maxHold.map { .number($0) }]
+  case .acquisitions: return [r.acquisitionsPerSecond.map { .number($0) }]
+  case .wait: return [r.meanWaitSeconds.map { .number($0) }, r.maxWaitSeconds.map { .number($0) }]
+  case .hold: return [r.maxHoldSeconds.map { .number($0) }]
   case .waiters: return [.number(Double(r.record.waiterCount))]
   case .misuse: return [.number(Double(r.record.misuseTotal))]
   default: return []
   }
 }
 
-/// The columns of the locks table.
-func lockColumns(glyphs: Glyphs) -> [Column<LockRow>] {
+/// The columns of the locks table: each draws a cell of the shared row model, styled by its value.
+func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
   let e = glyphs.ellipsis
-  func time(_ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, warnAbove: Double = .infinity) {
-    guard let v else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
+  func time(
+    _ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, warnAbove: Double = .infinity
+  ) {
     g.field(
-      Format.duration(seconds: v, micro: glyphs.micro), x: x, y: y, width: w,
-      style: v > warnAbove ? .warn : .normal,
-      align: .right, ellipsis: e)
+      text, x: x, y: y, width: w, style: v == nil ? .dim : (v ?? 0 > warnAbove ? .warn : .normal),
+      align: .right,
+      ellipsis: e)
+  }
+  func number(
+    _ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
+  ) {
+    g.field(text, x: x, y: y, width: w, style: v == nil || v == 0 ? .dim : style, align: .right)
   }
   return [
     .flexible("NAME", minimum: 10, preferred: 14, maximum: 28, weight: 2, priority: 0, key: .name) {
       g, r, x, y, w in
       g[x, y] = Cell(r.marker, r.markerStyle)
       let style: Style = r.inCycle || r.record.misuseTotal > 0 ? .error : .value
-      textCell(&g, r.record.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
+      textCell(&g, r.row.cells.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
     },
     .fixed("KIND", 6, priority: 3, align: .left) { g, r, x, y, w in
-      // "semaphore" does not fit the column; "sem" does, with room for the dynamic-lock star.
-      let kind = r.record.kind == .semaphore ? "sem" : r.record.kind.rawValue
-      textCell(
-        &g, kind + (r.record.dynamic ? "*" : ""), x: x, y: y, width: w, glyphs: glyphs, style: .dim)
+      textCell(&g, r.row.cells.kind, x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .flexible("HOLDER", minimum: 8, preferred: 10, maximum: 24, weight: 1, priority: 0, align: .left) {
       g, r, x, y, w in
-      let style: Style = r.marker == "!" ? .error : (r.holder == "-" ? .dim : (r.inCycle ? .error : .normal))
-      textCell(&g, r.holder, x: x, y: y, width: w, glyphs: glyphs, style: style)
+      let holder = r.row.cells.holder
+      let style: Style = r.marker == "!" ? .error : (holder == "-" ? .dim : (r.inCycle ? .error : .normal))
+      textCell(&g, holder, x: x, y: y, width: w, glyphs: glyphs, style: style)
     },
-    .fixed("HELD", 6, priority: 1) { g, r, x, y, w in time(r.heldFor, &g, x, y, w, warnAbove: 0.01) },
+    .fixed("HELD", 6, priority: 1) { g, r, x, y, w in
+      time(r.row.cells.held, r.row.heldSeconds, &g, x, y, w, warnAbove: 0.01)
+    },
     .fixed("ACQ/s", 6, priority: 0, key: .acquisitions) { g, r, x, y, w in
-      numberCell(&g, r.rates?.acquisitionsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      number(r.row.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
     },
     .fixed("CONT/s", 7, priority: 0, key: .contention) { g, r, x, y, w in
-      numberCell(&g, r.rates?.contendedPerSecond, x: x, y: y, width: w, glyphs: glyphs, style: .warn)
+      number(r.row.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
     },
     .fixed("CONT%", 6, priority: 4) { g, r, x, y, w in
-      guard let rate = r.rates else {
-        return g.field(glyphs.unknown, x: x, y: y, width: w, style: .dim, align: .right)
-      }
-      guard let p = rate.contendedPercent else {
-        return g.field("-", x: x, y: y, width: w, style: .dim, align: .right)
-      }
+      let p = r.row.contendedPercent
       g.field(
-        Format.fixed(p, decimals: 1), x: x, y: y, width: w,
-        style: p >= 25 ? .warn : (p == 0 ? .dim : .normal),
-        align: .right)
+        r.row.cells.contendedPercent, x: x, y: y, width: w,
+        style: p.map { $0 >= 25 ? .warn : ($0 == 0 ? .dim : .normal) } ?? .dim, align: .right)
     },
-    .fixed("WAIT", 6, priority: 0, key: .wait) { g, r, x, y, w in time(r.meanWait, &g, x, y, w) },
-    .fixed("WMAX", 6, priority: 2) { g, r, x, y, w in time(r.maxWait, &g, x, y, w, warnAbove: 0.001) },
+    .fixed("WAIT", 6, priority: 0, key: .wait) { g, r, x, y, w in
+      time(r.row.cells.meanWait, r.row.meanWaitSeconds, &g, x, y, w)
+    },
+    .fixed("WMAX", 6, priority: 2) { g, r, x, y, w in
+      time(r.row.cells.maxWait, r.row.maxWaitSeconds, &g, x, y, w, warnAbove: 0.001)
+    },
     .fixed("HOLD", 6, priority: 5, key: .hold) { g, r, x, y, w in
-      time(r.maxHold, &g, x, y, w, warnAbove: 0.001)
+      time(r.row.cells.maxHold, r.row.maxHoldSeconds, &g, x, y, w, warnAbove: 0.001)
     },
     .flexible(
       "WAITERS", minimum: 7, preferred: 8, maximum: 30, weight: 1, priority: 1, key: .waiters, align: .left
     ) {
       g, r, x, y, w in
+      let waiters = r.row.cells.waiters
       textCell(
-        &g, r.waiters, x: x, y: y, width: w, glyphs: glyphs,
-        style: r.waiters == "-" ? .dim : (r.inCycle ? .error : .warn))
+        &g, waiters, x: x, y: y, width: w, glyphs: glyphs,
+        style: waiters == "-" ? .dim : (r.inCycle ? .error : .warn))
     },
     .flexible(
       "MISUSE", minimum: 6, preferred: 6, maximum: 40, weight: 1, priority: 0, bonus: (6, 18), key: .misuse,
       align: .left
     ) {
       g, r, x, y, w in
+      let misuse = r.row.cells.misuse
       textCell(
-        &g, r.misuse, x: x, y: y, width: w, glyphs: glyphs,
-        style: r.record.misuseTotal > 0 ? .error : (r.misuse == "-" ? .dim : .warn))
+        &g, misuse, x: x, y: y, width: w, glyphs: glyphs,
+        style: r.record.misuseTotal > 0 ? .error : (misuse == "-" ? .dim : .warn))
     },
     .fixed("TRYFAIL", 7, priority: 8) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.trylockFailures), x: x, y: y, width: w, glyphs: glyphs)
+      number(r.row.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
     },
     .flexible("ACQUIRED AT", minimum: 12, preferred: 24, maximum: 60, weight: 2, priority: 7, align: .left) {
       g, r, x, y, w in
+      let site = r.row.cells.site
       g.field(
-        truncateSymbol(r.site, to: w, ellipsis: e), x: x, y: y, width: w,
-        style: r.site == "-" ? .dim : .symbol, ellipsis: e)
+        truncateSymbol(site, to: w, ellipsis: e), x: x, y: y, width: w,
+        style: site == "-" ? .dim : .symbol, ellipsis: e)
     },
   ]
 }
@@ -278,17 +232,6 @@ func threadColumns(context c: PaneContext) -> [Column<ThreadRow>] {
   ]
 }
 
-/// "deadlock: alpha waits lock-B held by beta waits lock-A held by alpha".
-func deadlockText(_ cycle: WaitCycle, context c: PaneContext) -> String {
-  guard let first = cycle.steps.first else { return "deadlock" }
-  var s = "deadlock: " + c.threadName(first.thread)
-  for (i, step) in cycle.steps.enumerated() {
-    let next = cycle.steps[(i + 1) % cycle.steps.count]
-    s += " waits \(step.lock) held by \(c.threadName(next.thread))"
-  }
-  return s
-}
-
 /// The locks pane: deadlock and misuse banners, the lock table, and the thread list below when there is room.
 func drawLocksPane(
   into g: inout Grid, state: DashboardState, data: DashboardData, snapshot: Snapshot, symbolize: Symbolizer,
@@ -298,22 +241,16 @@ func drawLocksPane(
   let glyphs = state.charset.glyphs
   let c = PaneContext(snapshot: snapshot, glyphs: glyphs)
   let cycles = snapshot.waitCycles
-  var cycleLocks = Set<UInt64>()
-  for cycle in cycles { for s in cycle.steps { cycleLocks.insert(s.lockAddress) } }
 
   // Banners: every cycle (at most a third of the body), then one misuse line.
   var banners: [(String, Style)] = []
   for cycle in cycles.prefix(max(1, body.height / 3)) {
-    banners.append((deadlockText(cycle, context: c), .error))
+    banners.append((cycle.sentence(names: c.threadNames), .error))
   }
   if cycles.count > max(1, body.height / 3) {
     banners.append(("\(cycles.count) wait-for cycles in all", .error))
   }
-  let misused = snapshot.misusedLocks
-  if !misused.isEmpty {
-    let names = misused.prefix(4).map { "\($0.name) (\($0.misuseTotal))" }.joined(separator: ", ")
-    banners.append(("misuse on \(misused.count) lock\(misused.count == 1 ? "" : "s"): " + names, .error))
-  }
+  if let misuse = snapshot.misuseSentence() { banners.append((misuse, .error)) }
   for (n, (text, style)) in banners.enumerated() where n < body.height {
     textCell(&g, text, x: body.x, y: body.y + n, width: body.width, glyphs: glyphs, style: style)
   }
@@ -332,8 +269,8 @@ func drawLocksPane(
   }
 
   let all = lockRows(
-    snapshot, rates: data.rates, context: c, cycleLocks: cycleLocks, symbolize: symbolize,
-    searchable: !state.filter.isEmpty, staticFindings: state.staticLockFindings)
+    snapshot, rates: data.rates, glyphs: glyphs, symbolize: symbolize, searchable: !state.filter.isEmpty,
+    staticFindings: state.staticLockFindings)
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id, values: lockSortValues)
   drawPaneTable(

@@ -1,49 +1,36 @@
 import Inspector
+@_exported import Model  // Format and the row models are part of the dashboard's interface
 
 /// What every v2 pane needs to turn guest cycles into time and thread ids into names, computed once per frame.
 struct PaneContext {
-  /// The guest's "now": the newest timer tick of any lcpu.
-  var now: UInt64
-  var tscPerMs: UInt64
+  /// The guest's clock (its "now" is the newest timer tick of any lcpu).
+  var clock: GuestClock
   var glyphs: Glyphs
   /// Thread id → name.
-  var threadNames: [UInt64: String]
+  var threadNames: ThreadNames
 
   init(snapshot: Snapshot, glyphs: Glyphs) {
-    now = snapshot.lcpus.map(\.lastTickTSC).max() ?? 0
-    tscPerMs = snapshot.guest?.tscPerMs ?? 0
+    clock = snapshot.clock
     self.glyphs = glyphs
-    var names: [UInt64: String] = [:]
-    names.reserveCapacity(snapshot.threads.count)
-    for t in snapshot.threads where names[t.id] == nil { names[t.id] = t.name.isEmpty ? "t\(t.id)" : t.name }
-    threadNames = names
+    threadNames = ThreadNames(snapshot)
   }
+
+  /// The guest's "now".
+  var now: UInt64 { clock.now }
 
   /// Cycles as seconds; nil when the guest does not say how fast its TSC runs.
-  func seconds(_ tsc: Double) -> Double? {
-    guard tscPerMs > 0, tsc.isFinite else { return nil }
-    return tsc / Double(tscPerMs) / 1000
-  }
+  func seconds(_ tsc: Double) -> Double? { clock.seconds(tsc) }
 
-  func seconds(_ tsc: UInt64) -> Double? { seconds(Double(tsc)) }
+  func seconds(_ tsc: UInt64) -> Double? { clock.seconds(tsc) }
 
   /// Seconds from now until `tsc` (negative = in the past); nil without a clock or a deadline.
-  func until(_ tsc: UInt64) -> Double? {
-    guard tsc != 0, now != 0 else { return nil }
-    return seconds(Double(Int64(bitPattern: tsc &- now)))
-  }
+  func until(_ tsc: UInt64) -> Double? { clock.until(tsc) }
 
   /// Seconds since `tsc`; nil when unknown.
-  func since(_ tsc: UInt64) -> Double? {
-    guard tsc != 0, now != 0, now >= tsc else { return nil }
-    return seconds(now - tsc)
-  }
+  func since(_ tsc: UInt64) -> Double? { clock.since(tsc) }
 
   /// A thread's name, "t17" when it is not in the thread table, "kernel" for 0.
-  func threadName(_ id: UInt64) -> String {
-    if id == 0 { return "kernel" }
-    return threadNames[id] ?? "t\(id)"
-  }
+  func threadName(_ id: UInt64) -> String { threadNames(id) }
 
   /// A duration, or the unknown marker.
   func duration(_ s: Double?) -> String {

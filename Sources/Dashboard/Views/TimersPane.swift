@@ -1,80 +1,72 @@
 import Inspector
 
-/// One lcpu's timer queue as the timers pane shows it.
+/// One lcpu's timer queue as the timers pane shows it: the shared row model plus what only the pane needs.
 struct TimerRow {
+  /// The row every output renders.
+  var row: TimerQueueRow
+  /// The lcpu.
   var id: Int
-  var record: TimerQueueRecord
-  var firedPerSecond: Double?
-  var due: Double?
-  var lateMax: Double?
-  var lateMean: Double?
-  var earliest: String
+  /// The consistency marker drawn after the lcpu number.
   var marker: Unicode.Scalar
+  /// How the marker is drawn.
   var markerStyle: Style
+  /// Lower-cased text the filter matches against.
   var search: String
+  /// The queue's record.
+  var record: TimerQueueRecord { row.record }
+  /// Seconds until the next deadline.
+  var due: Double? { row.due }
+  /// Timers fired per second.
+  var firedPerSecond: Double? { row.firedPerSecond }
+  /// The latest lateness, in seconds.
+  var lateMax: Double? { row.lateMax }
 }
-
-/// Lateness bucket labels, matching `TimerQueueRecord.lateHistogram`.
-let latenessBuckets = ["<1us", "<10us", "<100us", "<1ms", "<10ms", "<100ms", "<1s", ">=1s"]
 
 /// Builds the timer rows.
 func timerRows(_ snapshot: Snapshot, rates: SnapshotRates?, context c: PaneContext) -> [TimerRow] {
-  snapshot.timerQueues.map { q in
-    let (m, ms) = consistencyMarker(q.consistency)
-    let soonest = q.timers.sorted { Int64(bitPattern: $0.deadlineTSC &- $1.deadlineTSC) < 0 }.prefix(4)
-    let earliest = soonest.map { t in c.threadName(t.ownerThread) + " " + c.due(c.until(t.deadlineTSC)) }
-    var text = earliest.joined(separator: ", ")
-    if Int(q.pending) > soonest.count { text += earliest.isEmpty ? "" : ", " + String(c.glyphs.ellipsis) }
-    if text.isEmpty { text = "-" }
-    var row = TimerRow(
-      id: Int(q.lcpu), record: q, firedPerSecond: rates?.timersFiredPerSecond[q.lcpu],
-      due: c.until(q.nextDeadlineTSC),
-      lateMax: q.fired == 0 ? nil : c.seconds(q.lateMaxTSC),
-      lateMean: q.fired == 0 ? nil : c.seconds(Double(q.lateTotalTSC) / Double(q.fired)), earliest: text,
-      marker: m,
-      markerStyle: ms, search: "")
-    if case .unreadable(let reason) = q.consistency {
-      row.earliest = "unreadable: " + reason
-      row.due = nil
-      row.lateMax = nil
-      row.lateMean = nil
-    }
-    row.search = "cpu\(q.lcpu) \(row.earliest)".lowercased()
-    return row
+  TimerQueueRow.rows(snapshot, rates: rates, style: cellStyle(c.glyphs)).map { r in
+    let (m, ms) = consistencyMarker(r.record.consistency)
+    return TimerRow(
+      row: r, id: Int(r.record.lcpu), marker: m, markerStyle: ms,
+      search: "cpu\(r.record.lcpu) \(r.cells.earliest)".lowercased())
   }
 }
 
 /// The columns of the timers table.
 func timerColumns(context c: PaneContext) -> [Column<TimerRow>] {
   let glyphs = c.glyphs
-  func time(_ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, warnAbove: Double = .infinity) {
-    guard let v else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
+  func time(_ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, warnAbove: Double) {
     g.field(
-      Format.duration(seconds: v, micro: glyphs.micro), x: x, y: y, width: w,
-      style: v > warnAbove ? .warn : .normal,
-      align: .right, ellipsis: glyphs.ellipsis)
+      text, x: x, y: y, width: w, style: v == nil ? .dim : (v ?? 0 > warnAbove ? .warn : .normal),
+      align: .right,
+      ellipsis: glyphs.ellipsis)
+  }
+  func number(_ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int) {
+    g.field(text, x: x, y: y, width: w, style: v == nil || v == 0 ? .dim : .normal, align: .right)
   }
   return [
     .fixed("CPU", 4, priority: 0, key: .index) { g, r, x, y, w in
-      g.field(String(r.id), x: x, y: y, width: w - 1, style: .value, align: .right)
+      g.field(r.row.cells.lcpu, x: x, y: y, width: w - 1, style: .value, align: .right)
       g[x + w - 1, y] = Cell(r.marker, r.markerStyle)
     },
     .fixed("PEND", 5, priority: 0, key: .pending) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.pending), x: x, y: y, width: w, glyphs: glyphs)
+      number(r.row.cells.pending, Double(r.record.pending), &g, x, y, w)
     },
     .fixed("DUE IN", 11, priority: 0, key: .deadline) { g, r, x, y, w in
-      guard let due = r.due else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
-      g.field(c.due(due), x: x, y: y, width: w, style: due < 0 ? .warn : .normal, align: .right)
+      let style: Style = r.due.map { $0 < 0 ? .warn : .normal } ?? .dim
+      g.field(r.row.cells.due, x: x, y: y, width: w, style: style, align: .right)
     },
     .fixed("FIRED/s", 8, priority: 0, key: .fired) { g, r, x, y, w in
-      numberCell(&g, r.firedPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      number(r.row.cells.firedPerSecond, r.firedPerSecond, &g, x, y, w)
     },
     .fixed("LATE MAX", 9, priority: 0, key: .late) { g, r, x, y, w in
-      time(r.lateMax, &g, x, y, w, warnAbove: 0.001)
+      time(r.row.cells.lateMax, r.lateMax, &g, x, y, w, warnAbove: 0.001)
     },
-    .fixed("LATE AVG", 8, priority: 1) { g, r, x, y, w in time(r.lateMean, &g, x, y, w, warnAbove: 0.0001) },
+    .fixed("LATE AVG", 8, priority: 1) { g, r, x, y, w in
+      time(r.row.cells.lateMean, r.row.lateMean, &g, x, y, w, warnAbove: 0.0001)
+    },
     .fixed("FIRED", 7, priority: 3) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.fired), x: x, y: y, width: w, glyphs: glyphs)
+      number(r.row.cells.fired, Double(r.record.fired), &g, x, y, w)
     },
     .flexible(
       "LATENESS", minimum: 10, preferred: 10, maximum: 80, weight: 1, priority: 2, bonus: (4, 50),
@@ -83,16 +75,8 @@ func timerColumns(context c: PaneContext) -> [Column<TimerRow>] {
       g, r, x, y, w in
       let h = r.record.lateHistogram
       if w >= 60 {
-        var text = ""
-        for (i, n) in h.enumerated() where n > 0 {
-          if !text.isEmpty { text += " " }
-          text +=
-            latenessBuckets[min(i, latenessBuckets.count - 1)].replacingMicro(glyphs.micro) + ":"
-            + Format.human(Double(n))
-        }
-        textCell(
-          &g, text.isEmpty ? "-" : text, x: x, y: y, width: w, glyphs: glyphs,
-          style: text.isEmpty ? .dim : .normal)
+        let text = r.row.cells.lateness
+        textCell(&g, text, x: x, y: y, width: w, glyphs: glyphs, style: text == "-" ? .dim : .normal)
       } else {
         g[x, y] = Cell("[", .border)
         g.put(sparkline(h, glyphs: glyphs), x: x + 1, y: y, style: .meterBusy, maxWidth: w - 2)
@@ -101,18 +85,11 @@ func timerColumns(context c: PaneContext) -> [Column<TimerRow>] {
     },
     .flexible("EARLIEST PENDING", minimum: 12, preferred: 24, maximum: 80, weight: 2, priority: 0) {
       g, r, x, y, w in
-      let style: Style = r.marker == "!" ? .error : (r.earliest == "-" ? .dim : .normal)
-      textCell(&g, r.earliest, x: x, y: y, width: w, glyphs: glyphs, style: style)
+      let earliest = r.row.cells.earliest
+      let style: Style = r.marker == "!" ? .error : (earliest == "-" ? .dim : .normal)
+      textCell(&g, earliest, x: x, y: y, width: w, glyphs: glyphs, style: style)
     },
   ]
-}
-
-extension String {
-  /// "<10us" with the terminal's microsecond unit.
-  func replacingMicro(_ micro: String) -> String {
-    guard micro != "us", hasSuffix("us") else { return self }
-    return String(dropLast(2)) + micro
-  }
 }
 
 /// The timers pane: a summary line, then one row per lcpu's timer queue.

@@ -10,6 +10,23 @@ public struct LCPURates: Sendable, Codable, Equatable {
   public var ipisSentPerSecond: Double
   public var ticksPerSecond: Double
   public var workLoopsPerSecond: Double
+
+  /// A value from all of its fields.
+  public init(
+    index: UInt32, busyPercent: Double? = nil, timerIRQsPerSecond: Double, ipisPerSecond: Double,
+    deviceIRQsPerSecond: Double, spuriousPerSecond: Double, ipisSentPerSecond: Double, ticksPerSecond: Double,
+    workLoopsPerSecond: Double
+  ) {
+    self.index = index
+    self.busyPercent = busyPercent
+    self.timerIRQsPerSecond = timerIRQsPerSecond
+    self.ipisPerSecond = ipisPerSecond
+    self.deviceIRQsPerSecond = deviceIRQsPerSecond
+    self.spuriousPerSecond = spuriousPerSecond
+    self.ipisSentPerSecond = ipisSentPerSecond
+    self.ticksPerSecond = ticksPerSecond
+    self.workLoopsPerSecond = workLoopsPerSecond
+  }
 }
 
 /// Per-second rates for one lock between two snapshots.
@@ -22,6 +39,18 @@ public struct LockRates: Sendable, Codable, Equatable {
   public var contendedPercent: Double?
   /// Mean wait of the interval's contended acquisitions, in guest TSC cycles.
   public var meanWaitTSC: Double?
+
+  /// A value from all of its fields.
+  public init(
+    address: UInt64, acquisitionsPerSecond: Double, contendedPerSecond: Double,
+    contendedPercent: Double? = nil, meanWaitTSC: Double? = nil
+  ) {
+    self.address = address
+    self.acquisitionsPerSecond = acquisitionsPerSecond
+    self.contendedPerSecond = contendedPerSecond
+    self.contendedPercent = contendedPercent
+    self.meanWaitTSC = meanWaitTSC
+  }
 }
 
 /// Per-second rates for one virtqueue.
@@ -33,6 +62,20 @@ public struct VirtqRates: Sendable, Codable, Equatable {
   public var errorsPerSecond: Double
   public var kicksPerSecond: Double
   public var interruptsPerSecond: Double
+
+  /// A value from all of its fields.
+  public init(
+    device: UInt32, index: UInt32, packetsPerSecond: Double, bytesPerSecond: Double, errorsPerSecond: Double,
+    kicksPerSecond: Double, interruptsPerSecond: Double
+  ) {
+    self.device = device
+    self.index = index
+    self.packetsPerSecond = packetsPerSecond
+    self.bytesPerSecond = bytesPerSecond
+    self.errorsPerSecond = errorsPerSecond
+    self.kicksPerSecond = kicksPerSecond
+    self.interruptsPerSecond = interruptsPerSecond
+  }
 }
 
 /// Per-second rates for one buddy order.
@@ -42,6 +85,18 @@ public struct AllocOrderRates: Sendable, Codable, Equatable {
   public var freesPerSecond: Double
   public var failuresPerSecond: Double
   public var casRetriesPerSecond: Double
+
+  /// A value from all of its fields.
+  public init(
+    order: UInt64, allocsPerSecond: Double, freesPerSecond: Double, failuresPerSecond: Double,
+    casRetriesPerSecond: Double
+  ) {
+    self.order = order
+    self.allocsPerSecond = allocsPerSecond
+    self.freesPerSecond = freesPerSecond
+    self.failuresPerSecond = failuresPerSecond
+    self.casRetriesPerSecond = casRetriesPerSecond
+  }
 }
 
 /// Rates between two snapshots of the same guest.
@@ -77,8 +132,8 @@ public struct SnapshotRates: Sendable, Codable, Equatable {
       }
       return Double(b - a) / seconds
     }
-    let oldNow = old.lcpus.map(\.lastTickTSC).max() ?? 0
-    let newNow = new.lcpus.map(\.lastTickTSC).max() ?? 0
+    let oldNow = old.clock.now
+    let newNow = new.clock.now
     let byIndex = Dictionary(old.lcpus.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
     lcpus = new.lcpus.compactMap { n -> LCPURates? in
       guard let o = byIndex[n.index], o.consistency.isConsistent, n.consistency.isConsistent else {

@@ -38,6 +38,16 @@ public enum Consistency: Sendable, Codable, Equatable {
   }
 }
 
+/// Where a snapshot's bytes come from.
+public enum MemorySourceKind: String, Sendable, Codable {
+  /// The shared RAM file, read while the guest runs (zero pause).
+  case sharedRAM = "shared-ram"
+  /// The gdbstub, with the VM stopped for the read.
+  case gdbstub
+  /// A recording made earlier.
+  case recording
+}
+
 /// lcpu states after Unikraft's model.
 public enum LCPUState: String, Sendable, Codable, Equatable {
   case offline = "OFFLINE"
@@ -71,6 +81,23 @@ public struct PanicRecord: Sendable, Codable, Equatable {
       "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
     ]
     return vector < UInt64(names.count) ? names[Int(vector)] : "vector \(vector)"
+  }
+
+  /// A value from all of its fields.
+  public init(
+    vector: UInt64, errorCode: UInt64, rip: UInt64, rsp: UInt64, rbp: UInt64, rflags: UInt64, cr2: UInt64,
+    tsc: UInt64, backtrace: [UInt64], consistency: Consistency
+  ) {
+    self.vector = vector
+    self.errorCode = errorCode
+    self.rip = rip
+    self.rsp = rsp
+    self.rbp = rbp
+    self.rflags = rflags
+    self.cr2 = cr2
+    self.tsc = tsc
+    self.backtrace = backtrace
+    self.consistency = consistency
   }
 }
 
@@ -119,6 +146,44 @@ public struct LCPURecord: Sendable, Codable, Equatable {
     default: return state.rawValue
     }
   }
+
+  /// A value from all of its fields.
+  public init(
+    index: UInt32, apicID: UInt32, state: LCPUState, rawState: UInt32, busyDepth: UInt32, errorCode: UInt64,
+    stateSinceTSC: UInt64, irqTimer: UInt64, irqIPI: UInt64, irqDevice: UInt64, irqSpurious: UInt64,
+    ipiSent: UInt64, ipiReceived: UInt64, remoteCalls: UInt64, ticks: UInt64, cyclesIdle: UInt64,
+    cyclesBusy: UInt64, currentThread: UInt64, nextDeadlineTSC: UInt64, lastTickRIP: UInt64,
+    lastTickTSC: UInt64, stackBottom: UInt64, stackTop: UInt64, workLoops: UInt64,
+    scheduler: SchedulerCounters? = nil, panic: PanicRecord? = nil, consistency: Consistency
+  ) {
+    self.index = index
+    self.apicID = apicID
+    self.state = state
+    self.rawState = rawState
+    self.busyDepth = busyDepth
+    self.errorCode = errorCode
+    self.stateSinceTSC = stateSinceTSC
+    self.irqTimer = irqTimer
+    self.irqIPI = irqIPI
+    self.irqDevice = irqDevice
+    self.irqSpurious = irqSpurious
+    self.ipiSent = ipiSent
+    self.ipiReceived = ipiReceived
+    self.remoteCalls = remoteCalls
+    self.ticks = ticks
+    self.cyclesIdle = cyclesIdle
+    self.cyclesBusy = cyclesBusy
+    self.currentThread = currentThread
+    self.nextDeadlineTSC = nextDeadlineTSC
+    self.lastTickRIP = lastTickRIP
+    self.lastTickTSC = lastTickTSC
+    self.stackBottom = stackBottom
+    self.stackTop = stackTop
+    self.workLoops = workLoops
+    self.scheduler = scheduler
+    self.panic = panic
+    self.consistency = consistency
+  }
 }
 
 /// What the guest says about itself in the ABI root.
@@ -143,6 +208,32 @@ public struct GuestInfo: Sendable, Codable, Equatable {
 
   /// True once every lcpu that could start is up and the tables are complete.
   public var isRunning: Bool { bootStage >= 2 }
+
+  /// A value from all of its fields.
+  public init(
+    abiVersion: UInt32, buildID: String, bootStage: UInt64, features: UInt64, bootTSC: UInt64,
+    tscPerMs: UInt64, lapicPerMs: UInt64, tickMicroseconds: UInt64, lcpusPresent: UInt64, lcpusOnline: UInt64,
+    ramBytes: UInt64, kernelStart: UInt64, kernelEnd: UInt64, textStart: UInt64, textEnd: UInt64,
+    shutdownCode: UInt64, commandLine: String
+  ) {
+    self.abiVersion = abiVersion
+    self.buildID = buildID
+    self.bootStage = bootStage
+    self.features = features
+    self.bootTSC = bootTSC
+    self.tscPerMs = tscPerMs
+    self.lapicPerMs = lapicPerMs
+    self.tickMicroseconds = tickMicroseconds
+    self.lcpusPresent = lcpusPresent
+    self.lcpusOnline = lcpusOnline
+    self.ramBytes = ramBytes
+    self.kernelStart = kernelStart
+    self.kernelEnd = kernelEnd
+    self.textStart = textStart
+    self.textEnd = textEnd
+    self.shutdownCode = shutdownCode
+    self.commandLine = commandLine
+  }
 }
 
 /// One vCPU as QEMU's gdbstub reports it (needs a stopped VM).
@@ -170,6 +261,16 @@ public struct VCPUState: Sendable, Codable, Equatable {
 
   /// The value of a register by name.
   public func value(of name: String) -> UInt64? { registers.first { $0.name == name }?.value }
+
+  /// A value from all of its fields.
+  public init(
+    index: Int, halted: Bool, registers: [Register], symbol: String? = nil
+  ) {
+    self.index = index
+    self.halted = halted
+    self.registers = registers
+    self.symbol = symbol
+  }
 }
 
 /// One virtio device as QEMU's device model sees it (QMP x-query-virtio*).
@@ -182,6 +283,17 @@ public struct VirtioDeviceState: Sendable, Codable, Equatable {
   /// Features the driver accepted, as QEMU names them.
   public var guestFeatures: [String]
   public var queues: [VirtioQueueState]
+
+  /// A value from all of its fields.
+  public init(
+    name: String, path: String, statuses: [String], guestFeatures: [String], queues: [VirtioQueueState]
+  ) {
+    self.name = name
+    self.path = path
+    self.statuses = statuses
+    self.guestFeatures = guestFeatures
+    self.queues = queues
+  }
 }
 
 /// One virtqueue's device-side indices (QMP x-query-virtio-queue-status).
@@ -201,6 +313,22 @@ public struct VirtioQueueState: Sendable, Codable, Equatable {
   public var descriptorTable: UInt64
   public var availRing: UInt64
   public var usedRing: UInt64
+
+  /// A value from all of its fields.
+  public init(
+    index: Int, size: Int, lastAvailIndex: Int? = nil, shadowAvailIndex: Int? = nil, usedIndex: Int,
+    inUse: Int, descriptorTable: UInt64, availRing: UInt64, usedRing: UInt64
+  ) {
+    self.index = index
+    self.size = size
+    self.lastAvailIndex = lastAvailIndex
+    self.shadowAvailIndex = shadowAvailIndex
+    self.usedIndex = usedIndex
+    self.inUse = inUse
+    self.descriptorTable = descriptorTable
+    self.availRing = availRing
+    self.usedRing = usedRing
+  }
 }
 
 /// A consistent, typed picture of the guest at one moment. Feeds the dashboard, `--json` and recordings.
@@ -258,10 +386,5 @@ public struct Snapshot: Sendable, Codable, Equatable {
   }
 
   /// Guest uptime in seconds from the newest timer tick, when the guest reports its clock.
-  public var uptimeSeconds: Double? {
-    guard let guest, guest.tscPerMs > 0 else { return nil }
-    let newest = lcpus.map(\.lastTickTSC).max() ?? 0
-    guard newest > guest.bootTSC else { return nil }
-    return Double(newest - guest.bootTSC) / Double(guest.tscPerMs) / 1000
-  }
+  public var uptimeSeconds: Double? { clock.uptimeSeconds }
 }

@@ -56,6 +56,45 @@ public struct LockRecord: Sendable, Codable, Equatable {
   public var contendedPercent: Double {
     acquisitions == 0 ? 0 : 100 * Double(contended) / Double(acquisitions)
   }
+
+  /// A value from all of its fields.
+  public init(
+    name: String, kind: LockKind, flags: UInt32, address: UInt64, recordAddress: UInt64, dynamic: Bool,
+    stateWord: UInt64, holderLCPU: UInt32? = nil, holderThread: UInt64? = nil, readers: UInt32,
+    acquireSite: UInt64, acquiredTSC: UInt64, acquisitions: UInt64, contended: UInt64,
+    trylockFailures: UInt64, waitTotalTSC: UInt64, waitMaxTSC: UInt64, holdTotalTSC: UInt64,
+    holdMaxTSC: UInt64, misuseIRQUnsafe: UInt64, misuseSleepInIRQ: UInt64, misuseRecursion: UInt64,
+    misuseBadUnlock: UInt64, waiterCount: UInt32, pendingWriters: UInt32, waiters: [Waiter],
+    consistency: Consistency
+  ) {
+    self.name = name
+    self.kind = kind
+    self.flags = flags
+    self.address = address
+    self.recordAddress = recordAddress
+    self.dynamic = dynamic
+    self.stateWord = stateWord
+    self.holderLCPU = holderLCPU
+    self.holderThread = holderThread
+    self.readers = readers
+    self.acquireSite = acquireSite
+    self.acquiredTSC = acquiredTSC
+    self.acquisitions = acquisitions
+    self.contended = contended
+    self.trylockFailures = trylockFailures
+    self.waitTotalTSC = waitTotalTSC
+    self.waitMaxTSC = waitMaxTSC
+    self.holdTotalTSC = holdTotalTSC
+    self.holdMaxTSC = holdMaxTSC
+    self.misuseIRQUnsafe = misuseIRQUnsafe
+    self.misuseSleepInIRQ = misuseSleepInIRQ
+    self.misuseRecursion = misuseRecursion
+    self.misuseBadUnlock = misuseBadUnlock
+    self.waiterCount = waiterCount
+    self.pendingWriters = pendingWriters
+    self.waiters = waiters
+    self.consistency = consistency
+  }
 }
 
 /// Kernel thread states.
@@ -77,6 +116,23 @@ public struct ThreadRecord: Sendable, Codable, Equatable {
   public var switches: UInt64
   public var ops: UInt64
   public var consistency: Consistency
+
+  /// A value from all of its fields.
+  public init(
+    id: UInt64, name: String, state: ThreadState, lcpu: UInt32, blockedOn: UInt64, wakeTSC: UInt64,
+    cpuTSC: UInt64, switches: UInt64, ops: UInt64, consistency: Consistency
+  ) {
+    self.id = id
+    self.name = name
+    self.state = state
+    self.lcpu = lcpu
+    self.blockedOn = blockedOn
+    self.wakeTSC = wakeTSC
+    self.cpuTSC = cpuTSC
+    self.switches = switches
+    self.ops = ops
+    self.consistency = consistency
+  }
 }
 
 /// One lcpu's timer queue.
@@ -86,6 +142,14 @@ public struct TimerQueueRecord: Sendable, Codable, Equatable {
     public var deadlineTSC: UInt64
     /// The owning thread (0 = the kernel itself).
     public var ownerThread: UInt64
+
+    /// A value from all of its fields.
+    public init(
+      deadlineTSC: UInt64, ownerThread: UInt64
+    ) {
+      self.deadlineTSC = deadlineTSC
+      self.ownerThread = ownerThread
+    }
   }
   public var lcpu: UInt32
   public var pending: UInt32
@@ -97,6 +161,22 @@ public struct TimerQueueRecord: Sendable, Codable, Equatable {
   public var lateHistogram: [UInt64]
   public var timers: [Pending]
   public var consistency: Consistency
+
+  /// A value from all of its fields.
+  public init(
+    lcpu: UInt32, pending: UInt32, nextDeadlineTSC: UInt64, fired: UInt64, lateTotalTSC: UInt64,
+    lateMaxTSC: UInt64, lateHistogram: [UInt64], timers: [Pending], consistency: Consistency
+  ) {
+    self.lcpu = lcpu
+    self.pending = pending
+    self.nextDeadlineTSC = nextDeadlineTSC
+    self.fired = fired
+    self.lateTotalTSC = lateTotalTSC
+    self.lateMaxTSC = lateMaxTSC
+    self.lateHistogram = lateHistogram
+    self.timers = timers
+    self.consistency = consistency
+  }
 }
 
 /// The workload's self-description.
@@ -109,6 +189,20 @@ public struct WorkloadRecord: Sendable, Codable, Equatable {
   /// Operations done per lcpu.
   public var ops: [UInt64]
   public var consistency: Consistency
+
+  /// A value from all of its fields.
+  public init(
+    scenario: String, checks: UInt64, checkFailures: UInt64, expected: UInt64, observed: UInt64,
+    ops: [UInt64], consistency: Consistency
+  ) {
+    self.scenario = scenario
+    self.checks = checks
+    self.checkFailures = checkFailures
+    self.expected = expected
+    self.observed = observed
+    self.ops = ops
+    self.consistency = consistency
+  }
 }
 
 /// One buddy order.
@@ -123,6 +217,23 @@ public struct AllocOrderRecord: Sendable, Codable, Equatable {
   public var merges: UInt64
   public var failures: UInt64
   public var casRetries: UInt64
+
+  /// A value from all of its fields.
+  public init(
+    order: UInt64, blockBytes: UInt64, freeBlocks: UInt64, usedBlocks: UInt64, allocs: UInt64, frees: UInt64,
+    splits: UInt64, merges: UInt64, failures: UInt64, casRetries: UInt64
+  ) {
+    self.order = order
+    self.blockBytes = blockBytes
+    self.freeBlocks = freeBlocks
+    self.usedBlocks = usedBlocks
+    self.allocs = allocs
+    self.frees = frees
+    self.splits = splits
+    self.merges = merges
+    self.failures = failures
+    self.casRetries = casRetries
+  }
 }
 
 /// The buddy allocator.
@@ -143,6 +254,31 @@ public struct AllocatorRecord: Sendable, Codable, Equatable {
   public var lcpuFrees: [UInt64]
   public var orders: [AllocOrderRecord]
   public var consistency: Consistency
+
+  /// A value from all of its fields.
+  public init(
+    mode: String, base: UInt64, pageBytes: UInt64, pagesManaged: UInt64, pagesFree: UInt64,
+    largestFreeOrder: UInt64? = nil, churnChecks: UInt64, churnFailures: UInt64, startFreePages: UInt64,
+    heapBytesInUse: UInt64, heapAllocs: UInt64, heapFrees: UInt64, lcpuAllocs: [UInt64], lcpuFrees: [UInt64],
+    orders: [AllocOrderRecord], consistency: Consistency
+  ) {
+    self.mode = mode
+    self.base = base
+    self.pageBytes = pageBytes
+    self.pagesManaged = pagesManaged
+    self.pagesFree = pagesFree
+    self.largestFreeOrder = largestFreeOrder
+    self.churnChecks = churnChecks
+    self.churnFailures = churnFailures
+    self.startFreePages = startFreePages
+    self.heapBytesInUse = heapBytesInUse
+    self.heapAllocs = heapAllocs
+    self.heapFrees = heapFrees
+    self.lcpuAllocs = lcpuAllocs
+    self.lcpuFrees = lcpuFrees
+    self.orders = orders
+    self.consistency = consistency
+  }
 }
 
 /// Virtqueue roles.
@@ -161,6 +297,24 @@ public struct VirtioDeviceRecord: Sendable, Codable, Equatable {
   public var msix: Bool
   public var firstQueue: UInt64
   public var consistency: Consistency
+
+  /// A value from all of its fields.
+  public init(
+    name: String, pciBDF: UInt32, deviceID: UInt32, features: UInt64, queuePairs: UInt32, queues: UInt32,
+    mac: String, linkUp: Bool, msix: Bool, firstQueue: UInt64, consistency: Consistency
+  ) {
+    self.name = name
+    self.pciBDF = pciBDF
+    self.deviceID = deviceID
+    self.features = features
+    self.queuePairs = queuePairs
+    self.queues = queues
+    self.mac = mac
+    self.linkUp = linkUp
+    self.msix = msix
+    self.firstQueue = firstQueue
+    self.consistency = consistency
+  }
 }
 
 /// One virtqueue as the guest driver sees it.
@@ -186,6 +340,36 @@ public struct VirtqRecord: Sendable, Codable, Equatable {
   public var availRing: UInt64
   public var usedRing: UInt64
   public var consistency: Consistency
+
+  /// A value from all of its fields.
+  public init(
+    device: UInt32, index: UInt32, role: VirtqRole, lcpu: UInt32, size: UInt32, freeDescriptors: UInt32,
+    availIndex: UInt32, usedIndex: UInt32, lastUsed: UInt32, notificationsOff: Bool, packets: UInt64,
+    bytes: UInt64, errors: UInt64, drops: UInt64, kicks: UInt64, interrupts: UInt64, polls: UInt64,
+    descriptorTable: UInt64, availRing: UInt64, usedRing: UInt64, consistency: Consistency
+  ) {
+    self.device = device
+    self.index = index
+    self.role = role
+    self.lcpu = lcpu
+    self.size = size
+    self.freeDescriptors = freeDescriptors
+    self.availIndex = availIndex
+    self.usedIndex = usedIndex
+    self.lastUsed = lastUsed
+    self.notificationsOff = notificationsOff
+    self.packets = packets
+    self.bytes = bytes
+    self.errors = errors
+    self.drops = drops
+    self.kicks = kicks
+    self.interrupts = interrupts
+    self.polls = polls
+    self.descriptorTable = descriptorTable
+    self.availRing = availRing
+    self.usedRing = usedRing
+    self.consistency = consistency
+  }
 }
 
 /// A wait-for cycle: each thread waits for a lock the next one holds (ABBA and longer).
@@ -195,8 +379,24 @@ public struct WaitCycle: Sendable, Codable, Equatable {
     public var thread: UInt64
     public var lock: String
     public var lockAddress: UInt64
+
+    /// A value from all of its fields.
+    public init(
+      thread: UInt64, lock: String, lockAddress: UInt64
+    ) {
+      self.thread = thread
+      self.lock = lock
+      self.lockAddress = lockAddress
+    }
   }
   public var steps: [Step]
+
+  /// A value from all of its fields.
+  public init(
+    steps: [Step]
+  ) {
+    self.steps = steps
+  }
 }
 
 /// One lcpu's scheduler self-check counters (struct smptop_lcpu, ABI v3).

@@ -1,0 +1,2 @@
+/// The model types (Snapshot, records, rates) are part of Inspector's interface.
+@_exported import Model

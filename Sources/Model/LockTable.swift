@@ -1,0 +1,79 @@
+/// The lock contention table as plain text (`smptop locks`, the text snapshot): the same `LockRow`
+/// cells the dashboard's locks pane draws, most contended first, then the deadlock and misuse sentences.
+public struct LockTable: Sendable {
+  /// The rows shown, most contended first.
+  public var rows: [LockRow]
+  /// Locks left out by `top`.
+  public var omitted: Int
+  /// One sentence per wait-for cycle.
+  public var deadlocks: [String]
+  /// The misuse sentence, when any lock was misused.
+  public var misuse: String?
+
+  /// The `top` most contended locks of `snapshot` (0 = all).
+  public init(snapshot: Snapshot, rates: SnapshotRates?, top: Int, symbolize: (UInt64) -> String?) {
+    let all = LockRow.rows(snapshot, rates: rates, style: .unicode, symbolize: symbolize)
+      .sorted(by: LockRow.byContention)
+    rows = top > 0 ? Array(all.prefix(top)) : all
+    omitted = all.count - rows.count
+    let names = ThreadNames(snapshot)
+    deadlocks = snapshot.waitCycles.map { $0.sentence(names: names) }
+    misuse = snapshot.misuseSentence()
+  }
+
+  /// One column: its title, width (0 = the rest of the line), alignment and cell.
+  public struct Column: Sendable {
+    /// The header.
+    public var title: String
+    /// Width in characters; 0 for the last column, which takes what it needs.
+    public var width: Int
+    /// Left-aligned (text) or right-aligned (numbers).
+    public var left: Bool
+    /// The cell it shows.
+    public var cell: @Sendable (LockRow.Cells) -> String
+  }
+
+  /// The columns, in order (the dashboard pane's, with its titles).
+  public static let columns: [Column] = [
+    Column(title: "LOCK", width: 24, left: true) { $0.name },
+    Column(title: "KIND", width: 6, left: true) { $0.kind },
+    Column(title: "HOLDER", width: 16, left: true) { $0.holder },
+    Column(title: "HELD", width: 6, left: false) { $0.held },
+    Column(title: "ACQ/s", width: 6, left: false) { $0.acquisitions },
+    Column(title: "CONT/s", width: 7, left: false) { $0.contended },
+    Column(title: "CONT%", width: 6, left: false) { $0.contendedPercent },
+    Column(title: "WAIT", width: 6, left: false) { $0.meanWait },
+    Column(title: "WMAX", width: 6, left: false) { $0.maxWait },
+    Column(title: "HOLD", width: 6, left: false) { $0.maxHold },
+    Column(title: "WAITERS", width: 16, left: true) { $0.waiters },
+    Column(title: "MISUSE", width: 18, left: true) { $0.misuse },
+    Column(title: "TRYFAIL", width: 7, left: false) { $0.tryFailures },
+    Column(title: "ACQUIRED AT", width: 0, left: true) { $0.site },
+  ]
+
+  /// The table: a marker column (" ", "~" changing while read, "!" unreadable), then the cells; a cell
+  /// too long for its column ends in "…".
+  public var text: String {
+    func cell(_ s: String, _ width: Int, _ left: Bool) -> String {
+      guard width > 0 else { return s }
+      let cut = s.count > width ? String(s.prefix(width - 1)) + "…" : s
+      let fill = String(repeating: " ", count: max(0, width - cut.count))
+      return left ? cut + fill : fill + cut
+    }
+    func line(_ marker: String, _ cells: [String]) -> String {
+      var s = marker
+      for (i, c) in Self.columns.enumerated() {
+        s += (i == 0 ? "" : " ") + cell(cells[i], c.width, c.left)
+      }
+      while s.last == " " { s.removeLast() }
+      return s
+    }
+    var lines = [line(" ", Self.columns.map(\.title))]
+    for r in rows { lines.append(line(r.cells.marker, Self.columns.map { $0.cell(r.cells) })) }
+    if rows.isEmpty { lines.append("(the guest publishes no locks)") }
+    if omitted > 0 { lines.append("(\(omitted) more locks: smptop locks --top 0)") }
+    lines += deadlocks
+    if let misuse { lines.append(misuse) }
+    return lines.joined(separator: "\n")
+  }
+}
