@@ -75,6 +75,14 @@ struct BenchCommand: AsyncParsableCommand {
     var gdbRegisters: Int?
     var bytesPerSnapshot: Int
     var renderMicroseconds: [String: Double]?
+    /// Every thread's (and vCPU's) backtrace on top of a live snapshot, frame walks only.
+    var backtraceMicroseconds: Stats?
+    /// Threads walked per snapshot.
+    var backtraceThreads: Int?
+    /// The same with source locations, the first time (the symbolizer reads the DWARF).
+    var locatedColdMicroseconds: Double?
+    /// With source locations, cached.
+    var locatedWarmMicroseconds: Stats?
   }
 
   func run() async throws {
@@ -105,6 +113,14 @@ struct BenchCommand: AsyncParsableCommand {
       print("")
       print("-smp \(r.smp): model = \(r.bytesPerSnapshot) bytes")
       print("  live snapshot (shared RAM)            \(r.liveMicroseconds.text)   pause 0")
+      if let b = r.backtraceMicroseconds {
+        print("  + every thread's backtrace (\(r.backtraceThreads ?? 0) thr)  \(b.text)   pause 0")
+      }
+      if let cold = r.locatedColdMicroseconds, let warm = r.locatedWarmMicroseconds {
+        print(
+          "  + source lines, cached                \(warm.text)   (first ask \(String(format: "%.0f", cold)) µs)"
+        )
+      }
       print("  stopped snapshot (gdbstub), total     \(r.stoppedMicroseconds.text)")
       print("    guest pause (stop → resume)         \(r.pauseMicroseconds.text)")
       print("  stopped snapshot of a paused VM       \(r.stoppedPausedMicroseconds.text)")
@@ -145,6 +161,28 @@ struct BenchCommand: AsyncParsableCommand {
         let s = try target.liveSnapshot()
         live.append(Double(s.costNanoseconds) / 1e3)
       }
+      // Every thread's backtrace on top of a live snapshot (frame walks only; source lines
+      // are cached lookups, measured apart: cold = first ask of the symbolizer, warm = cached).
+      var backtraces: [Double] = []
+      var threadCount = 0
+      for _ in 0..<rounds {
+        var s = try target.liveSnapshot()
+        let start = monotonicNanoseconds()
+        target.addBacktraces(to: &s, locate: false)
+        backtraces.append(Double(monotonicNanoseconds() - start) / 1e3)
+        threadCount = s.threads.count
+      }
+      var locateCold: Double?
+      var locateWarm: [Double] = []
+      if (try? target.sourceLocator()) != nil {
+        for round in 0..<min(rounds, 50) {
+          var s = try target.liveSnapshot()
+          let start = monotonicNanoseconds()
+          target.addBacktraces(to: &s, locate: true)
+          let us = Double(monotonicNanoseconds() - start) / 1e3
+          if round == 0 { locateCold = us } else { locateWarm.append(us) }
+        }
+      }
       // Stopped, VM running: stop, read registers + model in one burst, resume.
       var stopped: [Double] = []
       var pause: [Double] = []
@@ -184,7 +222,9 @@ struct BenchCommand: AsyncParsableCommand {
         smp: n, liveMicroseconds: Stats(live), stoppedMicroseconds: Stats(stopped),
         pauseMicroseconds: Stats(pause),
         stoppedPausedMicroseconds: Stats(pausedWork), gdbMicroseconds: gdbStats, gdbRegisters: gdbRegisters,
-        bytesPerSnapshot: bytes, renderMicroseconds: renderTimes)
+        bytesPerSnapshot: bytes, renderMicroseconds: renderTimes, backtraceMicroseconds: Stats(backtraces),
+        backtraceThreads: threadCount, locatedColdMicroseconds: locateCold,
+        locatedWarmMicroseconds: locateWarm.isEmpty ? nil : Stats(locateWarm))
     } catch let error as TargetError {
       await target.close()
       throw CLIError(error)

@@ -26,14 +26,18 @@ struct SnapshotCommand: AsyncParsableCommand {
   @Flag(help: "Include QMP's view of every virtio queue.")
   var virtio = false
 
+  @Flag(help: "Leave out every thread's and vCPU's backtrace and the source locations.")
+  var noBacktraces = false
+
   func run() async throws {
     let t: Target
     do { t = try await Target.open(target.options) } catch { throw CLIError(error) }
-    let snap: Snapshot
+    var snap: Snapshot
     do { snap = try await t.snapshot(preferStopped: stopped, virtio: virtio ? true : nil) } catch {
       await t.close()
       throw CLIError(error)
     }
+    if !noBacktraces { t.addBacktraces(to: &snap) }
     await t.close()
     try Output.print(snap, json: json, symbolize: t.symbolize)
   }

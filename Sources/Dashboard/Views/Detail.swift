@@ -211,12 +211,26 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
   return out
 }
 
-/// The backtrace section: the fault's frames, else the caller's frame-pointer walk.
+/// The backtrace section: the fault's frames, else the caller's frame-pointer walk, each frame
+/// with its source line (`#1 Workload.swift:212 in Workload.mutexWorker()`), inlined frames
+/// marked, untrusted frames flagged and the reason the walk ended last.
 func backtraceContent(
   record: LCPURecord?, extra: DetailData?, rip: UInt64?, paused: Bool, symbolize: Symbolizer, glyphs: Glyphs,
   width: Int
 ) -> Grid {
-  var c = Canvas(width: width, glyphs: glyphs, capacity: 64)
+  var c = Canvas(width: width, glyphs: glyphs, capacity: 96)
+  if let bt = extra?.backtrace {
+    let origin =
+      switch bt.origin {
+      case .panic: " (from the panic record)"
+      case .tick: " (as of the thread's latest timer tick)"
+      case .savedContext: " (saved context)"
+      case .registers: ""
+      }
+    c.section("BACKTRACE" + origin)
+    backtraceLines(bt, into: &c, symbolize: symbolize, width: width)
+    return c.finished()
+  }
   let frames: [UInt64]?
   if let panic = record?.panic {
     c.section("BACKTRACE (from the panic record)")
@@ -235,11 +249,43 @@ func backtraceContent(
       1 + c.grid.put(("#" + String(i)).padding(toWidth: 4), x: 1, y: c.y, style: i == 0 ? .current : .dim)
     // The address goes first when space is short: the symbol is the part worth keeping.
     if width - x >= 17 + 16 { x += c.grid.put(Format.hex(address) + " ", x: x, y: c.y, style: .address) }
-    let name = symbolize(address) ?? Format.address(address)
+    let name = symbolize(i == 0 ? address : address &- 1) ?? Format.address(address)
     c.grid.put(truncateSymbol(name, to: width - x, ellipsis: glyphs.ellipsis), x: x, y: c.y, style: .symbol)
     c.y += 1
   }
   return c.finished()
+}
+
+/// The lines of a backtrace: one per source frame (an inlined frame shares its address with
+/// the frames it was inlined into, and is marked), then why the walk ended.
+func backtraceLines(_ bt: Backtrace, into c: inout Canvas, symbolize: Symbolizer, width: Int) {
+  var n = 0
+  for frame in bt.frames.prefix(32) {
+    let chain =
+      frame.location?.chain
+      ?? [
+        CodeLocation(
+          function: symbolize(frame.lookupAddress) ?? Format.address(frame.address), file: nil, line: 0)
+      ]
+    for (k, loc) in chain.enumerated() {
+      var x =
+        1 + c.grid.put(("#" + String(n)).padding(toWidth: 4), x: 1, y: c.y, style: n == 0 ? .current : .dim)
+      if width - x >= 17 + 24 {
+        x += c.grid.put(
+          (k == 0 ? Format.hex(frame.address) : String(repeating: " ", count: 16)) + " ", x: x, y: c.y,
+          style: .address)
+      }
+      var text = loc.text
+      if loc.inlined { text += " [inlined]" }
+      if !frame.trusted { text += " (untrusted: " + (frame.note ?? "?") + ")" }
+      c.grid.put(
+        truncateSymbol(text, to: width - x, ellipsis: c.glyphs.ellipsis), x: x, y: c.y,
+        style: frame.trusted ? .symbol : .warn)
+      c.y += 1
+      n += 1
+    }
+  }
+  if let stop = bt.stop { c.line("walk ended: " + stop, .dim) }
 }
 
 /// The disassembly section: instructions around RIP, the current one marked.
@@ -259,6 +305,10 @@ func disassemblyContent(
   // Show up to 8 instruction bytes when there is room, fewer on narrow screens, none on tiny ones.
   let byteCount = width >= 72 ? 8 : (width >= 56 ? 5 : 0)
   for insn in extra.disassembly.prefix(96) {
+    if let source = insn.source {
+      c.grid.put(String(c.glyphs.ellipsis) + " " + source, x: 2, y: c.y, style: .dim, maxWidth: width - 2)
+      c.y += 1
+    }
     let current = insn.address == rip
     var x = c.grid.put(current ? glyphs.pointer : " ", x: 0, y: c.y, style: .current)
     x = max(x, 1) + 1
