@@ -116,10 +116,46 @@ public enum BacktraceWalker {
     if t.recordAddress != 0, ranMeanwhile(t, read: read) {
       for i in bt.frames.indices {
         bt.frames[i].trusted = false
-        bt.frames[i].note = "the thread ran while its stack was read"
+        bt.frames[i].note = ranNote
       }
     }
     return bt
+  }
+
+  /// The note on frames of a thread that ran while its stack was read.
+  public static let ranNote = "the thread ran while its stack was read"
+
+  /// ``thread(_:vcpu:text:read:)`` for a live read: when the thread ran while its stack was
+  /// read, its record is read again (a consistent copy: even, unchanged sequence word) and the
+  /// walk repeated, up to `retries` times; the last walk is returned either way.
+  public static func liveThread(_ t: ThreadRecord, text: Range<UInt64>?, read: Reader, retries: Int = 2)
+    -> Backtrace?
+  {
+    var record = t
+    var bt = thread(record, vcpu: nil, text: text, read: read)
+    for _ in 0..<retries {
+      guard let walked = bt, walked.frames.contains(where: { $0.note == ranNote }),
+        let fresh = reread(record, read: read)
+      else { break }
+      record = fresh
+      bt = thread(record, vcpu: nil, text: text, read: read)
+    }
+    return bt
+  }
+
+  /// A fresh consistent copy of a thread record from guest memory, nil when it is being written.
+  static func reread(_ t: ThreadRecord, read: Reader) -> ThreadRecord? {
+    let size = MemoryLayout<smptop_thread>.size
+    guard t.recordAddress != 0, let bytes = read(t.recordAddress, size), bytes.count == size else {
+      return nil
+    }
+    let seq = le64(bytes, 0)
+    guard seq & 1 == 0, let again = read(t.recordAddress, 8), again.count == 8, le64(again, 0) == seq else {
+      return nil
+    }
+    var fresh = ABIDecoder.thread(bytes, consistency: .consistent)
+    fresh.recordAddress = t.recordAddress
+    return fresh
   }
 
   /// Whether a switched-out thread was switched in since its record was read (its saved stack

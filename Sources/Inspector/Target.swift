@@ -331,8 +331,11 @@ public final class Target {
     }
     for i in snap.threads.indices {
       let t = snap.threads[i]
-      let vcpu = t.state == .running ? vcpuOfThread[t.id] : nil
-      snap.threads[i].backtrace = BacktraceWalker.thread(t, vcpu: vcpu, text: text, read: read)
+      if t.state == .running, let vcpu = vcpuOfThread[t.id] {
+        snap.threads[i].backtrace = BacktraceWalker.thread(t, vcpu: vcpu, text: text, read: read)
+      } else {
+        snap.threads[i].backtrace = BacktraceWalker.liveThread(t, text: text, read: read)
+      }
     }
     if var vcpus = snap.vcpus {
       for i in vcpus.indices {

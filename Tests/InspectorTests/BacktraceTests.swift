@@ -175,6 +175,29 @@ struct BacktraceTests {
     #expect(outside.frames.isEmpty && outside.stop?.contains("outside the stack") == true)
   }
 
+  @Test func aLiveWalkReadsTheRecordAgainWhenTheThreadRanAndWalksAgain() throws {
+    let (t, saved) = Self.savedThread()
+    var m = saved
+    // The guest's record now: switched once more, same saved context (a consistent copy).
+    var raw = smptop_thread()
+    raw.seq = 10
+    raw.id = 3
+    raw.state = UInt32(SMPTOP_THREAD_SLEEPING.rawValue)
+    raw.switches = 8
+    raw.stack_bottom = Self.stack.lowerBound
+    raw.stack_top = Self.stack.upperBound
+    raw.saved_rsp = t.savedRSP
+    let bytes = withUnsafeBytes(of: raw) { Array($0) }
+    for (i, b) in bytes.enumerated() { m.bytes[t.recordAddress + UInt64(i)] = b }
+    let bt = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: m.read))
+    #expect(bt.frames.map(\.address) == [0x10_0AAA, 0x10_1234, 0x10_2345, 0x10_3456])
+    #expect(bt.frames.allSatisfy { $0.trusted }, "the second walk matched the fresh record")
+    // A record being written (odd sequence word) is not taken: the first walk's marks stay.
+    m.bytes[t.recordAddress] = 11
+    let torn = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: m.read))
+    #expect(torn.frames.allSatisfy { !$0.trusted })
+  }
+
   @Test func aRunningThreadLiveIsWalkedFromItsLatestTick() throws {
     var (t, m) = Self.savedThread()
     t.state = .running
