@@ -264,11 +264,22 @@ public final class Target {
   /// The source location of `address` through the kernel's source lines, or the ELF symbol
   /// alone (System.map guests, no `llvm-symbolizer`); nil when nothing is known.
   public func location(of address: UInt64) -> CodeLocation? {
-    if let locator = try? sourceLocator() { return Self.location(of: address, locator: locator) }
-    return symbols?.lookup(address).map {
-      CodeLocation(function: Self.displayName($0.name), file: nil, line: 0)
+    if let hit = locationCache[address] { return hit }
+    let found: CodeLocation?
+    if let locator = try? sourceLocator() {
+      found = Self.location(of: address, locator: locator)
+    } else {
+      found = symbols?.lookup(address).map {
+        CodeLocation(function: Self.displayName($0.name), file: nil, line: 0)
+      }
     }
+    if locationCache.count >= 16384 { locationCache.removeAll(keepingCapacity: true) }
+    locationCache[address] = found
+    return found
   }
+
+  /// Source locations already worked out (demangled names included), by address.
+  private var locationCache: [UInt64: CodeLocation?] = [:]
 
   /// Whether the instruction that ends right before `address` is a call (`call rel32`, or
   /// `call` through a register or memory operand), read from the ELF's code.
@@ -369,7 +380,8 @@ public final class Target {
     for t in snap.threads { for f in t.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
     for v in snap.vcpus ?? [] { for f in v.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
     for l in snap.locks where l.acquireSite != 0 { addresses.insert(l.acquireSite - 1) }
-    if let locator = try? sourceLocator() { _ = locator.frames(at: Array(addresses)) }
+    let missing = addresses.filter { locationCache[$0] == nil }
+    if !missing.isEmpty, let locator = try? sourceLocator() { _ = locator.frames(at: Array(missing)) }
     func locateFrames(_ bt: inout Backtrace?) {
       guard var b = bt else { return }
       for j in b.frames.indices { b.frames[j].location = location(of: b.frames[j].lookupAddress) }

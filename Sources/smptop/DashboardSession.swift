@@ -170,6 +170,8 @@ enum DashboardSession {
         }
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
         let detailStart = monotonicNanoseconds()
+        // The detail view shows where every thread of its lcpu is.
+        if detailLCPU != nil { target.addBacktraces(to: &snap) }
         let detail = detailLCPU.map {
           makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler)
         }

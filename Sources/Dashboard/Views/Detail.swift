@@ -194,6 +194,7 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
         }
         if !t.consistency.isConsistent { s.add(" (read while changing)", .warn, priority: 1) }
         bottom.line(s, indent: 1)
+        if let bt = t.backtrace { threadWhere(bt, into: &bottom, symbolize: symbolize) }
       }
       if threads.count > 32 { bottom.line("+\(threads.count - 32) more threads", .dim) }
     }
@@ -286,6 +287,35 @@ func backtraceLines(_ bt: Backtrace, into c: inout Canvas, symbolize: Symbolizer
     }
   }
   if let stop = bt.stop { c.line("walk ended: " + stop, .dim) }
+}
+
+/// Where a thread is, under its row: one line per source frame (up to 8), innermost first,
+/// `File.swift:LINE in function`, inlined frames marked, untrusted ones flagged.
+func threadWhere(_ bt: Backtrace, into c: inout Canvas, symbolize: Symbolizer) {
+  var shown = 0
+  let origin =
+    switch bt.origin {
+    case .tick: " (at its latest tick)"
+    case .registers: " (registers)"
+    default: ""
+    }
+  for frame in bt.frames {
+    let chain =
+      frame.location?.chain
+      ?? [
+        CodeLocation(
+          function: symbolize(frame.lookupAddress) ?? Format.address(frame.address), file: nil, line: 0)
+      ]
+    for loc in chain {
+      guard shown < 8 else { break }
+      var text = (shown == 0 ? "at " : "   ") + loc.text + (loc.inlined ? " [inlined]" : "")
+      if shown == 0 { text += origin }
+      if !frame.trusted { text += " (untrusted: " + (frame.note ?? "?") + ")" }
+      c.line(text, frame.trusted ? .symbol : .warn, indent: 8)
+      shown += 1
+    }
+  }
+  if let stop = bt.stop { c.line("walk ended: " + stop, .dim, indent: 8) }
 }
 
 /// The disassembly section: instructions around RIP, the current one marked.
