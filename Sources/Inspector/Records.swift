@@ -104,6 +104,36 @@ public struct ThreadRecord: Sendable, Codable, Equatable {
   }
 }
 
+extension ThreadRecord {
+  private enum Keys: String, CodingKey {
+    case id, name, state, lcpu, blockedOn, wakeTSC, cpuTSC, switches, ops, consistency, recordAddress
+    case stackBottom, stackTop, savedRSP, tickRIP, tickRBP, tickRSP, tickTSC, backtrace
+  }
+
+  /// Decodes the JSON `encode(to:)` writes; the fields ABI v4 added may be absent (older JSON).
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: Keys.self)
+    self.init(
+      id: try c.decode(UInt64.self, forKey: .id), name: try c.decode(String.self, forKey: .name),
+      state: try c.decode(ThreadState.self, forKey: .state), lcpu: try c.decode(UInt32.self, forKey: .lcpu),
+      blockedOn: try c.decode(UInt64.self, forKey: .blockedOn),
+      wakeTSC: try c.decode(UInt64.self, forKey: .wakeTSC),
+      cpuTSC: try c.decode(UInt64.self, forKey: .cpuTSC),
+      switches: try c.decode(UInt64.self, forKey: .switches),
+      ops: try c.decode(UInt64.self, forKey: .ops),
+      consistency: try c.decode(Consistency.self, forKey: .consistency),
+      recordAddress: try c.decodeIfPresent(UInt64.self, forKey: .recordAddress) ?? 0,
+      stackBottom: try c.decodeIfPresent(UInt64.self, forKey: .stackBottom) ?? 0,
+      stackTop: try c.decodeIfPresent(UInt64.self, forKey: .stackTop) ?? 0,
+      savedRSP: try c.decodeIfPresent(UInt64.self, forKey: .savedRSP) ?? 0,
+      tickRIP: try c.decodeIfPresent(UInt64.self, forKey: .tickRIP) ?? 0,
+      tickRBP: try c.decodeIfPresent(UInt64.self, forKey: .tickRBP) ?? 0,
+      tickRSP: try c.decodeIfPresent(UInt64.self, forKey: .tickRSP) ?? 0,
+      tickTSC: try c.decodeIfPresent(UInt64.self, forKey: .tickTSC) ?? 0,
+      backtrace: try c.decodeIfPresent(Backtrace.self, forKey: .backtrace))
+  }
+}
+
 /// A code address in source terms: function, file and line, and the functions it was inlined into.
 public struct CodeLocation: Sendable, Codable, Equatable, Hashable {
   /// The function's display name (demangled), or its symbol without debug information.

@@ -250,7 +250,7 @@ func backtraceContent(
       1 + c.grid.put(("#" + String(i)).padding(toWidth: 4), x: 1, y: c.y, style: i == 0 ? .current : .dim)
     // The address goes first when space is short: the symbol is the part worth keeping.
     if width - x >= 17 + 16 { x += c.grid.put(Format.hex(address) + " ", x: x, y: c.y, style: .address) }
-    let name = symbolize(i == 0 ? address : address &- 1) ?? Format.address(address)
+    let name = symbolize(address) ?? Format.address(address)
     c.grid.put(truncateSymbol(name, to: width - x, ellipsis: glyphs.ellipsis), x: x, y: c.y, style: .symbol)
     c.y += 1
   }
