@@ -209,6 +209,11 @@ public final class Target {
     return cachedSymbolizer?(address)
   }
 
+  /// `symbol+0x1a` for an address (no source line): the `symbol` field of records.
+  public func symbolName(_ address: UInt64) -> String? {
+    Self.shortName(symbols, address)
+  }
+
   /// The symbolizer `symbolize(_:)` uses, made on first use.
   private var cachedSymbolizer: (@Sendable (UInt64) -> String?)?
 
@@ -530,7 +535,7 @@ public final class Target {
         return VCPUState.Register(name: pair.register.name, value: value)
       }
       let rip = set.uint64("rip") ?? set.uint64("pc")
-      return VCPUState(index: index, halted: halted, registers: registers, symbol: rip.flatMap(symbolize))
+      return VCPUState(index: index, halted: halted, registers: registers, symbol: rip.flatMap(symbolName))
     }
     snapshot.timeNanoseconds = start
     snapshot.pauseNanoseconds = wasRunning ? end - pauseStart : 0
@@ -642,7 +647,8 @@ public final class Target {
       let startRIP = try readRIP(gdb, thread)
       let startLine = locator.location(at: startRIP)
       let from = StepRecord(
-        vcpu: vcpu, rip: startRIP, symbol: symbolize(startRIP), location: startLine.hasLine ? startLine : nil)
+        vcpu: vcpu, rip: startRIP, symbol: symbolName(startRIP), location: startLine.hasLine ? startLine : nil
+      )
       var last = from
       for n in 1...max(1, limit) {
         var record = try stepInstruction(gdb, thread, vcpu: vcpu, rip: last.rip, first: n == 1)
@@ -711,7 +717,7 @@ public final class Target {
       try gdb.step(thread: thread, mode: .forceMasked)
     }
     let after = try readRIP(gdb, thread)
-    return StepRecord(vcpu: vcpu, rip: after, symbol: symbolize(after), woke: wake)
+    return StepRecord(vcpu: vcpu, rip: after, symbol: symbolName(after), woke: wake)
   }
 
   /// The vCPU's RIP.

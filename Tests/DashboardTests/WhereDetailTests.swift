@@ -79,4 +79,44 @@ import Testing
     #expect(screen.contains("at Mutex.swift:27 in Mutex.lock() [inlined]"))
     #expect(screen.contains("Workload.swift:212 in Workload.mutexWorker()"))
   }
+
+  @Test func tOpensTheThreadsViewFromAnyPaneAndEscapeClosesIt() throws {
+    var state = DashboardState()
+    state.pane = .locks
+    let (opened, reaction) = reduce(state, .toggleThreads)
+    #expect(opened.threadsView && opened.pane == .lcpus && opened.detail != nil)
+    #expect(reaction.contains(.openDetail), "the sampler starts reading backtraces")
+    let closed = reduce(opened, .escape).0
+    #expect(!closed.threadsView && closed.detail == nil)
+    #expect(!reduce(opened, .toggleThreads).0.threadsView)
+    #expect(action(for: .character("T"), in: DashboardState()) == .toggleThreads)
+  }
+
+  @Test func theThreadsViewListsEveryThreadWithWhereItIsAndWhatItWaitsOn() throws {
+    var (snap, _) = try Fixtures.fourLCPUs(stopped: true)
+    let backtrace = String(decoding: try JSONEncoder().encode(Self.backtrace()), as: UTF8.self)
+    func thread(_ id: Int, _ name: String, lcpu: Int, state: String, on: Int) throws -> ThreadRecord {
+      let json = """
+        {"id": \(id), "name": "\(name)", "state": "\(state)", "lcpu": \(lcpu), "blockedOn": \(on), "wakeTSC": 0,
+         "cpuTSC": 0, "switches": 1, "ops": 0, "consistency": {"state": "consistent"}, "backtrace": \(backtrace)}
+        """
+      return try JSONDecoder().decode(ThreadRecord.self, from: Data(json.utf8))
+    }
+    snap.threads = [
+      try thread(7, "mutex.1", lcpu: 1, state: "blocked-lock", on: 0x4321),
+      try thread(9, "sleeper.2", lcpu: 2, state: "sleeping", on: 0),
+    ]
+    var state = DashboardState()
+    state = reduce(state, .toggleThreads).0
+    let data = DashboardData(snapshot: snap, target: Fixtures.target)
+    let first = renderFrame(state: state, data: data, symbolize: Fixtures.symbolize, width: 120, height: 60)
+    state = reduce(state, .sync(first.layout)).0
+    let screen = renderFrame(state: state, data: data, symbolize: Fixtures.symbolize, width: 120, height: 60)
+      .grid.text
+    #expect(screen.contains("THREADS"))
+    #expect(screen.contains("LCPU 1") && screen.contains("LCPU 2"))
+    #expect(screen.contains("mutex.1") && screen.contains("sleeper.2"))
+    #expect(screen.contains("on 0x4321") || screen.contains("on 0000000000004321") || screen.contains("4321"))
+    #expect(screen.contains("at Mutex.swift:27 in Mutex.lock() [inlined]"))
+  }
 }
