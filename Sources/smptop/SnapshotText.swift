@@ -120,7 +120,10 @@ enum SnapshotText {
       // Where the waiting threads wait: their innermost source frames (backtraces, when taken).
       for t in snap.threads where t.blockedOn != 0 {
         guard let bt = t.backtrace else { continue }
+        // The scheduler and interrupt plumbing every waiting thread shares is left out.
+        let plumbing = ["Sched.schedule()", "Sched.interruptExit()", "isr_dispatch", "isr_common"]
         let chain = bt.frames.flatMap { f in f.location?.chain.filter { $0.line > 0 } ?? [] }
+          .drop { plumbing.contains($0.function) }
         guard !chain.isEmpty else { continue }
         let trusted = bt.frames.allSatisfy(\.trusted) ? "" : " (untrusted)"
         out.append(
