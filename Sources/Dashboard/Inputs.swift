@@ -33,6 +33,9 @@ public struct DisassemblyLine: Sendable, Equatable, Codable {
   public var mnemonic: String
   /// "rbp, rsp".
   public var operands: String
+  /// The source line this instruction starts, when it differs from the previous one's
+  /// (`Mutex.swift:27 in Mutex.lock()`); the detail view prints it above the instruction.
+  public var source: String? = nil
 
   /// Creates a line.
   public init(address: UInt64, bytes: [UInt8], mnemonic: String, operands: String) {
@@ -55,6 +58,8 @@ public struct DetailData: Sendable, Equatable, Codable {
   public var rip: UInt64?
   /// Why something is missing ("code at RIP is not in guest RAM").
   public var note: String?
+  /// The frame-pointer walk with source locations (it supersedes `frames` when set).
+  public var backtrace: Backtrace? = nil
 
   /// Creates detail data.
   public init(

@@ -86,6 +86,8 @@ public enum Action: Sendable, Equatable {
   case step
   /// Step the detail view's lcpu until its source line changes.
   case stepLine
+  /// Open (or close) the threads view: where every thread is.
+  case toggleThreads
   /// Let the VM run.
   case continueVM
   /// Refresh more often.
@@ -175,6 +177,7 @@ public func action(for key: Key, in state: DashboardState) -> Action? {
   case .character("I"): return .invertSort
   case .function(7), .character("s"): return .step
   case .character("n"): return state.detail == nil ? nil : .stepLine
+  case .character("T"): return .toggleThreads
   case .function(8), .character("c"): return .continueVM
   case .character("+"), .character("="): return .slower
   case .character("-"), .character("_"): return .faster

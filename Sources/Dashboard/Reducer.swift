@@ -23,6 +23,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     } else if s.detail != nil {
       s.detail = nil
       s.detailScroll = 0
+      s.threadsView = false
     } else if !s.filter.isEmpty {
       s.filter = ""
     } else {
@@ -41,6 +42,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     }
     s.detail = nil
     s.detailScroll = 0
+    s.threadsView = false
     s.helpVisible = false
     return (s, .redraw)
 
@@ -136,6 +138,19 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     s.vmPaused = true
     s.statusMessage = "stepping lcpu \(target)..."
     return (s, [.redraw, .stepSelected])
+  case .toggleThreads:
+    if s.threadsView {
+      s.threadsView = false
+      s.detail = nil
+      s.detailScroll = 0
+      return (s, .redraw)
+    }
+    // The view lives in the lcpus pane's detail area (it scrolls like the detail view).
+    if s.pane != .lcpus { s.pane = .lcpus }
+    s.threadsView = true
+    s.detail = s.detail ?? s.current.selectedID ?? s.layout.rowIDs.first ?? 0
+    s.detailScroll = 0
+    return (s, [.redraw, .openDetail])
   case .stepLine:
     guard let target = s.detail else { return (s, []) }
     s.vmPaused = true

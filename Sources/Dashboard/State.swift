@@ -193,6 +193,8 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var detail: Int?
   /// The first visible line of the detail view.
   public var detailScroll: Int = 0
+  /// The threads view (T) is open in the detail area: every thread and where it is.
+  public var threadsView: Bool = false
   /// The colour scheme.
   public var colorScheme: ColorSchemeName = .standard
   /// The characters the terminal can show.

@@ -80,7 +80,9 @@ extension ABIDecoder {
       }
     return ThreadRecord(
       id: r.id, name: text(r.name), state: state, lcpu: r.lcpu, blockedOn: r.blocked_on, wakeTSC: r.wake_tsc,
-      cpuTSC: r.cpu_tsc, switches: r.switches, ops: r.ops, consistency: consistency)
+      cpuTSC: r.cpu_tsc, switches: r.switches, ops: r.ops, consistency: consistency,
+      stackBottom: r.stack_bottom, stackTop: r.stack_top, savedRSP: r.saved_rsp, tickRIP: r.tick_rip,
+      tickRBP: r.tick_rbp, tickRSP: r.tick_rsp, tickTSC: r.tick_tsc)
   }
 
   /// A timer-queue record.

@@ -193,7 +193,8 @@ public final class SnapshotEngine {
       words: words, problems: &problems)
     snap.threads = records(SMPTOP_TABLE_THREAD.rawValue).compactMap { r in
       guard !r.bytes.isEmpty else { return nil }
-      let t = ABIDecoder.thread(r.bytes, at: r.offset, consistency: r.consistency)
+      var t = ABIDecoder.thread(r.bytes, at: r.offset, consistency: r.consistency)
+      t.recordAddress = r.address
       return t.state == .free ? nil : t
     }
     snap.timerQueues = records(SMPTOP_TABLE_TIMERQ.rawValue).compactMap { r in

@@ -201,18 +201,50 @@ public final class Target {
   /// True when the guest publishes the inspection ABI (its ELF has `smptop_root`).
   public var speaksABI: Bool { rootAddress != nil }
 
-  /// `symbol+0x1a` for an address, Swift names demangled and shortened for display.
+  /// An address as text: `File.swift:27 in Mutex.lock()` when the kernel has DWARF (a return
+  /// address names the line of its call), else `symbol+0x1a`; Swift names demangled and
+  /// shortened for display.
   public func symbolize(_ address: UInt64) -> String? {
-    Self.symbolizer(symbols)(address)
+    if cachedSymbolizer == nil {
+      cachedSymbolizer = Self.symbolizer(symbols, locator: try? sourceLocator(), elf: elf)
+    }
+    return cachedSymbolizer?(address)
   }
 
-  /// A thread-safe symbolizer over `symbols` (for the UI thread).
-  public static func symbolizer(_ symbols: (any SymbolLookup)?) -> @Sendable (UInt64) -> String? {
+  /// `symbol+0x1a` for an address (no source line): the `symbol` field of records.
+  public func symbolName(_ address: UInt64) -> String? {
+    Self.shortName(symbols, address)
+  }
+
+  /// The symbolizer `symbolize(_:)` uses, made on first use.
+  private var cachedSymbolizer: (@Sendable (UInt64) -> String?)?
+
+  /// A thread-safe symbolizer for this target's kernel, with source lines when it has DWARF.
+  public func makeSymbolizer() -> @Sendable (UInt64) -> String? {
+    Self.symbolizer(symbols, locator: try? sourceLocator(), elf: elf)
+  }
+
+  /// A thread-safe symbolizer over `symbols` and, when given, the kernel's source lines (for
+  /// the UI thread): every place that shows an address as text goes through this.
+  ///
+  /// With a locator the text is `File.swift:LINE in function` (the innermost frame with a line;
+  /// an inlined function is marked `[inlined]`). An address right after a call instruction is
+  /// taken for a return address (acquire sites, backtrace frames) and named by the call's line.
+  /// Without DWARF for the address it falls back to `symbol+0x1a`.
+  public static func symbolizer(
+    _ symbols: (any SymbolLookup)?, locator: SourceLocator? = nil, elf: ELFFile? = nil
+  ) -> @Sendable (UInt64) -> String? {
     // The dashboard asks for the same addresses every frame: remember the answers.
     let cache = Mutex<[UInt64: String?]>([:])
     return { address in
       if let hit = cache.withLock({ $0[address] }) { return hit }
-      let name = shortName(symbols, address)
+      var name = shortName(symbols, address)
+      if let locator {
+        let lookup = elf.map { isAfterCall(address, in: $0) } == true ? address - 1 : address
+        if let location = location(of: lookup, locator: locator), location.shortFileLine != nil {
+          name = location.text + (location.inlined ? " [inlined]" : "")
+        }
+      }
       cache.withLock { c in
         if c.count >= 8192 { c.removeAll(keepingCapacity: true) }
         c[address] = name
@@ -221,16 +253,163 @@ public final class Target {
     }
   }
 
-  /// The display form of the symbol at `address`.
-  private static func shortName(_ symbols: (any SymbolLookup)?, _ address: UInt64) -> String? {
-    guard let match = symbols?.lookup(address) else { return nil }
-    var name = SwiftDemangler.shared.simplifiedName(match.name)
+  /// The source location of `address` (innermost frame first, the functions it was inlined
+  /// into after it), or the symbol alone without DWARF for it; nil when nothing is known.
+  public static func location(of address: UInt64, locator: SourceLocator) -> CodeLocation? {
+    let frames = locator.frames(at: address)
+    guard let first = frames.first, !first.function.hasPrefix("0x") else { return nil }
+    let chain = frames.map { f in
+      CodeLocation(
+        function: displayName(f.function), file: f.hasLine ? f.file : nil, line: f.hasLine ? f.line : 0,
+        inlined: f.isInlined)
+    }
+    var head = chain[0]
+    head.inlinedInto = Array(chain.dropFirst())
+    return head
+  }
+
+  /// The source location of `address` through the kernel's source lines, or the ELF symbol
+  /// alone (System.map guests, no `llvm-symbolizer`); nil when nothing is known.
+  public func location(of address: UInt64) -> CodeLocation? {
+    if let hit = locationCache[address] { return hit }
+    let found: CodeLocation?
+    if let locator = try? sourceLocator() {
+      found = Self.location(of: address, locator: locator)
+    } else {
+      found = symbols?.lookup(address).map {
+        CodeLocation(function: Self.displayName($0.name), file: nil, line: 0)
+      }
+    }
+    if locationCache.count >= 16384 { locationCache.removeAll(keepingCapacity: true) }
+    locationCache[address] = found
+    return found
+  }
+
+  /// Source locations already worked out (demangled names included), by address.
+  private var locationCache: [UInt64: CodeLocation?] = [:]
+
+  /// Whether the instruction that ends right before `address` is a call (`call rel32`, or
+  /// `call` through a register or memory operand), read from the ELF's code.
+  static func isAfterCall(_ address: UInt64, in elf: ELFFile) -> Bool {
+    guard address >= 7, let b = try? elf.bytes(atVirtualAddress: address - 7, count: 7), b.count == 7 else {
+      return false
+    }
+    if b[2] == 0xE8 { return true }  // call rel32
+    // FF /2: call r/m64, with ModRM at b[i] and the instruction ending at `address`.
+    func ffCall(_ op: Int) -> Bool {
+      guard b[op] == 0xFF else { return false }
+      let modrm = b[op + 1]
+      guard (modrm >> 3) & 7 == 2 else { return false }
+      let mod = modrm >> 6
+      let rm = modrm & 7
+      var length = 2
+      if mod != 3 && rm == 4 { length += 1 }  // SIB
+      if mod == 1 { length += 1 } else if mod == 2 || (mod == 0 && rm == 5) { length += 4 }
+      return op + length == 7
+    }
+    return (0..<6).contains { ffCall($0) }
+  }
+
+  /// The display form of a function's symbol: demangled, shortened, without optimizer
+  /// annotations and the module prefix.
+  public static func displayName(_ symbol: String) -> String {
+    var name = SwiftDemangler.shared.simplifiedName(symbol)
     // Optimizer annotations say nothing to a kernel engineer reading a RIP column.
     for prefix in ["specialized ", "merged ", "outlined ", "static "] {
       while name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
     }
     if name.hasPrefix("Kernel.") { name.removeFirst("Kernel.".count) }
+    return name
+  }
+
+  /// The display form of the symbol at `address`.
+  private static func shortName(_ symbols: (any SymbolLookup)?, _ address: UInt64) -> String? {
+    guard let match = symbols?.lookup(address) else { return nil }
+    let name = displayName(match.name)
     return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
+  }
+
+  // MARK: Where: backtraces and source locations
+
+  /// Adds where everything is to a snapshot: every thread's backtrace (walked within its own
+  /// stack, see ``BacktraceWalker/thread(_:vcpu:text:read:)``), each stopped vCPU's backtrace,
+  /// and, with `locate`, the source location of every frame, lock acquire site and panic frame.
+  ///
+  /// Reads guest memory from shared RAM (no pause) or, without it, through the gdbstub while
+  /// the VM is stopped.
+  public func addBacktraces(to snap: inout Snapshot, locate: Bool = true) {
+    let read: BacktraceWalker.Reader = { address, count in self.readMemory(address, count: count) }
+    let text = snap.guest.flatMap { $0.textStart < $0.textEnd ? $0.textStart..<$0.textEnd : nil }
+    // Which vCPU runs which thread (a stopped snapshot has registers).
+    var vcpuOfThread: [UInt64: VCPUState] = [:]
+    for lcpu in snap.lcpus where lcpu.currentThread != 0 {
+      if let vcpu = snap.vcpus?.first(where: { $0.index == Int(lcpu.apicID) }), !vcpu.registers.isEmpty {
+        vcpuOfThread[lcpu.currentThread] = vcpu
+      }
+    }
+    for i in snap.threads.indices {
+      let t = snap.threads[i]
+      if t.state == .running, let vcpu = vcpuOfThread[t.id] {
+        snap.threads[i].backtrace = BacktraceWalker.thread(t, vcpu: vcpu, text: text, read: read)
+      } else {
+        snap.threads[i].backtrace = BacktraceWalker.liveThread(t, text: text, read: read)
+      }
+    }
+    if var vcpus = snap.vcpus {
+      for i in vcpus.indices {
+        let v = vcpus[i]
+        guard let rip = v.value(of: "rip"), let rbp = v.value(of: "rbp") else { continue }
+        let rsp = v.value(of: "rsp")
+        let lcpu = snap.lcpus.first { Int($0.apicID) == v.index }
+        // The stack it runs on: the current thread's, else its lcpu's own (idle context).
+        var stacks: [Range<UInt64>] = []
+        if let lcpu, let t = snap.threads.first(where: { $0.id == lcpu.currentThread && $0.id != 0 }),
+          t.stackBottom < t.stackTop
+        {
+          stacks.append(t.stackBottom..<t.stackTop)
+        }
+        if let lcpu, lcpu.stackBottom < lcpu.stackTop { stacks.append(lcpu.stackBottom..<lcpu.stackTop) }
+        let stack = rsp.flatMap { r in stacks.first { $0.contains(r) } }
+        if let stack {
+          vcpus[i].backtrace = BacktraceWalker.walk(
+            origin: .registers, pc: rip, rbp: rbp, rsp: rsp, stack: stack, text: text, read: read)
+        } else {
+          vcpus[i].backtrace = Backtrace(
+            origin: .registers, frames: [BacktraceFrame(address: rip, isReturnAddress: false)],
+            stop: "the stack pointer is in no known stack (thread or lcpu)")
+        }
+      }
+      snap.vcpus = vcpus
+    }
+    guard locate else { return }
+    // Locations: one batch for every address not cached yet.
+    var addresses = Set<UInt64>()
+    for t in snap.threads { for f in t.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
+    for v in snap.vcpus ?? [] { for f in v.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
+    for l in snap.locks where l.acquireSite != 0 { addresses.insert(l.acquireSite - 1) }
+    let missing = addresses.filter { locationCache[$0] == nil }
+    if !missing.isEmpty, let locator = try? sourceLocator() { _ = locator.frames(at: Array(missing)) }
+    func locateFrames(_ bt: inout Backtrace?) {
+      guard var b = bt else { return }
+      for j in b.frames.indices { b.frames[j].location = location(of: b.frames[j].lookupAddress) }
+      bt = b
+    }
+    for i in snap.threads.indices { locateFrames(&snap.threads[i].backtrace) }
+    if snap.vcpus != nil {
+      for i in snap.vcpus!.indices { locateFrames(&snap.vcpus![i].backtrace) }
+    }
+    for i in snap.locks.indices where snap.locks[i].acquireSite != 0 {
+      snap.locks[i].acquireSiteLocation = location(of: snap.locks[i].acquireSite - 1)
+    }
+    for i in snap.lcpus.indices {
+      guard let panic = snap.lcpus[i].panic else { continue }
+      var bt: Backtrace? = Backtrace(
+        origin: .panic,
+        frames: [BacktraceFrame(address: panic.rip, isReturnAddress: false)]
+          + panic.backtrace.map { BacktraceFrame(address: $0, isReturnAddress: true) })
+      locateFrames(&bt)
+      snap.lcpus[i].panic?.frames = bt
+    }
   }
 
   /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub
@@ -429,7 +608,7 @@ public final class Target {
         return VCPUState.Register(name: pair.register.name, value: value)
       }
       let rip = set.uint64("rip") ?? set.uint64("pc")
-      return VCPUState(index: index, halted: halted, registers: registers, symbol: rip.flatMap(symbolize))
+      return VCPUState(index: index, halted: halted, registers: registers, symbol: rip.flatMap(symbolName))
     }
     snapshot.timeNanoseconds = start
     snapshot.pauseNanoseconds = wasRunning ? end - pauseStart : 0
@@ -541,7 +720,8 @@ public final class Target {
       let startRIP = try readRIP(gdb, thread)
       let startLine = locator.location(at: startRIP)
       let from = StepRecord(
-        vcpu: vcpu, rip: startRIP, symbol: symbolize(startRIP), location: startLine.hasLine ? startLine : nil)
+        vcpu: vcpu, rip: startRIP, symbol: symbolName(startRIP), location: startLine.hasLine ? startLine : nil
+      )
       var last = from
       for n in 1...max(1, limit) {
         var record = try stepInstruction(gdb, thread, vcpu: vcpu, rip: last.rip, first: n == 1)
@@ -610,7 +790,7 @@ public final class Target {
       try gdb.step(thread: thread, mode: .forceMasked)
     }
     let after = try readRIP(gdb, thread)
-    return StepRecord(vcpu: vcpu, rip: after, symbol: symbolize(after), woke: wake)
+    return StepRecord(vcpu: vcpu, rip: after, symbol: symbolName(after), woke: wake)
   }
 
   /// The vCPU's RIP.
@@ -621,18 +801,26 @@ public final class Target {
     return rip
   }
 
-  /// The kernel's source-line reader, started on first use.
+  /// Why the source-line reader could not start (it is not tried again).
+  private var lineReaderError: TargetError?
+
+  /// The kernel's source-line reader, started on first use (one `llvm-symbolizer` process).
   public func sourceLocator() throws(TargetError) -> SourceLocator {
     if let lineReader { return lineReader }
+    if let lineReaderError { throw lineReaderError }
     guard let path = options.kernel else {
-      throw TargetError(.symbols, "source lines need the kernel ELF: give --kernel PATH")
+      let error = TargetError(.symbols, "source lines need the kernel ELF: give --kernel PATH")
+      lineReaderError = error
+      throw error
     }
     do {
       let locator = try SourceLocator(elfPath: path, symbols: elf)
       lineReader = locator
       return locator
     } catch {
-      throw TargetError(.symbols, "cannot read source lines of \(path): \(error)")
+      let failure = TargetError(.symbols, "cannot read source lines of \(path): \(error)")
+      lineReaderError = failure
+      throw failure
     }
   }
 

@@ -118,10 +118,12 @@
       for i in 0..<6 { frame[i] = 0 }
       frame[6] = kthread_start_address()
       frame[7] = 0
-      t.pointee.rsp = top - 8 * 8
       // Record.
       abi_seq_begin(&r.pointee.seq)
       r.pointee.id = id
+      r.pointee.stack_bottom = t.pointee.stack_base
+      r.pointee.stack_top = top
+      r.pointee.saved_rsp = top - 8 * 8
       let n = kthread_record_name(r)
       var k = 0
       name.withUTF8Buffer { b in
@@ -198,6 +200,8 @@
         r.pointee.cpu_tsc &+= now &- s.pointee.slice_start
         abi_seq_end(&r.pointee.seq)
       }
+      // The context to switch to; a thread's saved_rsp reads 0 while it runs.
+      var target = s.pointee.idle_rsp
       if next != 0 {
         let r = record(next)
         abi_seq_begin(&r.pointee.seq)
@@ -205,6 +209,8 @@
         r.pointee.blocked_on = 0
         r.pointee.wake_tsc = 0
         r.pointee.switches &+= 1
+        target = r.pointee.saved_rsp
+        r.pointee.saved_rsp = 0
         abi_seq_end(&r.pointee.seq)
       }
       s.pointee.slice_start = now
@@ -227,9 +233,9 @@
         let t = thread(cur)
         t.pointee.saved_busy_depth = busy
         t.pointee.saved_irq_depth = irq
-        save = withUnsafeMutablePointer(to: &t.pointee.rsp) { $0 }
+        let r = record(cur)
+        save = withUnsafeMutablePointer(to: &r.pointee.saved_rsp) { $0 }
       }
-      let target = next == 0 ? s.pointee.idle_rsp : thread(next).pointee.rsp
       ctx_switch(save, target)
       // Back in this context (possibly much later).
       resumed(cur)
@@ -303,6 +309,24 @@
       }
       unlockRunq(s)
       if lcpu != LCPU.currentIndex { IPI.wake(lcpu) }
+    }
+
+    /// Publishes where this timer tick found the running thread (its rip, rbp and rsp), so a
+    /// live reader can walk a running thread's stack as of its latest tick. Interrupts off;
+    /// only for a tick that interrupted thread context (not another interrupt handler).
+    static func sampleTick(_ frame: UnsafeMutablePointer<trap_frame>, now: UInt64) {
+      let s = me
+      let cur = s.pointee.current
+      guard cur != 0, s.pointee.irq_depth == 1 else { return }
+      lockRunq(s)
+      let r = record(cur)
+      abi_seq_begin(&r.pointee.seq)
+      r.pointee.tick_rip = frame.pointee.rip
+      r.pointee.tick_rbp = frame.pointee.rbp
+      r.pointee.tick_rsp = frame.pointee.rsp
+      r.pointee.tick_tsc = now
+      abi_seq_end(&r.pointee.seq)
+      unlockRunq(s)
     }
 
     /// The run-queue self-check (this lcpu, interrupts off): under the run-queue lock, every

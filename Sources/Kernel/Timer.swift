@@ -146,6 +146,7 @@
       abi_inc(&r.pointee.irq_timer)
       abi_store(&r.pointee.last_tick_rip, frame.pointee.rip)
       abi_store(&r.pointee.last_tick_tsc, now)
+      Sched.sampleTick(frame, now: now)
 
       var tickFired = false
       while let t = popDue(now) {

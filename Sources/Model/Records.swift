@@ -29,6 +29,8 @@ public struct LockRecord: Sendable, Codable, Equatable {
   public var holderThread: UInt64?
   public var readers: UInt32
   public var acquireSite: UInt64
+  /// Where `acquireSite` (a return address) is in the source, once symbolized.
+  public var acquireSiteLocation: CodeLocation? = nil
   public var acquiredTSC: UInt64
   public var acquisitions: UInt64
   public var contended: UInt64
@@ -116,11 +118,32 @@ public struct ThreadRecord: Sendable, Codable, Equatable {
   public var switches: UInt64
   public var ops: UInt64
   public var consistency: Consistency
+  /// Address of the record itself (a live backtrace re-reads it to see the thread did not run).
+  public var recordAddress: UInt64 = 0
+  /// Its stack, `[stackBottom, stackTop)`.
+  public var stackBottom: UInt64 = 0
+  /// The end of its stack.
+  public var stackTop: UInt64 = 0
+  /// The stack pointer its context switch saved while switched out; 0 while it runs.
+  public var savedRSP: UInt64 = 0
+  /// RIP, RBP and RSP where the latest timer tick interrupted it, and that tick's TSC (0 = never).
+  public var tickRIP: UInt64 = 0
+  /// RBP at its latest timer tick.
+  public var tickRBP: UInt64 = 0
+  /// RSP at its latest timer tick.
+  public var tickRSP: UInt64 = 0
+  /// TSC of its latest timer tick, 0 = never interrupted by one.
+  public var tickTSC: UInt64 = 0
+  /// Where it is: a frame-pointer walk of its own stack (see ``Backtrace``), once asked for.
+  public var backtrace: Backtrace?
 
-  /// A value from all of its fields.
+
+  /// A value from all of its fields (the ABI v4 ones default to "not known").
   public init(
     id: UInt64, name: String, state: ThreadState, lcpu: UInt32, blockedOn: UInt64, wakeTSC: UInt64,
-    cpuTSC: UInt64, switches: UInt64, ops: UInt64, consistency: Consistency
+    cpuTSC: UInt64, switches: UInt64, ops: UInt64, consistency: Consistency, recordAddress: UInt64 = 0,
+    stackBottom: UInt64 = 0, stackTop: UInt64 = 0, savedRSP: UInt64 = 0, tickRIP: UInt64 = 0,
+    tickRBP: UInt64 = 0, tickRSP: UInt64 = 0, tickTSC: UInt64 = 0, backtrace: Backtrace? = nil
   ) {
     self.id = id
     self.name = name
@@ -132,6 +155,155 @@ public struct ThreadRecord: Sendable, Codable, Equatable {
     self.switches = switches
     self.ops = ops
     self.consistency = consistency
+    self.recordAddress = recordAddress
+    self.stackBottom = stackBottom
+    self.stackTop = stackTop
+    self.savedRSP = savedRSP
+    self.tickRIP = tickRIP
+    self.tickRBP = tickRBP
+    self.tickRSP = tickRSP
+    self.tickTSC = tickTSC
+    self.backtrace = backtrace
+  }
+
+  /// Whether `address` lies in its stack.
+  public func stackContains(_ address: UInt64, count: UInt64 = 8) -> Bool {
+    stackBottom < stackTop && address >= stackBottom && address <= stackTop &- count
+  }
+}
+
+extension ThreadRecord {
+  private enum Keys: String, CodingKey {
+    case id, name, state, lcpu, blockedOn, wakeTSC, cpuTSC, switches, ops, consistency, recordAddress
+    case stackBottom, stackTop, savedRSP, tickRIP, tickRBP, tickRSP, tickTSC, backtrace
+  }
+
+  /// Decodes the JSON `encode(to:)` writes; the fields ABI v4 added may be absent (older JSON).
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: Keys.self)
+    self.init(
+      id: try c.decode(UInt64.self, forKey: .id), name: try c.decode(String.self, forKey: .name),
+      state: try c.decode(ThreadState.self, forKey: .state), lcpu: try c.decode(UInt32.self, forKey: .lcpu),
+      blockedOn: try c.decode(UInt64.self, forKey: .blockedOn),
+      wakeTSC: try c.decode(UInt64.self, forKey: .wakeTSC),
+      cpuTSC: try c.decode(UInt64.self, forKey: .cpuTSC),
+      switches: try c.decode(UInt64.self, forKey: .switches),
+      ops: try c.decode(UInt64.self, forKey: .ops),
+      consistency: try c.decode(Consistency.self, forKey: .consistency),
+      recordAddress: try c.decodeIfPresent(UInt64.self, forKey: .recordAddress) ?? 0,
+      stackBottom: try c.decodeIfPresent(UInt64.self, forKey: .stackBottom) ?? 0,
+      stackTop: try c.decodeIfPresent(UInt64.self, forKey: .stackTop) ?? 0,
+      savedRSP: try c.decodeIfPresent(UInt64.self, forKey: .savedRSP) ?? 0,
+      tickRIP: try c.decodeIfPresent(UInt64.self, forKey: .tickRIP) ?? 0,
+      tickRBP: try c.decodeIfPresent(UInt64.self, forKey: .tickRBP) ?? 0,
+      tickRSP: try c.decodeIfPresent(UInt64.self, forKey: .tickRSP) ?? 0,
+      tickTSC: try c.decodeIfPresent(UInt64.self, forKey: .tickTSC) ?? 0,
+      backtrace: try c.decodeIfPresent(Backtrace.self, forKey: .backtrace))
+  }
+}
+
+/// A code address in source terms: function, file and line, and the functions it was inlined into.
+public struct CodeLocation: Sendable, Codable, Equatable, Hashable {
+  /// The function's display name (demangled), or its symbol without debug information.
+  public var function: String
+  /// The source file's path, nil without a line.
+  public var file: String?
+  /// The 1-based line, 0 when unknown.
+  public var line: Int
+  /// Whether `function` was inlined into the caller named first in `inlinedInto`.
+  public var inlined: Bool
+  /// The frames it was inlined into, innermost first (the last is the physical function).
+  public var inlinedInto: [CodeLocation]
+
+  /// Creates a location.
+  public init(
+    function: String, file: String?, line: Int, inlined: Bool = false, inlinedInto: [CodeLocation] = []
+  ) {
+    self.function = function
+    self.file = file
+    self.line = line
+    self.inlined = inlined
+    self.inlinedInto = inlinedInto
+  }
+
+  /// `File.swift:27` (the file's last path component), or nil without a line.
+  public var shortFileLine: String? {
+    guard let file, line > 0 else { return nil }
+    return (file.split(separator: "/").last.map(String.init) ?? file) + ":\(line)"
+  }
+
+  /// This frame and every frame it was inlined into, innermost first.
+  public var chain: [CodeLocation] {
+    var own = self
+    own.inlinedInto = []
+    return [own] + inlinedInto
+  }
+
+  /// `File.swift:27 in Mutex.lock()`, or the function alone without a line.
+  public var text: String {
+    shortFileLine.map { "\($0) in \(function)" } ?? function
+  }
+}
+
+/// One frame of a ``Backtrace``.
+public struct BacktraceFrame: Sendable, Codable, Equatable, Hashable {
+  /// The code address: RIP for the innermost frame, a return address for the others.
+  public var address: UInt64
+  /// Whether `address` is a return address (its source line is that of the call before it).
+  public var isReturnAddress: Bool
+  /// Whether the frame can be trusted; false when the stack changed while it was read, or the
+  /// address lies outside the kernel's code.
+  public var trusted: Bool
+  /// Why the frame is not trusted.
+  public var note: String?
+  /// Where the address is in the source, when symbols or DWARF are known.
+  public var location: CodeLocation?
+
+  /// Creates a frame.
+  public init(
+    address: UInt64, isReturnAddress: Bool, trusted: Bool = true, note: String? = nil,
+    location: CodeLocation? = nil
+  ) {
+    self.address = address
+    self.isReturnAddress = isReturnAddress
+    self.trusted = trusted
+    self.note = note
+    self.location = location
+  }
+
+  /// The address whose source line is the frame's: one byte back for a return address.
+  public var lookupAddress: UInt64 { isReturnAddress && address > 0 ? address - 1 : address }
+}
+
+/// A call chain recovered from a stack by following saved frame pointers (RBP).
+public struct Backtrace: Sendable, Codable, Equatable, Hashable {
+  /// Where the walk started from.
+  public enum Origin: String, Sendable, Codable, Equatable, Hashable {
+    /// The registers of a stopped vCPU.
+    case registers
+    /// The registers the thread's latest timer tick saw (a running thread, read live).
+    case tick
+    /// The context a switched-out thread saved on its stack.
+    case savedContext = "saved-context"
+    /// A panic record's frames (the guest walked them itself).
+    case panic
+  }
+  /// Where the walk started from.
+  public var origin: Origin
+  /// Innermost first.
+  public var frames: [BacktraceFrame]
+  /// Why the walk ended early (a pointer outside the stack, an unreadable word, the frame
+  /// limit), nil when it reached the stack's outermost frame.
+  public var stop: String?
+  /// For a walk from a timer tick: the TSC of that tick.
+  public var tickTSC: UInt64?
+
+  /// Creates a backtrace.
+  public init(origin: Origin, frames: [BacktraceFrame], stop: String? = nil, tickTSC: UInt64? = nil) {
+    self.origin = origin
+    self.frames = frames
+    self.stop = stop
+    self.tickTSC = tickTSC
   }
 }
 

@@ -71,6 +71,8 @@ public struct PanicRecord: Sendable, Codable, Equatable {
   public var tsc: UInt64
   /// Return addresses, innermost first.
   public var backtrace: [UInt64]
+  /// The same frames with their source locations (RIP first), once symbolized.
+  public var frames: Backtrace? = nil
   /// Whether the record was complete when read.
   public var consistency: Consistency
 
@@ -248,6 +250,9 @@ public struct VCPUState: Sendable, Codable, Equatable {
   public var registers: [Register]
   /// RIP as symbol+offset, when symbols are known.
   public var symbol: String?
+  /// The frame-pointer walk from its registers (within the stack of the thread it runs, or
+  /// its lcpu's stack), once asked for.
+  public var backtrace: Backtrace? = nil
 
   /// One named register value.
   public struct Register: Sendable, Codable, Equatable {

@@ -157,6 +157,14 @@ struct BenchCommand: AsyncParsableCommand {
     var gdbRatioRegistersOnly: Double?
     var gdbRatioGDBMemory: Double?
     var renderMicroseconds: [String: Double]?
+    /// Every thread's (and vCPU's) backtrace on top of a live snapshot, frame walks only.
+    var backtraceMicroseconds: Stats?
+    /// Threads walked per snapshot.
+    var backtraceThreads: Int?
+    /// The same with source locations, the first time (the symbolizer reads the DWARF).
+    var locatedColdMicroseconds: Double?
+    /// With source locations, cached.
+    var locatedWarmMicroseconds: Stats?
   }
 
   func run() async throws {
@@ -197,6 +205,14 @@ struct BenchCommand: AsyncParsableCommand {
       print(
         "    the same ranges into fresh arrays     \(r.liveReadMicroseconds.text)   (the engine's reads, no decoding)"
       )
+      if let b = r.backtraceMicroseconds {
+        print("  + every thread's backtrace (\(r.backtraceThreads ?? 0) thr)  \(b.text)   pause 0")
+      }
+      if let cold = r.locatedColdMicroseconds, let warm = r.locatedWarmMicroseconds {
+        print(
+          "  + source lines, cached                \(warm.text)   (first ask \(String(format: "%.0f", cold)) µs)"
+        )
+      }
       for (name, s) in [
         ("stopped, registers only", r.stoppedRegistersOnly), ("stopped, gdbstub memory", r.stoppedGDBMemory),
       ] {
@@ -300,6 +316,28 @@ struct BenchCommand: AsyncParsableCommand {
           reads.append(Double(monotonicNanoseconds() - start) / 1e3)
         }
       }
+      // Every thread's backtrace on top of a live snapshot (frame walks only; source lines
+      // are cached lookups, measured apart: cold = first ask of the symbolizer, warm = cached).
+      var backtraces: [Double] = []
+      var threadCount = 0
+      for _ in 0..<rounds {
+        var s = try target.liveSnapshot()
+        let start = monotonicNanoseconds()
+        target.addBacktraces(to: &s, locate: false)
+        backtraces.append(Double(monotonicNanoseconds() - start) / 1e3)
+        threadCount = s.threads.count
+      }
+      var locateCold: Double?
+      var locateWarm: [Double] = []
+      if (try? target.sourceLocator()) != nil {
+        for round in 0..<min(rounds, 50) {
+          var s = try target.liveSnapshot()
+          let start = monotonicNanoseconds()
+          target.addBacktraces(to: &s, locate: true)
+          let us = Double(monotonicNanoseconds() - start) / 1e3
+          if round == 0 { locateCold = us } else { locateWarm.append(us) }
+        }
+      }
       // Stopped, VM running, both model sources.
       let registersOnly = try await stoppedRounds(target, model: .sharedRAM)
       let gdbMemory = try await stoppedRounds(target, model: .gdbstub)
@@ -371,7 +409,9 @@ struct BenchCommand: AsyncParsableCommand {
         registerChoices: choices, gdbMicroseconds: gdbStats, gdbRegisters: gdbRegisters,
         gdbRatioRegistersOnly: gdbStats.map { $0.median / max(pausedSharedStats.median, 0.001) },
         gdbRatioGDBMemory: gdbStats.map { $0.median / max(pausedGDBStats.median, 0.001) },
-        renderMicroseconds: renderTimes)
+        renderMicroseconds: renderTimes, backtraceMicroseconds: Stats(backtraces),
+        backtraceThreads: threadCount, locatedColdMicroseconds: locateCold,
+        locatedWarmMicroseconds: locateWarm.isEmpty ? nil : Stats(locateWarm))
     } catch let error as TargetError {
       await target.close()
       throw CLIError(error)

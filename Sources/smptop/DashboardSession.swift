@@ -36,7 +36,7 @@ enum DashboardSession {
   ) async throws -> Bool {
     let latest = Latest(DashboardData(snapshot: nil, target: info))
     let mailbox = Mailbox()
-    let symbolize = Target.symbolizer(target.symbols)
+    let symbolize = target.makeSymbolizer()
     let uiResult = Mutex<Result<RunResult, TerminalError>?>(nil)
     let uiDone = Atomic<Bool>(false)
     var state = DashboardState()
@@ -170,6 +170,8 @@ enum DashboardSession {
         }
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
         let detailStart = monotonicNanoseconds()
+        // The detail view shows where every thread of its lcpu is.
+        if detailLCPU != nil { target.addBacktraces(to: &snap) }
         let detail = detailLCPU.map {
           makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler)
         }
@@ -208,23 +210,36 @@ enum DashboardSession {
     return Int(record.apicID)
   }
 
-  /// Registers, frame chain and disassembly around RIP for one lcpu.
+  /// Registers, backtrace (with source lines) and disassembly around RIP for one lcpu.
+  ///
+  /// The backtrace is the vCPU's when the snapshot has registers (walked within the stack it
+  /// runs on: its thread's, or the lcpu's own), else the running thread's as of its latest
+  /// timer tick; a panic shows the guest's own frames.
   static func makeDetail(lcpu: Int, snapshot: Snapshot, target: Target, disassembler: Disassembler?)
     -> DetailData
   {
-    let record = snapshot.lcpus.first { Int($0.index) == lcpu }
-    let vcpu = snapshot.vcpus?.first { $0.index == vcpuIndex(of: lcpu, in: snapshot) }
+    var snap = snapshot
+    if snap.threads.allSatisfy({ $0.backtrace == nil }) { target.addBacktraces(to: &snap) }
+    let record = snap.lcpus.first { Int($0.index) == lcpu }
+    let vcpu = snap.vcpus?.first { $0.index == vcpuIndex(of: lcpu, in: snap) }
     var note: String?
     var rip = vcpu?.value(of: "rip")
-    var frames: [UInt64]?
+    var backtrace: Backtrace?
     if let panic = record?.panic {
       rip = panic.rip
-      frames = panic.backtrace
-    } else if let vcpu, let rbp = vcpu.value(of: "rbp") {
-      frames = frameChain(rbp: rbp, stack: record.map { ($0.stackBottom, $0.stackTop) }, target: target)
+      backtrace = panic.frames
+    } else if let vcpu, vcpu.backtrace != nil {
+      backtrace = vcpu.backtrace
+    } else if let record, record.currentThread != 0,
+      let thread = snap.threads.first(where: { $0.id == record.currentThread }), let bt = thread.backtrace
+    {
+      backtrace = bt
+      rip = rip ?? bt.frames.first?.address
+      note =
+        "backtrace of thread \(thread.id) as of its latest timer tick; exact registers need a stopped VM (space)"
     } else if rip == nil {
       rip = record?.lastTickRIP
-      note = "RIP of the latest timer tick; registers and the frame chain need a stopped VM (press space)"
+      note = "RIP of the latest timer tick; registers and the backtrace need a stopped VM (press space)"
     }
     var lines: [DisassemblyLine] = []
     if let rip, let disassembler {
@@ -235,28 +250,27 @@ enum DashboardSession {
         lines = disassembler.window(around: rip, bytes: bytes, base: base).map {
           DisassemblyLine(address: $0.address, bytes: $0.bytes, mnemonic: $0.mnemonic, operands: $0.operands)
         }
+        markSourceLines(&lines, target: target)
       }
     }
-    return DetailData(lcpu: lcpu, frames: frames, disassembly: lines, rip: rip, note: note)
+    let frames = backtrace.map { Array($0.frames.dropFirst().map(\.address)) }
+    var detail = DetailData(lcpu: lcpu, frames: frames, disassembly: lines, rip: rip, note: note)
+    detail.backtrace = backtrace
+    return detail
   }
 
-  /// Return addresses along the rbp chain, bounded to the lcpu's stack and 16 frames.
-  static func frameChain(rbp start: UInt64, stack: (UInt64, UInt64)?, target: Target) -> [UInt64] {
-    var frames: [UInt64] = []
-    var rbp = start
-    for _ in 0..<16 {
-      if let (bottom, top) = stack, bottom < top, !(rbp >= bottom && rbp + 16 <= top) { break }
-      guard rbp != 0, rbp & 7 == 0, let bytes = target.readMemory(rbp, count: 16), bytes.count == 16 else {
-        break
+  /// Marks each instruction that starts a new source line with that line.
+  static func markSourceLines(_ lines: inout [DisassemblyLine], target: Target) {
+    guard let locator = try? target.sourceLocator() else { return }
+    _ = locator.frames(at: lines.map(\.address))
+    var previous: String?
+    for i in lines.indices {
+      let text = Target.location(of: lines[i].address, locator: locator).flatMap { loc in
+        loc.shortFileLine.map { "\($0) in \(loc.function)" + (loc.inlined ? " [inlined]" : "") }
       }
-      let next = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-      let ret = bytes[8..<16].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-      if ret == 0 { break }
-      frames.append(ret)
-      if next <= rbp { break }
-      rbp = next
+      if let text, text != previous { lines[i].source = text }
+      previous = text ?? previous
     }
-    return frames
   }
 }
 

@@ -180,6 +180,9 @@ struct RunCommand: AsyncParsableCommand {
   }
 
   private func snapshot(_ target: Target, stopped: Bool) async throws -> Snapshot {
-    do { return try await target.snapshot(preferStopped: stopped) } catch { throw CLIError(error) }
+    do {
+      return try await SnapshotCommand.snapshotWithBacktraces(
+        target, stopped: stopped, virtio: nil, backtraces: true)
+    } catch { throw CLIError(error) }
   }
 }

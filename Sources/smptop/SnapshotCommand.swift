@@ -26,16 +26,43 @@ struct SnapshotCommand: AsyncParsableCommand {
   @Flag(help: "Include QMP's view of every virtio queue.")
   var virtio = false
 
+  @Flag(help: "Leave out every thread's and vCPU's backtrace and the source locations.")
+  var noBacktraces = false
+
   func run() async throws {
     let t: Target
     do { t = try await Target.open(target.options) } catch { throw CLIError(error) }
-    let snap: Snapshot
-    do { snap = try await t.snapshot(preferStopped: stopped, virtio: virtio ? true : nil) } catch {
+    var snap: Snapshot
+    do {
+      snap = try await Self.snapshotWithBacktraces(
+        t, stopped: stopped, virtio: virtio ? true : nil, backtraces: !noBacktraces)
+    } catch {
       await t.close()
       throw CLIError(error)
     }
     await t.close()
     try Output.print(snap, json: json, symbolize: t.symbolize)
+  }
+}
+
+extension SnapshotCommand {
+  /// A snapshot with every thread's and vCPU's backtrace. A stopped one keeps the VM stopped
+  /// until the stacks are read too (else threads run between the record and the stack reads,
+  /// and their frames come out marked untrusted), then resumes it if it was running.
+  static func snapshotWithBacktraces(_ t: Target, stopped: Bool, virtio: Bool?, backtraces: Bool)
+    async throws(TargetError) -> Snapshot
+  {
+    guard backtraces else { return try await t.snapshot(preferStopped: stopped, virtio: virtio) }
+    let resume = stopped && t.wantsRunning
+    if resume { try await t.pause() }
+    var snap: Snapshot
+    do { snap = try await t.snapshot(preferStopped: stopped, virtio: virtio) } catch {
+      if resume { try? await t.resume() }
+      throw error
+    }
+    t.addBacktraces(to: &snap)
+    if resume { try await t.resume() }
+    return snap
   }
 }
 

@@ -107,6 +107,19 @@ enum SnapshotText {
         "\($0.value.count) \($0.key.rawValue)"
       }.sorted()
       out.append("threads: \(snap.threads.count) (\(counts.joined(separator: ", ")))")
+      // Where the waiting threads wait: their innermost source frames (backtraces, when taken).
+      for t in snap.threads where t.blockedOn != 0 {
+        guard let bt = t.backtrace else { continue }
+        // The scheduler and interrupt plumbing every waiting thread shares is left out.
+        let plumbing = ["Sched.schedule()", "Sched.interruptExit()", "isr_dispatch", "isr_common"]
+        let chain = bt.frames.flatMap { f in f.location?.chain.filter { $0.line > 0 } ?? [] }
+          .drop { plumbing.contains($0.function) }
+        guard !chain.isEmpty else { continue }
+        let trusted = bt.frames.allSatisfy(\.trusted) ? "" : " (untrusted)"
+        out.append(
+          "  \(t.id) \(t.name) \(t.state.rawValue): " + chain.prefix(3).map(\.text).joined(separator: " <- ")
+            + trusted)
+      }
     }
     if !snap.timerQueues.isEmpty {
       // The timers pane's cells (TimerQueueRow), as a table.

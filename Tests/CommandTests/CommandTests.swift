@@ -32,12 +32,17 @@ import Testing
       "waitMaxTSC",
       "holdTotalTSC", "holdMaxTSC", "misuseIRQUnsafe", "misuseSleepInIRQ", "misuseRecursion",
       "misuseBadUnlock",
-      "waiterCount", "pendingWriters", "waiters", "consistency",
+      "waiterCount", "pendingWriters", "waiters", "consistency", "acquireSiteLocation",
     ],
     "waiters": ["lcpu", "thread", "sinceTSC"],
     "threads": [
       "id", "name", "state", "lcpu", "blockedOn", "wakeTSC", "cpuTSC", "switches", "ops", "consistency",
+      "recordAddress", "stackBottom", "stackTop", "savedRSP", "tickRIP", "tickRBP", "tickRSP", "tickTSC",
+      "backtrace",
     ],
+    "backtrace": ["origin", "frames"],
+    "frames": ["address", "isReturnAddress", "trusted", "location"],
+    "location": ["function", "file", "line", "inlined", "inlinedInto"],
     "timerQueues": [
       "pending", "nextDeadlineTSC", "fired", "lateTotalTSC", "lateMaxTSC", "lateHistogram", "timers",
     ],
@@ -55,7 +60,7 @@ import Testing
       "device", "index", "role", "lcpu", "size", "freeDescriptors", "availIndex", "usedIndex", "lastUsed",
       "packets", "bytes", "errors", "drops", "kicks", "interrupts", "polls",
     ],
-    "vcpus": ["index", "halted", "registers", "symbol"],
+    "vcpus": ["index", "halted", "registers", "symbol", "backtrace"],
     "registers": ["name", "value"],
     "virtio": ["name", "path", "statuses", "guestFeatures", "queues"],
     "queues": ["index", "size", "lastAvailIndex", "shadowAvailIndex", "usedIndex", "inUse"],
@@ -133,6 +138,14 @@ import Testing
     let vcpus = snap["vcpus"] as? [[String: Any]] ?? []
     #expect(vcpus.count == 2)
     #expect(Self.missing("registers", in: vcpus.flatMap { $0["registers"] as? [Any] ?? [] }) == [])
+    // Every thread's backtrace and every vCPU's: frames with a source location each.
+    let threads = snap["threads"] as? [[String: Any]] ?? []
+    let backtraces = (threads + vcpus).compactMap { $0["backtrace"] as? [String: Any] }
+    #expect(backtraces.count == threads.count + vcpus.count)
+    #expect(Self.missing("backtrace", in: backtraces) == [])
+    let frames = backtraces.flatMap { $0["frames"] as? [Any] ?? [] }
+    #expect(Self.missing("frames", in: frames) == [])
+    #expect(Self.missing("location", in: frames.compactMap { ($0 as? [String: Any])?["location"] }) == [])
     #expect(snap["source"] as? String == "gdbstub")
     #expect((snap["workload"] as? [String: Any])?["scenario"] as? String == "deadlock")
   }
@@ -259,7 +272,9 @@ import Testing
     let monitor = try await QMPClient.connect(to: qemu.qmp)
     try await monitor.stop()
     monitor.close()
-    let truth = try qemu.snapshot()
+    // A recording holds the model's records, not the threads' stacks: the truth leaves out
+    // backtraces and source locations too.
+    let truth = try qemu.snapshot(["--no-backtraces"])
     let still = qemu.directory + "/paused.rec"
     let recordedPaused = try SMPTopBinary.run(
       ["record", "--out", still, "--interval", "0.2", "--count", "2"] + qemu.target)

@@ -60,6 +60,7 @@ struct Canvas {
 ///
 /// Returns the whole content; the caller shows the part that fits, scrolled by `state.detailScroll`.
 func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbolizer, width: Int) -> Grid {
+  if state.threadsView { return threadsContent(state: state, data: data, symbolize: symbolize, width: width) }
   let glyphs = state.charset.glyphs
   var c = Canvas(width: width, glyphs: glyphs)
   guard let id = state.detail, let snap = data.snapshot else {
@@ -194,6 +195,7 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
         }
         if !t.consistency.isConsistent { s.add(" (read while changing)", .warn, priority: 1) }
         bottom.line(s, indent: 1)
+        if let bt = t.backtrace { threadWhere(bt, into: &bottom, symbolize: symbolize) }
       }
       if threads.count > 32 { bottom.line("+\(threads.count - 32) more threads", .dim) }
     }
@@ -211,12 +213,26 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
   return out
 }
 
-/// The backtrace section: the fault's frames, else the caller's frame-pointer walk.
+/// The backtrace section: the fault's frames, else the caller's frame-pointer walk, each frame
+/// with its source line (`#1 Workload.swift:212 in Workload.mutexWorker()`), inlined frames
+/// marked, untrusted frames flagged and the reason the walk ended last.
 func backtraceContent(
   record: LCPURecord?, extra: DetailData?, rip: UInt64?, paused: Bool, symbolize: Symbolizer, glyphs: Glyphs,
   width: Int
 ) -> Grid {
-  var c = Canvas(width: width, glyphs: glyphs, capacity: 64)
+  var c = Canvas(width: width, glyphs: glyphs, capacity: 96)
+  if let bt = extra?.backtrace {
+    let origin =
+      switch bt.origin {
+      case .panic: " (from the panic record)"
+      case .tick: " (as of the thread's latest timer tick)"
+      case .savedContext: " (saved context)"
+      case .registers: ""
+      }
+    c.section("BACKTRACE" + origin)
+    backtraceLines(bt, into: &c, symbolize: symbolize, width: width)
+    return c.finished()
+  }
   let frames: [UInt64]?
   if let panic = record?.panic {
     c.section("BACKTRACE (from the panic record)")
@@ -242,6 +258,67 @@ func backtraceContent(
   return c.finished()
 }
 
+/// The lines of a backtrace: one per source frame (an inlined frame shares its address with
+/// the frames it was inlined into, and is marked), then why the walk ended.
+func backtraceLines(_ bt: Backtrace, into c: inout Canvas, symbolize: Symbolizer, width: Int) {
+  var n = 0
+  for frame in bt.frames.prefix(32) {
+    let chain =
+      frame.location?.chain
+      ?? [
+        CodeLocation(
+          function: symbolize(frame.lookupAddress) ?? Format.address(frame.address), file: nil, line: 0)
+      ]
+    for (k, loc) in chain.enumerated() {
+      var x =
+        1 + c.grid.put(("#" + String(n)).padding(toWidth: 4), x: 1, y: c.y, style: n == 0 ? .current : .dim)
+      if width - x >= 17 + 24 {
+        x += c.grid.put(
+          (k == 0 ? Format.hex(frame.address) : String(repeating: " ", count: 16)) + " ", x: x, y: c.y,
+          style: .address)
+      }
+      var text = loc.text
+      if loc.inlined { text += " [inlined]" }
+      if !frame.trusted { text += " (untrusted: " + (frame.note ?? "?") + ")" }
+      c.grid.put(
+        truncateSymbol(text, to: width - x, ellipsis: c.glyphs.ellipsis), x: x, y: c.y,
+        style: frame.trusted ? .symbol : .warn)
+      c.y += 1
+      n += 1
+    }
+  }
+  if let stop = bt.stop { c.line("walk ended: " + stop, .dim) }
+}
+
+/// Where a thread is, under its row: one line per source frame (up to 8), innermost first,
+/// `File.swift:LINE in function`, inlined frames marked, untrusted ones flagged.
+func threadWhere(_ bt: Backtrace, into c: inout Canvas, symbolize: Symbolizer) {
+  var shown = 0
+  let origin =
+    switch bt.origin {
+    case .tick: " (at its latest tick)"
+    case .registers: " (registers)"
+    default: ""
+    }
+  for frame in bt.frames {
+    let chain =
+      frame.location?.chain
+      ?? [
+        CodeLocation(
+          function: symbolize(frame.lookupAddress) ?? Format.address(frame.address), file: nil, line: 0)
+      ]
+    for loc in chain {
+      guard shown < 8 else { break }
+      var text = (shown == 0 ? "at " : "   ") + loc.text + (loc.inlined ? " [inlined]" : "")
+      if shown == 0 { text += origin }
+      if !frame.trusted { text += " (untrusted: " + (frame.note ?? "?") + ")" }
+      c.line(text, frame.trusted ? .symbol : .warn, indent: 8)
+      shown += 1
+    }
+  }
+  if let stop = bt.stop { c.line("walk ended: " + stop, .dim, indent: 8) }
+}
+
 /// The disassembly section: instructions around RIP, the current one marked.
 func disassemblyContent(
   extra: DetailData?, rip: UInt64?, symbolize: Symbolizer, glyphs: Glyphs, width: Int
@@ -259,6 +336,10 @@ func disassemblyContent(
   // Show up to 8 instruction bytes when there is room, fewer on narrow screens, none on tiny ones.
   let byteCount = width >= 72 ? 8 : (width >= 56 ? 5 : 0)
   for insn in extra.disassembly.prefix(96) {
+    if let source = insn.source {
+      c.grid.put(String(c.glyphs.ellipsis) + " " + source, x: 2, y: c.y, style: .dim, maxWidth: width - 2)
+      c.y += 1
+    }
     let current = insn.address == rip
     var x = c.grid.put(current ? glyphs.pointer : " ", x: 0, y: c.y, style: .current)
     x = max(x, 1) + 1

@@ -7,6 +7,7 @@ public let keyTable: [(keys: String, action: String)] = [
   ("PgUp PgDn Home End", "page up/down, first, last"),
   ("Enter", "detail of the selected lcpu"),
   ("Left Right", "previous/next lcpu in the detail view"),
+  ("T", "threads: where every thread is (its backtrace)"),
   ("Esc", "close help, detail view or filter"),
   ("F6 > <  I", "sort by next/previous column, invert"),
   ("/ F4", "filter rows (Enter keeps it, Esc undoes)"),

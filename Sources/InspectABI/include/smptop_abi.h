@@ -25,7 +25,7 @@
 
 /** "SMPTOPAB" read as a little-endian 64-bit word. */
 #define SMPTOP_ABI_MAGIC 0x4241504f54504d53ULL
-#define SMPTOP_ABI_VERSION 3u
+#define SMPTOP_ABI_VERSION 4u
 
 /** Most lcpus the guest supports (the lcpu table is sized for this many). */
 #define SMPTOP_MAX_LCPUS 64u
@@ -265,6 +265,17 @@ struct smptop_thread {
   uint64_t cpu_tsc;     /* CPU time consumed (tsc) */
   uint64_t switches;    /* times switched in */
   uint64_t ops;         /* workload operations done (count) */
+  /* v4: where the thread is, for a backtrace without stopping the VM */
+  uint64_t stack_bottom; /* its stack [stack_bottom, stack_top) (set at creation) */
+  uint64_t stack_top;
+  uint64_t saved_rsp;    /* switched out: the stack pointer ctx_switch saved; the context there is
+                            r15, r14, r13, r12, rbx, rbp, return address (8 bytes each). 0 while
+                            the thread runs (cleared under seq at switch-in); stored by ctx_switch
+                            itself, outside seq, in one aligned write */
+  uint64_t tick_rip;     /* the latest timer tick that interrupted this thread (not a nested */
+  uint64_t tick_rbp;     /*   interrupt): its rip, rbp and rsp */
+  uint64_t tick_rsp;
+  uint64_t tick_tsc;     /* tsc of that tick, 0 = never interrupted by one */
 };
 
 /** A pending timer (`smptop_timerq.timers`). */

@@ -54,8 +54,7 @@ struct klock {
 
 /** Private part of a kernel thread (the record is smptop_threads[i]). */
 struct kthread {
-  uint64_t rsp;          /* saved stack pointer while switched out */
-  uint64_t stack_base;
+  uint64_t stack_base;   /* (the saved stack pointer lives in the record: saved_rsp) */
   uint64_t entry;        /* @convention(c) (UInt64) -> Void */
   uint64_t arg;
   uint32_t next;         /* run-queue link: thread index + 1, 0 = end */
