@@ -118,8 +118,7 @@ enum SwiftTypeSugar {
     var out = String.UnicodeScalarView()
     var index = chars.startIndex
     while index < chars.endIndex {
-      if index == chars.startIndex || !isIdentifier(chars[index - 1]),
-        let (text, next) = rewrite(chars, at: index)
+      if startsAType(chars, at: index), let (text, next) = rewrite(chars, at: index)
       {
         out.append(contentsOf: text.unicodeScalars)
         index = next
@@ -129,6 +128,17 @@ enum SwiftTypeSugar {
       index += 1
     }
     return String(out)
+  }
+
+  /// Whether a type name can start at `index`: after a non-identifier character, or right after
+  /// a qualified name (`Swift.UInt64Swift.Optional<…>`: the tool prints a substitution list
+  /// `for <A, B>` without separators). A module name has no `.`, so `MySwift.Optional<` is no type
+  /// of the standard library.
+  private static func startsAType(_ chars: ArraySlice<Unicode.Scalar>, at index: Int) -> Bool {
+    guard index > chars.startIndex, isIdentifier(chars[index - 1]) else { return true }
+    var start = index
+    while start > chars.startIndex, isIdentifier(chars[start - 1]) { start -= 1 }
+    return chars[start..<index].contains(".")
   }
 
   /// The sugared form of the bound generic type starting at `index`, and the index after it.
