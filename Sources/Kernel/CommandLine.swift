@@ -18,6 +18,8 @@
 //   workload=W         lock workload (Workload.swift): default, deadlock, isr-misuse, convoy,
 //                      wake-race, irq-reentry, panic-console (each adds its scenario's threads to the
 //                      default ones) or none
+//   trace=CLASSES      event trace rings (Trace.swift): all, off, or a comma list of locks,
+//                      irq, sched, timer, virtio, alloc (default off)
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -66,6 +68,8 @@
             }
           } else if word.key == "workload" {
             if !Workload.choose(ValueView(word: word)) { complain(word) }
+          } else if word.key == "trace" {
+            if !Trace.configure(word) { complain(word) }
           } else if word.key == "quiet" {
             Console.quiet = true
           } else {
