@@ -84,6 +84,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
 
   case .sortNext, .sortPrevious:
     let keys = s.pane.sortKeys(generic: s.layout.generic)
+    guard !keys.isEmpty else { return (s, []) }
     let i = keys.firstIndex(of: s.current.sortKey) ?? 0
     let j = action == .sortNext ? (i + 1) % keys.count : (i + keys.count - 1) % keys.count
     s.current.sortKey = keys[j]

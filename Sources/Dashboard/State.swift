@@ -40,7 +40,7 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
     case .allocator: return [.order, .free, .allocs]
     case .virtio: return [.queue, .fill, .packets, .bytes, .errors]
     case .timers: return [.index, .pending, .deadline, .fired, .late]
-    case .timeline: return [.index]
+    case .timeline: return []
     }
   }
 }

@@ -14,7 +14,7 @@ public let keyTable: [(keys: String, action: String)] = [
   ("s F7  n", "step the lcpu one instruction (n: one source line)"),
   ("c F8", "continue the VM"),
   ("+ -", "refresh less or more often"),
-  ("6: + - Left Right space t", "timeline: zoom, scroll, freeze, trace on/off"),
+  ("6: + - space t", "timeline: zoom, Left/Right scroll, freeze, trace on/off"),
   ("F2", "next colour scheme"),
   ("Ctrl-L", "repaint the screen"),
 ]

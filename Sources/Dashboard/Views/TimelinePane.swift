@@ -103,12 +103,14 @@ func drawTimelinePane(
   let window = UInt64(t.windowMs * perMs)
   let edge = model.lastTSC &- min(model.lastTSC, UInt64(t.back) * (window / 2))
   let left = edge > window ? edge - window : 0
+  // The window's left end on the TSC axis; before the first event it may lie below zero.
+  let origin = Int64(bitPattern: edge) &- Int64(bitPattern: window)
   // Header line.
   let mode = t.frozen ? "FROZEN" : "live"
   var header = "\(formatMicroseconds(t.windowMs * 1000, glyphs: glyphs)) window, \(mode)"
   if t.back > 0 {
     header +=
-      ", \(formatMicroseconds(Double(edge &- left) * 0 + Double(model.lastTSC - edge) * 1000 / perMs, glyphs: glyphs)) back"
+      ", \(formatMicroseconds(Double(model.lastTSC - edge) * 1000 / perMs, glyphs: glyphs)) back"
   }
   header += "  trace: \(data.enabled.spelled)  lost \(data.lost)"
   g.put(header, x: body.x, y: body.y, style: t.frozen ? .warn : .title, maxWidth: body.width)
@@ -142,7 +144,8 @@ func drawTimelinePane(
     first = max(0, min(Int(s.lcpu), max(0, lcpus - laneRows)))
   }
   func column(_ tsc: UInt64) -> Int {
-    tsc <= left ? 0 : min(columns - 1, Int((tsc - left) / perColumn))
+    let offset = Int64(bitPattern: tsc) &- origin
+    return offset <= 0 ? 0 : min(columns - 1, Int(UInt64(offset) / perColumn))
   }
   for row in 0..<laneRows {
     let lane = first + row
