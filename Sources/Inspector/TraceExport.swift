@@ -161,18 +161,23 @@ public enum TraceExport {
           name: name, cat: e.kind.name, ph: "i", ts: us(e.tsc), pid: Int(e.ring), tid: eventsTid, s: "t",
           args: args))
     }
-    // Hand-over arrows: from the releaser's last hold of the lock to the waiter's new hold.
-    let holds = model.spans.indices.filter { model.spans[$0].kind == .hold }
+    // Hand-over arrows: from the releaser's hold of the lock to the waiter's new hold.
+    struct End: Hashable {
+      var lock: UInt64
+      var lcpu: UInt32
+      var tsc: UInt64
+    }
+    var holdByEnd: [End: Int] = [:]
+    var holdByStart: [End: Int] = [:]
+    for i in model.spans.indices where model.spans[i].kind == .hold {
+      let s = model.spans[i]
+      if let end = s.end { holdByEnd[End(lock: s.object, lcpu: s.lcpu, tsc: end)] = i }
+      holdByStart[End(lock: s.object, lcpu: s.lcpu, tsc: s.start)] = i
+    }
     for flow in model.flows {
-      guard
-        let from = holds.last(where: {
-          let s = model.spans[$0]
-          return s.object == flow.lock && s.lcpu == flow.fromLCPU && s.end == flow.fromTSC
-        }), let fromTid = laneOf[from],
-        let to = holds.first(where: {
-          let s = model.spans[$0]
-          return s.object == flow.lock && s.lcpu == flow.toLCPU && s.start == flow.toTSC
-        }), let toTid = laneOf[to]
+      guard let from = holdByEnd[End(lock: flow.lock, lcpu: flow.fromLCPU, tsc: flow.fromTSC)],
+        let fromTid = laneOf[from],
+        let to = holdByStart[End(lock: flow.lock, lcpu: flow.toLCPU, tsc: flow.toTSC)], let toTid = laneOf[to]
       else { continue }
       let start = model.spans[from]
       // A flow start binds to the slice enclosing its timestamp: just inside the hold's end.
@@ -184,8 +189,7 @@ public enum TraceExport {
       out.append(
         Event(
           name: "handoff", cat: "handoff", ph: "f", ts: us(flow.toTSC), pid: Int(flow.toLCPU), tid: toTid,
-          id: flow.id,
-          bp: "e"))
+          id: flow.id, bp: "e"))
     }
     // Guest threads: one named track each, a span per stretch it ran.
     var threadIDs = Set<UInt64>()
