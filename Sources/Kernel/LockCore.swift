@@ -82,7 +82,7 @@
       publishWaiters(k)
       abi_seq_end(&r.pointee.seq)
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emit(
+        Trace.emitIRQsOff(
           SMPTOP_TRACE_LOCK_CONTEND, object: abi_addr(k), arg: Sched.contextID,
           arg2: UInt64(r.pointee.kind), site: site)
       }
@@ -132,7 +132,7 @@
         if wait > r.pointee.wait_max_tsc { r.pointee.wait_max_tsc = wait }
       }
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emit(
+        Trace.emitIRQsOff(
           SMPTOP_TRACE_LOCK_ACQUIRED, lcpu: lcpu, object: abi_addr(k), arg: thread,
           arg2: since != 0 ? max(wait, 1) : 0, site: site)
       }
@@ -147,7 +147,7 @@
       if hold > r.pointee.hold_max_tsc { r.pointee.hold_max_tsc = hold }
       abi_seq_begin(&r.pointee.seq)
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emit(
+        Trace.emitIRQsOff(
           SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID, arg2: hold,
           site: r.pointee.acquire_site)
       }

@@ -141,7 +141,7 @@
         abi_seq_begin(&r.pointee.seq)
         r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
         if Trace.on(SMPTOP_TRACE_LOCKS) {
-          Trace.emit(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
+          Trace.emitIRQsOff(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
         }
         abi_seq_end(&r.pointee.seq)
       }

@@ -83,7 +83,7 @@
       LockCore.meta(k)
       let now = rdtsc()
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emit(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
+        Trace.emitIRQsOff(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
       }
       var wake: UInt64 = 0
       if k.pointee.nwaiters > 0 {

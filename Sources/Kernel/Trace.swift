@@ -31,12 +31,20 @@
     ) {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
+      emitIRQsOff(kind, lcpu: lcpu, object: object, arg: arg, arg2: arg2, site: site)
+      if irqOn { cpu_sti() }
+    }
+
+    /// `emit` for a caller that already runs with interrupts off (interrupt handlers, the
+    /// scheduler, lock bookkeeping under a record guard): no flag save and restore.
+    @inline(never)
+    static func emitIRQsOff(
+      _ kind: smptop_trace_kind, lcpu: UInt32 = SMPTOP_NO_LCPU, object: UInt64, arg: UInt64 = 0,
+      arg2: UInt64 = 0, site: UInt64 = 0
+    ) {
       let me = LCPU.currentIndex
       let ring = trace_ring(me)
-      guard ring.pointee.capacity != 0 else {  // no ring (yet): nothing is recorded
-        if irqOn { cpu_sti() }
-        return
-      }
+      guard ring.pointee.capacity != 0 else { return }  // no ring (yet): nothing is recorded
       let position = ring.pointee.head
       let slot = trace_slot(ring, position)
       trace_store_seq(slot, 0)
@@ -50,7 +58,6 @@
       slot.pointee.site = site
       trace_store_seq(slot, position &+ 1)
       trace_publish_head(ring, position &+ 1)
-      if irqOn { cpu_sti() }
     }
 
     /// Gives every present lcpu a ring (pages of the kernel heap, kept for good) and publishes

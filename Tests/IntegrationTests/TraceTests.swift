@@ -41,13 +41,14 @@ import Testing
       try #require(drain.positions.count == 4, "one ring per lcpu: \(drain.positions)")
       try await guest.target.resume()
 
-      // Drain live at 10 Hz for a second and a half, never stopping the guest.
+      // Drain live at 50 Hz for about a second, never stopping the guest (often enough that
+      // nothing is lost on a loaded host, so the counts below are compared exactly).
       var events: [TraceEvent] = []
       var lost: UInt64 = 0
       var problems: [TraceProblem] = []
       var slowest = Duration.zero
-      for _ in 0..<15 {
-        try await Task.sleep(for: .milliseconds(100))  // 10 Hz, the rate the README's loss figure is for
+      for _ in 0..<50 {
+        try await Task.sleep(for: .milliseconds(20))
         let t0 = ContinuousClock.now
         let batch = drain.drain(memory)
         slowest = max(slowest, ContinuousClock.now - t0)
