@@ -61,12 +61,12 @@
     }
 
     /// Gives every present lcpu a ring (pages of the kernel heap, kept for good) and publishes
-    /// table 9: SMPTOP_TRACE_SLOTS records each (1 MiB), halved until all rings together take
-    /// at most an eighth of the managed memory. A ring whose memory could not be had keeps
+    /// table 9: SMPTOP_TRACE_SLOTS records each (4 MiB), halved until all rings together take
+    /// at most a quarter of the managed memory. A ring whose memory could not be had keeps
     /// capacity 0 (its lcpu records nothing).
     static func registerTable() {
       let n = LCPU.count
-      let budget = UInt64(Buddy.core?.pagesManaged ?? 0) * BuddyCore.pageBytes / 8
+      let budget = UInt64(Buddy.core?.pagesManaged ?? 0) * BuddyCore.pageBytes / 4
       var slots = UInt64(SMPTOP_TRACE_SLOTS)
       while slots > 256 && slots * UInt64(abi_trace_record_stride()) * UInt64(max(n, 1)) > budget {
         slots /= 2

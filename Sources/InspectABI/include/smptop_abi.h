@@ -387,7 +387,7 @@ struct smptop_virtq {
 /* ------------------------------------------------------------------------------------- */
 
 /** Most slots in one lcpu's trace ring (a power of two; a ring's `capacity` says how many it has). */
-#define SMPTOP_TRACE_SLOTS 16384u
+#define SMPTOP_TRACE_SLOTS 65536u
 
 /** What `smptop_root.trace_control` enables, one bit per class of events. */
 enum smptop_trace_class {
