@@ -60,10 +60,11 @@
       trace_publish_head(ring, position &+ 1)
     }
 
-    /// Gives every present lcpu a ring (pages of the kernel heap, kept for good) and publishes
-    /// table 9: SMPTOP_TRACE_SLOTS records each (4 MiB), halved until all rings together take
-    /// at most a quarter of the managed memory. A ring whose memory could not be had keeps
-    /// capacity 0 (its lcpu records nothing).
+    /// Gives every present lcpu a ring (buddy pages, kept for good) and publishes table 9:
+    /// SMPTOP_TRACE_SLOTS records each (4 MiB), halved until all rings together take at most a
+    /// quarter of the managed memory. A ring whose memory could not be had keeps capacity 0 (its
+    /// lcpu records nothing). The pages are taken before the allocator churn starts, so they
+    /// leave its starting free-page count (start_free_pages) as well.
     static func registerTable() {
       let n = LCPU.count
       let budget = UInt64(Buddy.core?.pagesManaged ?? 0) * BuddyCore.pageBytes / 4
@@ -71,17 +72,26 @@
       while slots > 256 && slots * UInt64(abi_trace_record_stride()) * UInt64(max(n, 1)) > budget {
         slots /= 2
       }
-      let bytes = Int(slots) * Int(abi_trace_record_stride())
+      let bytes = slots * UInt64(abi_trace_record_stride())
+      var order = 0
+      while (BuddyCore.pageBytes << UInt64(order)) < bytes { order += 1 }
+      var taken: UInt64 = 0
       for i in 0..<n {
         let r = trace_ring(i)
         r.pointee.lcpu = i
         r.pointee.stride = UInt64(abi_trace_record_stride())
-        guard let memory = BuddyHeap.allocate(size: bytes, align: Int(BuddyCore.pageBytes)) else { continue }
-        let words = memory.assumingMemoryBound(to: UInt64.self)
-        for w in 0..<(bytes / 8) { words[w] = 0 }
-        r.pointee.records = UInt64(UInt(bitPattern: memory))
+        guard let pages = Buddy.allocate(order: order),
+          let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(pages))
+        else { continue }
+        taken &+= UInt64(1) << UInt64(order)
+        for w in 0..<Int(bytes / 8) { words[w] = 0 }
+        r.pointee.records = pages
         compiler_barrier()
         r.pointee.capacity = UInt32(slots)  // last: emit() writes only into a complete ring
+      }
+      let a = abi_alloc()
+      if a.pointee.start_free_pages >= taken {
+        abi_store(&a.pointee.start_free_pages, a.pointee.start_free_pages &- taken)
       }
       Inspect.registerTable(
         SMPTOP_TABLE_TRACE, addr: abi_addr(trace_ring(0)), count: n, stride: abi_trace_ring_stride())
