@@ -17,7 +17,7 @@ import Testing
     // --enable switches tracing on for the run (the one write smptop makes to guest memory).
     let out = dir + "/trace.json"
     let run = try SMPTopBinary.run(
-      ["trace"] + qemu.target + ["--seconds", "1", "--out", out, "--enable", "locks,irq,sched,timer"])
+      ["trace"] + qemu.target + ["--seconds", "0.5", "--out", out, "--enable", "locks,irq,sched,timer"])
     #expect(run.status == 0, "\(run.stderr)")
     print(run.stderr)
     let data = try Data(contentsOf: URL(fileURLWithPath: out))
