@@ -119,6 +119,8 @@ public struct DashboardData: Sendable {
   public var cost: SampleCost?
   /// Changes whenever anything above changes (a `Latest` generation will do): the run loop redraws then.
   public var generation: UInt64
+  /// The timeline pane's trace data; nil when the guest's trace rings cannot be read.
+  public var timeline: TimelineData?
 
   /// Creates the inputs of a frame.
   public init(

@@ -106,6 +106,16 @@ public enum Action: Sendable, Equatable {
   case status(String)
   /// An effect the sampler carried out finished; its result replaces the "…ing" message.
   case effectFinished(EffectResult)
+  /// Timeline pane: freeze or unfreeze the view.
+  case timelineFreeze
+  /// Timeline pane: a wider (+1) or narrower (-1) window.
+  case timelineZoom(Int)
+  /// Timeline pane: move the window back (-1) or forward (+1) by half its width.
+  case timelineScroll(Int)
+  /// Timeline pane: show earlier (-1) or later (+1) lanes.
+  case timelineLanes(Int)
+  /// Switch the guest's tracing on (every class) or off: writes its trace control word.
+  case toggleTrace
 }
 
 /// What the caller must do after a reduction. The reducer never does I/O; these flags ask for it.
@@ -137,6 +147,10 @@ public struct Reaction: OptionSet, Sendable, Hashable {
   public static let fullRedraw = Reaction(rawValue: 1 << 8)
   /// Apply `state.colorScheme`.
   public static let changeColors = Reaction(rawValue: 1 << 9)
+  /// Switch the guest's tracing on or off (`state.timeline.traceOn` says which).
+  public static let toggleTrace = Reaction(rawValue: 1 << 11)
+  /// Freeze or unfreeze the timeline's data (`state.timeline.frozen`).
+  public static let freezeTimeline = Reaction(rawValue: 1 << 12)
 }
 
 /// The key table: what `key` means in `state` (filter editing and the help overlay change it); nil = ignored.
@@ -164,6 +178,19 @@ public func action(for key: Key, in state: DashboardState) -> Action? {
     switch key {
     case .function(10), .character("q"): return .quit
     default: return .toggleHelp  // htop: any key leaves the help screen
+    }
+  }
+  if state.pane == .timeline && state.detail == nil {
+    switch key {
+    case .character(" "): return .timelineFreeze
+    case .character("+"), .character("="): return .timelineZoom(1)
+    case .character("-"), .character("_"): return .timelineZoom(-1)
+    case .left: return .timelineScroll(-1)
+    case .right: return .timelineScroll(1)
+    case .pageUp: return .timelineLanes(-1)
+    case .pageDown: return .timelineLanes(1)
+    case .character("t"): return .toggleTrace
+    default: break
     }
   }
   switch key {

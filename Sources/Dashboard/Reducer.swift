@@ -88,6 +88,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
 
   case .sortNext, .sortPrevious:
     let keys = s.pane.sortKeys(generic: s.layout.generic)
+    guard !keys.isEmpty else { return (s, []) }
     let i = keys.firstIndex(of: s.current.sortKey) ?? 0
     let j = action == .sortNext ? (i + 1) % keys.count : (i + keys.count - 1) % keys.count
     s.current.sortKey = keys[j]
@@ -121,6 +122,22 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     s.filter = s.filterBeforeEdit
     return (s, .redraw)
 
+  case .timelineFreeze:
+    s.timeline.frozen.toggle()
+    return (s, [.redraw, .freezeTimeline])
+  case .timelineZoom(let n):
+    s.timeline.zoom = max(0, min(TimelineState.windows.count - 1, s.timeline.zoom + n))
+    return (s, .redraw)
+  case .timelineScroll(let n):
+    s.timeline.back = max(0, s.timeline.back - n)
+    return (s, .redraw)
+  case .timelineLanes(let n):
+    s.timeline.firstLane = max(0, s.timeline.firstLane + n * max(1, s.layout.pageRows))
+    return (s, .redraw)
+  case .toggleTrace:
+    s.timeline.traceOn.toggle()
+    s.statusMessage = s.timeline.traceOn ? "switching tracing on..." : "switching tracing off..."
+    return (s, [.redraw, .toggleTrace])
   case .togglePause:
     if s.vmPaused {
       s.vmPaused = false

@@ -1,4 +1,4 @@
-/// The panes of the dashboard, in tab order; keys 1–5 select them.
+/// The panes of the dashboard, in tab order; keys 1–6 select them.
 ///
 /// Each pane shows one family of ABI v2 tables; a guest that does not publish a table gets a line saying so.
 public enum Pane: Int, Sendable, Codable, CaseIterable {
@@ -12,6 +12,8 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
   case virtio
   /// Timer deadlines.
   case timers
+  /// The event trace: lock holds and waits, interrupts, switches per lcpu over time.
+  case timeline
 
   /// The tab label.
   public func title(generic: Bool) -> String {
@@ -21,6 +23,7 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
     case .allocator: return "alloc"
     case .virtio: return "virtio"
     case .timers: return "timers"
+    case .timeline: return "timeline"
     }
   }
 
@@ -37,6 +40,7 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
     case .allocator: return [.order, .free, .allocs]
     case .virtio: return [.queue, .fill, .packets, .bytes, .errors]
     case .timers: return [.index, .pending, .deadline, .fired, .late]
+    case .timeline: return []
     }
   }
 }
@@ -206,6 +210,8 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var lastEffect: UInt64 = 0
   /// The last frame's geometry (set by `.sync`).
   public var layout = ViewLayout(rowIDs: [], pageRows: 1)
+  /// The timeline pane's window, position and freeze.
+  public var timeline = TimelineState()
 
   /// The refresh intervals `+` and `-` step through, in milliseconds.
   public static let intervals = [100, 200, 250, 500, 1000, 2000, 3000, 5000, 10000]

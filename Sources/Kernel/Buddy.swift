@@ -130,6 +130,9 @@
       let i = Int(LCPU.currentIndex)
       let p = c.allocate(order: order, cpu: i, cpus: spread ? Int(max(1, LCPU.count)) : 1)
       if p != nil { abi_inc(abi_alloc_lcpu_allocs() + i) }
+      if p == nil && Trace.on(SMPTOP_TRACE_ALLOC) {
+        Trace.emit(SMPTOP_TRACE_ALLOC_FAIL, object: UInt64(order), arg: BuddyCore.pageBytes << UInt64(order))
+      }
       return p
     }
 

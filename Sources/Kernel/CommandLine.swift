@@ -19,6 +19,8 @@
 //                      wake-race, irq-reentry, panic-console (each adds its scenario's threads to the
 //                      default ones), scale (1024 dynamic locks and one toucher thread per
 //                      lcpu instead of the default threads; ScaleScenario.swift) or none
+//   trace=CLASSES      event trace rings (Trace.swift): all, off, or a comma list of locks,
+//                      irq, sched, timer, virtio, alloc (default off)
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -67,6 +69,8 @@
             }
           } else if word.key == "workload" {
             if !Workload.choose(ValueView(word: word)) { complain(word) }
+          } else if word.key == "trace" {
+            if !Trace.configure(word) { complain(word) }
           } else if word.key == "quiet" {
             Console.quiet = true
           } else {

@@ -34,6 +34,7 @@
       r.pointee.table_count = 1
       Buddy.registerTables()  // ALLOC, ALLOC_ORDER
       SyncTables.register()  // issue 6: LOCK, THREAD, TIMERQ, WORKLOAD
+      Trace.registerTable()  // TRACE
       compiler_barrier()
       atomic_store_u64(&r.pointee.magic, SMPTOP_ABI_MAGIC)
       Console.detail(

@@ -81,6 +81,11 @@
       abi_seq_begin(&r.pointee.seq)
       publishWaiters(k)
       abi_seq_end(&r.pointee.seq)
+      if Trace.on(SMPTOP_TRACE_LOCKS) {
+        Trace.emitIRQsOff(
+          SMPTOP_TRACE_LOCK_CONTEND, object: abi_addr(k), arg: Sched.contextID,
+          arg2: UInt64(r.pointee.kind), site: site)
+      }
     }
 
     /// Removes waiter number `i` (no publish; the caller publishes under the seq).
@@ -117,14 +122,21 @@
       r.pointee.acquired_tsc = now
       r.pointee.pending_writers = UInt32(truncatingIfNeeded: k.pointee.pending_writers)
       publishWaiters(k)
-      abi_seq_end(&r.pointee.seq)
+      // The counters and the trace record are written inside the seq as well: a stopped
+      // guest whose lock records are all consistent has every `contended` count traced.
       r.pointee.acquisitions &+= 1
+      let wait = since != 0 ? now &- since : 0
       if since != 0 {
-        let wait = now &- since
         r.pointee.contended &+= 1
         r.pointee.wait_total_tsc &+= wait
         if wait > r.pointee.wait_max_tsc { r.pointee.wait_max_tsc = wait }
       }
+      if Trace.on(SMPTOP_TRACE_LOCKS) {
+        Trace.emitIRQsOff(
+          SMPTOP_TRACE_LOCK_ACQUIRED, lcpu: lcpu, object: abi_addr(k), arg: thread,
+          arg2: since != 0 ? max(wait, 1) : 0, site: site)
+      }
+      abi_seq_end(&r.pointee.seq)
     }
 
     /// Records a release: hold time since `from`; holder cleared.
@@ -134,6 +146,11 @@
       r.pointee.hold_total_tsc &+= hold
       if hold > r.pointee.hold_max_tsc { r.pointee.hold_max_tsc = hold }
       abi_seq_begin(&r.pointee.seq)
+      if Trace.on(SMPTOP_TRACE_LOCKS) {
+        Trace.emitIRQsOff(
+          SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID, arg2: hold,
+          site: r.pointee.acquire_site)
+      }
       r.pointee.holder_lcpu = noLCPU
       r.pointee.holder_thread = 0
       r.pointee.readers = 0

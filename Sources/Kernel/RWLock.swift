@@ -140,6 +140,9 @@
       } else {
         abi_seq_begin(&r.pointee.seq)
         r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
+        if Trace.on(SMPTOP_TRACE_LOCKS) {
+          Trace.emitIRQsOff(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
+        }
         abi_seq_end(&r.pointee.seq)
       }
       LockCore.publishWord(k)

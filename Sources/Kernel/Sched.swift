@@ -216,6 +216,7 @@
       s.pointee.slice_start = now
       s.pointee.current = next
       unlockRunq(s)
+      if Trace.on(SMPTOP_TRACE_SCHED) { Trace.emitIRQsOff(SMPTOP_TRACE_SWITCH, object: next, arg: cur) }
       let lr = LCPU.record(lcpu)
       abi_seq_begin(&lr.pointee.seq)
       lr.pointee.current_thread = next

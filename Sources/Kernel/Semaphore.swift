@@ -82,6 +82,9 @@
       cpu_cli()
       LockCore.meta(k)
       let now = rdtsc()
+      if Trace.on(SMPTOP_TRACE_LOCKS) {
+        Trace.emitIRQsOff(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
+      }
       var wake: UInt64 = 0
       if k.pointee.nwaiters > 0 {
         let w = klock_waiters(k)[0]

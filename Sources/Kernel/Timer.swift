@@ -151,6 +151,10 @@
       var tickFired = false
       while let t = popDue(now) {
         publishQueue(fired: now &- t.deadline)
+        if Trace.on(SMPTOP_TRACE_TIMER) {
+          Trace.emitIRQsOff(
+            SMPTOP_TRACE_TIMER_FIRED, object: t.thread, arg: now &- t.deadline, arg2: t.deadline)
+        }
         if t.thread == 0 {
           var deadline = a.pointee.timer_deadline
           var periods: UInt64 = 0

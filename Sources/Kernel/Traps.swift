@@ -72,6 +72,9 @@
     LCPU.busyEnter()
     let sched = Sched.me
     sched.pointee.irq_depth &+= 1  // interrupt context (locks: misuse detection)
+    if Trace.on(SMPTOP_TRACE_IRQ) {
+      Trace.emitIRQsOff(SMPTOP_TRACE_IRQ_ENTER, object: vector, arg: frame.pointee.rip)
+    }
     switch vector {
     case Vector.timer:
       Timer.interrupt(frame)
@@ -92,6 +95,7 @@
       LAPIC.endOfInterrupt()
     }
     // EOI is sent: a preemptive switch may happen here (Sched.swift); this frame resumes later.
+    if Trace.on(SMPTOP_TRACE_IRQ) { Trace.emitIRQsOff(SMPTOP_TRACE_IRQ_EXIT, object: vector) }
     if vector == Vector.timer || vector == Vector.wakeup { Sched.interruptExit() }
     Sched.me.pointee.irq_depth &-= 1
     LCPU.busyExit()

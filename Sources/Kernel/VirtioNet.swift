@@ -370,6 +370,10 @@
       }
       let me = LCPU.currentIndex
       for p in pairs where p.lcpu == me && p.rx.ready {
+        if Trace.on(SMPTOP_TRACE_VIRTIO) {
+          let q = vector == vectorRX ? p.rx.record : p.tx.record
+          Trace.emitIRQsOff(SMPTOP_TRACE_VIRTIO_IRQ, object: abi_addr(q), arg: vector)
+        }
         if vector == vectorRX {
           abi_inc(&p.rx.record.pointee.interrupts)
           p.serviceRX()

@@ -116,6 +116,9 @@
         vio_w16(notifyAddress, index)
         abi_inc(&record.pointee.kicks)
         kicked = true
+        if Trace.on(SMPTOP_TRACE_VIRTIO) {
+          Trace.emit(SMPTOP_TRACE_VIRTIO_KICK, object: abi_addr(record), arg: UInt64(availIdx))
+        }
       }
       publishIndices()
       return kicked

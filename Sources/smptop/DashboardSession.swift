@@ -9,7 +9,7 @@ import Terminal
 /// A request from the UI thread to the sampler, which owns the target.
 enum SamplerCommand: Sendable {
   case pause, resume, step(lcpu: Int), stepLine(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?),
-    quit
+    trace(on: Bool), freezeTimeline(Bool), quit
 }
 
 /// Commands posted by the UI thread and taken by the sampler.
@@ -82,6 +82,8 @@ enum DashboardSession {
       mailbox.post(.interval(milliseconds: state.intervalMilliseconds))
     }
     if reaction.contains(.openDetail) { mailbox.post(.detail(lcpu: state.detail)) }
+    if reaction.contains(.toggleTrace) { mailbox.post(.trace(on: state.timeline.traceOn)) }
+    if reaction.contains(.freezeTimeline) { mailbox.post(.freezeTimeline(state.timeline.frozen)) }
     return nil
   }
 
@@ -97,6 +99,7 @@ enum DashboardSession {
     var virtio: [VirtioDeviceState]?
     var virtioAt = ContinuousClock.now - .seconds(60)
     let disassembler = try? Disassembler()
+    var trace = TimelineFeed(target: target)
     /// Publishes the outcome of a pause, resume or step for the status line.
     func finished(_ message: String) {
       effect = EffectResult(sequence: (effect?.sequence ?? 0) + 1, message: message)
@@ -116,6 +119,8 @@ enum DashboardSession {
             finished("VM running")
           } catch { finished("resume failed: " + error.message) }
         case .interval(let ms): intervalMs = max(50, ms)
+        case .trace(let on): finished(trace.setTracing(on))
+        case .freezeTimeline(let frozen): trace.frozen = frozen
         case .detail(let lcpu): detailLCPU = lcpu
         case .step(let lcpu):
           do {
@@ -179,25 +184,38 @@ enum DashboardSession {
           qmpNanoseconds: qmp,
           detailNanoseconds: detailLCPU == nil ? 0 : monotonicNanoseconds() - detailStart)
         latest.update { data in
+          let timeline = data.timeline
           data = DashboardData(
             snapshot: snap, rates: rates, detail: detail, target: info, effect: effect, cost: cost,
             generation: data.generation + 1)
+          data.timeline = timeline
         }
         previous = paused ? nil : snap
         lastGood = snap
+        trace.names = TraceNames(snapshot: snap, site: Target.symbolizer(target.symbols))
+        trace.lcpus = snap.lcpus.count
       } catch {
         // QEMU went away or the guest cannot be read: keep the last picture, say why.
         latest.update { data in
           var snap = lastGood
           snap?.problems = [error.message]
           snap?.runState = "unreachable"
+          let timeline = data.timeline
           data = DashboardData(
             snapshot: snap, rates: nil, detail: data.detail, target: info, effect: effect,
             generation: data.generation + 1)
+          data.timeline = timeline
         }
       }
       let deadline = ContinuousClock.now + .milliseconds(intervalMs)
       while ContinuousClock.now < deadline {
+        // The trace rings are drained at 10 Hz whatever the snapshot interval.
+        if trace.due, let timeline = trace.drain() {
+          latest.update { data in
+            data.timeline = timeline
+            data.generation += 1
+          }
+        }
         try? await Task.sleep(for: .milliseconds(10))
         if mailbox.peekNonEmpty { break }
       }
@@ -277,4 +295,75 @@ enum DashboardSession {
 extension Mailbox {
   /// True when a command is waiting (the sampler wakes early for it).
   var peekNonEmpty: Bool { queue.withLock { !$0.isEmpty } }
+}
+
+/// The timeline pane's feed: drains the trace rings live at 10 Hz, keeps the last seconds as
+/// spans, and holds a frozen copy while the user has frozen the view.
+struct TimelineFeed {
+  /// The target whose shared RAM holds the rings.
+  let target: Target
+  /// The drain (nil without shared RAM or ABI: then the pane says so).
+  var drainer: TraceDrain?
+  /// Everything recent.
+  var model = TraceModel()
+  /// The copy shown while frozen.
+  var frozenModel: TraceModel?
+  /// Lock, thread and site names from the latest snapshot.
+  var names = TraceNames()
+  /// lcpus present.
+  var lcpus = 0
+  /// Latest problems.
+  var problems: [String] = []
+  /// The classes the guest traced at the last drain.
+  var enabled = TraceClasses()
+  /// When the last drain ran.
+  var last = ContinuousClock.now - .seconds(1)
+
+  /// Creates a feed; it drains only when the target has shared RAM and the ABI.
+  init(target: Target) {
+    self.target = target
+    if let root = target.rootAddress, target.sharedMemory != nil { drainer = TraceDrain(rootAddress: root) }
+  }
+
+  /// Whether the view is frozen (new events are still drained, not shown).
+  var frozen = false {
+    didSet { frozenModel = frozen ? model : nil }
+  }
+
+  /// Whether 100 ms passed since the last drain.
+  var due: Bool { drainer != nil && ContinuousClock.now - last >= .milliseconds(100) }
+
+  /// Drains once; the pane's data.
+  mutating func drain() -> TimelineData? {
+    guard var d = drainer, let memory = target.sharedMemory else { return nil }
+    last = .now
+    let batch = d.drain(memory)
+    drainer = d
+    enabled = batch.enabled
+    problems = batch.problems.map(\.description)
+    model.append(batch.events)
+    // Keep the widest window (10 s), fewer seconds when that is too many spans to redraw.
+    let perMs = max(d.tscPerMs, 1)
+    model.forget(before: model.lastTSC &- min(model.lastTSC, 10_000 * perMs))
+    if model.spans.count + model.instants.count > 200_000 {
+      model.forget(before: model.lastTSC &- min(model.lastTSC, 1_000 * perMs))
+    }
+    return TimelineData(
+      model: frozenModel ?? model, tscPerMs: d.tscPerMs, names: names, enabled: enabled, lost: d.totalLost,
+      problems: problems, lcpus: lcpus)
+  }
+
+  /// Writes the guest's trace control word: every class on, or off. The status line's text.
+  mutating func setTracing(_ on: Bool) -> String {
+    guard let file = target.options.memoryFile, let root = target.rootAddress else {
+      return "tracing needs the shared RAM file (--memory-file) and the inspection ABI"
+    }
+    do {
+      try TraceControl.write(
+        on ? .all : [], memoryFile: file, machine: target.options.machine, rootAddress: root)
+      return on ? "tracing switched on (all classes)" : "tracing switched off"
+    } catch {
+      return "cannot switch tracing: \(error.description)"
+    }
+  }
 }

@@ -18,7 +18,7 @@ struct SeqlockTests {
     let engine = SnapshotEngine(
       memory: Images.memory(root: Images.root(lcpus: 2), lcpus: lcpus), rootAddress: Images.rootAddress)
     let snap = try engine.snapshot()
-    #expect(snap.guest?.abiVersion ?? 0 >= 3)
+    #expect(snap.guest?.abiVersion == ABIDecoder.supportedVersion)
     #expect(
       snap.lcpus[0].scheduler == SchedulerCounters(runqChecks: 0, runqCheckFailures: 0, sleepInAtomic: 0))
     #expect(

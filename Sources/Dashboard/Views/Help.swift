@@ -2,7 +2,7 @@
 public let keyTable: [(keys: String, action: String)] = [
   ("F1 ? h", "show or hide this help"),
   ("F10 q Ctrl-C", "quit"),
-  ("Tab S-Tab 1-5", "switch pane"),
+  ("Tab S-Tab 1-6", "switch pane"),
   ("Up Down j k", "select a row (scroll in the detail view)"),
   ("PgUp PgDn Home End", "page up/down, first, last"),
   ("Enter", "detail of the selected lcpu"),
@@ -15,6 +15,7 @@ public let keyTable: [(keys: String, action: String)] = [
   ("s F7  n", "step the lcpu one instruction (n: one source line)"),
   ("c F8", "continue the VM"),
   ("+ -", "refresh less or more often"),
+  ("6: + - space t", "timeline: zoom, Left/Right scroll, freeze, trace on/off"),
   ("F2", "next colour scheme"),
   ("Ctrl-L", "repaint the screen"),
 ]

@@ -68,6 +68,8 @@ public func renderFrame(
       layout = drawVirtioPane(into: &g, state: state, data: data, snapshot: snap, body: body, layout: layout)
     case .timers:
       layout = drawTimersPane(into: &g, state: state, data: data, snapshot: snap, body: body, layout: layout)
+    case .timeline:
+      layout = drawTimelinePane(into: &g, state: state, timeline: data.timeline, body: body, layout: layout)
     }
     if state.detail != nil, state.pane == .lcpus {
       let content = detailContent(state: state, data: data, symbolize: symbolize, width: width)

@@ -47,6 +47,7 @@ enum smptop_table_kind {
   SMPTOP_TABLE_ALLOC_ORDER = 6, /* struct smptop_alloc_order, one per order, order 0 first */
   SMPTOP_TABLE_VIRTIO_DEV = 7,  /* struct smptop_virtio_dev, one per virtio device */
   SMPTOP_TABLE_VIRTQ = 8,       /* struct smptop_virtq, every virtqueue of every device */
+  SMPTOP_TABLE_TRACE = 9,       /* v4: struct smptop_trace_ring, one per lcpu */
 };
 
 /** lcpu states, after Unikraft's lcpu model. BUSY carries a depth in `busy_depth`. */
@@ -169,6 +170,10 @@ struct smptop_root {
   uint64_t dynamic_locks;  /* address of the first dynamically created struct smptop_lock
                               (linked through .next), 0 = none (any: lock creation, under a lock) */
   uint64_t dynamic_lock_count; /* how many are linked (a reader caps its walk at this and 4096) */
+  /* v4 */
+  uint64_t trace_control; /* enum smptop_trace_class bits being traced: set by the bsp from the
+                             command line (trace=...), and the one word smptop writes (only when
+                             the user asks); every lcpu reads it at each trace point */
 };
 
 /* ------------------------------------------------------------------------------------- */
@@ -388,7 +393,84 @@ struct smptop_virtq {
   uint64_t used_addr;
 };
 
+/* ------------------------------------------------------------------------------------- */
+/* v4: event trace rings                                                                   */
+/* ------------------------------------------------------------------------------------- */
+
+/** Most slots in one lcpu's trace ring (a power of two; a ring's `capacity` says how many it has). */
+#define SMPTOP_TRACE_SLOTS 65536u
+
+/** What `smptop_root.trace_control` enables, one bit per class of events. */
+enum smptop_trace_class {
+  SMPTOP_TRACE_LOCKS = 1u << 0,  /* lock contend-begin, acquired, released (every lock kind) */
+  SMPTOP_TRACE_IRQ = 1u << 1,    /* interrupt enter / exit */
+  SMPTOP_TRACE_SCHED = 1u << 2,  /* context switches */
+  SMPTOP_TRACE_TIMER = 1u << 3,  /* timer expiries */
+  SMPTOP_TRACE_VIRTIO = 1u << 4, /* virtqueue kicks and interrupts */
+  SMPTOP_TRACE_ALLOC = 1u << 5,  /* allocation failures */
+};
+
+/**
+ * Event kinds (`smptop_trace_record.kind`). `lcpu` is the lcpu the event is about (the
+ * ring's own lcpu, except an acquisition handed to a waiter elsewhere).
+ */
+enum smptop_trace_kind {
+  SMPTOP_TRACE_NONE = 0,
+  SMPTOP_TRACE_LOCK_CONTEND = 1,  /* object = lock address, arg = waiting thread (0 = none),
+                                     arg2 = lock kind, site = call site (0 = unknown) */
+  SMPTOP_TRACE_LOCK_ACQUIRED = 2, /* object = lock, arg = holder thread, arg2 = wait in tsc
+                                     (0 = uncontended; nonzero = one `contended` count),
+                                     site = acquire site, lcpu = holder lcpu */
+  SMPTOP_TRACE_LOCK_RELEASED = 3, /* object = lock, arg = releasing thread, arg2 = hold in tsc
+                                     (0 = unknown: an rw reader that is not the last, a
+                                     semaphore's up), site = the site that acquired it */
+  SMPTOP_TRACE_IRQ_ENTER = 4,     /* object = vector, arg = interrupted rip */
+  SMPTOP_TRACE_IRQ_EXIT = 5,      /* object = vector */
+  SMPTOP_TRACE_SWITCH = 6,        /* object = next thread (0 = idle), arg = previous thread */
+  SMPTOP_TRACE_TIMER_FIRED = 7,   /* object = owner thread (0 = the scheduler tick),
+                                     arg = lateness in tsc, arg2 = deadline tsc */
+  SMPTOP_TRACE_VIRTIO_KICK = 8,   /* object = the queue's struct smptop_virtq address,
+                                     arg = avail index published */
+  SMPTOP_TRACE_VIRTIO_IRQ = 9,    /* object = the queue's struct smptop_virtq address, arg = vector */
+  SMPTOP_TRACE_ALLOC_FAIL = 10,   /* object = order asked for, arg = bytes asked for */
+};
+
+/**
+ * One trace event (64 bytes). Writer: the ring's lcpu with interrupts off: `seq` becomes 0,
+ * the fields are written, then `seq` = the record's position + 1, then the ring's head. A
+ * reader accepts a copy only if `seq` reads position + 1 before and after it.
+ */
+struct smptop_trace_record {
+  uint64_t seq;
+  uint64_t tsc;
+  uint16_t kind;  /* enum smptop_trace_kind */
+  uint16_t flags; /* 0 (reserved) */
+  uint32_t lcpu;
+  uint64_t object;
+  uint64_t arg;
+  uint64_t arg2;
+  uint64_t site;
+  uint64_t reserved;
+};
+
+/**
+ * One lcpu's trace ring (table 9): an overwrite-oldest array of `capacity` records. Writer:
+ * the owning lcpu only (single producer, interrupts off while writing). `head` counts every
+ * record ever written (the next position; slot = position % capacity) and is stored after the
+ * record, so a reader that last saw position p and now sees head h lost max(0, h - capacity - p)
+ * records to overwriting, plus any whose `seq` no longer matches.
+ */
+struct smptop_trace_ring {
+  uint64_t head;
+  uint32_t lcpu;
+  uint32_t capacity; /* slots, a power of two up to SMPTOP_TRACE_SLOTS; 0 = no ring memory */
+  uint64_t records;  /* address of the record array */
+  uint64_t stride;   /* bytes per record (sizeof(struct smptop_trace_record)) */
+};
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(struct smptop_trace_record) == 64, "smptop_trace_record layout");
+_Static_assert(sizeof(struct smptop_trace_ring) % 8 == 0, "smptop_trace_ring stride");
 _Static_assert(sizeof(struct smptop_panic) == 208, "smptop_panic layout");
 _Static_assert(sizeof(struct smptop_lcpu) % 8 == 0, "smptop_lcpu stride");
 _Static_assert(sizeof(struct smptop_root) % 8 == 0, "smptop_root size");

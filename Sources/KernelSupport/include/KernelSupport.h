@@ -281,5 +281,7 @@ uint64_t fault_stack_overflow(uint64_t depth);
 
 /* Locks, threads, timer queues and the workload (issue 6). */
 #include "sync_support.h"
+/* Event trace rings. */
+#include "trace_support.h"
 
 #endif /* KERNEL_SUPPORT_H */

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+@testable import Inspector
+
+/// The spans, flows and Chrome trace built from a small hand-written event sequence.
+@Suite struct TraceExportTests {
+  static let lock: UInt64 = 0x5000
+
+  /// lcpu 0 holds the lock, lcpu 1 waits and gets it on release; an IRQ and a switch on lcpu 0.
+  static var events: [TraceEvent] {
+    [
+      TraceEvent(
+        ring: 0, position: 0, tsc: 1_000, kind: .lockAcquired, lcpu: 0, object: lock, arg: 7, site: 0x10_0100),
+      TraceEvent(
+        ring: 1, position: 0, tsc: 1_100, kind: .lockContend, lcpu: 1, object: lock, arg: 8, site: 0x10_0200),
+      TraceEvent(ring: 0, position: 1, tsc: 1_200, kind: .irqEnter, lcpu: 0, object: 0x40),
+      TraceEvent(ring: 0, position: 2, tsc: 1_300, kind: .irqExit, lcpu: 0, object: 0x40),
+      TraceEvent(
+        ring: 0, position: 3, tsc: 1_500, kind: .lockReleased, lcpu: 0, object: lock, arg: 7, arg2: 500),
+      TraceEvent(
+        ring: 1, position: 1, tsc: 1_600, kind: .lockAcquired, lcpu: 1, object: lock, arg: 8, arg2: 500,
+        site: 0x10_0200),
+      TraceEvent(ring: 0, position: 4, tsc: 1_700, kind: .contextSwitch, lcpu: 0, object: 9, arg: 7),
+      TraceEvent(ring: 0, position: 5, tsc: 1_800, kind: .timerFired, lcpu: 0, object: 0, arg: 20),
+      TraceEvent(ring: 1, position: 2, tsc: 2_000, kind: .lockReleased, lcpu: 1, object: lock, arg: 8),
+      TraceEvent(ring: 1, position: 3, tsc: 2_100, kind: .lockContend, lcpu: 1, object: 0x6000, arg: 8),
+    ]
+  }
+
+  static var names: TraceNames {
+    var n = TraceNames()
+    n.locks = [lock: "work.spin", 0x6000: "deadlock.A"]
+    n.threads = [7: "worker.0", 8: "worker.1", 9: "worker.2"]
+    n.site = { $0 == 0x10_0100 ? "SpinLock.swift:40" : nil }
+    return n
+  }
+
+  @Test func spansAndHandOversComeFromThePairs() {
+    let model = TraceModel(events: Self.events.reversed())  // any order in
+    let holds = model.spans.filter { $0.kind == .hold }
+    #expect(holds.map(\.lcpu) == [0, 1])
+    #expect(holds.map(\.start) == [1_000, 1_600])
+    #expect(holds.map(\.end) == [1_500, 2_000])
+    let waits = model.spans.filter { $0.kind == .wait }
+    #expect(waits.count == 2)
+    #expect(waits[0].start == 1_100 && waits[0].end == 1_600)
+    #expect(waits[0].holderThread == 7 && waits[0].holderLCPU == 0 && waits[0].holderSite == 0x10_0100)
+    #expect(waits[1].end == nil, "a wait that never ends stays open")
+    #expect(model.spans.filter { $0.kind == .irq }.map(\.end) == [1_300])
+    #expect(model.flows.count == 1)
+    let flow = model.flows.first
+    #expect(flow?.fromLCPU == 0 && flow?.fromTSC == 1_500 && flow?.toLCPU == 1 && flow?.toTSC == 1_600)
+    #expect(model.instants.map(\.kind) == [.contextSwitch, .timerFired])
+  }
+
+  @Test func theChromeTraceParsesAndHasTheRequiredFields() throws {
+    let model = TraceModel(events: Self.events)
+    let file = TraceExport.chrome(model, tscPerMs: 1_000_000, names: Self.names, lost: 3)
+    let data = try TraceExport.encode(file)
+    let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    let events = try #require(json["traceEvents"] as? [[String: Any]])
+    #expect((json["otherData"] as? [String: String])?["lost_records"] == "3")
+    var flowStarts: [Int: [String: Any]] = [:]
+    var flowEnds: [Int: [String: Any]] = [:]
+    var named = Set<String>()
+    for e in events {
+      let ph = try #require(e["ph"] as? String)
+      #expect(e["name"] is String)
+      #expect(e["pid"] is Int && e["tid"] is Int)
+      #expect(e["ts"] is Double || e["ts"] is Int)
+      switch ph {
+      case "X": #expect((e["dur"] as? Double ?? -1) >= 0)
+      case "i": #expect(e["s"] as? String == "t")
+      case "M":
+        let args = try #require(e["args"] as? [String: String])
+        if e["name"] as? String == "thread_name" || e["name"] as? String == "process_name" {
+          named.insert("\(e["pid"]!)/\(e["tid"]!)")
+          #expect(args["name"] != nil)
+        }
+      case "s": flowStarts[try #require(e["id"] as? Int)] = e
+      case "f":
+        flowEnds[try #require(e["id"] as? Int)] = e
+        #expect(e["bp"] as? String == "e")
+      default: Issue.record("unexpected phase \(ph)")
+      }
+    }
+    // Every track that carries an event is named; flow ids pair up one to one.
+    for e in events where (e["ph"] as? String) != "M" {
+      #expect(named.contains("\(e["pid"]!)/\(e["tid"]!)"), "unnamed track \(e["pid"]!)/\(e["tid"]!)")
+    }
+    #expect(Set(flowStarts.keys) == Set(flowEnds.keys))
+    #expect(flowStarts.count == 1)
+    // The hand-over goes from lcpu 0 to lcpu 1, 0.1 ms apart at 1 GHz... 100 TSC = 0.1 µs.
+    let start = try #require(flowStarts.values.first)
+    let end = try #require(flowEnds.values.first)
+    #expect(start["pid"] as? Int == 0 && end["pid"] as? Int == 1)
+    #expect((end["ts"] as? Double ?? 0) > (start["ts"] as? Double ?? 0))
+    // Names resolved: locks, threads, sites.
+    let text = String(decoding: data, as: UTF8.self)
+    #expect(text.contains("hold work.spin") && text.contains("wait deadlock.A"))
+    #expect(text.contains("SpinLock.swift:40"))
+    #expect(text.contains("worker.2"))
+  }
+
+  @Test func jsonLinesAreOneObjectPerEvent() throws {
+    let text = TraceExport.jsonLines(Self.events, tscPerMs: 1_000_000, names: Self.names)
+    let lines = text.split(separator: "\n")
+    #expect(lines.count == Self.events.count)
+    for line in lines {
+      let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      #expect(object["kind"] is String && object["tsc"] is Int && object["lcpu"] is Int)
+    }
+    #expect(text.contains("\"lock\":\"work.spin\""))
+  }
+
+  @Test func classesParseAndSpell() {
+    #expect(TraceClasses(parsing: "all") == .all)
+    #expect(TraceClasses(parsing: "locks,irq") == [.locks, .irq])
+    #expect(TraceClasses(parsing: "off") == [])
+    #expect(TraceClasses(parsing: "locks,bogus") == nil)
+    #expect(TraceClasses([.sched, .locks]).spelled == "locks,sched")
+    #expect(TraceClasses.all.spelled == "all")
+  }
+}
