@@ -129,7 +129,9 @@ import Testing
             if let place = ours[i].place {
               #expect(place == gdbFrames[i].place, "vCPU \(vcpu.index) frame #\(i) line\n\(context)")
             }
-            if let address = gdbFrames[i].address {
+            // An inlined frame shares its physical frame's address (smptop gives it none); gdb
+            // prints it on some inlined frames and not on others.
+            if let address = gdbFrames[i].address, ours[i].address != 0 {
               #expect(ours[i].address == address, "vCPU \(vcpu.index) frame #\(i) address\n\(context)")
             }
             framesCompared += 1
@@ -154,6 +156,8 @@ import Testing
         guest.target.addBacktraces(to: &snap)
         for t in snap.threads where t.state == .blockedOnLock || t.state == .blockedOnSemaphore {
           let bt = try #require(t.backtrace, "thread \(t.id) \(t.name) has a backtrace")
+          // Blocked but still switching out (its context is not saved yet): not this test's case.
+          guard t.savedRSP != 0 else { continue }
           #expect(bt.origin == .savedContext)
           guard bt.frames.allSatisfy({ $0.trusted }) else { continue }  // it ran while being read
           let chain = bt.frames.flatMap { f in (f.location?.chain ?? []).map { (f, $0) } }
