@@ -20,7 +20,7 @@ S=e2e
 trap '$TM kill-server 2>/dev/null; rm -rf "$WORK"' EXIT
 
 mkdir -p "$PKG/Sources/demo"
-for d in InspectABI GDBRemote QMP ELFSymbols QEMULaunch Inspector CNcurses CCapstone Disassembly Dashboard Terminal; do
+for d in InspectABI Model GDBRemote QMP ELFSymbols QEMULaunch Inspector CNcurses CCapstone Disassembly Dashboard Terminal; do
   ln -sfn "$REPO/Sources/$d" "$PKG/Sources/$d"
 done
 ln -sfn "$REPO/Tests/DashboardTests/Support/Fixtures.swift" "$PKG/Sources/demo/Fixtures.swift"
@@ -31,12 +31,12 @@ import PackageDescription
 let package = Package(
   name: "dashdemo",
   targets: [
-    .target(name: "InspectABI"),
+    .target(name: "InspectABI"), .target(name: "Model"),
     .target(name: "GDBRemote"), .target(name: "QMP"), .target(name: "ELFSymbols"), .target(name: "QEMULaunch"),
-    .target(name: "Inspector", dependencies: ["InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+    .target(name: "Inspector", dependencies: ["Model", "InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
     .systemLibrary(name: "CNcurses"), .systemLibrary(name: "CCapstone"),
     .target(name: "Disassembly", dependencies: ["CCapstone"]),
-    .target(name: "Dashboard", dependencies: ["Inspector"]),
+    .target(name: "Dashboard", dependencies: ["Model", "Inspector"]),
     .target(name: "Terminal", dependencies: ["CNcurses", "Dashboard"]),
     .executableTarget(name: "demo", dependencies: ["Dashboard", "Terminal", "Inspector", "Disassembly"]),
   ])
