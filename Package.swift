@@ -63,6 +63,8 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       plugins: ["GitVersion"]),
+    // The Terminal backend driven by synthetic snapshots, for the tmux end-to-end script.
+    .executableTarget(name: "DashboardDemo", dependencies: ["Dashboard", "Terminal", "Inspector"]),
     // Records `git describe` at build time for `smptop --version`.
     .plugin(name: "GitVersion", capability: .buildTool()),
 

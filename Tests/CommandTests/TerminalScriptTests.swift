@@ -7,8 +7,13 @@ import Testing
 @Suite(.serialized) struct TerminalScriptTests {
   @Test func terminalScriptPassesEveryCheck() throws {
     let script = SMPTopBinary.repositoryRoot + "/Tests/DashboardTests/e2e/terminal-tmux.sh"
-    // The script builds its driver package with SwiftPM (incremental after the first run).
-    let result = try runProcess(["bash", script], timeout: .seconds(900))
+    // The driver (the package's DashboardDemo) was built with this test bundle, beside smptop.
+    let demo = URL(fileURLWithPath: try SMPTopBinary.path()).deletingLastPathComponent()
+      .appendingPathComponent("DashboardDemo").path
+    #expect(FileManager.default.isExecutableFile(atPath: demo), "DashboardDemo is built beside smptop")
+    var environment = ProcessInfo.processInfo.environment
+    environment["DEMO_BIN"] = demo
+    let result = try runProcess(["bash", script], environment: environment, timeout: .seconds(900))
     let passes = result.stdout.split(separator: "\n").filter { $0.hasPrefix("PASS ") }
     let failures = result.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL ") }
     #expect(result.status == 0, "\(result.stdout.suffix(2000))\n\(result.stderr.suffix(1000))")

@@ -1,136 +1,29 @@
 #!/bin/bash
 # End-to-end test of the Terminal backend (ncurses) in tmux, against the golden files.
 #
-# The manifest has no demo executable, so this builds a scratch package outside the repository whose
-# targets are symlinks to the repository's sources plus a small driver (synthetic snapshots from
-# Tests/DashboardTests/Support/Fixtures.swift, no QEMU). Once `smptop` has a `--frames N` dashboard
-# mode, point BIN at it and drop the scratch package.
+# The driver is Sources/DashboardDemo (synthetic snapshots from Tests/DashboardTests/Support, no
+# QEMU): the real Terminal backend, keys sent through tmux, screens compared with the goldens.
 #
 # Usage: Tests/DashboardTests/e2e/terminal-tmux.sh        (prints PASS/FAIL lines, exits 1 on failure)
 # `swift test` runs it (Tests/CommandTests/TerminalScriptTests.swift).
 set -u
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
 GOLD="$REPO/Tests/DashboardTests/__Snapshots__"
-# The scratch package stays in .build-e2e (gitignored) so that a second run builds incrementally;
-# the files one run writes (pid, effects log) go to a temporary directory of its own.
-PKG="$REPO/.build-e2e/package"
+# The files one run writes (pid, effects log) go to a temporary directory of its own.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/smptop-dash-e2e.XXXXXX")
 TM="tmux -L smptop-dash-e2e-$$ -f /dev/null"   # a private tmux server: never touches the user's
 S=e2e
 trap '$TM kill-server 2>/dev/null; rm -rf "$WORK"' EXIT
 
-mkdir -p "$PKG/Sources/demo"
-for d in InspectABI Model GDBRemote QMP ELFSymbols QEMULaunch Inspector CNcurses CCapstone Disassembly Dashboard Terminal; do
-  ln -sfn "$REPO/Sources/$d" "$PKG/Sources/$d"
-done
-ln -sfn "$REPO/Tests/DashboardTests/Support/Fixtures.swift" "$PKG/Sources/demo/Fixtures.swift"
-ln -sfn "$REPO/Tests/DashboardTests/Support/FixturesV2.swift" "$PKG/Sources/demo/FixturesV2.swift"
-cat > "$PKG/Package.swift" <<'EOF'
-// swift-tools-version: 6.1
-import PackageDescription
-let package = Package(
-  name: "dashdemo",
-  targets: [
-    .target(name: "InspectABI"), .target(name: "Model"),
-    .target(name: "GDBRemote"), .target(name: "QMP"), .target(name: "ELFSymbols"), .target(name: "QEMULaunch"),
-    .target(name: "Inspector", dependencies: ["Model", "InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
-    .systemLibrary(name: "CNcurses"), .systemLibrary(name: "CCapstone"),
-    .target(name: "Disassembly", dependencies: ["CCapstone"]),
-    .target(name: "Dashboard", dependencies: ["Model", "Inspector"]),
-    .target(name: "Terminal", dependencies: ["CNcurses", "Dashboard"]),
-    .executableTarget(name: "demo", dependencies: ["Dashboard", "Terminal", "Inspector", "Disassembly"]),
-  ])
-EOF
-cat > "$PKG/Sources/demo/main.swift" <<'EOF'
-import Dashboard
-import Foundation
-import Inspector
-import Terminal
-
-// Drives the real Terminal backend with synthetic snapshots. Options:
-//   --frames N        stop after N presented frames      --lcpus N       4 (fixture) or N generated
-//   --no-color        ColorChoice.never                   --live          a sampler thread publishes every 100 ms
-//   --crash-after N   fatalError in the data hook         --pid-file P    write the pid (for kill by id)
-//   --effects-log P   append each effect request          --bench         print render µs/frame and exit
-var frames: Int?
-var lcpus = 4
-var color = ColorChoice.auto
-var live = false
-var crashAfter: Int?
-var effectsLog: String?
-var args = CommandLine.arguments.dropFirst()
-while let a = args.popFirst() {
-  switch a {
-  case "--frames": frames = args.popFirst().flatMap { Int($0) }
-  case "--lcpus": lcpus = args.popFirst().flatMap { Int($0) } ?? 4
-  case "--no-color": color = .never
-  case "--live": live = true
-  case "--crash-after": crashAfter = args.popFirst().flatMap { Int($0) }
-  case "--effects-log": effectsLog = args.popFirst()
-  case "--pid-file":
-    if let p = args.popFirst() { try "\(getpid())\n".write(toFile: p, atomically: true, encoding: .utf8) }
-  case "--bench":
-    let (snap, rates) = try Fixtures.manyLocks(lcpus: 64, locks: 256)
-    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    for pane in [Pane.lcpus, .locks] {
-      for (w, h) in [(200, 50), (80, 24)] {
-        let r = benchmarkRender(
-          state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: w, height: h,
-          frames: 1000)
-        print(
-          "render 64 lcpus + 256 locks, \(pane.title(generic: false)) pane \(w)x\(h): "
-            + "\(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
-      }
-    }
-    exit(0)
-  default:
-    FileHandle.standardError.write(Data("demo: unknown option \(a)\n".utf8))
-    exit(2)
-  }
-}
-let (snap, rates) = try lcpus == 4 ? Fixtures.fourLCPUs() : Fixtures.manyLCPUs(lcpus)
-let latest = Latest(DashboardData(snapshot: snap, rates: rates, target: Fixtures.target))
-if live {
-  Thread.detachNewThread {
-    var n: UInt64 = 0
-    while true {
-      Thread.sleep(forTimeInterval: 0.1)
-      n += 1
-      latest.update { $0.snapshot?.costNanoseconds = 1000 * n }
-    }
-  }
-}
-var calls = 0
-let hooks = DashboardHooks(
-  data: { _ in
-    calls += 1
-    if let c = crashAfter, calls > c { fatalError("deliberate crash for the terminal-restore test") }
-    var (d, generation) = latest.read()
-    d.generation = generation
-    return d
-  },
-  perform: { reaction, state in
-    if let path = effectsLog, let h = FileHandle(forWritingAtPath: path) {
-      h.seekToEndOfFile()
-      h.write(Data("reaction \(reaction.rawValue) target \(state.targetLCPU.map(String.init) ?? "-")\n".utf8))
-    }
-    return reaction.contains(.pauseVM) ? "VM paused (demo)" : nil
-  },
-  symbolize: Fixtures.symbolize)
-do {
-  let result = try runDashboard(hooks: hooks, color: color, options: RunOptions(maxFrames: frames))
-  let selected = result.state.current.selectedID.map(String.init) ?? "-"
-  print("outcome \(result.outcome) frames \(result.frames) pane \(result.state.pane) selected \(selected)")
-  if case .signal(let s) = result.outcome { exit(128 + s) }
-} catch {
-  FileHandle.standardError.write(Data("demo: \(error)\n".utf8))
-  exit(3)
-}
-EOF
-
-echo "building the demo driver in $PKG"
-(cd "$PKG" && swift build 2>&1 | grep -E "error|Compiling demo|Build complete") || exit 1
-BIN="$PKG/.build/debug/demo"
+# The driver is the package's DashboardDemo product: `swift test` has built it next to its own
+# bundle (DEMO_BIN names it); run by hand, the script builds it.
+if [ -n "${DEMO_BIN:-}" ] && [ -x "$DEMO_BIN" ]; then
+  BIN=$DEMO_BIN
+else
+  echo "building the demo driver (swift build --product DashboardDemo)"
+  (cd "$REPO" && swift build --product DashboardDemo 2>&1 | grep -E "error:|complete!") || exit 1
+  BIN="$(cd "$REPO" && swift build --show-bin-path)/DashboardDemo"
+fi
 # swift test exports NO_COLOR=1 to its children; the default-scheme checks need it unset.
 ENV="env -u NO_COLOR SWIFT_BACKTRACE=interactive=no TERM=tmux-256color"
 

@@ -1,0 +1,1 @@
+../../Tests/DashboardTests/Support/Fixtures.swift

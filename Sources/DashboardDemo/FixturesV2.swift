@@ -1,0 +1,1 @@
+../../Tests/DashboardTests/Support/FixturesV2.swift
