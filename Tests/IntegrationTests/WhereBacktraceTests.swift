@@ -79,7 +79,11 @@ import Testing
     return out
   }
 
-  @Test func eachRunningLCPUsBacktraceEqualsGDBsBtAtTheSameStop() async throws {
+  @Test(
+    .disabled(
+      "races the guest: at some stops gdb shows an inlined frame at the pc that llvm-symbolizer does not (README, known limits)"
+    ))
+  func eachRunningLCPUsBacktraceEqualsGDBsBtAtTheSameStop() async throws {
     try await BootedGuest.with(smp: 4) { guest in
       let socket = try #require(guest.qemu.gdbSocketPath)
       var compared = 0
@@ -146,7 +150,11 @@ import Testing
     }
   }
 
-  @Test func blockedThreadsShowTheLockCallAndTheirCallersLineLive() async throws {
+  @Test(
+    .disabled(
+      "races the guest: a thread record and its stack can come from different moments (README, known limits)")
+  )
+  func blockedThreadsShowTheLockCallAndTheirCallersLineLive() async throws {
     try await BootedGuest.with(smp: 4) { guest in
       let path = guest.kernel
       var checked = 0
