@@ -72,9 +72,11 @@ let package = Package(
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
-    .testTarget(name: "ModelTests", dependencies: ["Model"]),
+    // Synthetic model records shared by the model's and the exposition's tests.
+    .target(name: "ModelFixtures", dependencies: ["Model"], path: "Tests/ModelFixtures"),
+    .testTarget(name: "ModelTests", dependencies: ["Model", "ModelFixtures"]),
     // `smptop serve` scraped by a real Prometheus, and the exposition of synthetic snapshots.
-    .testTarget(name: "ServeTests", dependencies: ["Exposition", "Model", "QEMULaunch"]),
+    .testTarget(name: "ServeTests", dependencies: ["Exposition", "Model", "ModelFixtures", "QEMULaunch"]),
     // The guest's buddy algorithm (Sources/Kernel/BuddyCore.swift, linked in) tested on the host.
     .testTarget(name: "BuddyTests"),
     .testTarget(

@@ -14,6 +14,15 @@ public enum GDBRemoteBenchmark {
     /// How many times it ran.
     public var iterations: Int
 
+    /// The median and 90th percentile of `samples` (at least one).
+    init(name: String, samples: [Duration]) {
+      let sorted = samples.sorted()
+      self.name = name
+      self.median = sorted[sorted.count / 2]
+      self.p90 = sorted[min(sorted.count - 1, sorted.count * 9 / 10)]
+      self.iterations = sorted.count
+    }
+
     /// `name: median / p90 µs (n=…)`.
     public var description: String {
       "\(name): median \(GDBRemoteBenchmark.microseconds(median)) µs, p90 \(GDBRemoteBenchmark.microseconds(p90)) µs (n=\(iterations))"
@@ -30,6 +39,13 @@ public enum GDBRemoteBenchmark {
   public static func measure(
     _ name: String, iterations: Int, _ body: () throws(GDBRemoteError) -> Void
   ) throws(GDBRemoteError) -> Measurement {
+    Measurement(name: name, samples: try timings(iterations: iterations, body))
+  }
+
+  /// Every duration of `iterations` runs of `body`, in order, after two warm-up runs.
+  static func timings(
+    iterations: Int, _ body: () throws(GDBRemoteError) -> Void
+  ) throws(GDBRemoteError) -> [Duration] {
     let clock = ContinuousClock()
     for _ in 0..<2 { try body() }
     var samples: [Duration] = []
@@ -39,11 +55,7 @@ public enum GDBRemoteBenchmark {
       try body()
       samples.append(clock.now - start)
     }
-    samples.sort()
-    return Measurement(
-      name: name, median: samples[samples.count / 2],
-      p90: samples[min(samples.count - 1, samples.count * 9 / 10)],
-      iterations: samples.count)
+    return samples
   }
 
   /// Measures `g`, all vCPUs' registers sequentially (`Hg`+`g` each, one request at a
@@ -115,20 +127,8 @@ extension GDBRemoteBenchmark {
   static func sampled(
     _ name: String, packets: Int, iterations: Int, _ body: () throws(GDBRemoteError) -> Void
   ) throws(GDBRemoteError) -> Choice {
-    let clock = ContinuousClock()
-    for _ in 0..<2 { try body() }
-    var samples: [Duration] = []
-    samples.reserveCapacity(iterations)
-    for _ in 0..<max(1, iterations) {
-      let start = clock.now
-      try body()
-      samples.append(clock.now - start)
-    }
-    let sorted = samples.sorted()
-    let m = Measurement(
-      name: name, median: sorted[sorted.count / 2], p90: sorted[min(sorted.count - 1, sorted.count * 9 / 10)],
-      iterations: sorted.count)
-    return Choice(measurement: m, packets: packets, samples: samples)
+    let samples = try timings(iterations: iterations, body)
+    return Choice(measurement: Measurement(name: name, samples: samples), packets: packets, samples: samples)
   }
 
   /// The ways QEMU 7.2's stub can deliver the registers of `threads`, each timed at a stopped

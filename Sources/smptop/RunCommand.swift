@@ -25,6 +25,8 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
   case lockfree
   /// lcpu 1 takes a page fault half a second after boot (a panic record to look at).
   case panic
+  /// Over 1 000 dynamic locks with churning holders, for the dashboard at scale (with --smp 64).
+  case scale
 
   /// Kernel command-line words for the scenario.
   var append: String? {
@@ -38,6 +40,7 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable {
     case .panicConsole: "workload=panic-console"
     case .lockfree: "alloc=lockfree"
     case .panic: "panic=1 panic.kind=pf"
+    case .scale: "workload=scale"
     }
   }
 }

@@ -159,6 +159,17 @@ struct ReadelfReport {
   var segments: [Segment] = []
   var buildID: String?
 
+  /// Everything after the first `index` space-separated fields of `line` and the one space that
+  /// follows them, verbatim: a symbol name may hold (or end in) spaces.
+  static func field(_ index: Int, restOf line: Substring) -> String {
+    var rest = line[...]
+    for _ in 0..<index {
+      rest = rest.drop { $0 == " " }
+      rest = rest.drop { $0 != " " }
+    }
+    return rest.first == " " ? String(rest.dropFirst()) : ""
+  }
+
   /// The readelf in use: llvm-readelf when installed, else binutils' readelf (which every Swift
   /// installation on Linux has, since the driver links with gold).
   static func readelf() throws -> String {
@@ -203,7 +214,7 @@ struct ReadelfReport {
       let size = tokens[2].hasPrefix("0x") ? UInt64(tokens[2].dropFirst(2), radix: 16) : UInt64(tokens[2])
       symbols.append(
         Symbol(
-          table: table, name: tokens.count > 7 ? tokens[7...].joined(separator: " ") : "", value: value,
+          table: table, name: Self.field(7, restOf: line), value: value,
           size: size ?? UInt64.max,
           type: tokens[3], binding: tokens[4], sectionIndex: tokens[6]))
     }

@@ -1,36 +1,7 @@
 import Foundation
 import Model
+import ModelFixtures
 import Testing
-
-/// Building blocks: records decoded from JSON (the model types have no public memberwise initializers).
-enum Make {
-  static let ok = "{\"state\":\"consistent\"}"
-
-  static func decode<T: Decodable>(_ type: T.Type, _ json: String) throws -> T {
-    try JSONDecoder().decode(T.self, from: Data(json.utf8))
-  }
-
-  static func lcpu(_ index: UInt32, lastTick: UInt64) throws -> LCPURecord {
-    try decode(
-      LCPURecord.self,
-      """
-      {"index":\(index),"apicID":\(index),"state":"IDLE","rawState":2,"busyDepth":0,"errorCode":0,
-       "stateSinceTSC":0,"irqTimer":0,"irqIPI":0,"irqDevice":0,"irqSpurious":0,"ipiSent":0,"ipiReceived":0,
-       "remoteCalls":0,"ticks":0,"cyclesIdle":0,"cyclesBusy":0,"currentThread":0,"nextDeadlineTSC":0,
-       "lastTickRIP":0,"lastTickTSC":\(lastTick),"stackBottom":0,"stackTop":0,"workLoops":0,"consistency":\(ok)}
-      """)
-  }
-
-  static func guest(tscPerMs: UInt64, bootTSC: UInt64) throws -> GuestInfo {
-    try decode(
-      GuestInfo.self,
-      """
-      {"abiVersion":3,"buildID":"x","bootStage":2,"features":0,"bootTSC":\(bootTSC),"tscPerMs":\(tscPerMs),
-       "lapicPerMs":0,"tickMicroseconds":1000,"lcpusPresent":2,"lcpusOnline":2,"ramBytes":0,"kernelStart":0,
-       "kernelEnd":0,"textStart":0,"textEnd":0,"shutdownCode":0,"commandLine":""}
-      """)
-  }
-}
 
 @Suite struct GuestClockTests {
   /// 2 GHz: 2,000,000 cycles per millisecond.

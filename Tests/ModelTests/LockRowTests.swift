@@ -1,44 +1,7 @@
 import Foundation
 import Model
+import ModelFixtures
 import Testing
-
-extension Make {
-  static func lock(_ name: String, _ kind: LockKind, address: UInt64) throws -> LockRecord {
-    var l = try decode(
-      LockRecord.self,
-      """
-      {"name":"","kind":"spin","flags":0,"address":0,"recordAddress":0,"dynamic":false,"stateWord":0,
-       "readers":0,"acquireSite":0,"acquiredTSC":0,"acquisitions":0,"contended":0,"trylockFailures":0,
-       "waitTotalTSC":0,"waitMaxTSC":0,"holdTotalTSC":0,"holdMaxTSC":0,"misuseIRQUnsafe":0,"misuseSleepInIRQ":0,
-       "misuseRecursion":0,"misuseBadUnlock":0,"waiterCount":0,"pendingWriters":0,"waiters":[],"consistency":\(ok)}
-      """)
-    l.name = name
-    l.kind = kind
-    l.address = address
-    return l
-  }
-
-  static func thread(_ id: UInt64, _ name: String, blockedOn: UInt64 = 0) throws -> ThreadRecord {
-    var t = try decode(
-      ThreadRecord.self,
-      """
-      {"id":\(id),"name":"","state":"ready","lcpu":0,"blockedOn":\(blockedOn),"wakeTSC":0,"cpuTSC":0,
-       "switches":0,"ops":0,"consistency":\(ok)}
-      """)
-    t.name = name
-    return t
-  }
-
-  /// A 2 GHz guest whose newest tick is at 10 s.
-  static func snapshot(locks: [LockRecord], threads: [ThreadRecord] = []) throws -> Snapshot {
-    var s = Snapshot(
-      timeNanoseconds: 1, source: .sharedRAM, guest: try guest(tscPerMs: 2_000_000, bootTSC: 0),
-      lcpus: [try lcpu(0, lastTick: 20_000_000_000)])
-    s.locks = locks
-    s.threads = threads
-    return s
-  }
-}
 
 @Suite struct LockRowTests {
   static func symbolize(_ a: UInt64) -> String? { a == 0x1000 ? "Mutex.lock()+0x10" : nil }

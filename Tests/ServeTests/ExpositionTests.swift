@@ -8,7 +8,7 @@ import Testing
 @Suite struct ExpositionTests {
   @Test func countersEqualTheGuestsAndResetWhenItsGoBack() throws {
     let exporter = MetricsExporter()
-    var snap = try Make.snapshot(seconds: 1, tick: 0, lcpus: [])
+    var snap = try Make.snapshot(seconds: 1, lcpus: [])
     snap.locks = [
       try Make.lock("a", address: 1, acquisitions: 100, contended: 10),
       try Make.lock("dyn", address: 2, acquisitions: 5, contended: 0),
@@ -42,14 +42,14 @@ import Testing
   @Test func busyRatioComesFromTheBaseline() throws {
     let exporter = MetricsExporter(ratioWindowSeconds: 0)
     let before = try Make.snapshot(
-      seconds: 1, tick: 1_000,
+      seconds: 1,
       lcpus: [try Make.lcpu(0, lastTick: 1_000, busy: 0, idle: 0), try Make.lcpu(1, lastTick: 1_000)])
     exporter.update(target: "g", snapshot: before)
     #expect(
       Sample.parse(exporter.render()).filter { $0.name == "smptop_lcpu_busy_ratio" }.isEmpty,
       "no baseline yet")
     let after = try Make.snapshot(
-      seconds: 2, tick: 2_000,
+      seconds: 2,
       lcpus: [
         try Make.lcpu(0, lastTick: 2_000, busy: 750, idle: 250),
         try Make.lcpu(1, lastTick: 2_000, busy: 0, idle: 1_000),
@@ -63,7 +63,7 @@ import Testing
 
   @Test func aTargetThatIsDownKeepsOnlyUp() throws {
     let exporter = MetricsExporter()
-    var snap = try Make.snapshot(seconds: 1, tick: 0, lcpus: [try Make.lcpu(0, lastTick: 5)])
+    var snap = try Make.snapshot(seconds: 1, lcpus: [try Make.lcpu(0, lastTick: 5)])
     snap.locks = [try Make.lock("a", address: 1, acquisitions: 1, contended: 0)]
     exporter.update(target: "one", snapshot: snap)
     exporter.update(target: "two", snapshot: snap)
@@ -77,7 +77,7 @@ import Testing
 
   @Test func latenessHistogramHasTheGuestsCountsAndSum() throws {
     let exporter = MetricsExporter()
-    var snap = try Make.snapshot(seconds: 1, tick: 0, lcpus: [])
+    var snap = try Make.snapshot(seconds: 1, lcpus: [])
     // 3 below 1 µs, 5 below 10 µs, 2 below 1 ms, one of 2 s; total 2.0001 s at 1 GHz.
     let counts: [UInt64] = [3, 5, 0, 2, 0, 0, 0, 1]
     snap.timerQueues = [try Make.timers(lcpu: 0, histogram: counts, lateTotalTSC: 2_000_100_000)]
@@ -112,7 +112,7 @@ import Testing
   /// The exposition passes Prometheus' own linter.
   @Test func promtoolAcceptsTheExposition() throws {
     let exporter = MetricsExporter(ratioWindowSeconds: 0)
-    var a = try Make.snapshot(seconds: 1, tick: 1, lcpus: [try Make.lcpu(0, lastTick: 1)])
+    var a = try Make.snapshot(seconds: 1, lcpus: [try Make.lcpu(0, lastTick: 1)])
     a.locks = [try Make.lock("sched \"rq\"\\0", address: 1, acquisitions: 3, contended: 1)]
     a.timerQueues = [try Make.timers(lcpu: 0, histogram: [1, 0, 0, 0, 0, 0, 0, 0], lateTotalTSC: 10)]
     exporter.update(target: "g", snapshot: a)
