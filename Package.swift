@@ -4,6 +4,9 @@
 // build passes, and the guest sources compile to an empty stub on the host (SMP_GUEST).
 import PackageDescription
 
+/// The one lock type of the host modules (see the swift-nio dependency below).
+let locks = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+
 let package = Package(
   name: "smptop",
   products: [
@@ -15,6 +18,9 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+    // NIOLockedValueBox: a pthread mutex, which the thread sanitizer sees (it does not see
+    // Synchronization.Mutex's futex on Linux and reports the accesses it guards as races).
+    .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
   ],
   targets: [
     // The inspection ABI: one C header shared by the guest build and the host decoder.
@@ -26,21 +32,21 @@ let package = Package(
 
     // Host protocol and file-format layers: one each, no knowledge of the guest.
     .target(name: "GDBRemote"),
-    .target(name: "QMP"),
-    .target(name: "ELFSymbols"),
+    .target(name: "QMP", dependencies: [locks]),
+    .target(name: "ELFSymbols", dependencies: [locks]),
     // Builds the bundled guest and launches QEMU with its sockets in a private directory.
-    .target(name: "QEMULaunch"),
+    .target(name: "QEMULaunch", dependencies: [locks]),
     // The data every output renders: Snapshot, records, rates, GuestClock, row models. No dependencies.
     .target(name: "Model"),
     // Snapshot engine, ABI decoder, memory sources, deltas.
     .target(
       name: "Inspector",
-      dependencies: ["Model", "InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch"]),
+      dependencies: ["Model", "InspectABI", "GDBRemote", "QMP", "ELFSymbols", "QEMULaunch", locks]),
     // Prometheus exposition of the model, served over HTTP (`smptop serve`).
     .target(
       name: "Exposition",
       dependencies: [
-        "Model",
+        "Model", locks,
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "Logging", package: "swift-log"),
@@ -51,7 +57,7 @@ let package = Package(
     // x86-64 disassembly around RIP (Capstone), returned as Sendable values.
     .target(name: "Disassembly", dependencies: ["CCapstone"]),
     // Dashboard: state, key reducer and pure views that render a Snapshot into a character grid.
-    .target(name: "Dashboard", dependencies: ["Model", "Inspector"]),
+    .target(name: "Dashboard", dependencies: ["Model", "Inspector", locks]),
     // Static ISR-safety check: call graph from the machine code, rules, findings.
     .target(name: "ISRCheck", dependencies: ["ELFSymbols", "Disassembly"]),
     // The ncurses backend: grid to screen, keys in. Nothing else.
@@ -59,7 +65,7 @@ let package = Package(
     .executableTarget(
       name: "smptop",
       dependencies: [
-        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck", "Exposition",
+        "Inspector", "QEMULaunch", "Dashboard", "Terminal", "Disassembly", "ISRCheck", "Exposition", locks,
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       plugins: ["GitVersion"]),
@@ -68,8 +74,8 @@ let package = Package(
     // Records `git describe` at build time for `smptop --version`.
     .plugin(name: "GitVersion", capability: .buildTool()),
 
-    .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "QEMULaunch"]),
-    .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch"]),
+    .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "QEMULaunch", locks]),
+    .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch", locks]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),
     .testTarget(name: "InspectorTests", dependencies: ["Inspector", "InspectABI"]),
     // Synthetic model records shared by the model's and the exposition's tests.
@@ -83,7 +89,7 @@ let package = Package(
       name: "DashboardTests", dependencies: ["Dashboard", "Inspector", "Disassembly"],
       exclude: ["__Snapshots__", "e2e"]),
     // The built smptop binary run as users run it, against the real guest in real QEMU.
-    .testTarget(name: "CommandTests", dependencies: ["QEMULaunch", "QMP"]),
+    .testTarget(name: "CommandTests", dependencies: ["QEMULaunch", "QMP", locks]),
     .testTarget(
       name: "ISRCheckTests", dependencies: ["ISRCheck", "ELFSymbols", "QEMULaunch", "Inspector", "Dashboard"]),
     .testTarget(

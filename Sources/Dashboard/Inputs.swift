@@ -1,5 +1,5 @@
 import Inspector
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Turns a guest code address into "symbol+0x1a"; nil when the address is in no known symbol.
 ///
@@ -140,19 +140,19 @@ public struct DashboardData: Sendable {
 
 /// The newest value of something produced on another thread (the sampler's snapshot), read by the UI.
 public final class Latest<Value: Sendable>: Sendable {
-  private let storage: Mutex<(value: Value, generation: UInt64)>
+  private let storage: NIOLockedValueBox<(value: Value, generation: UInt64)>
 
   /// Creates the box with an initial value.
-  public init(_ value: Value) { storage = Mutex((value, 0)) }
+  public init(_ value: Value) { storage = NIOLockedValueBox((value, 0)) }
 
   /// Replaces the value; readers see it on their next `read`.
   public func publish(_ value: Value) {
-    storage.withLock { $0 = (value, $0.generation &+ 1) }
+    storage.withLockedValue { $0 = (value, $0.generation &+ 1) }
   }
 
   /// Changes the value in place under the lock.
   public func update(_ body: (inout Value) -> Void) {
-    storage.withLock {
+    storage.withLockedValue {
       body(&$0.value)
       $0.generation &+= 1
     }
@@ -160,6 +160,6 @@ public final class Latest<Value: Sendable>: Sendable {
 
   /// The current value and how many times it was published (to tell whether it changed).
   public func read() -> (value: Value, generation: UInt64) {
-    storage.withLock { ($0.value, $0.generation) }
+    storage.withLockedValue { ($0.value, $0.generation) }
   }
 }

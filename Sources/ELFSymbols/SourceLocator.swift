@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// One source frame at a code address: the function and the file, line and column it came from.
 ///
@@ -67,9 +67,9 @@ public final class SourceLocator: Sendable {
   public let elfPath: String
 
   private let symbols: ELFFile?
-  private let state: Mutex<State>
+  private let state: NIOLockedValueBox<State>
 
-  private struct State: ~Copyable {
+  private struct State {
     var process: Process?
     var input: Int32 = -1
     var output: Int32 = -1
@@ -127,7 +127,7 @@ public final class SourceLocator: Sendable {
     initial.output = dup(stdout.fileHandleForReading.fileDescriptor)
     try? stdin.fileHandleForWriting.close()
     try? stdout.fileHandleForReading.close()
-    state = Mutex(initial)
+    state = NIOLockedValueBox(initial)
   }
 
   deinit {
@@ -136,7 +136,7 @@ public final class SourceLocator: Sendable {
 
   /// Ends the subprocess; later lookups answer from the cache or the symbol table.
   public func close() {
-    state.withLock { state in
+    state.withLockedValue { state in
       Self.shutDown(&state)
     }
   }
@@ -173,7 +173,7 @@ public final class SourceLocator: Sendable {
   public func frames(at addresses: [UInt64]) -> [UInt64: [SourceFrame]] {
     var result: [UInt64: [SourceFrame]] = [:]
     var missing: [UInt64] = []
-    state.withLock { state in
+    state.withLockedValue { state in
       for address in addresses where result[address] == nil {
         if let hit = state.cache[address] {
           result[address] = hit

@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The Swift runtime's demangler, exported by libswiftCore (which every host Swift binary links):
 /// `char *swift_demangle(const char *mangled, size_t length, char *buffer, size_t *size, uint32_t flags)`.
@@ -14,7 +14,7 @@ private func _swiftDemangle(
 /// Demangles Swift symbol names (`$s…`, `_$s…`, Embedded `$e…`, Swift 4 `_T0…`) with the
 /// runtime's `swift_demangle`, caching results. Other names pass through unchanged.
 ///
-/// Thread-safe: the cache is behind a `Mutex`; share `SwiftDemangler.shared`.
+/// Thread-safe: the cache is behind a lock (`NIOLockedValueBox`); share `SwiftDemangler.shared`.
 public final class SwiftDemangler: Sendable {
   /// A process-wide demangler.
   public static let shared = SwiftDemangler()
@@ -24,7 +24,7 @@ public final class SwiftDemangler: Sendable {
     var simplified: [String: String] = [:]
   }
 
-  private let cache = Mutex(Cache())
+  private let cache = NIOLockedValueBox(Cache())
   private let capacity: Int
 
   /// Creates a demangler whose caches hold at most `capacity` names each (cleared when full).
@@ -43,14 +43,14 @@ public final class SwiftDemangler: Sendable {
   /// The demangled name, or nil when `name` is not a Swift symbol.
   public func demangleSwift(_ name: String) -> String? {
     guard Self.isMangledSwift(name) else { return nil }
-    if let hit = cache.withLock({ $0.full[name] }) { return hit }
+    if let hit = cache.withLockedValue({ $0.full[name] }) { return hit }
     let result = name.withCString { pointer -> String? in
       guard let output = _swiftDemangle(pointer, strlen(pointer), nil, nil, 0) else { return nil }
       defer { free(output) }
       return SwiftTypeSugar.apply(String(cString: output))
     }
     guard let result else { return nil }
-    cache.withLock { cache in
+    cache.withLockedValue { cache in
       if cache.full.count >= capacity { cache.full.removeAll(keepingCapacity: true) }
       cache.full[name] = result
     }
@@ -65,10 +65,10 @@ public final class SwiftDemangler: Sendable {
   /// A short form of a Swift symbol, close to `swift demangle --simplified`: no module names,
   /// no types, argument labels only (`Counter.increment(by:)`). Other names pass through.
   public func simplifiedName(_ name: String) -> String {
-    if let hit = cache.withLock({ $0.simplified[name] }) { return hit }
+    if let hit = cache.withLockedValue({ $0.simplified[name] }) { return hit }
     guard let full = demangleSwift(name) else { return name }
     let result = SwiftNameSimplifier.simplify(full)
-    cache.withLock { cache in
+    cache.withLockedValue { cache in
       if cache.simplified.count >= capacity { cache.simplified.removeAll(keepingCapacity: true) }
       cache.simplified[name] = result
     }

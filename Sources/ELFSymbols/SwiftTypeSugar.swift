@@ -118,8 +118,7 @@ enum SwiftTypeSugar {
     var out = String.UnicodeScalarView()
     var index = chars.startIndex
     while index < chars.endIndex {
-      if startsAType(chars, at: index), let (text, next) = rewrite(chars, at: index)
-      {
+      if startsAType(chars, at: index), let (text, next) = rewrite(chars, at: index) {
         out.append(contentsOf: text.unicodeScalars)
         index = next
         continue

@@ -1,6 +1,6 @@
 import Model
 import Prometheus
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Mirrors snapshots of one or more targets into a Prometheus registry and renders the text exposition.
 ///
@@ -13,7 +13,7 @@ public final class MetricsExporter: Sendable {
   /// The registry the exposition is rendered from.
   private let registry = PrometheusCollectorRegistry()
   /// What was last mirrored, per target.
-  private let state = Mutex<[String: TargetState]>([:])
+  private let state = NIOLockedValueBox<[String: TargetState]>([:])
   /// How far apart two snapshots must be before the busy ratio's baseline moves on, in nanoseconds.
   public let ratioWindowNanoseconds: UInt64
 
@@ -24,7 +24,7 @@ public final class MetricsExporter: Sendable {
 
   /// Records that `target` is up, with a fresh snapshot.
   public func update(target: String, snapshot: Snapshot) {
-    state.withLock { all in
+    state.withLockedValue { all in
       var s = all[target] ?? TargetState()
       mirror(target: target, snapshot: snapshot, into: &s)
       all[target] = s
@@ -33,7 +33,7 @@ public final class MetricsExporter: Sendable {
 
   /// Records that `target` could not be read: `smptop_target_up 0`, its other series removed.
   public func markDown(target: String) {
-    state.withLock { all in
+    state.withLockedValue { all in
       var s = all[target] ?? TargetState()
       removeSeries(of: &s)
       s.baseline = nil
@@ -44,7 +44,7 @@ public final class MetricsExporter: Sendable {
 
   /// A snapshot to measure the busy ratio from, taken before the first scrape.
   public func setBaseline(target: String, snapshot: Snapshot) {
-    state.withLock { all in
+    state.withLockedValue { all in
       var s = all[target] ?? TargetState()
       s.baseline = snapshot
       all[target] = s
@@ -53,7 +53,7 @@ public final class MetricsExporter: Sendable {
 
   /// The text exposition (format version 0.0.4) of everything mirrored so far.
   public func render() -> String {
-    state.withLock { _ in registry.emitToString() }
+    state.withLockedValue { _ in registry.emitToString() }
   }
 
   // MARK: - Names

@@ -2,7 +2,7 @@ import ELFSymbols
 import GDBRemote
 import QEMULaunch
 import QMP
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What to attach to: QEMU's sockets, the guest's symbols and, optionally, its shared RAM file.
 public struct TargetOptions: Sendable, Equatable {
@@ -235,9 +235,9 @@ public final class Target {
     _ symbols: (any SymbolLookup)?, locator: SourceLocator? = nil, elf: ELFFile? = nil
   ) -> @Sendable (UInt64) -> String? {
     // The dashboard asks for the same addresses every frame: remember the answers.
-    let cache = Mutex<[UInt64: String?]>([:])
+    let cache = NIOLockedValueBox<[UInt64: String?]>([:])
     return { address in
-      if let hit = cache.withLock({ $0[address] }) { return hit }
+      if let hit = cache.withLockedValue({ $0[address] }) { return hit }
       var name = shortName(symbols, address)
       if let locator {
         let lookup = elf.map { isAfterCall(address, in: $0) } == true ? address - 1 : address
@@ -245,7 +245,7 @@ public final class Target {
           name = location.text + (location.inlined ? " [inlined]" : "")
         }
       }
-      cache.withLock { c in
+      cache.withLockedValue { c in
         if c.count >= 8192 { c.removeAll(keepingCapacity: true) }
         c[address] = name
       }

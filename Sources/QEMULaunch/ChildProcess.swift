@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
   import Glibc
@@ -68,7 +68,7 @@ public final class BackgroundProcess: Sendable {
   public let pid: pid_t
   private let outputPath: String
   private let errorPath: String
-  private let status = Mutex<Int32?>(nil)
+  private let status = NIOLockedValueBox<Int32?>(nil)
 
   /// Starts `arguments` (the first word looked up in PATH) with stdin from /dev/null; with
   /// `mergeErrors` stderr goes into the stdout file, interleaved as a terminal would show it.
@@ -88,7 +88,7 @@ public final class BackgroundProcess: Sendable {
 
   /// Its exit status once it has exited (reaping it), nil while it runs.
   public var exitStatus: Int32? {
-    status.withLock { status in
+    status.withLockedValue { status in
       if status == nil { status = ChildProcess.reap(pid) }
       return status
     }
@@ -260,14 +260,14 @@ final class SpawnerThread: Sendable {
     var work: @Sendable () -> Void
   }
 
-  private let jobs = Mutex<[Job]>([])
+  private let jobs = NIOLockedValueBox<[Job]>([])
   private let ready = DispatchSemaphore(value: 0)
 
   private init() {
     let thread = Thread { [self] in
       while true {
         ready.wait()
-        guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+        guard let job = jobs.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
         job.work()
       }
     }
@@ -277,18 +277,18 @@ final class SpawnerThread: Sendable {
 
   /// Runs `work` on the spawner thread and returns its result once it is done.
   func perform<T: Sendable>(_ work: @escaping @Sendable () throws -> T) -> Result<T, any Error> {
-    let result = Mutex<Result<T, any Error>?>(nil)
+    let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
-    jobs.withLock {
+    jobs.withLockedValue {
       $0.append(
         Job {
           let r = Result { try work() }
-          result.withLock { $0 = r }
+          result.withLockedValue { $0 = r }
           done.signal()
         })
     }
     ready.signal()
     done.wait()
-    return result.withLock { $0 } ?? .failure(QEMULaunchError(.spawnFailed, "the spawner thread lost a job"))
+    return result.withLockedValue { $0 } ?? .failure(QEMULaunchError(.spawnFailed, "the spawner thread lost a job"))
   }
 }

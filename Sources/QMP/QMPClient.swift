@@ -5,7 +5,7 @@ import Foundation
 /// `connect` opens the socket, reads the greeting and negotiates capabilities. Commands are
 /// `async` and matched to their replies by id, so any number of tasks may share one client
 /// (for example a sampler and a UI): the class is `Sendable` and keeps its state behind a
-/// `Mutex`; a background thread reads the socket. Asynchronous events arrive both through
+/// `NIOLockedValueBox` (a pthread mutex); a background thread reads the socket. Asynchronous events arrive both through
 /// `events()` streams (one per subscriber) and through a bounded queue read with
 /// `nextEvent(timeout:)` / `drainEvents()`.
 ///

@@ -1,10 +1,10 @@
 import Foundation
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The socket, the reader thread and the table of waiters behind a `QMPClient`.
 ///
-/// Concurrency model: all mutable state lives in one `Mutex<State>`; completions (which resume
+/// Concurrency model: all mutable state lives in one `NIOLockedValueBox<State>`; completions (which resume
 /// continuations) and `AsyncStream` yields always run *after* the lock is released. Each waiter
 /// is removed from the table under the lock by whoever completes it (reply, timeout, cancel,
 /// close), so it is completed exactly once. One background thread owns reading: it polls the
@@ -58,10 +58,10 @@ final class QMPConnection: Sendable {
   let address: QMPAddress
   let connectTimeout: Duration
   let writeTimeout: Duration
-  let state: Mutex<State>
+  let state: NIOLockedValueBox<State>
   /// The socket descriptor: -1 until the reader thread has connected, and again once closed.
   /// Held while writing and while closing.
-  let socket: Mutex<Int32>
+  let socket: NIOLockedValueBox<Int32>
   let wake: WakePipe
 
   init(address: QMPAddress, eventQueueLimit: Int, connectTimeout: Duration, writeTimeout: Duration)
@@ -70,13 +70,13 @@ final class QMPConnection: Sendable {
     self.address = address
     self.connectTimeout = connectTimeout
     self.writeTimeout = writeTimeout
-    self.socket = Mutex(-1)
-    self.state = Mutex(State(eventQueueLimit: max(1, eventQueueLimit)))
+    self.socket = NIOLockedValueBox(-1)
+    self.state = NIOLockedValueBox(State(eventQueueLimit: max(1, eventQueueLimit)))
     self.wake = try WakePipe()
   }
 
   deinit {
-    socket.withLock { fd in
+    socket.withLockedValue { fd in
       if fd >= 0 { Glibc.close(fd) }
       fd = -1
     }
@@ -94,12 +94,12 @@ final class QMPConnection: Sendable {
 
   // MARK: Closing
 
-  var closedError: QMPError? { state.withLock { $0.closedError } }
+  var closedError: QMPError? { state.withLockedValue { $0.closedError } }
 
   /// Closes the connection with `error`: every waiter fails with it, every event stream ends,
   /// and the reader thread exits and closes the socket. Idempotent (the first error wins).
   func finish(with error: QMPError) {
-    let taken = state.withLock { state -> State? in
+    let taken = state.withLockedValue { state -> State? in
       if state.closedError != nil { return nil }
       state.closedError = error
       let snapshot = state
@@ -122,7 +122,7 @@ final class QMPConnection: Sendable {
   // MARK: Waiting
 
   func allocateID() -> Int64 {
-    state.withLock { state in
+    state.withLockedValue { state in
       defer { state.nextID += 1 }
       return state.nextID
     }
@@ -146,7 +146,7 @@ final class QMPConnection: Sendable {
   /// Fails the waiter `id` (request or event waiter) with `.cancelled`, if it is still waiting.
   private func cancel(id: Int64) {
     let error = QMPError(.cancelled, "the waiting task was cancelled")
-    let removed = state.withLock {
+    let removed = state.withLockedValue {
       state -> (Completion<JSONValue>?, Completion<QMPEvent?>?, Completion<QMPGreeting>?) in
       if let entry = state.pending.removeValue(forKey: id) { return (entry.waiter.complete, nil, nil) }
       if let index = state.eventWaiters.firstIndex(where: { $0.id == id }) {
@@ -169,7 +169,7 @@ final class QMPConnection: Sendable {
     return await wait(id: id) { (complete: @escaping Completion<QMPGreeting>) in
       // The reader connects first (bounded by connectTimeout), then the greeting has `timeout`.
       let deadline = ContinuousClock.now + connectTimeout + timeout
-      let immediate = state.withLock { state -> Result<QMPGreeting, QMPError>? in
+      let immediate = state.withLockedValue { state -> Result<QMPGreeting, QMPError>? in
         if let greeting = state.greeting { return .success(greeting) }
         if let error = state.closedError { return .failure(error) }
         state.greetingWaiter = Waiter(deadline: deadline, complete: complete)
@@ -191,7 +191,7 @@ final class QMPConnection: Sendable {
     bytes.append(0x0A)
     return await wait(id: id) { (complete: @escaping Completion<JSONValue>) in
       let deadline = ContinuousClock.now + timeout
-      let registered = state.withLock { state -> (error: QMPError?, wake: Bool) in
+      let registered = state.withLockedValue { state -> (error: QMPError?, wake: Bool) in
         if let error = state.closedError { return (error.with(command: command), false) }
         state.pending[id] = (command, timeout, Waiter(deadline: deadline, complete: complete))
         return (nil, state.noteDeadline(deadline))
@@ -201,7 +201,7 @@ final class QMPConnection: Sendable {
         return
       }
       if registered.wake { wake.wake() }
-      let failure = socket.withLock { fd -> Int32? in
+      let failure = socket.withLockedValue { fd -> Int32? in
         guard fd >= 0 else { return EBADF }
         return Socket.writeAll(fd, bytes, deadline: ContinuousClock.now + writeTimeout)
       }
@@ -217,7 +217,7 @@ final class QMPConnection: Sendable {
     let id = allocateID()
     return await wait(id: id) { (complete: @escaping Completion<QMPEvent?>) in
       let deadline = ContinuousClock.now + timeout
-      let immediate = state.withLock { state -> (Result<QMPEvent?, QMPError>?, Bool) in
+      let immediate = state.withLockedValue { state -> (Result<QMPEvent?, QMPError>?, Bool) in
         if !state.eventQueue.isEmpty { return (.success(state.eventQueue.removeFirst()), false) }
         if let error = state.closedError { return (.failure(error), false) }
         if timeout <= .zero { return (.success(nil), false) }
@@ -231,7 +231,7 @@ final class QMPConnection: Sendable {
 
   /// Removes and returns every queued event without waiting.
   func drainEvents() -> [QMPEvent] {
-    state.withLock { state in
+    state.withLockedValue { state in
       defer { state.eventQueue.removeAll() }
       return state.eventQueue
     }
@@ -243,9 +243,9 @@ final class QMPConnection: Sendable {
       of: QMPEvent.self, bufferingPolicy: .bufferingNewest(max(1, limit)))
     let id = allocateID()
     continuation.onTermination = { [weak self] _ in
-      _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+      _ = self?.state.withLockedValue { $0.subscribers.removeValue(forKey: id) }
     }
-    let closed = state.withLock { state -> Bool in
+    let closed = state.withLockedValue { state -> Bool in
       if state.closedError != nil { return true }
       state.subscribers[id] = continuation
       return false
@@ -266,9 +266,9 @@ final class QMPConnection: Sendable {
       finish(with: error)
       return
     }
-    socket.withLock { $0 = fd }
+    socket.withLockedValue { $0 = fd }
     while true {
-      let plan = state.withLock { state -> Int32? in
+      let plan = state.withLockedValue { state -> Int32? in
         if state.closedError != nil { return nil }
         let next = state.nextDeadline()
         state.readerWakeAt = next
@@ -310,7 +310,7 @@ final class QMPConnection: Sendable {
       }
       expireDeadlines()
     }
-    socket.withLock { fd in
+    socket.withLockedValue { fd in
       if fd >= 0 { Glibc.close(fd) }
       fd = -1
     }
@@ -327,7 +327,7 @@ final class QMPConnection: Sendable {
     }
     guard let object = value.objectValue, closedError == nil else { return }
 
-    let first = state.withLock { state -> Bool in
+    let first = state.withLockedValue { state -> Bool in
       defer { state.sawFirstMessage = true }
       return !state.sawFirstMessage
     }
@@ -343,7 +343,7 @@ final class QMPConnection: Sendable {
         finish(with: QMPError(.protocolViolation, "malformed QMP greeting: \(error.message)"))
         return
       }
-      let waiter = state.withLock { state in
+      let waiter = state.withLockedValue { state in
         state.greeting = greeting
         defer { state.greetingWaiter = nil }
         return state.greetingWaiter
@@ -365,7 +365,8 @@ final class QMPConnection: Sendable {
     }
 
     guard object["return"] != nil || object["error"] != nil else { return }  // unknown: ignore
-    let entry = state.withLock { state -> (command: String, timeout: Duration, waiter: Waiter<JSONValue>)? in
+    let entry = state.withLockedValue {
+      state -> (command: String, timeout: Duration, waiter: Waiter<JSONValue>)? in
       guard let id = object["id"]?.int64Value, let entry = state.pending.removeValue(forKey: id) else {
         state.unmatchedReplies += 1
         return nil
@@ -393,7 +394,8 @@ final class QMPConnection: Sendable {
   private func dropUndecodable(_ data: Data) {
     let preview = String(decoding: data.prefix(80), as: UTF8.self)
     let id = QMPConnection.trailingID(in: data)
-    let entry = state.withLock { state -> (command: String, timeout: Duration, waiter: Waiter<JSONValue>)? in
+    let entry = state.withLockedValue {
+      state -> (command: String, timeout: Duration, waiter: Waiter<JSONValue>)? in
       state.undecodableMessages += 1
       guard state.sawFirstMessage, let id else { return nil }
       return state.pending.removeValue(forKey: id)
@@ -428,7 +430,7 @@ final class QMPConnection: Sendable {
   }
 
   private func deliver(_ event: QMPEvent) {
-    let (waiter, subscribers) = state.withLock {
+    let (waiter, subscribers) = state.withLockedValue {
       state -> (Waiter<QMPEvent?>?, [AsyncStream<QMPEvent>.Continuation]) in
       var waiter: Waiter<QMPEvent?>?
       if !state.eventWaiters.isEmpty {
@@ -448,7 +450,7 @@ final class QMPConnection: Sendable {
 
   private func expireDeadlines() {
     let now = ContinuousClock.now
-    let expired = state.withLock {
+    let expired = state.withLockedValue {
       state -> (Waiter<QMPGreeting>?, [(String, Duration, Waiter<JSONValue>)], [Waiter<QMPEvent?>]) in
       var greeting: Waiter<QMPGreeting>?
       if let waiter = state.greetingWaiter, waiter.deadline <= now {
@@ -482,9 +484,9 @@ final class QMPConnection: Sendable {
 
   /// Counters for diagnostics.
   var counters: (droppedEvents: Int, unmatchedReplies: Int) {
-    state.withLock { ($0.droppedEvents, $0.unmatchedReplies) }
+    state.withLockedValue { ($0.droppedEvents, $0.unmatchedReplies) }
   }
 
   /// Messages dropped because they were not valid JSON.
-  var undecodableMessages: Int { state.withLock { $0.undecodableMessages } }
+  var undecodableMessages: Int { state.withLockedValue { $0.undecodableMessages } }
 }

@@ -3,6 +3,7 @@ import Disassembly
 import ELFSymbols
 import Foundation
 import Inspector
+import NIOConcurrencyHelpers
 import Synchronization
 import Terminal
 
@@ -14,11 +15,11 @@ enum SamplerCommand: Sendable {
 
 /// Commands posted by the UI thread and taken by the sampler.
 final class Mailbox: Sendable {
-  private let queue = Mutex<[SamplerCommand]>([])
+  private let queue = NIOLockedValueBox<[SamplerCommand]>([])
 
-  func post(_ command: SamplerCommand) { queue.withLock { $0.append(command) } }
+  func post(_ command: SamplerCommand) { queue.withLockedValue { $0.append(command) } }
   func take() -> [SamplerCommand] {
-    queue.withLock { q in
+    queue.withLockedValue { q in
       defer { q = [] }; return q
     }
   }
@@ -37,7 +38,7 @@ enum DashboardSession {
     let latest = Latest(DashboardData(snapshot: nil, target: info))
     let mailbox = Mailbox()
     let symbolize = target.makeSymbolizer()
-    let uiResult = Mutex<Result<RunResult, TerminalError>?>(nil)
+    let uiResult = NIOLockedValueBox<Result<RunResult, TerminalError>?>(nil)
     let uiDone = Atomic<Bool>(false)
     var state = DashboardState()
     state.intervalMilliseconds = Int(interval * 1000)
@@ -52,7 +53,7 @@ enum DashboardSession {
       let result = Result { () throws(TerminalError) -> RunResult in
         try runDashboard(initial, hooks: hooks, color: color, options: RunOptions(maxFrames: frames))
       }
-      uiResult.withLock { $0 = result }
+      uiResult.withLockedValue { $0 = result }
       mailbox.post(.quit)
       uiDone.store(true, ordering: .releasing)
     }
@@ -61,7 +62,7 @@ enum DashboardSession {
 
     await sample(target: target, info: info, interval: interval, latest: latest, mailbox: mailbox)
     while !uiDone.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(10)) }
-    switch uiResult.withLock({ $0 }) {
+    switch uiResult.withLockedValue({ $0 }) {
     case .failure(let error) where error.code == .notATerminal || error.code == .unknownTerminal:
       return false
     case .failure(let error):
@@ -294,7 +295,7 @@ enum DashboardSession {
 
 extension Mailbox {
   /// True when a command is waiting (the sampler wakes early for it).
-  var peekNonEmpty: Bool { queue.withLock { !$0.isEmpty } }
+  var peekNonEmpty: Bool { queue.withLockedValue { !$0.isEmpty } }
 }
 
 /// The timeline pane's feed: drains the trace rings live at 10 Hz, keeps the last seconds as

@@ -1,6 +1,6 @@
 import Foundation
 import QEMULaunch
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// A QEMU started by smptop dies with smptop, however smptop dies.
@@ -35,14 +35,14 @@ import Testing
     config.smp = 1
     config.memoryMiB = 32
     config.startPaused = true
-    let launched = Mutex<QEMUInstance?>(nil)
+    let launched = NIOLockedValueBox<QEMUInstance?>(nil)
     let launch = config
     let thread = Thread {
-      launched.withLock { $0 = try? QEMUInstance.launch(launch) }
+      launched.withLockedValue { $0 = try? QEMUInstance.launch(launch) }
     }
     thread.start()
     while thread.isExecuting || !thread.isFinished { try await Task.sleep(for: .milliseconds(10)) }
-    let qemu = try #require(launched.withLock { $0 })
+    let qemu = try #require(launched.withLockedValue { $0 })
     defer { qemu.shutdown() }
     // The launching thread has exited; give a wrongly aimed parent-death signal time to land.
     try await Task.sleep(for: .milliseconds(500))

@@ -1,6 +1,6 @@
 import Foundation
 import GDBRemote
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
   import Glibc
@@ -61,7 +61,7 @@ final class FakeStub: Sendable {
 
   let clientDescriptor: Int32
   private let stubDescriptor: Int32
-  private let state = Mutex(Log())
+  private let state = NIOLockedValueBox(Log())
   private let finished = DispatchSemaphore(value: 0)
 
   struct Log: Sendable {
@@ -85,15 +85,15 @@ final class FakeStub: Sendable {
   }
 
   /// Every byte the stub received.
-  var received: [UInt8] { state.withLock { $0.received } }
+  var received: [UInt8] { state.withLockedValue { $0.received } }
   /// The payloads of the well-formed requests the stub received, in order.
-  var requests: [String] { state.withLock { $0.requests } }
+  var requests: [String] { state.withLockedValue { $0.requests } }
   /// Whether the stub received `text` anywhere in its input.
   func receivedText() -> String { String(decoding: received, as: UTF8.self) }
 
   /// Stops the stub thread and closes its end.
   func stop() {
-    state.withLock { $0.stopRequested = true }
+    state.withLockedValue { $0.stopRequested = true }
     finished.wait()
   }
 
@@ -120,14 +120,14 @@ final class FakeStub: Sendable {
     if !configuration.greeting.isEmpty { write(configuration.greeting) }
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
-      if state.withLock({ $0.stopRequested }) { return }
+      if state.withLockedValue({ $0.stopRequested }) { return }
       var pfd = pollfd(fd: stubDescriptor, events: Int16(POLLIN), revents: 0)
       let ready = poll(&pfd, 1, 10)
       if ready <= 0 { continue }
       let n = buffer.withUnsafeMutableBytes { recv(stubDescriptor, $0.baseAddress, $0.count, 0) }
       if n <= 0 { return }
       let chunk = Array(buffer[0..<n])
-      state.withLock { $0.received += chunk }
+      state.withLockedValue { $0.received += chunk }
       // QEMU 7.2's gdb_read_byte(), byte by byte: while a sent packet is unacknowledged,
       // `-` resends it, `+` or `$` forget it, and other bytes are dropped; otherwise, while
       // the VM runs, any byte stops it (sending T02) and is thrown away.
@@ -153,7 +153,7 @@ final class FakeStub: Sendable {
             write(Array("-".utf8))
           case .packet(let packet):
             let request = String(decoding: packet.payload, as: UTF8.self)
-            state.withLock { $0.requests.append(request) }
+            state.withLockedValue { $0.requests.append(request) }
             var fault: StubFault.Kind? = nil
             if let i = faults.firstIndex(where: { $0.times > 0 && request.hasPrefix($0.prefix) }) {
               faults[i].times -= 1
@@ -405,7 +405,7 @@ final class QEMU72Model {
 final class HostilePeer: Sendable {
   let clientDescriptor: Int32
   private let peerDescriptor: Int32
-  private let stopRequested = Mutex(false)
+  private let stopRequested = NIOLockedValueBox(false)
   private let finished = DispatchSemaphore(value: 0)
 
   init(seed: UInt64) {
@@ -420,7 +420,7 @@ final class HostilePeer: Sendable {
   }
 
   func stop() {
-    stopRequested.withLock { $0 = true }
+    stopRequested.withLockedValue { $0 = true }
     finished.wait()
   }
 
@@ -435,7 +435,7 @@ final class HostilePeer: Sendable {
       String(repeating: "0", count: 1216), String(repeating: "ab", count: 2048), "zz", "Tqq", "0",
     ]
     var replies = 0
-    while !stopRequested.withLock({ $0 }) {
+    while !stopRequested.withLockedValue({ $0 }) {
       var pfd = pollfd(fd: peerDescriptor, events: Int16(POLLIN), revents: 0)
       if poll(&pfd, 1, 10) <= 0 { continue }
       let n = buffer.withUnsafeMutableBytes { recv(peerDescriptor, $0.baseAddress, $0.count, 0) }

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A deterministic pseudo-random generator (SplitMix64), so every "random" test is repeatable.
 struct SeededGenerator: RandomNumberGenerator {
@@ -49,16 +49,16 @@ final class FakeQMPPeer: Sendable {
   let directory: String
   let path: String
   private let listenFD: Int32
-  private let received = Mutex<[String]>([])
-  private let problemList = Mutex<[String]>([])
-  private let done = Mutex<Bool>(false)
+  private let received = NIOLockedValueBox<[String]>([])
+  private let problemList = NIOLockedValueBox<[String]>([])
+  private let done = NIOLockedValueBox<Bool>(false)
 
   /// Commands received so far (one JSON text each).
-  var commands: [String] { received.withLock { $0 } }
+  var commands: [String] { received.withLockedValue { $0 } }
   /// What the peer found wrong (unexpected commands, socket errors).
-  var problems: [String] { problemList.withLock { $0 } }
+  var problems: [String] { problemList.withLockedValue { $0 } }
   /// Whether the script has finished.
-  var isDone: Bool { done.withLock { $0 } }
+  var isDone: Bool { done.withLockedValue { $0 } }
 
   init(steps: [Step], chunking: Chunking = .whole) throws {
     var template = Array("/tmp/qmp-fake-XXXXXX".utf8CString)
@@ -105,10 +105,10 @@ final class FakeQMPPeer: Sendable {
     while !isDone && ContinuousClock.now < deadline { usleep(1000) }
   }
 
-  private func problem(_ text: String) { problemList.withLock { $0.append(text) } }
+  private func problem(_ text: String) { problemList.withLockedValue { $0.append(text) } }
 
   private func run(steps: [Step], chunking: Chunking) {
-    defer { done.withLock { $0 = true } }
+    defer { done.withLockedValue { $0 = true } }
     var listener = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
     guard poll(&listener, 1, Self.patienceMilliseconds) == 1 else {
       problem("no client connected")
@@ -154,7 +154,7 @@ final class FakeQMPPeer: Sendable {
           let line = Array(inbox[..<newline])
           inbox.removeSubrange(...newline)
           let text = String(decoding: line, as: UTF8.self)
-          received.withLock { $0.append(text) }
+          received.withLockedValue { $0.append(text) }
           guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
             let name = object["execute"] as? String
           else {
