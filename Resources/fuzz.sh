@@ -12,7 +12,11 @@
 #               a line "module <Target>" instead builds Sources/<Target> as a module of its own
 #               first (in the order given) and links it: for sources that import other modules
 #               (Inspector imports InspectABI, GDBRemote, QMP, ELFSymbols, QEMULaunch). A C
-#               target (Sources/<Target>/include) gets a module map instead.
+#               target (Sources/<Target>/include) gets a module map, and its .c files (if any)
+#               a static library. A target that is not in Sources/ is taken from the resolved
+#               package checkouts (.build/checkouts/*/Sources/<Target>): the lock type of the
+#               host modules comes from swift-nio ("module CNIOAtomics", then
+#               "module NIOConcurrencyHelpers").
 #   corpus/     the committed seed corpus (small); new inputs go to .build-fuzz/corpus/<Name>.
 # Builds go to .build-fuzz/ (gitignored). A crash leaves its input in .build-fuzz/crashes/ and
 # fails the script; keep it as a regression test. Each run prints executions and execs/s.
@@ -34,19 +38,36 @@ FLAGS=(-sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -g)
 
 # build_module TARGET: Sources/TARGET as a static library plus .swiftmodule in $OUT/modules.
 build_module() {
-  local target=$1 dir="$ROOT/Sources/$1"
+  local target=$1 dir="$ROOT/Sources/$1" extra=()
+  if [ ! -d "$dir" ]; then
+    [ -d "$ROOT/.build/checkouts" ] || swift package resolve > /dev/null
+    dir=$(find "$ROOT"/.build/checkouts/*/Sources -maxdepth 1 -name "$target" -type d | head -1)
+    [ -n "$dir" ] || { echo "fuzz.sh: no module $target in Sources/ or the package checkouts" >&2; exit 2; }
+    # As SwiftPM builds it: `package` declarations need a package name (swift-nio also turns on
+    # the experimental Lifetimes feature for all its targets).
+    extra=(-package-name "$(basename "$(dirname "$(dirname "$dir")")")" -enable-experimental-feature Lifetimes)
+  fi
   mkdir -p "$OUT/modules" "$OUT/lib"
   if [ -d "$dir/include" ]; then
-    # A C module: a module map over its headers is all Swift needs (the ABI is header-only).
+    # A C module: a module map over its headers, and its C files (if any) as a static library.
     mkdir -p "$OUT/modules/$target"
     { echo "module $target {"; for h in "$dir"/include/*.h; do echo "  header \"$h\""; done; echo "  export *"; echo "}"; } \
       > "$OUT/modules/$target/module.modulemap"
+    local cfiles=() objects=()
+    while IFS= read -r f; do cfiles+=("$f"); done < <(find "$dir" -name '*.c' | sort)
+    if [ ${#cfiles[@]} -gt 0 ] && [ ! -f "$OUT/lib/lib$target.a" ]; then
+      for f in "${cfiles[@]}"; do
+        clang -c -O1 -fPIC -I "$dir/include" "$f" -o "$OUT/lib/$target-$(basename "$f" .c).o"
+        objects+=("$OUT/lib/$target-$(basename "$f" .c).o")
+      done
+      ar rcs "$OUT/lib/lib$target.a" "${objects[@]}"
+    fi
     return
   fi
   local stamp="$OUT/lib/lib$target.a"
   if [ -f "$stamp" ] && [ -z "$(find "$dir" -name '*.swift' -newer "$stamp" | head -1)" ]; then return; fi
   echo "fuzz.sh: building module $target"
-  swiftc "${FLAGS[@]}" -module-name "$target" -emit-module -emit-module-path "$OUT/modules/$target.swiftmodule" \
+  swiftc "${FLAGS[@]}" ${extra[@]+"${extra[@]}"} -module-name "$target" -emit-module -emit-module-path "$OUT/modules/$target.swiftmodule" \
     -emit-library -static -o "$stamp" -I "$OUT/modules" $(for m in "$OUT"/modules/*/; do [ -d "$m" ] && echo -I "$m"; done) \
     $(find "$dir" -name '*.swift' | sort) 2> >(grep -v "Cannot export local symbol" >&2)
 }
@@ -64,7 +85,7 @@ for name in $NAMES; do
       module=${line#module }
       build_module "$module"
       includes=(-I "$OUT/modules")
-      [ -d "$ROOT/Sources/$module/include" ] || libs+=("$OUT/lib/lib$module.a")
+      [ -f "$OUT/lib/lib$module.a" ] && libs+=("$OUT/lib/lib$module.a")
     elif [ -d "$line" ]; then
       while IFS= read -r f; do sources+=("$f"); done < <(find "$line" -name '*.swift' | sort)
     else
@@ -84,8 +105,11 @@ for name in $NAMES; do
     if [ ${#includes[@]} -gt 0 ]; then
       for m in "$OUT"/modules/*/; do [ -d "$m" ] && includes+=(-I "$m"); done
     fi
+    # Libraries go to the linker dependents first (the sources file lists dependencies first).
+    linked=()
+    for ((i = ${#libs[@]} - 1; i >= 0; i--)); do linked+=("${libs[i]}"); done
     swiftc "${FLAGS[@]}" -module-name "Fuzz$name" ${includes[@]+"${includes[@]}"} \
-      "$dir"/*.swift "${sources[@]}" "${libs[@]}" -o "$bin" 2> >(grep -v "Cannot export local symbol" >&2)
+      "$dir"/*.swift "${sources[@]}" ${linked[@]+"${linked[@]}"} -o "$bin" 2> >(grep -v "Cannot export local symbol" >&2)
   fi
   echo "fuzz.sh: running Fuzz$name for $RUNS executions"
   log="$OUT/Fuzz$name.log"
