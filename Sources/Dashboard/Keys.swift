@@ -42,7 +42,8 @@ public enum Action: Sendable, Equatable {
   case quit
   /// Show or hide the key table.
   case toggleHelp
-  /// Close the innermost thing open: filter editing, help, detail, then an active filter.
+  /// Close the innermost thing open: filter editing, help, a lock or thread view, detail, then an
+  /// active filter.
   case escape
   /// Next pane (Tab).
   case nextPane
@@ -60,7 +61,8 @@ public enum Action: Sendable, Equatable {
   case home
   /// Go to the last row.
   case end
-  /// Open the detail view of the selected row.
+  /// Open the detail view of the selected row: an lcpu's, a lock's (holder and waiters) or, in
+  /// the threads view, a thread's.
   case openDetail
   /// In the detail view, show the previous (-1) or next (+1) lcpu.
   case detailNeighbour(Int)
@@ -141,7 +143,8 @@ public struct Reaction: OptionSet, Sendable, Hashable {
   public static let continueVM = Reaction(rawValue: 1 << 5)
   /// The sampler should use `state.intervalMilliseconds`.
   public static let changeInterval = Reaction(rawValue: 1 << 6)
-  /// Fetch detail data (disassembly, frame chain) for `state.detail`.
+  /// Fetch detail data (disassembly, frame chain) for `state.detail`, and backtraces while a lock
+  /// or thread view (`state.whereViews`) is open; sent again when one closes.
   public static let openDetail = Reaction(rawValue: 1 << 7)
   /// Clear and repaint the whole terminal, not only changed cells.
   public static let fullRedraw = Reaction(rawValue: 1 << 8)
@@ -214,13 +217,16 @@ public func action(for key: Key, in state: DashboardState) -> Action? {
     return c.wholeNumberValue.flatMap(Pane.init(rawValue:)).map(Action.selectPane)
   case .up, .character("k"): return .move(-1)
   case .down, .character("j"): return .move(1)
-  case .left: return state.detail == nil ? nil : .detailNeighbour(-1)
-  case .right: return state.detail == nil ? nil : .detailNeighbour(1)
+  case .left: return state.detail == nil || state.whereView != nil ? nil : .detailNeighbour(-1)
+  case .right: return state.detail == nil || state.whereView != nil ? nil : .detailNeighbour(1)
   case .pageUp, .control("b"): return .pageUp
   case .pageDown, .control("f"): return .pageDown
   case .home, .character("g"): return .home
   case .end, .character("G"): return .end
-  case .enter: return state.detail == nil ? .openDetail : nil
+  case .enter:
+    // A lock row, an lcpu row or a thread of the threads view; nothing under a lock or thread view.
+    if state.whereView != nil { return nil }
+    return state.detail == nil || state.threadsView ? .openDetail : nil
   case .escape: return .escape
   default: return nil
   }

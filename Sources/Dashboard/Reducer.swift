@@ -20,6 +20,10 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
   case .escape:
     if s.helpVisible {
       s.helpVisible = false
+    } else if let top = s.whereViews.popLast() {
+      // Back to the view under it, scrolled as it was.
+      s.detailScroll = top.scrollBefore
+      return (s, [.redraw, .openDetail])
     } else if s.detail != nil {
       s.detail = nil
       s.detailScroll = 0
@@ -43,26 +47,62 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     s.detail = nil
     s.detailScroll = 0
     s.threadsView = false
+    s.whereViews = []
     s.helpVisible = false
     return (s, .redraw)
 
   case .move(let n):
-    if s.detail != nil { return scrollDetail(s, by: n) }
+    if s.threadsView && s.whereView == nil { return (moveThreadSelection(s, by: n), .redraw) }
+    if s.detail != nil || s.whereView != nil { return scrollDetail(s, by: n) }
     return (moveSelection(s, by: n), .redraw)
   case .pageUp:
-    if s.detail != nil { return scrollDetail(s, by: -max(1, s.layout.detailPageRows - 1)) }
+    if s.threadsView && s.whereView == nil {
+      return (moveThreadSelection(s, by: -threadsPerPage(s)), .redraw)
+    }
+    if s.detail != nil || s.whereView != nil {
+      return scrollDetail(s, by: -max(1, s.layout.detailPageRows - 1))
+    }
     return (moveSelection(s, by: -max(1, s.layout.pageRows - 1)), .redraw)
   case .pageDown:
-    if s.detail != nil { return scrollDetail(s, by: max(1, s.layout.detailPageRows - 1)) }
+    if s.threadsView && s.whereView == nil { return (moveThreadSelection(s, by: threadsPerPage(s)), .redraw) }
+    if s.detail != nil || s.whereView != nil {
+      return scrollDetail(s, by: max(1, s.layout.detailPageRows - 1))
+    }
     return (moveSelection(s, by: max(1, s.layout.pageRows - 1)), .redraw)
   case .home:
-    if s.detail != nil { return scrollDetail(s, by: Int.min / 2) }
+    if s.threadsView && s.whereView == nil { return (moveThreadSelection(s, by: Int.min / 2), .redraw) }
+    if s.detail != nil || s.whereView != nil { return scrollDetail(s, by: Int.min / 2) }
     return (moveSelection(s, by: Int.min / 2), .redraw)
   case .end:
-    if s.detail != nil { return scrollDetail(s, by: Int.max / 2) }
+    if s.threadsView && s.whereView == nil { return (moveThreadSelection(s, by: Int.max / 2), .redraw) }
+    if s.detail != nil || s.whereView != nil { return scrollDetail(s, by: Int.max / 2) }
     return (moveSelection(s, by: Int.max / 2), .redraw)
 
   case .openDetail:
+    if s.whereView != nil { return (s, []) }
+    if s.threadsView {
+      // The selected thread's view: its backtrace, the lock it waits on and that lock's holder.
+      guard let id = s.selectedThread ?? s.layout.threadIDs.first else {
+        s.statusMessage = "no thread to open"
+        return (s, .redraw)
+      }
+      s.selectedThread = id
+      s.whereViews.append(OpenWhereView(view: .thread(id), scrollBefore: s.detailScroll))
+      s.detailScroll = 0
+      return (s, [.redraw, .openDetail])
+    }
+    if s.pane == .locks {
+      // The selected lock's view: its holder and every waiter, each with where it is.
+      guard let id = s.current.selectedID ?? s.layout.rowIDs.first else {
+        s.statusMessage = "nothing selected"
+        return (s, .redraw)
+      }
+      s.current.selectedID = id
+      s.whereViews.append(
+        OpenWhereView(view: .lock(UInt64(bitPattern: Int64(id))), scrollBefore: s.detailScroll))
+      s.detailScroll = 0
+      return (s, [.redraw, .openDetail])
+    }
     guard s.pane == .lcpus else {
       s.statusMessage = "no detail view in this pane"
       return (s, .redraw)
@@ -156,6 +196,7 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     s.statusMessage = "stepping lcpu \(target)..."
     return (s, [.redraw, .stepSelected])
   case .toggleThreads:
+    s.whereViews = []
     if s.threadsView {
       s.threadsView = false
       s.detail = nil
@@ -214,6 +255,10 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     if p.selectedID == nil { p.selectedID = layout.rowIDs.first }
     p.scroll = scrollKeepingVisible(p, layout)
     s.current = p
+    if s.threadsView && s.whereView == nil && !layout.threadIDs.isEmpty {
+      if let id = s.selectedThread, !layout.threadIDs.contains(id) { s.selectedThread = nil }
+      if s.selectedThread == nil { s.selectedThread = layout.threadIDs.first }
+    }
     s.detailScroll = max(0, min(s.detailScroll, layout.detailLines - layout.detailPageRows))
     return (s, [])
 
@@ -240,6 +285,35 @@ func moveSelection(_ state: DashboardState, by n: Int) -> DashboardState {
   p.scroll = scrollKeepingVisible(p, s.layout)
   s.current = p
   return s
+}
+
+/// Moves the threads view's selection by `n` threads and scrolls so that the selected thread's
+/// row (and as much of its backtrace below it as fits) is on screen.
+func moveThreadSelection(_ state: DashboardState, by n: Int) -> DashboardState {
+  var s = state
+  let ids = s.layout.threadIDs
+  let lines = s.layout.threadLines
+  guard !ids.isEmpty, lines.count == ids.count else { return s }
+  let i = s.selectedThread.flatMap { ids.firstIndex(of: $0) } ?? 0
+  let j = min(ids.count - 1, max(0, i.addingReportingOverflow(n).partialValue))
+  s.selectedThread = ids[j]
+  let page = max(1, s.layout.detailPageRows)
+  let top = lines[j]
+  let end = j + 1 < lines.count ? lines[j + 1] : s.layout.detailLines
+  var scroll = s.detailScroll
+  if end > scroll + page { scroll = min(top, end - page) }
+  if top < scroll { scroll = top }
+  s.detailScroll = max(0, min(scroll, s.layout.detailLines - page))
+  return s
+}
+
+/// How many thread rows start within one page below the selected one (PgUp/PgDn distance).
+func threadsPerPage(_ s: DashboardState) -> Int {
+  let lines = s.layout.threadLines
+  let i = s.selectedThread.flatMap { s.layout.threadIDs.firstIndex(of: $0) } ?? 0
+  guard i < lines.count else { return 1 }
+  let page = max(1, s.layout.detailPageRows)
+  return max(1, lines.filter { $0 > lines[i] && $0 < lines[i] + page }.count)
 }
 
 /// The scroll offset that keeps the selected row on screen, changing the old one as little as possible.

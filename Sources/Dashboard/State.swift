@@ -156,6 +156,10 @@ public struct ViewLayout: Sendable, Equatable, Codable {
   public var generic: Bool
   /// The sort key whose column did not fit the terminal's width, so the header names it instead.
   public var hiddenSortKey: SortKey?
+  /// In the threads view: the thread ids in display order.
+  public var threadIDs: [UInt64] = []
+  /// In the threads view: the content line of each row of `threadIDs`.
+  public var threadLines: [Int] = []
 
   /// Creates a layout.
   public init(
@@ -169,6 +173,29 @@ public struct ViewLayout: Sendable, Equatable, Codable {
     self.vmRunning = vmRunning
     self.generic = generic
     self.hiddenSortKey = hiddenSortKey
+  }
+}
+
+/// A view opened on top of a pane to answer "where": a lock with its holder and waiters, or one
+/// thread. Such views stack (Esc goes back one).
+public enum WhereView: Sendable, Equatable, Hashable, Codable {
+  /// The lock whose object is at this address.
+  case lock(UInt64)
+  /// The thread with this id.
+  case thread(UInt64)
+}
+
+/// One opened ``WhereView`` and the scroll of the view under it, restored when it closes.
+public struct OpenWhereView: Sendable, Equatable, Codable {
+  /// The view.
+  public var view: WhereView
+  /// `detailScroll` before it opened.
+  public var scrollBefore: Int
+
+  /// Creates an entry.
+  public init(view: WhereView, scrollBefore: Int) {
+    self.view = view
+    self.scrollBefore = scrollBefore
   }
 }
 
@@ -199,6 +226,11 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var detailScroll: Int = 0
   /// The threads view (T) is open in the detail area: every thread and where it is.
   public var threadsView: Bool = false
+  /// The thread selected in the threads view (its id); nil selects the first.
+  public var selectedThread: UInt64?
+  /// Lock and thread views opened with Enter, innermost last; they cover the pane (and the
+  /// lcpu detail or threads view) until Esc closes them one by one.
+  public var whereViews: [OpenWhereView] = []
   /// The colour scheme.
   public var colorScheme: ColorSchemeName = .standard
   /// The characters the terminal can show.
@@ -208,6 +240,9 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var statusMessage: String?
   /// The sequence number of the last effect result taken into `statusMessage`.
   public var lastEffect: UInt64 = 0
+  /// The view on top: the last opened lock or thread view, nil when none is open.
+  public var whereView: WhereView? { whereViews.last?.view }
+
   /// The last frame's geometry (set by `.sync`).
   public var layout = ViewLayout(rowIDs: [], pageRows: 1)
   /// The timeline pane's window, position and freeze.

@@ -125,22 +125,50 @@ public enum BacktraceWalker {
   /// The note on frames of a thread that ran while its stack was read.
   public static let ranNote = "the thread ran while its stack was read"
 
+  /// The note on frames of a thread whose state changed while its stack was read.
+  public static let stateChangedNote = "the thread's state changed while its stack was read"
+
   /// ``thread(_:vcpu:text:read:)`` for a live read: when the thread ran while its stack was
   /// read, its record is read again (a consistent copy: even, unchanged sequence word) and the
   /// walk repeated, up to `retries` times; the last walk is returned either way.
+  ///
+  /// A repeated walk describes the thread as the fresh record has it, so it is kept only when
+  /// that record has the same state and `blockedOn` as `t` (the record the caller shows). When
+  /// they differ (a thread that was blocked on a lock now sleeps, say), the stack belongs to
+  /// another moment than the record: the first walk is returned, every frame untrusted with
+  /// ``stateChangedNote``. A record read while it was being written (not consistent) gives
+  /// an untrusted walk (``tornNote``).
   public static func liveThread(_ t: ThreadRecord, text: Range<UInt64>?, read: Reader, retries: Int = 2)
     -> Backtrace?
   {
     var record = t
     var bt = thread(record, vcpu: nil, text: text, read: read)
+    // A torn record's stack pointers and state may come from different moments.
+    guard t.consistency.isConsistent else { return bt.map { untrusted($0, note: tornNote) } }
     for _ in 0..<retries {
       guard let walked = bt, walked.frames.contains(where: { $0.note == ranNote }),
         let fresh = reread(record, read: read)
       else { break }
+      guard fresh.state == t.state, fresh.blockedOn == t.blockedOn else {
+        return untrusted(walked, note: stateChangedNote)
+      }
       record = fresh
       bt = thread(record, vcpu: nil, text: text, read: read)
     }
     return bt
+  }
+
+  /// The note on frames walked from a record that was being written while read.
+  public static let tornNote = "the thread's record changed while it was read"
+
+  /// `bt` with every frame marked untrusted for `note`.
+  static func untrusted(_ bt: Backtrace, note: String) -> Backtrace {
+    var out = bt
+    for i in out.frames.indices {
+      out.frames[i].trusted = false
+      out.frames[i].note = note
+    }
+    return out
   }
 
   /// A fresh consistent copy of a thread record from guest memory, nil when it is being written.

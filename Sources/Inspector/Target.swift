@@ -333,7 +333,8 @@ public final class Target {
 
   /// Adds where everything is to a snapshot: every thread's backtrace (walked within its own
   /// stack, see ``BacktraceWalker/thread(_:vcpu:text:read:)``), each stopped vCPU's backtrace,
-  /// and, with `locate`, the source location of every frame, lock acquire site and panic frame.
+  /// and, with `locate`, the source location of every frame, lock acquire site and panic frame,
+  /// and where each lock waiter waits (``WaiterSites``).
   ///
   /// Reads guest memory from shared RAM (no pause) or, without it, through the gdbstub while
   /// the VM is stopped.
@@ -410,6 +411,7 @@ public final class Target {
       locateFrames(&bt)
       snap.lcpus[i].panic?.frames = bt
     }
+    WaiterSites.add(to: &snap)
   }
 
   /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub

@@ -10,6 +10,12 @@ public struct LockRecord: Sendable, Codable, Equatable {
     public var lcpu: UInt32?
     public var thread: UInt64?
     public var sinceTSC: UInt64
+    /// Where it waits: the return address (or RIP) of the first frame of its backtrace outside
+    /// the lock and scheduler code (``WaiterSites``); nil when not known.
+    public var site: UInt64? = nil
+    /// The source line of `site`: the frame of that physical frame's inlined chain that is
+    /// the waiter's own code.
+    public var location: CodeLocation? = nil
     public init(lcpu: UInt32?, thread: UInt64?, sinceTSC: UInt64) {
       self.lcpu = lcpu
       self.thread = thread
@@ -136,7 +142,6 @@ public struct ThreadRecord: Sendable, Codable, Equatable {
   public var tickTSC: UInt64 = 0
   /// Where it is: a frame-pointer walk of its own stack (see ``Backtrace``), once asked for.
   public var backtrace: Backtrace?
-
 
   /// A value from all of its fields (the ABI v4 ones default to "not known").
   public init(

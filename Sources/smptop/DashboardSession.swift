@@ -10,7 +10,7 @@ import Terminal
 /// A request from the UI thread to the sampler, which owns the target.
 enum SamplerCommand: Sendable {
   case pause, resume, step(lcpu: Int), stepLine(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?),
-    trace(on: Bool), freezeTimeline(Bool), quit
+    whereViews(open: Bool), trace(on: Bool), freezeTimeline(Bool), quit
 }
 
 /// Commands posted by the UI thread and taken by the sampler.
@@ -82,7 +82,10 @@ enum DashboardSession {
     if reaction.contains(.changeInterval) {
       mailbox.post(.interval(milliseconds: state.intervalMilliseconds))
     }
-    if reaction.contains(.openDetail) { mailbox.post(.detail(lcpu: state.detail)) }
+    if reaction.contains(.openDetail) {
+      mailbox.post(.detail(lcpu: state.detail))
+      mailbox.post(.whereViews(open: state.whereView != nil))
+    }
     if reaction.contains(.toggleTrace) { mailbox.post(.trace(on: state.timeline.traceOn)) }
     if reaction.contains(.freezeTimeline) { mailbox.post(.freezeTimeline(state.timeline.frozen)) }
     return nil
@@ -95,6 +98,7 @@ enum DashboardSession {
     var intervalMs = Int(interval * 1000)
     var previous: Snapshot?
     var detailLCPU: Int?
+    var whereViewsOpen = false
     var effect: EffectResult?
     var lastGood: Snapshot?
     var virtio: [VirtioDeviceState]?
@@ -123,6 +127,7 @@ enum DashboardSession {
         case .trace(let on): finished(trace.setTracing(on))
         case .freezeTimeline(let frozen): trace.frozen = frozen
         case .detail(let lcpu): detailLCPU = lcpu
+        case .whereViews(let open): whereViewsOpen = open
         case .step(let lcpu):
           do {
             let vcpu = vcpuIndex(of: lcpu, in: lastGood)
@@ -176,8 +181,8 @@ enum DashboardSession {
         }
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
         let detailStart = monotonicNanoseconds()
-        // The detail view shows where every thread of its lcpu is.
-        if detailLCPU != nil { target.addBacktraces(to: &snap) }
+        // The detail view shows where every thread of its lcpu is; lock and thread views too.
+        if detailLCPU != nil || whereViewsOpen { target.addBacktraces(to: &snap) }
         let detail = detailLCPU.map {
           makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler)
         }

@@ -182,7 +182,8 @@ struct BacktraceTests {
     var raw = smptop_thread()
     raw.seq = 10
     raw.id = 3
-    raw.state = UInt32(SMPTOP_THREAD_SLEEPING.rawValue)
+    raw.state = UInt32(SMPTOP_THREAD_BLOCKED_LOCK.rawValue)
+    raw.blocked_on = 0x1234
     raw.switches = 8
     raw.stack_bottom = Self.stack.lowerBound
     raw.stack_top = Self.stack.upperBound
@@ -192,10 +193,32 @@ struct BacktraceTests {
     let bt = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: m.read))
     #expect(bt.frames.map(\.address) == [0x10_0AAA, 0x10_1234, 0x10_2345, 0x10_3456])
     #expect(bt.frames.allSatisfy { $0.trusted }, "the second walk matched the fresh record")
+    // The fresh record in another state (it sleeps now): its stack is not the blocked one the
+    // caller's record describes, so the walk stays untrusted and says why.
+    var sleeping = m
+    raw.state = UInt32(SMPTOP_THREAD_SLEEPING.rawValue)
+    raw.blocked_on = 0
+    let sleepingBytes = withUnsafeBytes(of: raw) { Array($0) }
+    for (i, b) in sleepingBytes.enumerated() { sleeping.bytes[t.recordAddress + UInt64(i)] = b }
+    let moved = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: sleeping.read))
+    #expect(!moved.frames.isEmpty && moved.frames.allSatisfy { !$0.trusted })
+    #expect(moved.frames.allSatisfy { $0.note == BacktraceWalker.stateChangedNote })
+    // Blocked on another lock: also another moment.
+    raw.state = UInt32(SMPTOP_THREAD_BLOCKED_LOCK.rawValue)
+    raw.blocked_on = 0x5678
+    let otherBytes = withUnsafeBytes(of: raw) { Array($0) }
+    for (i, b) in otherBytes.enumerated() { sleeping.bytes[t.recordAddress + UInt64(i)] = b }
+    let other = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: sleeping.read))
+    #expect(other.frames.allSatisfy { $0.note == BacktraceWalker.stateChangedNote })
+    // A record read while being written: its state and stack pointers may disagree.
+    var torn = t
+    torn.consistency = .inconsistent(retries: 16)
+    let tornWalk = try #require(BacktraceWalker.liveThread(torn, text: Self.text, read: saved.read))
+    #expect(tornWalk.frames.count == 4 && tornWalk.frames.allSatisfy { $0.note == BacktraceWalker.tornNote })
     // A record being written (odd sequence word) is not taken: the first walk's marks stay.
     m.bytes[t.recordAddress] = 11
-    let torn = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: m.read))
-    #expect(torn.frames.allSatisfy { !$0.trusted })
+    let half = try #require(BacktraceWalker.liveThread(t, text: Self.text, read: m.read))
+    #expect(half.frames.allSatisfy { !$0.trusted })
   }
 
   @Test func aRunningThreadLiveIsWalkedFromItsLatestTick() throws {

@@ -185,7 +185,14 @@ func drawFunctionBar(into g: inout Grid, state: DashboardState, y: Int, width: I
   // (key, label, priority): on narrow terminals the least needed go first; Help and Quit always stay.
   let pause = state.vmPaused ? "Resume" : "Pause"
   let keys: [(String, String, Int)]
-  if state.detail != nil {
+  if state.whereView != nil {
+    keys = [("Esc", "Back", 0), ("↑↓", "Scroll", 4), ("F5", pause, 1), ("F8", "Cont", 5), ("F10", "Quit", 0)]
+  } else if state.threadsView {
+    keys = [
+      ("Esc", "Back", 0), ("↑↓", "Select", 4), ("Enter", "Thread", 2), ("F5", pause, 1), ("F8", "Cont", 5),
+      ("F10", "Quit", 0),
+    ]
+  } else if state.detail != nil {
     keys = [
       ("Esc", "Back", 0), ("←→", "lcpu", 3), ("↑↓", "Scroll", 4), ("F5", pause, 1), ("F7", "Step", 2),
       ("F8", "Cont", 5), ("F10", "Quit", 0),

@@ -60,7 +60,9 @@ struct Canvas {
 ///
 /// Returns the whole content; the caller shows the part that fits, scrolled by `state.detailScroll`.
 func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbolizer, width: Int) -> Grid {
-  if state.threadsView { return threadsContent(state: state, data: data, symbolize: symbolize, width: width) }
+  if state.threadsView {
+    return threadsContent(state: state, data: data, symbolize: symbolize, width: width).grid
+  }
   let glyphs = state.charset.glyphs
   var c = Canvas(width: width, glyphs: glyphs)
   guard let id = state.detail, let snap = data.snapshot else {

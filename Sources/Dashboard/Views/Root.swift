@@ -71,7 +71,24 @@ public func renderFrame(
     case .timeline:
       layout = drawTimelinePane(into: &g, state: state, timeline: data.timeline, body: body, layout: layout)
     }
-    if state.detail != nil, state.pane == .lcpus {
+    if let view = state.whereView {
+      // A lock or thread view covers the pane (and the lcpu detail or threads view under it).
+      let content = whereContent(view, state: state, data: data, symbolize: symbolize, width: width)
+      g.fill(body)
+      let scroll = max(0, min(state.detailScroll, content.height - body.height))
+      g.blit(cropped(content, from: scroll, rows: body.height), x: body.x, y: body.y)
+      layout.detailLines = content.height
+      layout.detailPageRows = body.height
+    } else if state.threadsView, state.detail != nil, state.pane == .lcpus {
+      let content = threadsContent(state: state, data: data, symbolize: symbolize, width: width)
+      g.fill(body)
+      let scroll = max(0, min(state.detailScroll, content.grid.height - body.height))
+      g.blit(cropped(content.grid, from: scroll, rows: body.height), x: body.x, y: body.y)
+      layout.detailLines = content.grid.height
+      layout.detailPageRows = body.height
+      layout.threadIDs = content.ids
+      layout.threadLines = content.lines
+    } else if state.detail != nil, state.pane == .lcpus {
       let content = detailContent(state: state, data: data, symbolize: symbolize, width: width)
       g.fill(body)
       let scroll = max(0, min(state.detailScroll, content.height - body.height))
@@ -84,7 +101,8 @@ public func renderFrame(
   }
   // The tab bar goes last: it names the sort key when the pane had no room for that column.
   drawTabs(
-    into: &g, state: state, generic: generic, hiddenSortKey: state.detail == nil ? layout.hiddenSortKey : nil,
+    into: &g, state: state, generic: generic,
+    hiddenSortKey: state.detail == nil && state.whereView == nil ? layout.hiddenSortKey : nil,
     y: headerHeight, width: width)
   if state.helpVisible {
     drawHelp(

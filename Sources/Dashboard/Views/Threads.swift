@@ -3,20 +3,41 @@ import Inspector
 /// The threads view (key T): every thread, lcpu by lcpu, with its state, what it waits on (a
 /// lock's name, its holder) and where it is — its backtrace as source lines, innermost first.
 ///
+/// The threads view's content and where its rows are, so the cursor can move through them.
+struct ThreadsContent {
+  /// Every line of the view.
+  var grid: Grid
+  /// Thread ids in display order.
+  var ids: [UInt64] = []
+  /// The line of each thread's row in `grid`.
+  var lines: [Int] = []
+}
+
 /// Returns the whole content; the caller shows the part that fits, scrolled like the detail view.
-func threadsContent(state: DashboardState, data: DashboardData, symbolize: Symbolizer, width: Int) -> Grid {
+/// The selected thread's row (`state.selectedThread`, else the first) is highlighted.
+func threadsContent(state: DashboardState, data: DashboardData, symbolize: Symbolizer, width: Int)
+  -> ThreadsContent
+{
   let glyphs = state.charset.glyphs
   var c = Canvas(width: width, glyphs: glyphs, capacity: 2048)
   guard let snap = data.snapshot else {
     c.line("no snapshot", .dim)
-    return c.finished()
+    return ThreadsContent(grid: c.finished())
   }
   c.line(
-    "THREADS  where every thread is (T or Esc closes; backtraces need the kernel ELF)", .title, indent: 0)
+    "THREADS  where every thread is (\(glyphs.up)\(glyphs.down) select, Enter opens one, T or Esc closes)",
+    .title, indent: 0)
   guard !snap.threads.isEmpty else {
     c.line("this guest publishes no threads", .dim)
-    return c.finished()
+    return ThreadsContent(grid: c.finished())
   }
+  var ids: [UInt64] = []
+  var lines: [Int] = []
+  let selected =
+    state.selectedThread
+    ?? snap.threads.first.map { first in
+      snap.threads.filter { $0.lcpu == snap.threads.map(\.lcpu).min() }.first?.id ?? first.id
+    }
   var locks: [UInt64: LockRecord] = [:]
   for l in snap.locks where locks[l.address] == nil { locks[l.address] = l }
   let running = Dictionary(snap.lcpus.map { ($0.currentThread, $0.index) }, uniquingKeysWith: { a, _ in a })
@@ -41,7 +62,10 @@ func threadsContent(state: DashboardState, data: DashboardData, symbolize: Symbo
         s.add(context.duration(context.until(t.wakeTSC)), .normal, label: "wakes in ")
       }
       if !t.consistency.isConsistent { s.add(" (read while changing)", .warn, priority: 1) }
+      ids.append(t.id)
+      lines.append(c.y)
       c.line(s, indent: 1)
+      if t.id == selected { c.grid.restyle(y: c.y - 1, from: 0, to: width, .selected) }
       if let bt = t.backtrace {
         threadWhere(bt, into: &c, symbolize: symbolize)
       } else {
@@ -49,5 +73,5 @@ func threadsContent(state: DashboardState, data: DashboardData, symbolize: Symbo
       }
     }
   }
-  return c.finished()
+  return ThreadsContent(grid: c.finished(), ids: ids, lines: lines)
 }
