@@ -69,5 +69,14 @@ import Testing
     snap.threads[2].backtrace?.tickTSC = 6_000
     WaiterSites.add(to: &snap)
     #expect(snap.locks[0].waiters[2].location?.line == 212)
+    // `smptop locks` prints them under the table; a waiter without a site says so.
+    let lines = LockTable(snapshot: snap, rates: nil, top: 0, symbolize: { _ in nil })
+      .waiterLines(names: ThreadNames(snap))
+    #expect(
+      lines == [
+        "  work.mutex  mutex.1@cpu1 waits at Workload.swift:212 in Workload.worker()",
+        "  work.mutex  mutex.2@cpu2 waits (site not known)",
+        "  work.mutex  spin.3@cpu3 waits at Workload.swift:212 in Workload.worker()",
+      ])
   }
 }
