@@ -81,6 +81,17 @@ import Testing
     #expect(thread.contains("(Esc goes back)"))
     try tmux.keys("Escape")
     _ = try await tmux.waitFor("the threads view again") { $0.contains("THREADS  where") }
+    // The timers pane says where the next timers' owners wait (the sampler reads backtraces
+    // for it). Esc closes the threads view, Esc again drops the filter.
+    try tmux.keys("Escape")
+    _ = try await tmux.waitFor("the lcpus pane") { !$0.contains("THREADS  where") }
+    try tmux.keys("Escape")
+    _ = try await tmux.waitFor("no filter") { !$0.contains("filter: work.mutex") }
+    try tmux.keys("5")
+    let timers = try await tmux.waitFor("timer owners placed") {
+      $0.contains("NEXT TIMER'S OWNER WAITS AT") && $0.contains("Workload.swift:")
+    }
+    #expect(timers.contains("PEND"))
     try tmux.keys("q")
   }
 }
