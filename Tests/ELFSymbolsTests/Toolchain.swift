@@ -56,7 +56,10 @@ enum Toolchain {
     }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    // Decoded leniently, as the ELF reader decodes names: ASan cuts string literals' text into
+    // global names mid-character, and readelf prints those bytes as they are.
+    let output =
+      FileManager.default.contents(atPath: outPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
     guard status == 0 else {
       let errors = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
       throw Failure(description: "\(name) \(arguments.joined(separator: " ")) failed (\(status)): \(errors)")
@@ -170,26 +173,13 @@ struct ReadelfReport {
     return rest.first == " " ? String(rest.dropFirst()) : ""
   }
 
-  /// The readelf in use: binutils' (every Swift installation on Linux has it, since the driver
-  /// links with gold). It prints a control character in a name as `^J`, where llvm-readelf
-  /// prints the raw newline and splits the name over lines (sanitizer builds name string
-  /// literals' globals after their text): see ``escaped(_:)``.
-  static func readelf() throws -> String { "readelf" }
-
-  /// A symbol name as binutils' readelf prints it: each control character as `^` and the
-  /// character 64 places up (`\n` is `^J`, DEL is `^?`).
-  static func escaped(_ name: String) -> String {
-    var out = ""
-    for scalar in name.unicodeScalars {
-      if scalar.value < 0x20 {
-        out += "^" + String(UnicodeScalar(UInt8(scalar.value + 0x40)))
-      } else if scalar.value == 0x7f {
-        out += "^?"
-      } else {
-        out.unicodeScalars.append(scalar)
-      }
-    }
-    return out
+  /// The readelf in use: llvm-readelf when installed, else binutils' readelf (which every Swift
+  /// installation on Linux has, since the driver links with gold). Neither prints every name
+  /// exactly: llvm-readelf prints a newline inside a name raw (sanitizer builds name string
+  /// literals' globals after their text), so such a name shows only its first line here (the
+  /// lines after it are not symbol rows and are skipped); binutils' cuts multibyte characters.
+  static func readelf() throws -> String {
+    (try? Toolchain.tool("llvm-readelf")) != nil ? "llvm-readelf" : "readelf"
   }
 
   init(path: String) throws {
@@ -218,7 +208,7 @@ struct ReadelfReport {
     }
 
     var table = ""
-    for line in try Toolchain.run(tool, ["-s", "-W", path]).split(separator: "\n") {
+    for line in try Toolchain.run(tool, ["-s", "-W", path]).split(whereSeparator: \.isNewline) {
       if line.hasPrefix("Symbol table '") {
         table = String(line.split(separator: "'")[1])
         continue
