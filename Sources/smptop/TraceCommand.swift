@@ -97,6 +97,7 @@ struct TraceCommand: AsyncParsableCommand {
       throw error
     }
     var events = 0
+    var kinds: [String: Int] = [:]
     var problems = Set<String>()
     let start = ContinuousClock.now
     let end = start + .milliseconds(Int(seconds * 1000))
@@ -106,6 +107,7 @@ struct TraceCommand: AsyncParsableCommand {
         if !(await sleepUnlessInterrupted(1 / rate)) { break }
         let batch = drain.drain(memory)
         events += batch.events.count
+        for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
         problems.formUnion(batch.problems.map(\.description))
         try output.append(batch.events)
         // Threads and dynamic locks that appear later get their names from a snapshot each second.
@@ -116,6 +118,7 @@ struct TraceCommand: AsyncParsableCommand {
       }
       let batch = drain.drain(memory)
       events += batch.events.count
+      for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
       problems.formUnion(batch.problems.map(\.description))
       try output.append(batch.events)
     } catch {
@@ -132,8 +135,11 @@ struct TraceCommand: AsyncParsableCommand {
       FileHandle.standardError.write(Data("smptop: \(p)\n".utf8))
     }
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    try output.finish(
-      lost: drain.totalLost, otherData: ["events": "\(events)", "seconds": String(format: "%.3f", seconds)])
+    // The number of events of each kind: every acquisition is one hold span, every contend-begin
+    // one wait span, every interrupt entry one irq span, every other event one instant.
+    var other = ["events": "\(events)", "seconds": String(format: "%.3f", seconds)]
+    for (kind, n) in kinds { other["events_" + kind] = "\(n)" }
+    try output.finish(lost: drain.totalLost, otherData: other)
     FileHandle.standardError.write(
       Data(
         "smptop: traced \(events) events (\(Int(Double(events) / max(seconds, 0.001)))/s), lost \(drain.totalLost)\n"

@@ -80,6 +80,29 @@ import Testing
     }
   }
 
+  /// A longer run streams through many drains: the file still parses, and every event became
+  /// exactly one span or instant (the counts per kind the command noted agree with the file).
+  @Test func aLongerStreamedRunParsesAndItsCountsAgree() async throws {
+    let qemu = try await OwnQEMU(smp: 4, append: "trace=irq,sched,timer")
+    let out = qemu.directory + "/long.json"
+    let run = try SMPTopBinary.run(["trace"] + qemu.target + ["--seconds", "6", "--out", out])
+    #expect(run.status == 0, "\(run.stderr)")
+    let json = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+    let events = try #require(json["traceEvents"] as? [[String: Any]])
+    let other = try #require(json["otherData"] as? [String: String])
+    func count(_ kind: String) -> Int { Int(other["events_" + kind] ?? "0") ?? -1 }
+    let total = try #require(Int(other["events"] ?? ""))
+    #expect(total > 1000, "six seconds of interrupts, switches and timers: \(total)")
+    #expect(run.stderr.contains("traced \(total) events"), "\(run.stderr)")
+    let irqSpans = events.filter { $0["cat"] as? String == "irq" && $0["ph"] as? String == "X" }.count
+    let instants = events.filter { $0["ph"] as? String == "i" }.count
+    #expect(irqSpans == count("irq-enter") && irqSpans > 0)
+    #expect(instants == count("switch") + count("timer-fired") + count("virtio-kick") + count("virtio-irq"))
+    #expect(count("irq-enter") + count("irq-exit") + instants == total, "only these classes were traced")
+    #expect(count("lock-acquired") == 0, "locks were not traced")
+  }
+
   /// `smptop record` stores the drained trace with the frames; `smptop replay --trace` gives back
   /// exactly those events. The recording is read here with a parser of its own (the format in
   /// RecordedMemory.swift), independent of smptop's decoder.
