@@ -102,25 +102,51 @@ struct TraceCommand: AsyncParsableCommand {
     let start = ContinuousClock.now
     let end = start + .milliseconds(Int(seconds * 1000))
     var named = start
+    // Draining comes first: the rings hold a fraction of a second of trace=all, and writing the
+    // file is slower than the guest produces. Drained events wait in `backlog` (sorted by TSC
+    // within each drain) and are written in slices between drains, so memory holds only what
+    // the writer has not caught up with.
+    var backlog: [TraceEvent] = []
+    var written = 0
+    func take(_ batch: TraceBatch) {
+      events += batch.events.count
+      for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
+      problems.formUnion(batch.problems.map(\.description))
+      backlog += batch.events.sorted { ($0.tsc, $0.ring, $0.position) < ($1.tsc, $1.ring, $1.position) }
+    }
+    /// Writes backlog slices until `deadline`.
+    func writeBacklog(until deadline: ContinuousClock.Instant?) throws {
+      while written < backlog.count {
+        if let deadline, ContinuousClock.now >= deadline { break }
+        let slice = min(backlog.count, written + 4096)
+        try output.append(Array(backlog[written..<slice]))
+        written = slice
+      }
+      if written == backlog.count || written > 1 << 20 {
+        backlog.removeFirst(written)
+        written = 0
+      }
+    }
     do {
+      var next = start
       while ContinuousClock.now < end {
-        if !(await sleepUnlessInterrupted(1 / rate)) { break }
-        let batch = drain.drain(memory)
-        events += batch.events.count
-        for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
-        problems.formUnion(batch.problems.map(\.description))
-        try output.append(batch.events)
+        next += .milliseconds(Int(1000 / rate))
+        try writeBacklog(until: next)
+        if ContinuousClock.now < next {
+          let left = next - ContinuousClock.now
+          let wait = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+          if !(await sleepUnlessInterrupted(wait)) { break }
+        } else if interruptRequested.load(ordering: .relaxed) {
+          break
+        }
+        take(drain.drain(memory))
         // Threads and dynamic locks that appear later get their names from a snapshot each second.
         if ContinuousClock.now - named > .seconds(1), let snap = try? t.liveSnapshot() {
           output.names.add(snap)
           named = .now
         }
       }
-      let batch = drain.drain(memory)
-      events += batch.events.count
-      for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
-      problems.formUnion(batch.problems.map(\.description))
-      try output.append(batch.events)
+      take(drain.drain(memory))
     } catch {
       if restore {
         try? TraceControl.write(previous, memoryFile: file, machine: target.machine, rootAddress: root)
@@ -131,6 +157,7 @@ struct TraceCommand: AsyncParsableCommand {
     if restore {
       try? TraceControl.write(previous, memoryFile: file, machine: target.machine, rootAddress: root)
     }
+    try writeBacklog(until: nil)
     for p in problems.sorted() {
       FileHandle.standardError.write(Data("smptop: \(p)\n".utf8))
     }
