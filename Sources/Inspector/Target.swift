@@ -468,6 +468,7 @@ public final class Target {
       if let recording {
         // Replay: the recorder's clock, and the next frame for the next snapshot.
         snap.timeNanoseconds = recording.frames[recording.current].timeNanoseconds
+        recording.markPlayed()
         if !recording.advance() { snap.problems.append("end of the recording") }
       }
       return snap
@@ -475,7 +476,8 @@ public final class Target {
   }
 
   /// Captures the raw bytes of every range one snapshot reads, for `smptop record`.
-  public func captureFrame() throws(TargetError) -> RecordedMemory.Frame {
+  /// `trace` is what the trace rings gave since the previous frame, stored with the frame.
+  public func captureFrame(trace: RecordedTrace? = nil) throws(TargetError) -> RecordedMemory.Frame {
     guard let source = sharedMemory else {
       throw TargetError(.memory, "recording needs the shared RAM file (--memory-file)")
     }
@@ -486,7 +488,7 @@ public final class Target {
     for (range, result) in zip(ranges, source.read(ranges)) {
       if case .success(let bytes) = result { captured.append((range.address, bytes)) }
     }
-    return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured)
+    return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured, trace: trace)
   }
 
   /// Where a stopped snapshot reads the model from.

@@ -84,8 +84,16 @@ public struct TraceDrain: Sendable {
       batch.problems.append(TraceProblem(ring: SMPTOP_NO_LCPU, "cannot read the ring headers: \(error)"))
       return batch
     }
+    // Positions are kept per lcpu: a second ring claiming an lcpu is garbage, not read.
+    var claimed = Set<UInt32>()
     for i in 0..<table.count {
       let header = ABIDecoder.load(smptop_trace_ring.self, from: headers, at: i * table.stride)
+      guard claimed.insert(header.lcpu).inserted else {
+        batch.problems.append(
+          TraceProblem(
+            ring: header.lcpu, "ring slot \(i) claims an lcpu an earlier ring has: garbage, skipped"))
+        continue
+      }
       let headAddress = table.address &+ UInt64(i * table.stride)
       drainRing(header, headAddress: headAddress, memory, into: &batch)
     }
@@ -181,7 +189,8 @@ public struct TraceDrain: Sendable {
     // Live, the writer may be rewriting the slot of position `after - capacity` right now, and
     // every position below it was rewritten while we copied; a frozen image has no writer.
     let overlap: UInt64 = memory.isLive ? 1 : 0
-    let safeFrom = after + overlap > capacity ? after + overlap - capacity : 0
+    // (after + overlap - capacity, without overflowing at a garbage head near 2^64.)
+    let safeFrom = after > capacity - overlap ? after - (capacity - overlap) : 0
     var torn: UInt64 = 0
     batch.events.reserveCapacity(batch.events.count + count)
     bytes.withUnsafeBytes { raw in

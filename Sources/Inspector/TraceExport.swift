@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Names for what trace events refer to: locks, threads, code sites, virtqueues.
 public struct TraceNames: Sendable {
@@ -10,15 +11,36 @@ public struct TraceNames: Sendable {
   public var queues: [UInt64: String] = [:]
   /// Turns a code address into `symbol` or `file:line` (nil = unknown).
   public var site: @Sendable (UInt64) -> String? = { _ in nil }
+  /// Turns a code address into its source line (`File.swift:27`) and function, when the
+  /// kernel's DWARF knows it (nil = no line: exports fall back to `site`).
+  public var locate: @Sendable (UInt64) -> TraceSite? = { _ in nil }
 
   /// Empty names.
   public init() {}
 
   /// Names taken from a snapshot (locks and threads).
-  public init(snapshot: Snapshot, site: @escaping @Sendable (UInt64) -> String? = { _ in nil }) {
+  public init(
+    snapshot: Snapshot, site: @escaping @Sendable (UInt64) -> String? = { _ in nil },
+    locate: @escaping @Sendable (UInt64) -> TraceSite? = { _ in nil }
+  ) {
+    add(snapshot)
+    self.site = site
+    self.locate = locate
+  }
+
+  /// Adds the locks and threads of another snapshot (a replay's later frames).
+  public mutating func add(_ snapshot: Snapshot) {
     for lock in snapshot.locks { locks[lock.address] = lock.name }
     for thread in snapshot.threads { threads[thread.id] = thread.name }
-    self.site = site
+  }
+
+  /// Export arguments for a code site: `site` as `File.swift:27` and `function` when the line is
+  /// known, else `site` as `symbol+0x1a` (or the address). `prefix` names the pair (`holder_`).
+  public func siteArgs(_ address: UInt64, prefix: String = "") -> [String: String] {
+    if address != 0, let l = locate(address) {
+      return [prefix + "site": l.fileLine, prefix + "function": l.function]
+    }
+    return [prefix + "site": siteText(address)]
   }
 
   /// A lock's name, or its address.
@@ -28,6 +50,53 @@ public struct TraceNames: Sendable {
   /// A code site as text, or its address, or `?`.
   public func siteText(_ address: UInt64) -> String {
     address == 0 ? "?" : site(address) ?? "0x\(String(address, radix: 16))"
+  }
+}
+
+/// A code address as a source line and the function around it.
+public struct TraceSite: Sendable, Equatable {
+  /// `File.swift:27`.
+  public var fileLine: String
+  /// The function (demangled, shortened); an inlined function is marked `[inlined]`.
+  public var function: String
+
+  /// Creates a site.
+  public init(fileLine: String, function: String) {
+    self.fileLine = fileLine
+    self.function = function
+  }
+}
+
+extension Target {
+  /// Names for trace events from `snapshot`: sites as `File.swift:27 in function` through the
+  /// kernel's DWARF (the Where feature's line lookup), `symbol+0x1a` without it.
+  public func traceNames(snapshot: Snapshot?) -> TraceNames {
+    var names = TraceNames()
+    if let snapshot { names.add(snapshot) }
+    names.site = makeSymbolizer()
+    names.locate = makeSiteLocator()
+    return names
+  }
+
+  /// A thread-safe lookup of a code address's source line, nil without DWARF for it. An
+  /// address right after a call (an acquire site is a return address) names the call's line.
+  public func makeSiteLocator() -> @Sendable (UInt64) -> TraceSite? {
+    guard let locator = try? sourceLocator() else { return { _ in nil } }
+    let elf = self.elf
+    let cache = NIOLockedValueBox<[UInt64: TraceSite?]>([:])
+    return { address in
+      if let hit = cache.withLockedValue({ $0[address] }) { return hit }
+      let lookup = elf.map { Target.isAfterCall(address, in: $0) } == true ? address - 1 : address
+      var found: TraceSite?
+      if let l = Target.location(of: lookup, locator: locator), let line = l.shortFileLine {
+        found = TraceSite(fileLine: line, function: l.function + (l.inlined ? " [inlined]" : ""))
+      }
+      cache.withLockedValue { c in
+        if c.count >= 8192 { c.removeAll(keepingCapacity: true) }
+        c[address] = found
+      }
+      return found
+    }
   }
 }
 
@@ -66,16 +135,6 @@ public enum TraceExport {
     public var args: [String: String]?
   }
 
-  /// The file: events plus a note of what was lost.
-  public struct File: Codable, Sendable {
-    /// All events.
-    public var traceEvents: [Event]
-    /// Time unit the viewer shows.
-    public var displayTimeUnit: String
-    /// Loss and rate information.
-    public var otherData: [String: String]
-  }
-
   /// Process id of the guest-threads process.
   static let threadsPid = 1000
   /// Track ids inside an lcpu process.
@@ -85,143 +144,16 @@ public enum TraceExport {
   /// First lock lane.
   static let firstLockTid = 10
 
-  /// Builds the Chrome trace for `model`.
+  /// The Chrome trace of `events` (any order), in memory: what `ChromeTraceWriter` streams.
   public static func chrome(
-    _ model: TraceModel, tscPerMs: UInt64, names: TraceNames, lost: UInt64, otherData: [String: String] = [:]
-  ) -> File {
-    let base = model.firstTSC
-    let perUs = Double(max(tscPerMs, 1)) / 1000
-    func us(_ tsc: UInt64) -> Double { Double(tsc &- base) / perUs }
-    let endTSC = model.lastTSC
-    var out: [Event] = []
-    let lcpus = model.lcpus.sorted()
-    for l in lcpus {
-      let pid = Int(l)
-      out.append(Event(name: "process_name", ph: "M", ts: 0, pid: pid, tid: 0, args: ["name": "lcpu \(l)"]))
-      out.append(
-        Event(name: "process_sort_index", ph: "M", ts: 0, pid: pid, tid: 0, args: ["sort_index": "\(l)"]))
-      out.append(Event(name: "thread_name", ph: "M", ts: 0, pid: pid, tid: irqTid, args: ["name": "irq"]))
-      out.append(
-        Event(name: "thread_name", ph: "M", ts: 0, pid: pid, tid: eventsTid, args: ["name": "events"]))
-    }
-    // Lock spans, packed into lanes per lcpu.
-    var laneEnds: [UInt32: [UInt64]] = [:]
-    var laneOf: [Int: Int] = [:]  // span index -> tid
-    let order = model.spans.indices.sorted { model.spans[$0].start < model.spans[$1].start }
-    for i in order {
-      let span = model.spans[i]
-      let end = span.end ?? endTSC
-      switch span.kind {
-      case .irq:
-        out.append(
-          Event(
-            name: "irq 0x\(String(span.object, radix: 16))", cat: "irq", ph: "X", ts: us(span.start),
-            dur: us(end) - us(span.start), pid: Int(span.lcpu), tid: irqTid,
-            args: [
-              "vector": "\(span.object)", "interrupted": names.siteText(span.site),
-              "open": "\(span.end == nil)",
-            ]))
-      case .hold, .wait:
-        var lanes = laneEnds[span.lcpu, default: []]
-        let lane = lanes.firstIndex { $0 <= span.start } ?? lanes.count
-        if lane == lanes.count { lanes.append(end) } else { lanes[lane] = end }
-        laneEnds[span.lcpu] = lanes
-        let tid = firstLockTid + lane
-        laneOf[i] = tid
-        var args = [
-          "lock": names.lock(span.object), "thread": names.thread(span.thread),
-          "site": names.siteText(span.site),
-          "open": "\(span.end == nil)",
-        ]
-        if span.kind == .wait {
-          if let h = span.holderThread { args["holder"] = names.thread(h) }
-          if let h = span.holderLCPU { args["holder_lcpu"] = "\(h)" }
-          if let h = span.holderSite { args["holder_site"] = names.siteText(h) }
-        }
-        out.append(
-          Event(
-            name: "\(span.kind.rawValue) \(names.lock(span.object))", cat: span.kind.rawValue, ph: "X",
-            ts: us(span.start), dur: max(us(end) - us(span.start), 0), pid: Int(span.lcpu), tid: tid,
-            args: args))
-      }
-    }
-    for (l, lanes) in laneEnds {
-      for lane in lanes.indices {
-        out.append(
-          Event(
-            name: "thread_name", ph: "M", ts: 0, pid: Int(l), tid: firstLockTid + lane,
-            args: ["name": "locks \(lane)"]))
-      }
-    }
-    // Instants.
-    for e in model.instants {
-      let (name, args) = describe(e, names)
-      out.append(
-        Event(
-          name: name, cat: e.kind.name, ph: "i", ts: us(e.tsc), pid: Int(e.ring), tid: eventsTid, s: "t",
-          args: args))
-    }
-    // Hand-over arrows: from the releaser's hold of the lock to the waiter's new hold.
-    struct End: Hashable {
-      var lock: UInt64
-      var lcpu: UInt32
-      var tsc: UInt64
-    }
-    var holdByEnd: [End: Int] = [:]
-    var holdByStart: [End: Int] = [:]
-    for i in model.spans.indices where model.spans[i].kind == .hold {
-      let s = model.spans[i]
-      if let end = s.end { holdByEnd[End(lock: s.object, lcpu: s.lcpu, tsc: end)] = i }
-      holdByStart[End(lock: s.object, lcpu: s.lcpu, tsc: s.start)] = i
-    }
-    for flow in model.flows {
-      guard let from = holdByEnd[End(lock: flow.lock, lcpu: flow.fromLCPU, tsc: flow.fromTSC)],
-        let fromTid = laneOf[from],
-        let to = holdByStart[End(lock: flow.lock, lcpu: flow.toLCPU, tsc: flow.toTSC)], let toTid = laneOf[to]
-      else { continue }
-      let start = model.spans[from]
-      // A flow start binds to the slice enclosing its timestamp: just inside the hold's end.
-      let ts = max(us(start.start), us(flow.fromTSC) - 0.001)
-      out.append(
-        Event(
-          name: "handoff", cat: "handoff", ph: "s", ts: ts, pid: Int(flow.fromLCPU), tid: fromTid, id: flow.id
-        ))
-      out.append(
-        Event(
-          name: "handoff", cat: "handoff", ph: "f", ts: us(flow.toTSC), pid: Int(flow.toLCPU), tid: toTid,
-          id: flow.id, bp: "e"))
-    }
-    // Guest threads: one named track each, a span per stretch it ran.
-    var threadIDs = Set<UInt64>()
-    var running: [UInt32: (UInt64, UInt64)] = [:]  // lcpu -> (thread, since)
-    var ran: [(UInt64, UInt32, UInt64, UInt64)] = []
-    for e in model.instants where e.kind == .contextSwitch {
-      if let (t, since) = running[e.ring], t != 0 { ran.append((t, e.ring, since, e.tsc)) }
-      running[e.ring] = (e.object, e.tsc)
-      if e.object != 0 { threadIDs.insert(e.object) }
-    }
-    for (l, (t, since)) in running where t != 0 { ran.append((t, l, since, endTSC)) }
-    if !threadIDs.isEmpty {
-      out.append(
-        Event(name: "process_name", ph: "M", ts: 0, pid: threadsPid, tid: 0, args: ["name": "threads"]))
-      for t in threadIDs.sorted() {
-        out.append(
-          Event(
-            name: "thread_name", ph: "M", ts: 0, pid: threadsPid, tid: Int(t), args: ["name": names.thread(t)]
-          ))
-      }
-      for (t, l, from, to) in ran {
-        out.append(
-          Event(
-            name: "on lcpu \(l)", cat: "run", ph: "X", ts: us(from), dur: us(to) - us(from), pid: threadsPid,
-            tid: Int(t), args: ["lcpu": "\(l)"]))
-      }
-    }
-    var other = otherData
-    other["lost_records"] = "\(lost)"
-    other["tsc_per_ms"] = "\(tscPerMs)"
-    other["first_tsc"] = "\(base)"
-    return File(traceEvents: out, displayTimeUnit: "ns", otherData: other)
+    _ events: [TraceEvent], tscPerMs: UInt64, names: TraceNames, lost: UInt64,
+    otherData: [String: String] = [:]
+  ) throws -> Data {
+    var data = Data()
+    let writer = ChromeTraceWriter(tscPerMs: tscPerMs, names: names) { data.append($0) }
+    try writer.append(events)
+    try writer.finish(lost: lost, otherData: otherData)
+    return data
   }
 
   /// Name and arguments of an instant.
@@ -253,22 +185,20 @@ public enum TraceExport {
     }
   }
 
-  /// Encodes a Chrome trace file.
-  public static func encode(_ file: File) throws -> Data {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    return try encoder.encode(file)
-  }
-
   /// One JSON object per event (a line each), with names resolved.
-  public static func jsonLines(_ events: [TraceEvent], tscPerMs: UInt64, names: TraceNames) -> String {
+  /// `base` is the TSC of `us` 0 (default: the earliest event's); a writer that streams batches
+  /// passes the first batch's so every line shares it.
+  public static func jsonLines(
+    _ events: [TraceEvent], tscPerMs: UInt64, names: TraceNames, base: UInt64? = nil
+  ) -> String {
     let perUs = Double(max(tscPerMs, 1)) / 1000
-    let base = events.map(\.tsc).min() ?? 0
+    let base = base ?? events.map(\.tsc).min() ?? 0
     var text = ""
     for e in events.sorted(by: { ($0.tsc, $0.ring, $0.position) < ($1.tsc, $1.ring, $1.position) }) {
       var fields: [(String, String)] = [
         ("ring", "\(e.ring)"), ("position", "\(e.position)"), ("tsc", "\(e.tsc)"),
-        ("us", String(format: "%.3f", Double(e.tsc - base) / perUs)), ("kind", quote(e.kind.name)),
+        ("us", String(format: "%.3f", Double(Int64(bitPattern: e.tsc &- base)) / perUs)),
+        ("kind", quote(e.kind.name)),
         ("lcpu", "\(e.lcpu)"), ("object", "\(e.object)"), ("arg", "\(e.arg)"), ("arg2", "\(e.arg2)"),
         ("site", "\(e.site)"),
       ]
@@ -276,7 +206,13 @@ public enum TraceExport {
       case .lockContend, .lockAcquired, .lockReleased:
         fields.append(("lock", quote(names.lock(e.object))))
         fields.append(("thread", quote(names.thread(e.arg))))
-        if e.site != 0 { fields.append(("where", quote(names.siteText(e.site)))) }
+        if e.site != 0 {
+          fields.append(("where", quote(names.siteText(e.site))))
+          if let l = names.locate(e.site) {
+            fields.append(("site_line", quote(l.fileLine)))
+            fields.append(("function", quote(l.function)))
+          }
+        }
       case .contextSwitch:
         fields.append(("from", quote(names.thread(e.arg))))
         fields.append(("to", quote(names.thread(e.object))))
@@ -302,5 +238,246 @@ public enum TraceExport {
       }
     }
     return out + "\""
+  }
+}
+
+/// Writes a Chrome trace as the events arrive, keeping only what is still open (spans not yet
+/// closed, hand-overs whose waiter still holds the lock): memory stays bounded however long
+/// the run. Feed each drain's batch to `append`, then call `finish` once.
+///
+/// Lock spans go to the first `locks K` lane of their lcpu whose latest span ended before they
+/// start (spans are placed as they close, so lanes never hold overlapping spans).
+public final class ChromeTraceWriter {
+  /// Names for locks, threads and sites; may grow between batches.
+  public var names: TraceNames
+  /// Events written so far (metadata included).
+  public private(set) var written = 0
+  let tscPerMs: UInt64
+  let sink: (Data) throws -> Void
+  let encoder: JSONEncoder
+  var model = TraceModel()
+  var base: UInt64?
+  var buffer = Data()
+  var lcpusNamed = Set<UInt32>()
+  var laneEnds: [UInt32: [UInt64]] = [:]
+  /// Recent holds per lock and lcpu (start, end, lane), for the start of hand-over arrows.
+  var recentHolds: [HoldKey: [(start: UInt64, end: UInt64, tid: Int)]] = [:]
+  /// Hand-overs waiting for the waiter's hold to close (it gives the arrow's end track).
+  var pendingFlows: [SpanEnd: [(id: Int, fromLCPU: UInt32, fromTid: Int, ts: Double)]] = [:]
+  /// The thread running on each lcpu and since when, from context switches.
+  var running: [UInt32: (thread: UInt64, since: UInt64)] = [:]
+  var threadsNamed = Set<UInt64>()
+
+  struct HoldKey: Hashable {
+    var lock: UInt64
+    var lcpu: UInt32
+  }
+
+  struct SpanEnd: Hashable {
+    var lock: UInt64
+    var lcpu: UInt32
+    var tsc: UInt64
+  }
+
+  /// Creates a writer that hands `sink` the file's bytes in pieces.
+  public init(tscPerMs: UInt64, names: TraceNames, sink: @escaping (Data) throws -> Void) {
+    self.tscPerMs = tscPerMs
+    self.names = names
+    self.sink = sink
+    encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+  }
+
+  /// Microseconds since the first event.
+  func us(_ tsc: UInt64) -> Double {
+    Double(Int64(bitPattern: tsc &- (base ?? tsc))) / (Double(max(tscPerMs, 1)) / 1000)
+  }
+
+  func emit(_ event: TraceExport.Event) throws {
+    if written == 0 {
+      buffer.append(contentsOf: Array(#"{"displayTimeUnit":"ns","traceEvents":["#.utf8))
+    } else {
+      buffer.append(UInt8(ascii: ","))
+    }
+    buffer.append(try encoder.encode(event))
+    written += 1
+    if buffer.count >= 1 << 20 { try flush() }
+  }
+
+  func flush() throws {
+    guard !buffer.isEmpty else { return }
+    try sink(buffer)
+    buffer.removeAll(keepingCapacity: true)
+  }
+
+  /// Adds a batch of events (one drain's); writes every span, instant and arrow it completes.
+  public func append(_ events: [TraceEvent]) throws {
+    guard !events.isEmpty else { return }
+    if base == nil { base = events.map(\.tsc).min() }
+    model.append(events)
+    try nameLCPUs()
+    let done = model.takeFinished()
+    try write(done.spans.sorted { ($0.end ?? 0, $0.start) < ($1.end ?? 0, $1.start) }, flows: done.flows)
+    try write(instants: done.instants)
+  }
+
+  /// Writes what is still open (as spans up to the last event, `open` true), the threads'
+  /// last stretches and the closing part of the file.
+  public func finish(lost: UInt64, otherData: [String: String] = [:]) throws {
+    let last = model.lastTSC
+    var open = model.spans
+    for i in open.indices { open[i].end = last }
+    try write(open.sorted { $0.start < $1.start }, flows: [], open: true)
+    for (l, r) in running.sorted(by: { $0.key < $1.key }) where r.thread != 0 {
+      try writeRun(thread: r.thread, lcpu: l, from: r.since, to: last)
+    }
+    if written == 0 { buffer.append(contentsOf: Array(#"{"displayTimeUnit":"ns","traceEvents":["#.utf8)) }
+    var other = otherData
+    other["lost_records"] = "\(lost)"
+    other["tsc_per_ms"] = "\(tscPerMs)"
+    other["first_tsc"] = "\(base ?? 0)"
+    buffer.append(contentsOf: Array(#"],"otherData":"#.utf8))
+    buffer.append(try encoder.encode(other))
+    buffer.append(contentsOf: Array("}".utf8))
+    try flush()
+  }
+
+  func nameLCPUs() throws {
+    for l in model.lcpus.sorted() where !lcpusNamed.contains(l) {
+      lcpusNamed.insert(l)
+      let pid = Int(l)
+      try emit(.init(name: "process_name", ph: "M", ts: 0, pid: pid, tid: 0, args: ["name": "lcpu \(l)"]))
+      try emit(
+        .init(name: "process_sort_index", ph: "M", ts: 0, pid: pid, tid: 0, args: ["sort_index": "\(l)"]))
+      try emit(
+        .init(name: "thread_name", ph: "M", ts: 0, pid: pid, tid: TraceExport.irqTid, args: ["name": "irq"]))
+      try emit(
+        .init(
+          name: "thread_name", ph: "M", ts: 0, pid: pid, tid: TraceExport.eventsTid, args: ["name": "events"])
+      )
+    }
+  }
+
+  /// Writes closed spans (in the order given) and then the hand-overs among them.
+  /// `open`: the spans are still open (written up to the last event).
+  func write(_ spans: [TraceSpan], flows: [TraceFlow], open isOpen: Bool = false) throws {
+    var startedHere: [SpanEnd: Int] = [:]
+    for span in spans {
+      let end = span.end ?? model.lastTSC
+      switch span.kind {
+      case .irq:
+        try emit(
+          .init(
+            name: "irq 0x\(String(span.object, radix: 16))", cat: "irq", ph: "X", ts: us(span.start),
+            dur: max(us(end) - us(span.start), 0), pid: Int(span.lcpu), tid: TraceExport.irqTid,
+            args: ["vector": "\(span.object)", "interrupted": names.siteText(span.site), "open": "\(isOpen)"])
+        )
+      case .hold, .wait:
+        var lanes = laneEnds[span.lcpu, default: []]
+        let lane = lanes.firstIndex { $0 <= span.start } ?? lanes.count
+        if lane == lanes.count {
+          lanes.append(end)
+          try emit(
+            .init(
+              name: "thread_name", ph: "M", ts: 0, pid: Int(span.lcpu), tid: TraceExport.firstLockTid + lane,
+              args: ["name": "locks \(lane)"]))
+        } else {
+          lanes[lane] = max(lanes[lane], end)
+        }
+        laneEnds[span.lcpu] = lanes
+        let tid = TraceExport.firstLockTid + lane
+        var args = [
+          "lock": names.lock(span.object), "thread": names.thread(span.thread), "open": "\(isOpen)",
+        ]
+        args.merge(names.siteArgs(span.site)) { a, _ in a }
+        if span.kind == .wait {
+          if let h = span.holderThread { args["holder"] = names.thread(h) }
+          if let h = span.holderLCPU { args["holder_lcpu"] = "\(h)" }
+          if let h = span.holderSite { args.merge(names.siteArgs(h, prefix: "holder_")) { a, _ in a } }
+        }
+        try emit(
+          .init(
+            name: "\(span.kind.rawValue) \(names.lock(span.object))", cat: span.kind.rawValue, ph: "X",
+            ts: us(span.start), dur: max(us(end) - us(span.start), 0), pid: Int(span.lcpu), tid: tid,
+            args: args))
+        guard span.kind == .hold else { continue }
+        let key = HoldKey(lock: span.object, lcpu: span.lcpu)
+        var recent = recentHolds[key, default: []]
+        recent.append((span.start, end, tid))
+        if recent.count > 16 { recent.removeFirst(recent.count - 16) }
+        recentHolds[key] = recent
+        let start = SpanEnd(lock: span.object, lcpu: span.lcpu, tsc: span.start)
+        startedHere[start] = tid
+        // Arrows that waited for this hold (the waiter's) to close.
+        for f in pendingFlows.removeValue(forKey: start) ?? [] {
+          try writeFlow(
+            id: f.id, fromLCPU: f.fromLCPU, fromTid: f.fromTid, fromTS: f.ts, to: start, toTid: tid)
+        }
+      }
+    }
+    for flow in flows {
+      // The releaser's hold of the lock ended at the release.
+      guard
+        let from = recentHolds[HoldKey(lock: flow.lock, lcpu: flow.fromLCPU)]?.last(where: {
+          $0.end == flow.fromTSC
+        })
+      else { continue }
+      // A flow start binds to the slice enclosing its timestamp: just inside the hold's end.
+      let ts = max(us(from.start), us(flow.fromTSC) - 0.001)
+      let to = SpanEnd(lock: flow.lock, lcpu: flow.toLCPU, tsc: flow.toTSC)
+      if let toTid = startedHere[to] {
+        try writeFlow(
+          id: flow.id, fromLCPU: flow.fromLCPU, fromTid: from.tid, fromTS: ts, to: to, toTid: toTid)
+      } else {
+        pendingFlows[to, default: []].append((flow.id, flow.fromLCPU, from.tid, ts))
+      }
+    }
+  }
+
+  func writeFlow(id: Int, fromLCPU: UInt32, fromTid: Int, fromTS: Double, to: SpanEnd, toTid: Int) throws {
+    try emit(
+      .init(name: "handoff", cat: "handoff", ph: "s", ts: fromTS, pid: Int(fromLCPU), tid: fromTid, id: id))
+    try emit(
+      .init(
+        name: "handoff", cat: "handoff", ph: "f", ts: us(to.tsc), pid: Int(to.lcpu), tid: toTid, id: id,
+        bp: "e"))
+  }
+
+  /// Writes instants, and the guest threads' stretches on an lcpu as context switches end them.
+  func write(instants: [TraceEvent]) throws {
+    for e in instants {
+      let (name, args) = TraceExport.describe(e, names)
+      try emit(
+        .init(
+          name: name, cat: e.kind.name, ph: "i", ts: us(e.tsc), pid: Int(e.ring), tid: TraceExport.eventsTid,
+          s: "t",
+          args: args))
+      guard e.kind == .contextSwitch else { continue }
+      if let r = running[e.ring], r.thread != 0 {
+        try writeRun(thread: r.thread, lcpu: e.ring, from: r.since, to: e.tsc)
+      }
+      running[e.ring] = (e.object, e.tsc)
+    }
+  }
+
+  /// One stretch of a guest thread on an lcpu, on the thread's own named track.
+  func writeRun(thread: UInt64, lcpu: UInt32, from: UInt64, to: UInt64) throws {
+    let tid = Int(truncatingIfNeeded: thread)
+    if threadsNamed.isEmpty {
+      try emit(
+        .init(
+          name: "process_name", ph: "M", ts: 0, pid: TraceExport.threadsPid, tid: 0, args: ["name": "threads"]
+        ))
+    }
+    if threadsNamed.insert(thread).inserted {
+      try emit(
+        .init(
+          name: "thread_name", ph: "M", ts: 0, pid: TraceExport.threadsPid, tid: tid,
+          args: ["name": names.thread(thread)]))
+    }
+    try emit(
+      .init(
+        name: "on lcpu \(lcpu)", cat: "run", ph: "X", ts: us(from), dur: max(us(to) - us(from), 0),
+        pid: TraceExport.threadsPid, tid: tid, args: ["lcpu": "\(lcpu)"]))
   }
 }

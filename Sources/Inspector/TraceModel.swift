@@ -78,6 +78,8 @@ public struct TraceModel: Sendable, Equatable {
   /// Lcpus that have written events.
   public private(set) var lcpus: Set<UInt32> = []
 
+  /// The id of the latest hand-over (ids stay unique when flows are taken out).
+  private var nextFlowID = 0
   private var openHolds: [Key: Int] = [:]
   private var openWaits: [Key: Int] = [:]
   private var openIRQs: [UInt32: [Int]] = [:]
@@ -132,9 +134,10 @@ public struct TraceModel: Sendable, Equatable {
         if spans[w].site == 0 { spans[w].site = e.site }
       }
       if e.contended, let r = lastRelease[e.object] {
+        nextFlowID += 1
         flows.append(
           TraceFlow(
-            id: flows.count + 1, lock: e.object, fromLCPU: r.lcpu, fromTSC: r.tsc, toLCPU: e.lcpu,
+            id: nextFlowID, lock: e.object, fromLCPU: r.lcpu, fromTSC: r.tsc, toLCPU: e.lcpu,
             toTSC: e.tsc))
       }
       let holdKey = Key(object: e.object, lcpu: e.lcpu, thread: 0)
@@ -162,19 +165,32 @@ public struct TraceModel: Sendable, Equatable {
   /// Drops spans that ended and instants that happened before `tsc` (keeps memory bounded for
   /// a live view); open spans stay.
   public mutating func forget(before tsc: UInt64) {
-    let keep = spans.indices.filter { spans[$0].end.map { $0 >= tsc } ?? true }
-    guard keep.count < spans.count else {
-      instants.removeAll { $0.tsc < tsc }
-      flows.removeAll { $0.toTSC < tsc }
-      return
+    keepSpans { $0.end.map { $0 >= tsc } ?? true }
+    instants.removeAll { $0.tsc < tsc }
+    flows.removeAll { $0.toTSC < tsc }
+  }
+
+  /// Takes out every closed span, every instant and every hand-over (for a writer that streams
+  /// them); open spans stay, and pairing goes on with the next events.
+  public mutating func takeFinished() -> (spans: [TraceSpan], instants: [TraceEvent], flows: [TraceFlow]) {
+    let closed = spans.filter { $0.end != nil }
+    keepSpans { $0.end == nil }
+    defer {
+      instants = []
+      flows = []
     }
+    return (closed, instants, flows)
+  }
+
+  /// Keeps the spans `keep` says yes to, renumbering the open pairs' references.
+  private mutating func keepSpans(_ keep: (TraceSpan) -> Bool) {
+    let kept = spans.indices.filter { keep(spans[$0]) }
+    guard kept.count < spans.count else { return }
     var newIndex: [Int: Int] = [:]
-    for (n, old) in keep.enumerated() { newIndex[old] = n }
-    spans = keep.map { spans[$0] }
+    for (n, old) in kept.enumerated() { newIndex[old] = n }
+    spans = kept.map { spans[$0] }
     openHolds = openHolds.compactMapValues { newIndex[$0] }
     openWaits = openWaits.compactMapValues { newIndex[$0] }
     openIRQs = openIRQs.mapValues { $0.compactMap { newIndex[$0] } }
-    instants.removeAll { $0.tsc < tsc }
-    flows.removeAll { $0.toTSC < tsc }
   }
 }

@@ -70,6 +70,9 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "Observer: seconds per window.")
   var seconds = 2.0
 
+  @Flag(help: "Observer: also windows with every trace class on, drained at 10 Hz (`trace` mode).")
+  var trace = false
+
   func validate() throws {
     guard smp.allSatisfy({ (1...64).contains($0) }) else {
       throw ValidationError("--smp values must be 1...64")

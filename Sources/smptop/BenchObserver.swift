@@ -104,11 +104,14 @@ extension BenchCommand {
       // Let the workload settle after boot before the first window.
       try await Task.sleep(for: .seconds(1))
 
-      let modes: [ObserverReport.Mode] = [
+      var modes: [ObserverReport.Mode] = [
         .init(mode: "none", rateHz: 0), .init(mode: "live", rateHz: 10), .init(mode: "live", rateHz: 100),
         .init(mode: "stopped", rateHz: 1), .init(mode: "stopped", rateHz: 10),
         .init(mode: "dashboard", rateHz: Self.dashboardDefaultHz),
       ]
+      // Tracing: the guest boots with every trace point compiled in but off (the `none` windows);
+      // a `trace` window switches every class on and drains the rings as the dashboard does.
+      if trace { modes.append(.init(mode: "trace", rateHz: 10)) }
       var ops: [[Double]] = Array(repeating: [], count: modes.count)
       var taken: [Int] = Array(repeating: 0, count: modes.count)
       var pauses: [[Double]] = Array(repeating: [], count: modes.count)
@@ -167,6 +170,27 @@ extension BenchCommand {
     var previous: Snapshot?
     var state = DashboardState()
     state.pane = .lcpus
+    var drain: TraceDrain?
+    var traced = 0
+    var traceLost: UInt64 = 0
+    if mode.mode == "trace" {
+      guard let file = target.options.memoryFile, let root = target.rootAddress,
+        let memory = target.sharedMemory
+      else { throw CLIError("tracing needs the shared RAM file and the inspection ABI", code: .usage) }
+      var d = TraceDrain(rootAddress: root)
+      _ = d.drain(memory)
+      drain = d
+      do {
+        try TraceControl.write(.all, memoryFile: file, machine: target.options.machine, rootAddress: root)
+      } catch {
+        throw CLIError(error.description, code: .memory)
+      }
+    }
+    defer {
+      if mode.mode == "trace", let file = target.options.memoryFile, let root = target.rootAddress {
+        try? TraceControl.write([], memoryFile: file, machine: target.options.machine, rootAddress: root)
+      }
+    }
     if mode.rateHz <= 0 {
       try await Task.sleep(until: end, clock: clock)
     } else {
@@ -176,6 +200,13 @@ extension BenchCommand {
         switch mode.mode {
         case "live":
           _ = try target.liveSnapshot()
+        case "trace":
+          if var d = drain, let memory = target.sharedMemory {
+            let batch = d.drain(memory)
+            drain = d
+            traced += batch.events.count
+            traceLost &+= batch.totalLost
+          }
         case "stopped":
           let s = try await target.stoppedSnapshot()
           pauses.append(Double(s.pauseNanoseconds) / 1e3)
@@ -197,6 +228,12 @@ extension BenchCommand {
     let endOps = try totalOps(target)
     let elapsed = clock.now - start
     let secondsElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    if mode.mode == "trace" {
+      FileHandle.standardError.write(
+        Data(
+          "smptop: trace window: \(traced) events (\(Int(Double(traced) / max(secondsElapsed, 1e-9)))/s), lost \(traceLost)\n"
+            .utf8))
+    }
     return ((endOps - startOps) / max(secondsElapsed, 1e-9), count, pauses)
   }
 }

@@ -105,6 +105,7 @@ enum DashboardSession {
     var virtioAt = ContinuousClock.now - .seconds(60)
     let disassembler = try? Disassembler()
     var trace = TimelineFeed(target: target)
+    trace.names = target.traceNames(snapshot: nil)
     /// Publishes the outcome of a pause, resume or step for the status line.
     func finished(_ message: String) {
       effect = EffectResult(sequence: (effect?.sequence ?? 0) + 1, message: message)
@@ -198,7 +199,7 @@ enum DashboardSession {
         }
         previous = paused ? nil : snap
         lastGood = snap
-        trace.names = TraceNames(snapshot: snap, site: Target.symbolizer(target.symbols))
+        trace.names.add(snap)
         trace.lcpus = snap.lcpus.count
       } catch {
         // QEMU went away or the guest cannot be read: keep the last picture, say why.
@@ -303,13 +304,22 @@ extension Mailbox {
   var peekNonEmpty: Bool { queue.withLockedValue { !$0.isEmpty } }
 }
 
-/// The timeline pane's feed: drains the trace rings live at 10 Hz, keeps the last seconds as
-/// spans, and holds a frozen copy while the user has frozen the view.
+/// The timeline pane's feed: drains the trace rings live at 10 Hz (or, replaying, takes the
+/// recorded trace up to the frame shown), keeps the last seconds as spans, and holds a frozen
+/// copy while the user has frozen the view.
 struct TimelineFeed {
   /// The target whose shared RAM holds the rings.
   let target: Target
   /// The drain (nil without shared RAM or ABI: then the pane says so).
   var drainer: TraceDrain?
+  /// The recording replayed, whose frames carry the trace.
+  let recording: RecordedMemory?
+  /// The last recorded frame whose trace was fed.
+  var fed = -1
+  /// The guest's TSC rate from the recorded trace.
+  var recordedTSCPerMs: UInt64 = 0
+  /// Records lost, as the recording says.
+  var recordedLost: UInt64 = 0
   /// Everything recent.
   var model = TraceModel()
   /// The copy shown while frozen.
@@ -325,10 +335,13 @@ struct TimelineFeed {
   /// When the last drain ran.
   var last = ContinuousClock.now - .seconds(1)
 
-  /// Creates a feed; it drains only when the target has shared RAM and the ABI.
+  /// Creates a feed; it drains only when the target has shared RAM and the ABI, or replays a recording.
   init(target: Target) {
     self.target = target
-    if let root = target.rootAddress, target.sharedMemory != nil { drainer = TraceDrain(rootAddress: root) }
+    recording = target.recording
+    if recording == nil, let root = target.rootAddress, target.sharedMemory != nil {
+      drainer = TraceDrain(rootAddress: root)
+    }
   }
 
   /// Whether the view is frozen (new events are still drained, not shown).
@@ -336,31 +349,66 @@ struct TimelineFeed {
     didSet { frozenModel = frozen ? model : nil }
   }
 
-  /// Whether 100 ms passed since the last drain.
-  var due: Bool { drainer != nil && ContinuousClock.now - last >= .milliseconds(100) }
+  /// Whether 100 ms passed since the last drain (live), or a new frame was shown (replay).
+  var due: Bool {
+    if let recording { return recording.played > fed }
+    return drainer != nil && ContinuousClock.now - last >= .milliseconds(100)
+  }
 
   /// Drains once; the pane's data.
   mutating func drain() -> TimelineData? {
+    if let recording { return replay(recording) }
     guard var d = drainer, let memory = target.sharedMemory else { return nil }
     last = .now
     let batch = d.drain(memory)
     drainer = d
     enabled = batch.enabled
     problems = batch.problems.map(\.description)
-    model.append(batch.events)
+    return show(batch.events, tscPerMs: d.tscPerMs, lost: d.totalLost)
+  }
+
+  /// Feeds the recorded trace of the frames shown since the last call.
+  mutating func replay(_ recording: RecordedMemory) -> TimelineData? {
+    let upTo = min(recording.played, recording.frames.count - 1)
+    guard upTo > fed else { return nil }
+    var events: [TraceEvent] = []
+    var any = false
+    for frame in recording.frames[(fed + 1)...upTo] {
+      guard let t = frame.trace else { continue }
+      any = true
+      events += t.events
+      recordedLost &+= t.totalLost
+      enabled = t.enabled
+      if t.tscPerMs != 0 { recordedTSCPerMs = t.tscPerMs }
+    }
+    fed = upTo
+    if !any && !recording.hasTrace {
+      problems = [
+        recording.formatVersion == 1
+          ? "this recording has no trace (format 1, made before recordings carried it)"
+          : "this recording has no trace (recorded with --no-trace)"
+      ]
+    }
+    return show(events, tscPerMs: recordedTSCPerMs, lost: recordedLost)
+  }
+
+  /// Adds events to the model and returns what the pane shows.
+  mutating func show(_ events: [TraceEvent], tscPerMs: UInt64, lost: UInt64) -> TimelineData {
+    model.append(events)
     // Keep the widest window (10 s), fewer seconds when that is too many spans to redraw.
-    let perMs = max(d.tscPerMs, 1)
+    let perMs = max(tscPerMs, 1)
     model.forget(before: model.lastTSC &- min(model.lastTSC, 10_000 * perMs))
     if model.spans.count + model.instants.count > 200_000 {
       model.forget(before: model.lastTSC &- min(model.lastTSC, 1_000 * perMs))
     }
     return TimelineData(
-      model: frozenModel ?? model, tscPerMs: d.tscPerMs, names: names, enabled: enabled, lost: d.totalLost,
+      model: frozenModel ?? model, tscPerMs: tscPerMs, names: names, enabled: enabled, lost: lost,
       problems: problems, lcpus: lcpus)
   }
 
   /// Writes the guest's trace control word: every class on, or off. The status line's text.
   mutating func setTracing(_ on: Bool) -> String {
+    if recording != nil { return "a recording's trace cannot be switched" }
     guard let file = target.options.memoryFile, let root = target.rootAddress else {
       return "tracing needs the shared RAM file (--memory-file) and the inspection ABI"
     }

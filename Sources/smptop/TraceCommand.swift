@@ -85,51 +85,155 @@ struct TraceCommand: AsyncParsableCommand {
         code: .guest)
     }
     installInterruptHandler()
-    var events: [TraceEvent] = []
-    var problems: [TraceProblem] = []
+    let output: TraceOutput
+    do {
+      output = try TraceOutput(
+        path: out, jsonLines: jsonLines, tscPerMs: drain.tscPerMs,
+        names: t.traceNames(snapshot: try? t.liveSnapshot()))
+    } catch {
+      if restore {
+        try? TraceControl.write(previous, memoryFile: file, machine: target.machine, rootAddress: root)
+      }
+      throw error
+    }
+    var events = 0
+    var kinds: [String: Int] = [:]
+    var problems = Set<String>()
     let start = ContinuousClock.now
     let end = start + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < end {
-      if !(await sleepUnlessInterrupted(1 / rate)) { break }
-      let batch = drain.drain(memory)
-      events += batch.events
-      problems += batch.problems
+    var named = start
+    // Draining comes first: the rings hold a fraction of a second of trace=all, and writing the
+    // file is slower than the guest produces. Drained events wait in `backlog` (sorted by TSC
+    // within each drain) and are written in slices between drains, so memory holds only what
+    // the writer has not caught up with.
+    var backlog: [TraceEvent] = []
+    var written = 0
+    func take(_ batch: TraceBatch) {
+      events += batch.events.count
+      for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
+      problems.formUnion(batch.problems.map(\.description))
+      backlog += batch.events.sorted { ($0.tsc, $0.ring, $0.position) < ($1.tsc, $1.ring, $1.position) }
     }
-    let batch = drain.drain(memory)
-    events += batch.events
-    problems += batch.problems
+    /// Writes backlog slices until `deadline`.
+    func writeBacklog(until deadline: ContinuousClock.Instant?) throws {
+      while written < backlog.count {
+        if let deadline, ContinuousClock.now >= deadline { break }
+        let slice = min(backlog.count, written + 4096)
+        try output.append(Array(backlog[written..<slice]))
+        written = slice
+      }
+      if written == backlog.count || written > 1 << 20 {
+        backlog.removeFirst(written)
+        written = 0
+      }
+    }
+    do {
+      var next = start
+      while ContinuousClock.now < end {
+        next += .milliseconds(Int(1000 / rate))
+        try writeBacklog(until: next)
+        if ContinuousClock.now < next {
+          let left = next - ContinuousClock.now
+          let wait = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+          if !(await sleepUnlessInterrupted(wait)) { break }
+        } else if interruptRequested.load(ordering: .relaxed) {
+          break
+        }
+        take(drain.drain(memory))
+        // Threads and dynamic locks that appear later get their names from a snapshot each second.
+        if ContinuousClock.now - named > .seconds(1), let snap = try? t.liveSnapshot() {
+          output.names.add(snap)
+          named = .now
+        }
+      }
+      take(drain.drain(memory))
+    } catch {
+      if restore {
+        try? TraceControl.write(previous, memoryFile: file, machine: target.machine, rootAddress: root)
+      }
+      throw error
+    }
     let elapsed = ContinuousClock.now - start
     if restore {
       try? TraceControl.write(previous, memoryFile: file, machine: target.machine, rootAddress: root)
     }
-    let names =
-      (try? t.liveSnapshot()).map { TraceNames(snapshot: $0, site: Target.symbolizer(t.symbols)) }
-      ?? TraceNames()
-    for p in Set(problems.map(\.description)).sorted() {
+    try writeBacklog(until: nil)
+    for p in problems.sorted() {
       FileHandle.standardError.write(Data("smptop: \(p)\n".utf8))
     }
-    let data: Data
-    if jsonLines {
-      data = Data(TraceExport.jsonLines(events, tscPerMs: drain.tscPerMs, names: names).utf8)
-    } else {
-      let model = TraceModel(events: events)
-      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-      let chrome = TraceExport.chrome(
-        model, tscPerMs: drain.tscPerMs, names: names, lost: drain.totalLost,
-        otherData: ["events": "\(events.count)", "seconds": String(format: "%.3f", seconds)])
-      data = try TraceExport.encode(chrome)
-    }
-    if out == "-" {
-      FileHandle.standardOutput.write(data)
-    } else {
-      guard FileManager.default.createFile(atPath: out, contents: data) else {
-        throw CLIError("cannot write \(out)", code: .usage)
-      }
-    }
-    let perSecond =
-      Double(events.count)
-      / max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 0.001)
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    // The number of events of each kind: every acquisition is one hold span, every contend-begin
+    // one wait span, every interrupt entry one irq span, every other event one instant.
+    var other = ["events": "\(events)", "seconds": String(format: "%.3f", seconds)]
+    for (kind, n) in kinds { other["events_" + kind] = "\(n)" }
+    try output.finish(lost: drain.totalLost, otherData: other)
     FileHandle.standardError.write(
-      Data("smptop: traced \(events.count) events (\(Int(perSecond))/s), lost \(drain.totalLost)\n".utf8))
+      Data(
+        "smptop: traced \(events) events (\(Int(Double(events) / max(seconds, 0.001)))/s), lost \(drain.totalLost)\n"
+          .utf8))
+  }
+}
+
+/// Streams trace events to a file as a Chrome trace or JSON lines, batch by batch (memory stays
+/// bounded however long the run): `smptop trace` and `smptop replay --trace`.
+final class TraceOutput {
+  /// Names for locks, threads and sites (may grow between batches).
+  var names: TraceNames {
+    didSet { chrome?.names = names }
+  }
+  let handle: FileHandle
+  let closeHandle: Bool
+  let path: String
+  let jsonLines: Bool
+  let tscPerMs: UInt64
+  let chrome: ChromeTraceWriter?
+  /// The TSC of `us` 0 in JSON lines: the first batch's earliest event.
+  var base: UInt64?
+
+  /// Opens `path` (`-` = standard output), truncating it.
+  init(path: String, jsonLines: Bool, tscPerMs: UInt64, names: TraceNames) throws {
+    if path == "-" {
+      handle = .standardOutput
+      closeHandle = false
+    } else {
+      guard FileManager.default.createFile(atPath: path, contents: nil),
+        let h = FileHandle(forWritingAtPath: path)
+      else { throw CLIError("cannot write \(path)", code: .usage) }
+      handle = h
+      closeHandle = true
+    }
+    self.path = path
+    self.jsonLines = jsonLines
+    self.tscPerMs = tscPerMs
+    self.names = names
+    let handle = self.handle
+    chrome =
+      jsonLines
+      ? nil
+      : ChromeTraceWriter(tscPerMs: tscPerMs, names: names) { data in try handle.write(contentsOf: data) }
+  }
+
+  deinit { if closeHandle { try? handle.close() } }
+
+  /// Writes one drain's events.
+  func append(_ events: [TraceEvent]) throws {
+    do {
+      if let chrome {
+        try chrome.append(events)
+      } else if !events.isEmpty {
+        if base == nil { base = events.map(\.tsc).min() }
+        let text = TraceExport.jsonLines(events, tscPerMs: tscPerMs, names: names, base: base)
+        try handle.write(contentsOf: Data(text.utf8))
+      }
+    } catch {
+      throw CLIError("cannot write \(path): \(error)", code: .usage)
+    }
+  }
+
+  /// Writes what is still open and the end of the file.
+  func finish(lost: UInt64, otherData: [String: String]) throws {
+    do { try chrome?.finish(lost: lost, otherData: otherData) } catch {
+      throw CLIError("cannot write \(path): \(error)", code: .usage)
+    }
   }
 }

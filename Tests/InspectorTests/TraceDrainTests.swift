@@ -196,6 +196,44 @@ final class RingImage: GuestMemory {
     #expect(!drain.drain(image).problems.isEmpty)
   }
 
+  /// The fuzzer's find (Fuzz/TraceRing/corpus/regression-head-max): a head that jumps to
+  /// 2^64 - 1 while the records are copied overflowed the reader's arithmetic.
+  @Test func aHeadJumpingToTheTopOfTheRangeDuringTheCopyIsReportedNotACrash() {
+    for live in [true, false] {
+      let image = RingImage(lcpus: 1, capacity: 16, live: live)
+      var drain = TraceDrain(rootAddress: RingImage.root)
+      _ = drain.drain(image)
+      for t in 0..<5 { image.emit(0, kind: .lockAcquired, tsc: UInt64(t)) }
+      image.duringCopy = {
+        var r = image.ring(0)
+        r.head = .max
+        image.putRing(0, r)
+      }
+      let batch = drain.drain(image)
+      #expect(batch.events.isEmpty, "nothing copied under a head of 2^64 - 1 is safe to decode")
+      #expect(batch.totalLost == 5)
+      // The next drain sees the garbage head and does not crash either.
+      _ = drain.drain(image)
+    }
+  }
+
+  /// The fuzzer's find (Fuzz/TraceRing/corpus/regression-same-lcpu): two ring headers naming
+  /// the same lcpu shared one read position, so one ring's events came out under the other's.
+  @Test func aSecondRingClaimingTheSameLCPUIsReportedAndSkipped() {
+    let image = RingImage(lcpus: 2, capacity: 16)
+    var second = image.ring(1)
+    second.lcpu = 0
+    image.putRing(1, second)
+    var drain = TraceDrain(rootAddress: RingImage.root)
+    _ = drain.drain(image)
+    for t in 0..<3 { image.emit(0, kind: .lockAcquired, tsc: UInt64(t)) }
+    for t in 0..<9 { image.emit(1, kind: .lockReleased, tsc: UInt64(100 + t)) }
+    let batch = drain.drain(image)
+    #expect(batch.events.map(\.position) == [0, 1, 2], "only the first ring of lcpu 0 is read")
+    #expect(batch.events.allSatisfy { $0.kind == .lockAcquired })
+    #expect(batch.problems.contains { $0.message.contains("claims an lcpu") }, "\(batch.problems)")
+  }
+
   @Test func randomRingBytesNeverCrashTheReader() {
     var generator = SystemRandomNumberGenerator()
     for round in 0..<300 {

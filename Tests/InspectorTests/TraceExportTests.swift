@@ -55,9 +55,7 @@ import Testing
   }
 
   @Test func theChromeTraceParsesAndHasTheRequiredFields() throws {
-    let model = TraceModel(events: Self.events)
-    let file = TraceExport.chrome(model, tscPerMs: 1_000_000, names: Self.names, lost: 3)
-    let data = try TraceExport.encode(file)
+    let data = try TraceExport.chrome(Self.events, tscPerMs: 1_000_000, names: Self.names, lost: 3)
     let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     let events = try #require(json["traceEvents"] as? [[String: Any]])
     #expect((json["otherData"] as? [String: String])?["lost_records"] == "3")
@@ -101,6 +99,51 @@ import Testing
     #expect(text.contains("hold work.spin") && text.contains("wait deadlock.A"))
     #expect(text.contains("SpinLock.swift:40"))
     #expect(text.contains("worker.2"))
+  }
+
+  /// The Chrome trace's events, parsed.
+  static func chromeEvents(_ data: Data) throws -> [[String: Any]] {
+    let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    return try #require(json["traceEvents"] as? [[String: Any]])
+  }
+
+  @Test func streamingInBatchesWritesWhatOneGoWrites() throws {
+    // One event per batch: every span closes in a later batch than it opened, the hand-over's
+    // waiter hold closes after the arrow was made, and a wait stays open to the end.
+    var pieces = Data()
+    let writer = ChromeTraceWriter(tscPerMs: 1_000_000, names: Self.names) { pieces.append($0) }
+    for e in Self.events { try writer.append([e]) }
+    try writer.finish(lost: 3)
+    let whole = try TraceExport.chrome(Self.events, tscPerMs: 1_000_000, names: Self.names, lost: 3)
+    func summary(_ events: [[String: Any]]) -> [String] {
+      events.map { e in
+        let ts = (e["ts"] as? NSNumber)?.doubleValue ?? -1
+        let dur = (e["dur"] as? NSNumber)?.doubleValue ?? -1
+        return "\(e["ph"] ?? "") \(e["name"] ?? "") \(e["pid"] ?? "")/\(e["tid"] ?? "") \(ts) \(dur)"
+      }.sorted()
+    }
+    let streamed = try Self.chromeEvents(pieces)
+    #expect(summary(streamed) == summary(try Self.chromeEvents(whole)))
+    #expect(
+      streamed.filter { $0["ph"] as? String == "s" }.count == 1, "the hand-over arrow survives batching")
+    #expect(
+      streamed.contains { ($0["args"] as? [String: String])?["open"] == "true" }, "the open wait is written")
+  }
+
+  @Test func sitesAreFileLineAndFunctionWhenTheLineIsKnown() throws {
+    var names = Self.names
+    names.locate = {
+      $0 == 0x10_0200 ? TraceSite(fileLine: "Workload.swift:120", function: "Work.run()") : nil
+    }
+    let data = try TraceExport.chrome(Self.events, tscPerMs: 1_000_000, names: names, lost: 0)
+    let spans = try Self.chromeEvents(data).filter { $0["ph"] as? String == "X" }
+    let wait = try #require(spans.first { ($0["name"] as? String)?.hasPrefix("wait work.spin") == true })
+    let args = try #require(wait["args"] as? [String: String])
+    #expect(args["site"] == "Workload.swift:120" && args["function"] == "Work.run()")
+    // The holder's site has no line here: it falls back to the symbolizer's text.
+    #expect(args["holder_site"] == "SpinLock.swift:40" && args["holder_function"] == nil)
+    let lines = TraceExport.jsonLines(Self.events, tscPerMs: 1_000_000, names: names)
+    #expect(lines.contains("\"site_line\":\"Workload.swift:120\",\"function\":\"Work.run()\""))
   }
 
   @Test func jsonLinesAreOneObjectPerEvent() throws {

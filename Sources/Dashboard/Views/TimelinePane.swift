@@ -117,10 +117,11 @@ func drawTimelinePane(
   if data.enabled.isEmpty && model.spans.isEmpty && model.instants.isEmpty {
     drawPlaceholder(
       into: &g,
-      lines: [
-        "The guest traces nothing.",
-        "Press t to switch tracing on (the one write smptop makes to guest memory), or boot the guest with trace=all.",
-      ],
+      lines: data.problems.isEmpty
+        ? [
+          "The guest traces nothing.",
+          "Press t to switch tracing on (the one write smptop makes to guest memory), or boot the guest with trace=all.",
+        ] : data.problems,
       body: Rect(x: body.x, y: body.y + 1, width: body.width, height: max(0, body.height - 1)))
     return layout
   }
