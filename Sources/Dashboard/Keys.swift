@@ -144,7 +144,8 @@ public struct Reaction: OptionSet, Sendable, Hashable {
   /// The sampler should use `state.intervalMilliseconds`.
   public static let changeInterval = Reaction(rawValue: 1 << 6)
   /// Fetch detail data (disassembly, frame chain) for `state.detail`, and backtraces while a lock
-  /// or thread view (`state.whereViews`) is open; sent again when one closes.
+  /// or thread view (`state.whereViews`) is open or the timers pane shows; sent again when one
+  /// closes and when the pane changes.
   public static let openDetail = Reaction(rawValue: 1 << 7)
   /// Clear and repaint the whole terminal, not only changed cells.
   public static let fullRedraw = Reaction(rawValue: 1 << 8)

@@ -49,7 +49,8 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
     s.threadsView = false
     s.whereViews = []
     s.helpVisible = false
-    return (s, .redraw)
+    // The sampler learns what the pane needs (the timers pane places timer owners).
+    return (s, [.redraw, .openDetail])
 
   case .move(let n):
     if s.threadsView && s.whereView == nil { return (moveThreadSelection(s, by: n), .redraw) }

@@ -21,6 +21,29 @@ public struct LockTable: Sendable {
     misuse = snapshot.misuseSentence()
   }
 
+  /// Where the waiters of the shown locks wait, one line each, most contended lock first:
+  /// `work.rmutex  mutex.2@cpu2 waits at Workload.swift:298 in closure #1 in …` (the site from
+  /// ``WaiterSites``, or "site not known" when its backtrace did not show it).
+  public func waiterLines(names: ThreadNames) -> [String] {
+    var lines: [String] = []
+    for r in rows {
+      for w in r.record.waiters {
+        let who: String
+        switch (w.thread, w.lcpu) {
+        case (let t?, let cpu?) where t != 0: who = "\(names(t))@cpu\(cpu)"
+        case (let t?, nil) where t != 0: who = names(t)
+        case (_, let cpu?): who = "cpu\(cpu)"
+        default: who = "-"
+        }
+        let place =
+          w.location.map { "waits at " + $0.text + ($0.inlined ? " [inlined]" : "") }
+          ?? "waits (site not known)"
+        lines.append("  \(r.record.name)  \(who) \(place)")
+      }
+    }
+    return lines
+  }
+
   /// One column: its title, width (0 = the rest of the line), alignment and cell.
   public struct Column: Sendable {
     /// The header.

@@ -319,6 +319,11 @@ public struct TimerQueueRecord: Sendable, Codable, Equatable {
     public var deadlineTSC: UInt64
     /// The owning thread (0 = the kernel itself).
     public var ownerThread: UInt64
+    /// Where the owner waits for it: the address of the first frame of its backtrace outside
+    /// the lock, wait and scheduler code (``WaiterSites``); nil when not known.
+    public var ownerSite: UInt64? = nil
+    /// The source line of `ownerSite`.
+    public var ownerLocation: CodeLocation? = nil
 
     /// A value from all of its fields.
     public init(

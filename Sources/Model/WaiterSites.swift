@@ -43,7 +43,8 @@ public enum WaiterSites {
   }
 
   /// Fills `site` and `location` of every waiter of every lock in `snapshot` from the threads'
-  /// (and, at a stop, the vCPUs') backtraces; waiters without such a frame keep none.
+  /// (and, at a stop, the vCPUs') backtraces, and `ownerSite`/`ownerLocation` of every pending
+  /// timer whose owner thread waits for it; those without such a frame keep none.
   ///
   /// A thread's backtrace counts only when its record waits on the same lock (the waiter list
   /// and the thread table are separate records, read at slightly different moments).
@@ -59,6 +60,18 @@ public enum WaiterSites {
       }
     }
     guard !threads.isEmpty || !vcpuBacktraces.isEmpty else { return }
+    // A timer's owner waits for it when its record wakes at that deadline (a sleep, or a
+    // semaphore wait with a timeout) and its stack is the switched-out wait.
+    for i in snapshot.timerQueues.indices {
+      for j in snapshot.timerQueues[i].timers.indices {
+        let timer = snapshot.timerQueues[i].timers[j]
+        guard timer.ownerThread != 0, let t = threads[timer.ownerThread], t.wakeTSC == timer.deadlineTSC,
+          let bt = t.backtrace, bt.origin == .savedContext, let found = site(in: bt)
+        else { continue }
+        snapshot.timerQueues[i].timers[j].ownerSite = found.address
+        snapshot.timerQueues[i].timers[j].ownerLocation = found.location
+      }
+    }
     for i in snapshot.locks.indices {
       let lock = snapshot.locks[i].address
       for j in snapshot.locks[i].waiters.indices {

@@ -84,7 +84,7 @@ enum DashboardSession {
     }
     if reaction.contains(.openDetail) {
       mailbox.post(.detail(lcpu: state.detail))
-      mailbox.post(.whereViews(open: state.whereView != nil))
+      mailbox.post(.whereViews(open: state.whereView != nil || state.pane == .timers))
     }
     if reaction.contains(.toggleTrace) { mailbox.post(.trace(on: state.timeline.traceOn)) }
     if reaction.contains(.freezeTimeline) { mailbox.post(.freezeTimeline(state.timeline.frozen)) }

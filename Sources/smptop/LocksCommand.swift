@@ -33,12 +33,14 @@ struct LocksCommand: AsyncParsableCommand {
     let t: Target
     do { t = try await Target.open(target.options) } catch { throw CLIError(error) }
     let first: Snapshot
-    let second: Snapshot
+    var second: Snapshot
     do {
       first = try await t.snapshot()
       installInterruptHandler()
       _ = await sleepUnlessInterrupted(interval)
       second = try await t.snapshot()
+      // Where the waiters wait comes from their backtraces (shared RAM, or a stopped VM).
+      t.addBacktraces(to: &second)
     } catch {
       await t.close()
       throw CLIError(error)
@@ -55,6 +57,8 @@ struct LocksCommand: AsyncParsableCommand {
       FileHandle.standardOutput.write(try encoder.encode(table.rows.map(LockJSONRow.init)) + Data("\n".utf8))
     } else {
       print(table.text)
+      let waits = table.waiterLines(names: ThreadNames(second))
+      if !waits.isEmpty { print("waiters:\n" + waits.joined(separator: "\n")) }
     }
   }
 }
@@ -73,6 +77,9 @@ struct LockJSONRow: Codable {
   var maxWaitMicroseconds: Double?
   var maxHoldMicroseconds: Double?
   var waiters: UInt32
+  /// The waiters the lock record names, each with where it waits (`site`, `location`) when
+  /// its backtrace shows it.
+  var waiting: [LockRecord.Waiter]
   var misuse: UInt64
   var acquireSite: String?
   var consistent: Bool
@@ -90,6 +97,7 @@ struct LockJSONRow: Codable {
     maxWaitMicroseconds = r.maxWaitSeconds.map { $0 * 1e6 }
     maxHoldMicroseconds = r.maxHoldSeconds.map { $0 * 1e6 }
     waiters = r.record.waiterCount
+    waiting = r.record.waiters
     misuse = r.record.misuseTotal
     acquireSite = r.record.acquireSite == 0 ? nil : r.cells.site
     consistent = r.record.consistency.isConsistent

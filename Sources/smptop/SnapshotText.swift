@@ -136,6 +136,14 @@ enum SnapshotText {
             + pad(c.lateMean, 8)
             + "  " + c.lateness)
       }
+      // Where the owner of each queue's earliest timer waits for it (from its backtrace).
+      let names = ThreadNames(snap)
+      for q in snap.timerQueues {
+        guard let t = q.timers.min(by: { $0.deadlineTSC < $1.deadlineTSC }), let place = t.ownerLocation
+        else { continue }
+        let due = snap.clock.until(t.deadlineTSC).map { Format.due(seconds: $0) } ?? "?"
+        out.append("  cpu\(q.lcpu) next: \(names(t.ownerThread)) \(due) waits at \(place.text)")
+      }
     }
     if let a = snap.allocator {
       out.append("")

@@ -199,4 +199,22 @@ import Testing
     let (last, _) = Self.press([.character("T"), .end], from: DashboardState(), snap, rates)
     #expect(last.selectedThread == last.layout.threadIDs.last)
   }
+
+  @Test func theTimersPaneSaysWhereEachQueuesNextTimersOwnerWaits() throws {
+    var (snap, rates) = try Self.snapshot()
+    // lcpu 1's only timer belongs to net-rx, which sleeps until it.
+    let q = try #require(snap.timerQueues.firstIndex { $0.lcpu == 1 })
+    snap.timerQueues[q].timers[0].ownerSite = 0x10_7100
+    snap.timerQueues[q].timers[0].ownerLocation = Self.location("Workload.netRx()", "Workload.swift", 90)
+    let text = Self.frame(DashboardState(pane: .timers), snap, rates, width: 100, height: 30).1.text
+    #expect(text.contains("NEXT TIMER'S OWNER WAITS AT"))
+    #expect(text.contains("cpu1  net-rx 400µs  Workload.swift:90 in Workload.netRx()"))
+    assertGolden(text, named: "where-timers-100x30")
+    // Without owner places the table stands alone (the timers goldens), and the sampler is
+    // told when the pane changes, so it reads backtraces for this pane.
+    let plain = Self.frame(
+      DashboardState(pane: .timers), try Self.snapshot().0, rates, width: 100, height: 30)
+    #expect(!plain.1.text.contains("OWNER WAITS AT"))
+    #expect(reduce(DashboardState(), .selectPane(.timers)).1.contains(.openDetail))
+  }
 }

@@ -170,10 +170,26 @@ struct ReadelfReport {
     return rest.first == " " ? String(rest.dropFirst()) : ""
   }
 
-  /// The readelf in use: llvm-readelf when installed, else binutils' readelf (which every Swift
-  /// installation on Linux has, since the driver links with gold).
-  static func readelf() throws -> String {
-    (try? Toolchain.tool("llvm-readelf")) != nil ? "llvm-readelf" : "readelf"
+  /// The readelf in use: binutils' (every Swift installation on Linux has it, since the driver
+  /// links with gold). It prints a control character in a name as `^J`, where llvm-readelf
+  /// prints the raw newline and splits the name over lines (sanitizer builds name string
+  /// literals' globals after their text): see ``escaped(_:)``.
+  static func readelf() throws -> String { "readelf" }
+
+  /// A symbol name as binutils' readelf prints it: each control character as `^` and the
+  /// character 64 places up (`\n` is `^J`, DEL is `^?`).
+  static func escaped(_ name: String) -> String {
+    var out = ""
+    for scalar in name.unicodeScalars {
+      if scalar.value < 0x20 {
+        out += "^" + String(UnicodeScalar(UInt8(scalar.value + 0x40)))
+      } else if scalar.value == 0x7f {
+        out += "^?"
+      } else {
+        out.unicodeScalars.append(scalar)
+      }
+    }
+    return out
   }
 
   init(path: String) throws {

@@ -16,6 +16,14 @@ import Testing
     return o
   }
 
+  /// `fast` with room for bulk transfers: under the thread sanitizer on a loaded machine one
+  /// 2 KiB `M` packet through the fake stub took over a second.
+  static var patient: GDBRemoteConnection.Options {
+    var o = fast
+    o.replyTimeout = .seconds(15)
+    return o
+  }
+
   func withStub(
     _ configuration: FakeStub.Configuration = .init(), options: GDBRemoteConnection.Options = fast,
     handshake: Bool = true, _ body: (GDBRemoteConnection, FakeStub) throws -> Void
@@ -329,7 +337,7 @@ import Testing
   }
 
   @Test func writtenMemoryReadsBack() throws {
-    try withStub { c, stub throws in
+    try withStub(options: Self.patient) { c, stub throws in
       let data = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
       try c.writeMemory(address: 0x1ffe, bytes: data, physical: true)
       #expect(try c.readMemory(address: 0x1ffe, count: 5000, physical: true) == data)

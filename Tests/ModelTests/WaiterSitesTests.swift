@@ -69,5 +69,45 @@ import Testing
     snap.threads[2].backtrace?.tickTSC = 6_000
     WaiterSites.add(to: &snap)
     #expect(snap.locks[0].waiters[2].location?.line == 212)
+    // `smptop locks` prints them under the table; a waiter without a site says so.
+    let lines = LockTable(snapshot: snap, rates: nil, top: 0, symbolize: { _ in nil })
+      .waiterLines(names: ThreadNames(snap))
+    #expect(
+      lines == [
+        "  work.mutex  mutex.1@cpu1 waits at Workload.swift:212 in Workload.worker()",
+        "  work.mutex  mutex.2@cpu2 waits (site not known)",
+        "  work.mutex  spin.3@cpu3 waits at Workload.swift:212 in Workload.worker()",
+      ])
+  }
+
+  @Test func aTimersOwnerIsPlacedWhenItSleepsUntilThatDeadline() throws {
+    var sleeper = try Make.thread(4, "sleeper.0")
+    sleeper.state = .sleeping
+    sleeper.wakeTSC = 9_000
+    sleeper.backtrace = Backtrace(
+      origin: .savedContext,
+      frames: [
+        BacktraceFrame(
+          address: 0x10_0100, isReturnAddress: true, location: Self.at("Sched.schedule()", "Sched.swift", 240)
+        ),
+        BacktraceFrame(
+          address: 0x10_0400, isReturnAddress: true,
+          location: CodeLocation(
+            function: "Sched.sleep(until:)", file: nil, line: 0, inlined: true,
+            inlinedInto: [Self.at("Workload.pace(_:)", "Workload.swift", 77)])),
+      ])
+    var snap = try Make.snapshot(locks: [], threads: [sleeper])
+    var queue = try Make.timers(lcpu: 0, histogram: [0], lateTotalTSC: 0)
+    queue.timers = [
+      .init(deadlineTSC: 9_000, ownerThread: 4), .init(deadlineTSC: 12_000, ownerThread: 4),
+      .init(deadlineTSC: 9_000, ownerThread: 0),
+    ]
+    snap.timerQueues = [queue]
+    WaiterSites.add(to: &snap)
+    let timers = snap.timerQueues[0].timers
+    // Compiler-generated code without a line is passed over like the wait code around it.
+    #expect(timers[0].ownerSite == 0x10_0400 && timers[0].ownerLocation?.shortFileLine == "Workload.swift:77")
+    #expect(timers[1].ownerLocation == nil, "another deadline than the one it sleeps until")
+    #expect(timers[2].ownerLocation == nil, "the kernel's own timer")
   }
 }

@@ -33,11 +33,9 @@ func threadsContent(state: DashboardState, data: DashboardData, symbolize: Symbo
   }
   var ids: [UInt64] = []
   var lines: [Int] = []
-  let selected =
-    state.selectedThread
-    ?? snap.threads.first.map { first in
-      snap.threads.filter { $0.lcpu == snap.threads.map(\.lcpu).min() }.first?.id ?? first.id
-    }
+  // Without a selection, the first row shown: the first thread of the lowest lcpu.
+  let firstLCPU = snap.threads.map(\.lcpu).min()
+  let selected = state.selectedThread ?? snap.threads.first { $0.lcpu == firstLCPU }?.id
   var locks: [UInt64: LockRecord] = [:]
   for l in snap.locks where locks[l.address] == nil { locks[l.address] = l }
   let running = Dictionary(snap.lcpus.map { ($0.currentThread, $0.index) }, uniquingKeysWith: { a, _ in a })

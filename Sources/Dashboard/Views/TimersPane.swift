@@ -133,9 +133,31 @@ func drawTimersPane(
       default: return []
       }
     })
+  // Where each shown queue's next timer's owner waits for it, under the table when it fits.
+  let owners = timerOwnerLines(rows.map(\.record), context: c)
+  var table = tableArea
+  if !owners.isEmpty, tableArea.height >= rows.count + 1 + 2 + owners.count {
+    table.height = rows.count + 1
+    let y = table.y + table.height + 1
+    g.put("NEXT TIMER'S OWNER WAITS AT", x: body.x + 1, y: y, style: .label, maxWidth: body.width - 2)
+    for (i, line) in owners.enumerated() {
+      g.put(line, x: body.x + 1, y: y + 1 + i, style: .symbol, maxWidth: body.width - 2)
+    }
+  }
   drawPaneTable(
-    into: &g, state: state, rect: tableArea, columns: timerColumns(context: c), rows: rows, id: \.id,
+    into: &g, state: state, rect: table, columns: timerColumns(context: c), rows: rows, id: \.id,
     layout: &layout)
   if rows.isEmpty { drawEmptyLine(into: &g, noMatch("timer queue", state.filter), rect: tableArea) }
   return layout
+}
+
+/// "cpu1  rw.1 in 1.67ms  Workload.swift:232 in Workload.pace(_:)": for each queue whose earliest
+/// timer's owner is placed (its backtrace shows it waiting for that deadline).
+func timerOwnerLines(_ queues: [TimerQueueRecord], context c: PaneContext) -> [String] {
+  queues.compactMap { q in
+    guard let t = q.timers.min(by: { $0.deadlineTSC < $1.deadlineTSC }), let place = t.ownerLocation else {
+      return nil
+    }
+    return "cpu\(q.lcpu)  \(c.threadName(t.ownerThread)) \(c.due(c.until(t.deadlineTSC)))  \(place.text)"
+  }
 }
