@@ -31,11 +31,13 @@ let package = Package(
     .executableTarget(name: "Kernel", dependencies: ["KernelSupport"]),
 
     // Host protocol and file-format layers: one each, no knowledge of the guest.
-    .target(name: "GDBRemote"),
-    .target(name: "QMP", dependencies: [locks]),
+    // Socket addresses, connect with a deadline, write-all, poll: the one socket layer of every protocol.
+    .target(name: "Transport"),
+    .target(name: "GDBRemote", dependencies: ["Transport"]),
+    .target(name: "QMP", dependencies: ["Transport", locks]),
     .target(name: "ELFSymbols", dependencies: [locks]),
     // Builds the bundled guest and launches QEMU with its sockets in a private directory.
-    .target(name: "QEMULaunch", dependencies: [locks]),
+    .target(name: "QEMULaunch", dependencies: ["Transport", locks]),
     // The data every output renders: Snapshot, records, rates, GuestClock, row models. No dependencies.
     .target(name: "Model"),
     // Snapshot engine, ABI decoder, memory sources, deltas.
@@ -74,6 +76,7 @@ let package = Package(
     // Records `git describe` at build time for `smptop --version`.
     .plugin(name: "GitVersion", capability: .buildTool()),
 
+    .testTarget(name: "TransportTests", dependencies: ["Transport"]),
     .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "QEMULaunch", locks]),
     .testTarget(name: "QMPTests", dependencies: ["QMP", "QEMULaunch", locks]),
     .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols", "QEMULaunch"]),

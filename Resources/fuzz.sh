@@ -34,7 +34,7 @@ else
   NAMES=$NAME
 fi
 # FUZZ_OPT: -O (default) for long runs; -Onone builds in about half the time, for short budgets.
-FLAGS=(-sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -g)
+FLAGS=(-sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -g -D SMPTOP_FUZZ)
 
 # build_module TARGET: Sources/TARGET as a static library plus .swiftmodule in $OUT/modules.
 build_module() {
@@ -100,8 +100,8 @@ for name in $NAMES; do
   fi
   if [ $stale = yes ]; then
     echo "fuzz.sh: building Fuzz$name"
-    # Only a target that names modules sees them: a one-module target's shared files test
-    # `canImport(GDBRemote)` to tell the fuzz build from the test build.
+    # Only a target that names modules sees them (all of them: one directory). Shared test
+    # files tell the fuzz build from the test build by `SMPTOP_FUZZ`, not by `canImport`.
     if [ ${#includes[@]} -gt 0 ]; then
       for m in "$OUT"/modules/*/; do [ -d "$m" ] && includes+=(-I "$m"); done
     fi

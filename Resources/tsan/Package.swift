@@ -16,12 +16,13 @@ let package = Package(
   ],
   targets: [
     .target(name: "InspectABI"),
-    .target(name: "GDBRemote"),
-    .target(name: "QMP", dependencies: [locks]),
+    .target(name: "Transport"),
+    .target(name: "GDBRemote", dependencies: ["Transport"]),
+    .target(name: "QMP", dependencies: ["Transport", locks]),
     .target(
       name: "ELFSymbols", dependencies: [locks]),
     .target(
-      name: "QEMULaunch", dependencies: [locks]),
+      name: "QEMULaunch", dependencies: ["Transport", locks]),
     .target(name: "Model"),
     .target(
       name: "Inspector",
@@ -35,6 +36,7 @@ let package = Package(
       name: "Dashboard",
       dependencies: ["Model", "Inspector", locks]),
 
+    .testTarget(name: "TransportTests", dependencies: ["Transport"]),
     .testTarget(
       name: "GDBRemoteTests",
       dependencies: ["GDBRemote", "QEMULaunch", locks]),

@@ -1,3 +1,5 @@
+import Transport
+
 /// A client connection to a gdbstub speaking the GDB remote serial protocol, tuned for
 /// QEMU 7.2's system-mode stub (one thread per vCPU, all-stop only).
 ///
@@ -158,7 +160,9 @@ public final class GDBRemoteConnection {
   /// No packet is exchanged; call ``handshake()`` next (``connect(to:options:)`` does both).
   public init(adoptingSocket descriptor: Int32, options: Options = Options()) throws(GDBRemoteError) {
     self.options = options
-    self.socket = try StreamSocket(adopting: descriptor)
+    do { self.socket = SocketTransport(try StreamSocket(adopting: descriptor)) } catch {
+      throw GDBRemoteError(error)
+    }
     self.decoder = PacketDecoder(maximumPacketSize: options.maximumPacketSize)
   }
 
@@ -175,8 +179,11 @@ public final class GDBRemoteConnection {
   public static func connect(to address: GDBAddress, options: Options = Options()) throws(GDBRemoteError)
     -> GDBRemoteConnection
   {
-    let socket = try StreamSocket.connect(to: address, deadline: .now + options.connectTimeout)
-    let connection = GDBRemoteConnection(transport: socket, options: options)
+    let socket: StreamSocket
+    do { socket = try StreamSocket.connect(to: address, deadline: .now + options.connectTimeout) } catch {
+      throw GDBRemoteError(error)
+    }
+    let connection = GDBRemoteConnection(transport: SocketTransport(socket), options: options)
     try connection.handshake()
     return connection
   }

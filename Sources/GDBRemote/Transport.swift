@@ -1,3 +1,8 @@
+import Transport
+
+/// Where a gdbstub listens: the one address type of every smptop socket (``SocketAddress``).
+public typealias GDBAddress = SocketAddress
+
 /// What a connection reads from and writes to: a socket in production, a scripted peer
 /// with a virtual clock in tests and fuzzing.
 ///
@@ -19,16 +24,42 @@ protocol ByteTransport: AnyObject {
 }
 
 /// The result of one read from a ``ByteTransport``.
-enum TransportReadOutcome {
-  /// Bytes arrived.
-  case data([UInt8])
-  /// The peer closed the connection.
-  case endOfFile
-  /// Nothing arrived before the deadline.
-  case timedOut
+typealias TransportReadOutcome = StreamSocket.ReadOutcome
+
+/// A ``StreamSocket`` on the wall clock, its errors told in this module's terms.
+final class SocketTransport: ByteTransport {
+  let socket: StreamSocket
+
+  init(_ socket: StreamSocket) { self.socket = socket }
+
+  var isOpen: Bool { socket.isOpen }
+  var now: ContinuousClock.Instant { ContinuousClock.now }
+
+  func read(until deadline: ContinuousClock.Instant) throws(GDBRemoteError) -> TransportReadOutcome {
+    do { return try socket.read(until: deadline) } catch { throw GDBRemoteError(error) }
+  }
+
+  func write(
+    _ bytes: [UInt8], until deadline: ContinuousClock.Instant, received: (TransportReadOutcome) -> Void
+  ) throws(GDBRemoteError) {
+    do { try socket.write(bytes, until: deadline, received: received) } catch { throw GDBRemoteError(error) }
+  }
+
+  func close() { socket.close() }
 }
 
-extension StreamSocket: ByteTransport {
-  /// The wall clock.
-  var now: ContinuousClock.Instant { ContinuousClock.now }
+extension GDBRemoteError {
+  /// The same failure as a transport error, with its context and `errno`.
+  init(_ error: TransportError) {
+    let code: Code =
+      switch error.code {
+      case .invalidAddress: .invalidAddress
+      case .connectFailed: .connectFailed
+      case .timedOut: .timeout
+      case .connectionClosed: .connectionClosed
+      case .notConnected: .notConnected
+      case .ioFailure: .ioFailure
+      }
+    self.init(code, error.description, errno: error.errno)
+  }
 }

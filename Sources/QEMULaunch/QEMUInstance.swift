@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 #if canImport(Glibc)
   import Glibc
@@ -254,26 +255,13 @@ public final class QEMUInstance: @unchecked Sendable {
 
   /// Whether a QMP unix socket accepts a connection and sends its greeting.
   static func greets(_ path: String) -> Bool {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-      for (i, b) in bytes.enumerated() { raw[i] = b }
+    let deadline = ContinuousClock.now + .seconds(2)
+    guard let socket = try? StreamSocket.connect(to: .unix(path: path), deadline: deadline) else {
+      return false
     }
-    let connected = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
-    guard connected == 0 else { return false }
-    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    guard poll(&poller, 1, 2000) == 1 else { return false }
-    var buffer = [UInt8](repeating: 0, count: 256)
-    return read(fd, &buffer, buffer.count) > 0
+    defer { socket.close() }
+    guard case .data = try? socket.read(until: deadline) else { return false }
+    return true
   }
 
   private func removeDirectory() {

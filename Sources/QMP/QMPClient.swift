@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// A QMP (QEMU Machine Protocol) client for QEMU 7.2 and later.
 ///
@@ -63,7 +64,9 @@ public final class QMPClient: Sendable {
   public static func connect(
     to address: String, timeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(5)
   ) async throws(QMPError) -> QMPClient {
-    try await connect(to: QMPAddress(parsing: address), timeout: timeout, commandTimeout: commandTimeout)
+    let parsed: QMPAddress
+    do { parsed = try QMPAddress(parsing: address) } catch { throw QMPError(error) }
+    return try await connect(to: parsed, timeout: timeout, commandTimeout: commandTimeout)
   }
 
   // MARK: Connection state

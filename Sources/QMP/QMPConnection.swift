@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import NIOConcurrencyHelpers
+import Transport
 
 /// The socket, the reader thread and the table of waiters behind a `QMPClient`.
 ///
@@ -203,7 +204,12 @@ final class QMPConnection: Sendable {
       if registered.wake { wake.wake() }
       let failure = socket.withLockedValue { fd -> Int32? in
         guard fd >= 0 else { return EBADF }
-        return Socket.writeAll(fd, bytes, deadline: ContinuousClock.now + writeTimeout)
+        do throws(TransportError) {
+          try SocketIO.writeAll(fd, bytes, deadline: ContinuousClock.now + writeTimeout)
+          return nil
+        } catch {
+          return error.errno ?? (error.code == .timedOut ? ETIMEDOUT : EPIPE)
+        }
       }
       if let failure {
         // A partly written command leaves the stream unusable: close everything.
@@ -261,9 +267,9 @@ final class QMPConnection: Sendable {
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     let fd: Int32
     do {
-      fd = try Socket.connect(to: address, timeout: connectTimeout)
+      fd = try SocketIO.connect(to: address, deadline: ContinuousClock.now + connectTimeout)
     } catch {
-      finish(with: error)
+      finish(with: QMPError(error))
       return
     }
     socket.withLockedValue { $0 = fd }
@@ -272,7 +278,7 @@ final class QMPConnection: Sendable {
         if state.closedError != nil { return nil }
         let next = state.nextDeadline()
         state.readerWakeAt = next
-        return next.map { Socket.milliseconds(until: $0) } ?? 1000
+        return next.map { SocketIO.milliseconds(until: $0) } ?? 1000
       }
       guard let timeout = plan else { break }
       var fds = [

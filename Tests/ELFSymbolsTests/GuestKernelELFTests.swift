@@ -63,13 +63,18 @@ import Testing
 
   @Test func embeddedSwiftSymbolsDemangleLikeTheTool() async throws {
     let (_, elf) = try await Self.kernel()
-    let names = Array(Set(elf.symbols.map(\.name).filter { $0.hasPrefix("$e") })).sorted()
+    let names = Array(Set(elf.symbols.map(\.name).filter(SwiftDemangler.isMangledSwift))).sorted()
     #expect(names.count > 20)
     let tool = try Toolchain.run("swift-demangle", ["--compact"], stdin: names.joined(separator: "\n") + "\n")
       .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let simplified = try Toolchain.run(
+      "swift-demangle", ["--compact", "--simplified"], stdin: names.joined(separator: "\n") + "\n"
+    ).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    #expect(tool.count >= names.count && simplified.count >= names.count)
     let demangler = SwiftDemangler()
-    for (name, expected) in zip(names, tool) {
-      #expect(demangler.demangle(name) == expected)
+    for (index, name) in names.enumerated() {
+      #expect(demangler.demangle(name) == tool[index])
+      #expect(demangler.simplifiedName(name) == simplified[index])
       #expect(demangler.demangleSwift(name) != nil)  // every $e symbol is a valid Swift mangling
     }
     // Every function address symbolizes to a Swift name in the kernel module.

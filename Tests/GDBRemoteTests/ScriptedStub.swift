@@ -3,7 +3,7 @@
 // included) run in seconds and replay exactly from a seed. The same engine drives the
 // libFuzzer target in Fuzz/RSPExchange (one module there: no `import Testing` here).
 
-#if canImport(GDBRemote)
+#if !SMPTOP_FUZZ
   @testable import GDBRemote
 #endif
 

@@ -1,44 +1,6 @@
 import GDBRemote
 import Testing
 
-@Suite struct GDBAddressTests {
-  @Test(arguments: [
-    ("localhost:1234", GDBAddress.tcp(host: "localhost", port: 1234)),
-    ("tcp:127.0.0.1:5555", .tcp(host: "127.0.0.1", port: 5555)),
-    ("tcp::1234", .tcp(host: "localhost", port: 1234)),
-    (":1", .tcp(host: "localhost", port: 1)),
-    ("[::1]:9000", .tcp(host: "::1", port: 9000)),
-    ("tcp:[fe80::1]:65535", .tcp(host: "fe80::1", port: 65535)),
-    ("unix:/run/smptop/gdb.sock", .unix(path: "/run/smptop/gdb.sock")),
-    ("unix:relative.sock", .unix(path: "relative.sock")),
-    ("/tmp/x/gdb.sock", .unix(path: "/tmp/x/gdb.sock")),
-    ("./gdb.sock", .unix(path: "./gdb.sock")),
-  ])
-  func parses(text: String, expected: GDBAddress) throws {
-    #expect(try GDBAddress(parsing: text) == expected)
-  }
-
-  @Test(arguments: [
-    "", "localhost", "host:", "host:0", "host:65536", "host:-1", "host:12ab", "unix:", "::1:80",
-    "[::1]80", "[::1", "ho st:80", "unix:/" + String(repeating: "a", count: 120),
-  ])
-  func rejects(text: String) {
-    #expect {
-      _ = try GDBAddress(parsing: text)
-    } throws: { error in
-      (error as? GDBRemoteError)?.code == .invalidAddress
-    }
-  }
-
-  @Test func descriptionRoundTrips() throws {
-    for text in ["tcp:localhost:1234", "tcp:[::1]:80", "unix:/tmp/a.sock"] {
-      let a = try GDBAddress(parsing: text)
-      #expect(a.description == text)
-      #expect(try GDBAddress(parsing: a.description) == a)
-    }
-  }
-}
-
 @Suite struct ThreadAndStopReplyTests {
   @Test func parsesQEMUThreadIDs() {
     #expect(ThreadID(parsing: "p01.02") == ThreadID(pid: 1, tid: 2))

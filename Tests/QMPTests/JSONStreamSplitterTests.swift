@@ -127,30 +127,6 @@ struct QMPValueTests {
     #expect(try JSONValue(jsonText: command.jsonText()) == command)
   }
 
-  @Test(arguments: [
-    ("unix:/tmp/q.sock", QMPAddress.unix(path: "/tmp/q.sock")),
-    ("unix:/tmp/q.sock,server=on,wait=off", .unix(path: "/tmp/q.sock")),
-    ("/run/smptop/qmp.sock", .unix(path: "/run/smptop/qmp.sock")),
-    ("./qmp.sock", .unix(path: "./qmp.sock")),
-    ("localhost:4444", .tcp(host: "localhost", port: 4444)),
-    ("tcp:127.0.0.1:4444", .tcp(host: "127.0.0.1", port: 4444)),
-    ("tcp::4444", .tcp(host: "127.0.0.1", port: 4444)),
-    ("[::1]:5555", .tcp(host: "::1", port: 5555)),
-    ("tcp:[fe80::1]:1", .tcp(host: "fe80::1", port: 1)),
-  ])
-  func addressesParse(text: String, expected: QMPAddress) throws {
-    #expect(try QMPAddress(parsing: text) == expected)
-  }
-
-  @Test(arguments: ["qmp.sock", "host:0", "host:99999", "host:port", "unix:", "[::1", "[::1]5555"])
-  func badAddressesAreRejected(text: String) {
-    #expect {
-      _ = try QMPAddress(parsing: text)
-    } throws: { error in
-      (error as? QMPError)?.code == .invalidAddress
-    }
-  }
-
   @Test func runStatesRoundTripAndUnknownOnesAreKept() {
     for name in ["running", "paused", "debug", "prelaunch", "guest-panicked", "shutdown", "internal-error"] {
       #expect(QMPRunState(rawValue: name).rawValue == name)
