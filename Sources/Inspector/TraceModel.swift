@@ -133,7 +133,10 @@ public struct TraceModel: Sendable, Equatable {
         spans[w].end = e.tsc
         if spans[w].site == 0 { spans[w].site = e.site }
       }
-      if e.contended, let r = lastRelease[e.object] {
+      // A hand-over goes forward in time. Batches are sorted one at a time, so an acquire drained
+      // late (its ring read after a later release on another ring) is older than the last
+      // release seen: it got the lock from an earlier one, which is no longer known.
+      if e.contended, let r = lastRelease[e.object], r.tsc <= e.tsc {
         nextFlowID += 1
         flows.append(
           TraceFlow(
@@ -150,7 +153,7 @@ public struct TraceModel: Sendable, Equatable {
     case .lockReleased:
       let holdKey = Key(object: e.object, lcpu: e.lcpu, thread: 0)
       if let open = openHolds.removeValue(forKey: holdKey) { spans[open].end = e.tsc }
-      lastRelease[e.object] = (e.lcpu, e.tsc)
+      if (lastRelease[e.object]?.tsc ?? 0) <= e.tsc { lastRelease[e.object] = (e.lcpu, e.tsc) }
       holder[e.object] = nil
     case .irqEnter:
       openIRQs[e.lcpu, default: []].append(spans.count)

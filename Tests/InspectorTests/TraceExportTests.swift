@@ -54,6 +54,24 @@ import Testing
     #expect(model.instants.map(\.kind) == [.contextSwitch, .timerFired])
   }
 
+  @Test func aHandOverNeverGoesBackInTimeAcrossBatches() {
+    // lcpu 0's ring is drained up to its second release before lcpu 1's contended acquire (older
+    // than that release) arrives in the next batch.
+    var model = TraceModel()
+    let ring0 = Self.events.filter { $0.ring == 0 }
+    model.append(
+      ring0
+        + [
+          TraceEvent(
+            ring: 0, position: 6, tsc: 1_900, kind: .lockAcquired, lcpu: 0, object: Self.lock, arg: 7),
+          TraceEvent(
+            ring: 0, position: 7, tsc: 1_950, kind: .lockReleased, lcpu: 0, object: Self.lock, arg: 7),
+        ])
+    model.append(Self.events.filter { $0.ring == 1 })
+    #expect(model.flows.allSatisfy { $0.fromTSC <= $0.toTSC }, "\(model.flows)")
+    #expect(model.spans.filter { $0.kind == .hold }.count == 3)
+  }
+
   @Test func theChromeTraceParsesAndHasTheRequiredFields() throws {
     let data = try TraceExport.chrome(Self.events, tscPerMs: 1_000_000, names: Self.names, lost: 3)
     let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
