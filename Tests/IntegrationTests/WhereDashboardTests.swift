@@ -6,19 +6,30 @@ import Testing
 /// The threads view in the real smptop binary, in a real terminal (tmux), against the real
 /// guest in real QEMU: every thread with where it is, as source lines, read live.
 @Suite(.serialized) struct WhereDashboardTests {
-  @Test func tShowsEveryThreadWithSourceLinesLiveAndEscapeCloses() async throws {
+  /// A 4-lcpu guest and `smptop attach` to it in a 160x60 tmux, showing the lcpus pane.
+  static func attached() async throws -> (QEMUInstance, DashboardEndToEndTests.Tmux) {
     let kernel = try GuestKernel.build()
     var config = QEMUConfiguration()
     config.smp = 4
     config.kernel = kernel
     let qemu = try QEMUInstance.launch(config)
+    do {
+      let smptop = try DashboardEndToEndTests.smptopBinary()
+      let command =
+        "LANG=C.UTF-8 \(smptop) attach --qmp \(qemu.qmpSocketPath ?? "")"
+        + " --kernel \(kernel) --memory-file \(qemu.memoryFilePath ?? "") --interval 0.2; sleep 60"
+      let tmux = try DashboardEndToEndTests.Tmux(command: command, width: 160, height: 60)
+      _ = try await tmux.waitFor("the lcpus pane with 4 lcpus") { DashboardEndToEndTests.rows($0).count == 4 }
+      return (qemu, tmux)
+    } catch {
+      qemu.shutdown()
+      throw error
+    }
+  }
+
+  @Test func tShowsEveryThreadWithSourceLinesLiveAndEscapeCloses() async throws {
+    let (qemu, tmux) = try await Self.attached()
     defer { qemu.shutdown() }
-    let smptop = try DashboardEndToEndTests.smptopBinary()
-    let command =
-      "LANG=C.UTF-8 \(smptop) attach --qmp \(qemu.qmpSocketPath ?? "")"
-      + " --kernel \(kernel) --memory-file \(qemu.memoryFilePath ?? "") --interval 0.2; sleep 60"
-    let tmux = try DashboardEndToEndTests.Tmux(command: command, width: 160, height: 60)
-    _ = try await tmux.waitFor("the lcpus pane with 4 lcpus") { DashboardEndToEndTests.rows($0).count == 4 }
     try tmux.keys("T")
     // Threads of every lcpu, each with a source line (a `.swift:LINE in` frame) under it.
     let screen = try await tmux.waitFor("the threads view with source lines") {
@@ -40,18 +51,8 @@ import Testing
   }
 
   @Test func enterOnALockShowsWhereItsWaitersWaitAndEscapeGoesBack() async throws {
-    let kernel = try GuestKernel.build()
-    var config = QEMUConfiguration()
-    config.smp = 4
-    config.kernel = kernel
-    let qemu = try QEMUInstance.launch(config)
+    let (qemu, tmux) = try await Self.attached()
     defer { qemu.shutdown() }
-    let smptop = try DashboardEndToEndTests.smptopBinary()
-    let command =
-      "LANG=C.UTF-8 \(smptop) attach --qmp \(qemu.qmpSocketPath ?? "")"
-      + " --kernel \(kernel) --memory-file \(qemu.memoryFilePath ?? "") --interval 0.2; sleep 60"
-    let tmux = try DashboardEndToEndTests.Tmux(command: command, width: 160, height: 60)
-    _ = try await tmux.waitFor("the lcpus pane with 4 lcpus") { DashboardEndToEndTests.rows($0).count == 4 }
     // The locks pane, filtered down to the contended mutex, and Enter on its row.
     try tmux.keys("2")
     _ = try await tmux.waitFor("the locks pane") { $0.contains("CONT/s") && $0.contains("work.mutex") }
