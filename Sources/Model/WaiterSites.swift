@@ -17,8 +17,9 @@ public enum WaiterSites {
   ]
 
   /// Whether `location` is part of the lock and scheduler machinery rather than its caller.
+  /// A compiler-generated frame (a thunk, line 0) has no source line and is passed over too.
   public static func isLockCode(_ location: CodeLocation) -> Bool {
-    guard let file = location.file else { return true }
+    guard let file = location.file, file != "<compiler-generated>" else { return true }
     let name = file.split(separator: "/").last.map(String.init) ?? file
     return lockCodeFiles.contains(name) || name.hasSuffix(".h")
   }

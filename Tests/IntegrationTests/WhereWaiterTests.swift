@@ -11,7 +11,8 @@ import Testing
   /// Whether binutils places a frame in the guest's lock, wait or scheduler code (or a C
   /// header, or assembly without a file).
   static func isLockCode(_ line: WhereLineTests.Line) -> Bool {
-    guard let file = line.file else { return true }
+    // As smptop does: a compiler-generated frame (line 0) has no source line of its own.
+    guard let file = line.file, file != "<compiler-generated>" else { return true }
     return WaiterSites.lockCodeFiles.contains(file) || file.hasSuffix(".h")
   }
 
