@@ -333,8 +333,9 @@ struct ByteReader {
   mutating func integer<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) -> T? {
     let size = MemoryLayout<T>.size
     guard size <= bytes.count - offset else { return nil }
-    var value: T = 0
-    for i in (0..<size).reversed() { value = value << 8 | T(bytes[offset + i]) }
+    let value = bytes.withUnsafeBytes {
+      T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
     offset += size
     return value
   }

@@ -133,6 +133,51 @@ public enum TraceExport {
     public var s: String?
     /// Arguments shown in the viewer.
     public var args: [String: String]?
+
+    /// Appends this event as a JSON object, keys sorted as `JSONEncoder`'s `.sortedKeys` orders them.
+    func write(to out: inout JSONText) {
+      out.byte(UInt8(ascii: "{"))
+      if let args {
+        out.key("args")
+        out.object(args)
+        out.byte(UInt8(ascii: ","))
+      }
+      if let bp {
+        out.key("bp")
+        out.string(bp)
+        out.byte(UInt8(ascii: ","))
+      }
+      if let cat {
+        out.key("cat")
+        out.string(cat)
+        out.byte(UInt8(ascii: ","))
+      }
+      if let dur {
+        out.key("dur")
+        out.number(dur)
+        out.byte(UInt8(ascii: ","))
+      }
+      if let id {
+        out.key("id")
+        out.number(id)
+        out.byte(UInt8(ascii: ","))
+      }
+      out.key("name")
+      out.string(name)
+      out.raw(",\"ph\":")
+      out.string(ph)
+      out.raw(",\"pid\":")
+      out.number(pid)
+      if let s {
+        out.raw(",\"s\":")
+        out.string(s)
+      }
+      out.raw(",\"tid\":")
+      out.number(tid)
+      out.raw(",\"ts\":")
+      out.number(ts)
+      out.byte(UInt8(ascii: "}"))
+    }
   }
 
   /// Process id of the guest-threads process.
@@ -191,53 +236,63 @@ public enum TraceExport {
   public static func jsonLines(
     _ events: [TraceEvent], tscPerMs: UInt64, names: TraceNames, base: UInt64? = nil
   ) -> String {
+    String(decoding: jsonLineBytes(events, tscPerMs: tscPerMs, names: names, base: base), as: UTF8.self)
+  }
+
+  /// `jsonLines` as UTF-8 bytes, for writing straight to a file.
+  public static func jsonLineBytes(
+    _ events: [TraceEvent], tscPerMs: UInt64, names: TraceNames, base: UInt64? = nil
+  ) -> [UInt8] {
     let perUs = Double(max(tscPerMs, 1)) / 1000
     let base = base ?? events.map(\.tsc).min() ?? 0
-    var text = ""
+    var out = JSONText(capacity: events.count * 200)
     for e in events.sorted(by: { ($0.tsc, $0.ring, $0.position) < ($1.tsc, $1.ring, $1.position) }) {
-      var fields: [(String, String)] = [
-        ("ring", "\(e.ring)"), ("position", "\(e.position)"), ("tsc", "\(e.tsc)"),
-        ("us", String(format: "%.3f", Double(Int64(bitPattern: e.tsc &- base)) / perUs)),
-        ("kind", quote(e.kind.name)),
-        ("lcpu", "\(e.lcpu)"), ("object", "\(e.object)"), ("arg", "\(e.arg)"), ("arg2", "\(e.arg2)"),
-        ("site", "\(e.site)"),
-      ]
+      out.raw("{\"ring\":")
+      out.number(UInt64(e.ring))
+      out.raw(",\"position\":")
+      out.number(e.position)
+      out.raw(",\"tsc\":")
+      out.number(e.tsc)
+      out.raw(",\"us\":")
+      out.milli(Double(Int64(bitPattern: e.tsc &- base)) / perUs)
+      out.raw(",\"kind\":")
+      out.string(e.kind.name)
+      out.raw(",\"lcpu\":")
+      out.number(UInt64(e.lcpu))
+      out.raw(",\"object\":")
+      out.number(e.object)
+      out.raw(",\"arg\":")
+      out.number(e.arg)
+      out.raw(",\"arg2\":")
+      out.number(e.arg2)
+      out.raw(",\"site\":")
+      out.number(e.site)
       switch e.kind {
       case .lockContend, .lockAcquired, .lockReleased:
-        fields.append(("lock", quote(names.lock(e.object))))
-        fields.append(("thread", quote(names.thread(e.arg))))
+        out.raw(",\"lock\":")
+        out.string(names.lock(e.object))
+        out.raw(",\"thread\":")
+        out.string(names.thread(e.arg))
         if e.site != 0 {
-          fields.append(("where", quote(names.siteText(e.site))))
+          out.raw(",\"where\":")
+          out.string(names.siteText(e.site))
           if let l = names.locate(e.site) {
-            fields.append(("site_line", quote(l.fileLine)))
-            fields.append(("function", quote(l.function)))
+            out.raw(",\"site_line\":")
+            out.string(l.fileLine)
+            out.raw(",\"function\":")
+            out.string(l.function)
           }
         }
       case .contextSwitch:
-        fields.append(("from", quote(names.thread(e.arg))))
-        fields.append(("to", quote(names.thread(e.object))))
+        out.raw(",\"from\":")
+        out.string(names.thread(e.arg))
+        out.raw(",\"to\":")
+        out.string(names.thread(e.object))
       default: break
       }
-      text += "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
+      out.raw("}\n")
     }
-    return text
-  }
-
-  /// A JSON string literal.
-  static func quote(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-      switch u {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-      }
-    }
-    return out + "\""
+    return out.bytes
   }
 }
 
@@ -254,10 +309,9 @@ public final class ChromeTraceWriter {
   public private(set) var written = 0
   let tscPerMs: UInt64
   let sink: (Data) throws -> Void
-  let encoder: JSONEncoder
   var model = TraceModel()
   var base: UInt64?
-  var buffer = Data()
+  var buffer = JSONText(capacity: 1 << 20)
   var lcpusNamed = Set<UInt32>()
   var laneEnds: [UInt32: [UInt64]] = [:]
   /// Recent holds per lock and lcpu (start, end, lane), for the start of hand-over arrows.
@@ -284,8 +338,6 @@ public final class ChromeTraceWriter {
     self.tscPerMs = tscPerMs
     self.names = names
     self.sink = sink
-    encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
   }
 
   /// Microseconds since the first event.
@@ -295,19 +347,19 @@ public final class ChromeTraceWriter {
 
   func emit(_ event: TraceExport.Event) throws {
     if written == 0 {
-      buffer.append(contentsOf: Array(#"{"displayTimeUnit":"ns","traceEvents":["#.utf8))
+      buffer.raw(#"{"displayTimeUnit":"ns","traceEvents":["#)
     } else {
-      buffer.append(UInt8(ascii: ","))
+      buffer.byte(UInt8(ascii: ","))
     }
-    buffer.append(try encoder.encode(event))
+    event.write(to: &buffer)
     written += 1
-    if buffer.count >= 1 << 20 { try flush() }
+    if buffer.bytes.count >= 1 << 20 { try flush() }
   }
 
   func flush() throws {
-    guard !buffer.isEmpty else { return }
-    try sink(buffer)
-    buffer.removeAll(keepingCapacity: true)
+    guard !buffer.bytes.isEmpty else { return }
+    try sink(Data(buffer.bytes))
+    buffer.bytes.removeAll(keepingCapacity: true)
   }
 
   /// Adds a batch of events (one drain's); writes every span, instant and arrow it completes.
@@ -331,14 +383,14 @@ public final class ChromeTraceWriter {
     for (l, r) in running.sorted(by: { $0.key < $1.key }) where r.thread != 0 {
       try writeRun(thread: r.thread, lcpu: l, from: r.since, to: last)
     }
-    if written == 0 { buffer.append(contentsOf: Array(#"{"displayTimeUnit":"ns","traceEvents":["#.utf8)) }
+    if written == 0 { buffer.raw(#"{"displayTimeUnit":"ns","traceEvents":["#) }
     var other = otherData
     other["lost_records"] = "\(lost)"
     other["tsc_per_ms"] = "\(tscPerMs)"
     other["first_tsc"] = "\(base ?? 0)"
-    buffer.append(contentsOf: Array(#"],"otherData":"#.utf8))
-    buffer.append(try encoder.encode(other))
-    buffer.append(contentsOf: Array("}".utf8))
+    buffer.raw(#"],"otherData":"#)
+    buffer.object(other)
+    buffer.byte(UInt8(ascii: "}"))
     try flush()
   }
 

@@ -48,6 +48,8 @@ struct ObserverReport: Codable {
   var seconds: Double
   var windows: Int
   var workload: String?
+  /// QEMU's `-icount shift` when the windows were measured in guest time (nil: host time).
+  var icount: Int?
   /// The no-observer windows: their own spread, as percent off their median (the noise floor).
   var baselineNoise: Spread
   var rows: [Row]
@@ -56,6 +58,7 @@ struct ObserverReport: Codable {
   func printText() {
     print(
       "smptop bench --observer: -smp \(smp), \(windows) rounds of \(String(format: "%.1f", seconds)) s windows per mode, interleaved"
+        + (icount.map { ", -icount shift=\($0): ops per guest second" } ?? ", ops per host second")
     )
     print(
       "no-observer windows vary by \(String(format: "%.1f", baselineNoise.min))…\(String(format: "%.1f", baselineNoise.max)) % around their median (noise floor)"
@@ -83,6 +86,7 @@ extension BenchCommand {
     config.smp = n
     config.kernel = elf
     if let workload { config.append = "workload=\(workload)" }
+    if let icount { config.extraArguments += ["-icount", "shift=\(icount),sleep=off"] }
     let qemu: QEMUInstance
     do { qemu = try QEMUInstance.launch(config) } catch let error as QEMULaunchError {
       throw CLIError(error.message, code: .qemu)
@@ -143,17 +147,18 @@ extension BenchCommand {
       }
       await target.close()
       return ObserverReport(
-        smp: n, seconds: seconds, windows: windows, workload: workload, baselineNoise: noise, rows: rows)
+        smp: n, seconds: seconds, windows: windows, workload: workload, icount: icount, baselineNoise: noise,
+        rows: rows)
     } catch let error as TargetError {
       await target.close()
       throw CLIError(error)
     }
   }
 
-  /// Total workload ops (all lcpus) from a live read.
-  private func totalOps(_ target: Target) throws(TargetError) -> Double {
-    let w = try target.liveSnapshot().workload
-    return Double(w?.ops.reduce(0, &+) ?? 0)
+  /// Total workload ops (all lcpus) and the guest's clock, from one live read.
+  private func totalOps(_ target: Target) throws(TargetError) -> (ops: Double, clock: GuestClock) {
+    let s = try target.liveSnapshot()
+    return (Double(s.workload?.ops.reduce(0, &+) ?? 0), GuestClock(s))
   }
 
   /// One window: samples in `mode` for `seconds` and returns the guest's ops/s, the samples
@@ -227,13 +232,20 @@ extension BenchCommand {
     }
     let endOps = try totalOps(target)
     let elapsed = clock.now - start
-    let secondsElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    var secondsElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    if icount != nil {
+      // Guest time: under -icount it advances with the instructions executed, whatever the host's load.
+      guard endOps.clock.now > startOps.clock.now,
+        let guest = endOps.clock.seconds(endOps.clock.now - startOps.clock.now)
+      else { throw CLIError("the guest's clock did not advance during a window", code: .qemu) }
+      secondsElapsed = guest
+    }
     if mode.mode == "trace" {
       FileHandle.standardError.write(
         Data(
           "smptop: trace window: \(traced) events (\(Int(Double(traced) / max(secondsElapsed, 1e-9)))/s), lost \(traceLost)\n"
             .utf8))
     }
-    return ((endOps - startOps) / max(secondsElapsed, 1e-9), count, pauses)
+    return ((endOps.ops - startOps.ops) / max(secondsElapsed, 1e-9), count, pauses)
   }
 }

@@ -103,28 +103,28 @@ struct TraceCommand: AsyncParsableCommand {
     let end = start + .milliseconds(Int(seconds * 1000))
     var named = start
     // Draining comes first: the rings hold a fraction of a second of trace=all, and writing the
-    // file is slower than the guest produces. Drained events wait in `backlog` (sorted by TSC
-    // within each drain) and are written in slices between drains, so memory holds only what
-    // the writer has not caught up with.
-    var backlog: [TraceEvent] = []
-    var written = 0
-    func take(_ batch: TraceBatch) {
+    // file can be slower than the guest produces. Drained events wait in `spool` (sorted by TSC
+    // within each drain; in memory up to a bound, then in an unlinked temporary file) and are
+    // written in slices between drains, so memory stays bounded however long the run.
+    let spool = TraceSpool()
+    func take(_ batch: TraceBatch) throws {
       events += batch.events.count
       for e in batch.events { kinds[e.kind.name, default: 0] += 1 }
       problems.formUnion(batch.problems.map(\.description))
-      backlog += batch.events.sorted { ($0.tsc, $0.ring, $0.position) < ($1.tsc, $1.ring, $1.position) }
-    }
-    /// Writes backlog slices until `deadline`.
-    func writeBacklog(until deadline: ContinuousClock.Instant?) throws {
-      while written < backlog.count {
-        if let deadline, ContinuousClock.now >= deadline { break }
-        let slice = min(backlog.count, written + 4096)
-        try output.append(Array(backlog[written..<slice]))
-        written = slice
+      do {
+        try spool.push(
+          batch.events.sorted { ($0.tsc, $0.ring, $0.position) < ($1.tsc, $1.ring, $1.position) })
+      } catch {
+        throw CLIError(error.description, code: .usage)
       }
-      if written == backlog.count || written > 1 << 20 {
-        backlog.removeFirst(written)
-        written = 0
+    }
+    /// Writes spooled slices until `deadline`.
+    func writeBacklog(until deadline: ContinuousClock.Instant?) throws {
+      while spool.count > 0 {
+        if let deadline, ContinuousClock.now >= deadline { break }
+        do { try output.append(try spool.pop(4096)) } catch let error as TraceSpoolError {
+          throw CLIError(error.description, code: .usage)
+        }
       }
     }
     do {
@@ -139,14 +139,14 @@ struct TraceCommand: AsyncParsableCommand {
         } else if interruptRequested.load(ordering: .relaxed) {
           break
         }
-        take(drain.drain(memory))
+        try take(drain.drain(memory))
         // Threads and dynamic locks that appear later get their names from a snapshot each second.
         if ContinuousClock.now - named > .seconds(1), let snap = try? t.liveSnapshot() {
           output.names.add(snap)
           named = .now
         }
       }
-      take(drain.drain(memory))
+      try take(drain.drain(memory))
     } catch {
       if restore {
         try? TraceControl.write(previous, memoryFile: file, machine: target.machine, rootAddress: root)
@@ -167,9 +167,13 @@ struct TraceCommand: AsyncParsableCommand {
     var other = ["events": "\(events)", "seconds": String(format: "%.3f", seconds)]
     for (kind, n) in kinds { other["events_" + kind] = "\(n)" }
     try output.finish(lost: drain.totalLost, otherData: other)
+    let behind =
+      spool.spilledPeak > 0
+      ? "; the writer fell behind by up to \(spool.spilledPeak + spool.memoryLimit) events (the excess waited on disk)"
+      : ""
     FileHandle.standardError.write(
       Data(
-        "smptop: traced \(events) events (\(Int(Double(events) / max(seconds, 0.001)))/s), lost \(drain.totalLost)\n"
+        "smptop: traced \(events) events (\(Int(Double(events) / max(seconds, 0.001)))/s), lost \(drain.totalLost)\(behind)\n"
           .utf8))
   }
 }
@@ -222,8 +226,8 @@ final class TraceOutput {
         try chrome.append(events)
       } else if !events.isEmpty {
         if base == nil { base = events.map(\.tsc).min() }
-        let text = TraceExport.jsonLines(events, tscPerMs: tscPerMs, names: names, base: base)
-        try handle.write(contentsOf: Data(text.utf8))
+        try handle.write(
+          contentsOf: Data(TraceExport.jsonLineBytes(events, tscPerMs: tscPerMs, names: names, base: base)))
       }
     } catch {
       throw CLIError("cannot write \(path): \(error)", code: .usage)

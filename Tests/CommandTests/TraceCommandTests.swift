@@ -110,13 +110,13 @@ import Testing
     let qemu = try await OwnQEMU(smp: 4, append: "trace=all")
     let file = qemu.directory + "/traced.rec"
     let record = try SMPTopBinary.run(
-      ["record"] + qemu.target + ["--out", file, "--interval", "0.25", "--count", "3"])
+      ["record"] + qemu.target + ["--out", file, "--interval", "0.1", "--count", "3"])
     #expect(record.status == 0, "\(record.stderr)")
     let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
     let recorded = try RecordingFile(bytes)
     #expect(recorded.frames == 3)
     #expect(recorded.traces == 3, "every frame carries its trace")
-    #expect(recorded.events.count > 1000, "trace=all over 0.5 s gives many events")
+    #expect(recorded.events.count > 1000, "trace=all over 0.2 s gives many events")
     // Per ring, positions only go up, and every position between is either an event or lost.
     var byRing: [UInt32: [UInt64]] = [:]
     for e in recorded.events { byRing[e.ring, default: []].append(e.position) }

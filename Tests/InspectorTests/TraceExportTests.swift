@@ -184,3 +184,73 @@ import Testing
     #expect(TraceClasses.all.spelled == "all")
   }
 }
+
+/// The export's JSON writer against Foundation's encoder and parser.
+@Suite struct JSONTextTests {
+  /// Strings with everything JSON must escape, and multibyte text.
+  static let strings = [
+    "", "plain", "quote \" and backslash \\", "tab\tnew\nline\rcr", "\u{0}\u{1}\u{1f}\u{7f}", "λ → ✓ 🧵",
+    "/slash/", "lock 0x1f\u{8}",
+  ]
+
+  @Test func stringsRoundTripThroughJSONSerialization() throws {
+    for s in Self.strings {
+      var out = JSONText()
+      out.raw("[")
+      out.string(s)
+      out.raw("]")
+      let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.bytes)) as? [String])
+      #expect(parsed == [s], "\(s.debugDescription)")
+    }
+  }
+
+  @Test func numbersParseBackToTheirValues() throws {
+    let doubles: [Double] = [0, 1, -1, 0.001, 1e-7, 123_456.789, 1e21, -0.5, .nan, .infinity]
+    var out = JSONText()
+    out.raw("[")
+    for d in doubles {
+      out.number(d)
+      out.raw(",")
+    }
+    out.number(UInt64.max)
+    out.raw(",")
+    out.number(Int.min)
+    out.raw(",")
+    out.milli(12.3456)
+    out.raw(",")
+    out.milli(-0.0004)
+    out.raw(",")
+    out.milli(7)
+    out.raw("]")
+    let text = String(decoding: out.bytes, as: UTF8.self)
+    let parsed = try #require(
+      try JSONSerialization.jsonObject(with: Data(out.bytes)) as? [NSNumber], "\(text)")
+    #expect(parsed.count == doubles.count + 5)
+    for (d, n) in zip(doubles, parsed) { #expect(n.doubleValue == (d.isFinite ? d : 0), "\(d) in \(text)") }
+    #expect(parsed[doubles.count].uint64Value == UInt64.max)
+    #expect(parsed[doubles.count + 1].int64Value == Int64.min)
+    #expect(text.hasSuffix(",12.346,0.000,7.000]"), "\(text)")
+  }
+
+  @Test func eventsEqualWhatJSONEncoderWrites() throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var events: [TraceExport.Event] = []
+    for (i, s) in Self.strings.enumerated() {
+      events.append(
+        .init(
+          name: s, cat: i % 2 == 0 ? "hold" : nil, ph: "X", ts: Double(i) * 1.25, dur: i % 3 == 0 ? nil : 0.5,
+          pid: i, tid: -i, id: i % 2 == 1 ? i * 1000 : nil, bp: i == 3 ? "e" : nil, s: i == 4 ? "t" : nil,
+          args: i == 0 ? nil : ["site": s, "a": "\(i)", "open": "false"]))
+    }
+    for e in events {
+      var out = JSONText()
+      e.write(to: &out)
+      let mine = try JSONSerialization.jsonObject(with: Data(out.bytes)) as? NSDictionary
+      let theirs = try JSONSerialization.jsonObject(with: try encoder.encode(e)) as? NSDictionary
+      #expect(mine != nil && mine == theirs, "\(String(decoding: out.bytes, as: UTF8.self))")
+      // Decoding our text gives the same event back.
+      #expect(try JSONDecoder().decode(TraceExport.Event.self, from: Data(out.bytes)) == e)
+    }
+  }
+}
