@@ -1,11 +1,12 @@
-/// One function (or source line) of a profile: how many samples it was running in (self) and
-/// how many had it anywhere on the stack (total).
+/// One function (or source line) of a profile: how long it was running (self) and had
+/// anywhere on the stack (total), in sampling periods (a sample counts for the periods it
+/// stands for, normally 1).
 public struct ProfileRow: Sendable, Equatable, Codable {
   /// Function or `File.swift:LINE` name.
   public var name: String
-  /// Samples whose interrupted instruction was in it.
+  /// Periods whose sample's interrupted instruction was in it.
   public var selfCount: Int
-  /// Samples with it anywhere on the stack (once per sample, recursion or not).
+  /// Periods whose sample had it anywhere on the stack (once per sample, recursion or not).
   public var totalCount: Int
 
   /// Creates a row.
@@ -16,32 +17,33 @@ public struct ProfileRow: Sendable, Equatable, Codable {
   }
 }
 
-/// A profile summary over the samples of one lcpu or all of them.
+/// A profile summary over the samples of one lcpu or all of them; counts are sampling periods.
 public struct ProfileReport: Sendable, Equatable {
-  /// Samples in the window (idle ones included).
+  /// Samples in the window (idle ones included), each counted once.
   public var samples = 0
-  /// Sampling periods those samples stand for (more than `samples` when interrupts came late).
+  /// Sampling periods those samples stand for: the time covered.
   public var periods = 0
-  /// Of the samples, those taken while the lcpu was idle.
+  /// Of those periods, the ones whose sample found the lcpu idle.
   public var idle = 0
   /// Samples lost (overwritten before they were read), for the lcpus covered.
   public var lost: UInt64 = 0
   /// Non-idle functions, hottest self first (ties: hottest total, then name).
   public var rows: [ProfileRow] = []
 
-  /// Samples taken while the lcpu ran something.
-  public var busy: Int { samples - idle }
+  /// Periods in which the lcpu ran something.
+  public var busy: Int { periods - idle }
 
-  /// `count` as a percentage of every sample in the window (0 when there are none).
-  public func percent(_ count: Int) -> Double { samples == 0 ? 0 : Double(count) * 100 / Double(samples) }
+  /// `count` periods as a percentage of every period in the window (0 when there are none).
+  public func percent(_ count: Int) -> Double { periods == 0 ? 0 : Double(count) * 100 / Double(periods) }
 }
 
 /// Stack samples over a sliding window of the last N seconds, per lcpu, and what they add up
 /// to: per-function self and total counts, folded stacks (`outer;...;inner count`). Names come
 /// from a caller's symbolizer (function names or source lines); idle samples are kept apart.
-/// Every sample counts once, however late its interrupt came: weighting a late sample by the
-/// periods it skipped gives the whole gap to whatever ran at its end, which measured further
-/// from the lcpu records' busy % than counting each sample once (README, Profile).
+/// Every count is in sampling periods: a sample whose interrupt came late stands for the
+/// deadlines it skipped, so the counts follow time when a vCPU was not run for a while (under
+/// TCG on a loaded host, counting each sample once under-counted busy time by up to 20 points
+/// against the lcpu records; weighted, within 6: README, Profile).
 public struct ProfileModel: Sendable {
   /// Seconds of samples kept (nil = all of them).
   public var windowSeconds: Double?
@@ -103,17 +105,17 @@ public struct ProfileModel: Sendable {
     return n
   }
 
-  /// Distinct non-idle stacks (outermost address first) with their sample counts, and the
-  /// number of idle samples, for `lcpu` (nil = every lcpu).
+  /// Distinct non-idle stacks (outermost address first) with their periods, and the idle
+  /// periods, for `lcpu` (nil = every lcpu).
   public func stacks(lcpu: UInt32? = nil) -> (stacks: [[UInt64]: Int], idle: Int) {
     var out: [[UInt64]: Int] = [:]
     var idle = 0
     for (l, list) in samples where lcpu == nil || lcpu == l {
       for s in list {
         if s.idle {
-          idle += 1
+          idle += Int(s.periods)
         } else {
-          out[s.stack, default: 0] += 1
+          out[s.stack, default: 0] += Int(s.periods)
         }
       }
     }
@@ -126,8 +128,8 @@ public struct ProfileModel: Sendable {
     var report = ProfileReport()
     let (stacks, idle) = stacks(lcpu: lcpu)
     report.idle = idle
-    report.samples = idle + stacks.values.reduce(0, +)
-    report.periods = periods(lcpu: lcpu)
+    report.periods = idle + stacks.values.reduce(0, +)
+    report.samples = count(lcpu: lcpu)
     report.lost = lostCount(lcpu: lcpu)
     var selfCounts: [String: Int] = [:]
     var totals: [String: Int] = [:]
@@ -152,8 +154,8 @@ public struct ProfileModel: Sendable {
   }
 
   /// Folded stacks (`lcpuN;outer;...;inner count` with `perLCPU`, else merged), one line per
-  /// distinct named stack, sorted; idle samples are the stack `idle`. The counts add up to the
-  /// samples in the window. Names lose any `;` (the frame separator) and line breaks.
+  /// distinct named stack, sorted; idle samples are the stack `idle`. The counts are sampling
+  /// periods and add up to `periods()`. Names lose any `;` (the frame separator) and line breaks.
   public func folded(perLCPU: Bool, name: (UInt64) -> String) -> [String] {
     var lines: [String: Int] = [:]
     var names: [UInt64: String] = [:]

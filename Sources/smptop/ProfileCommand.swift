@@ -14,10 +14,10 @@ struct ProfileCommand: AsyncParsableCommand {
       own timer interrupt. This command drains those rings live from the shared RAM file \
       (--memory-file is required; the guest is never stopped) for --seconds and writes folded \
       stacks, one `outer;...;inner count` line per distinct stack (idle samples are the stack \
-      `idle`), merged or with --per-lcpu prefixed `lcpuN;`; the counts add up to the samples \
-      drained. --json writes samples, loss, per-lcpu totals and the hottest functions instead \
-      (and `periods`: the sampling periods the samples stand for, more than the samples when \
-      the guest's timer interrupts came late).
+      `idle`), merged or with --per-lcpu prefixed `lcpuN;`. Counts are sampling periods: a \
+      sample the guest took late (its vCPU was not run) counts for every period it skipped, so \
+      the counts follow time; they add up to the periods of the samples drained. --json writes \
+      samples, periods, loss, per-lcpu totals and the hottest functions instead.
       """)
 
   @OptionGroup var target: TargetArguments
@@ -135,8 +135,8 @@ struct ProfileCommand: AsyncParsableCommand {
   ) -> String {
     struct Function: Encodable {
       var name: String
-      var self_samples: Int
-      var total_samples: Int
+      var self_periods: Int
+      var total_periods: Int
     }
     struct LCPU: Encodable {
       var lcpu: UInt32
@@ -158,7 +158,7 @@ struct ProfileCommand: AsyncParsableCommand {
     }
     func functions(_ r: ProfileReport) -> [Function] {
       r.rows.prefix(top).map {
-        Function(name: $0.name, self_samples: $0.selfCount, total_samples: $0.totalCount)
+        Function(name: $0.name, self_periods: $0.selfCount, total_periods: $0.totalCount)
       }
     }
     let all = model.report(name: name)
