@@ -75,4 +75,13 @@ import Testing
     #expect(run.stderr.contains("prof_hz=N"), "\(run.stderr)")
     #expect(!FileManager.default.fileExists(atPath: out), "no empty profile is written")
   }
+
+  @Test func anOutOfRangeRateIsReportedOnTheConsoleAndLeavesProfilingOff() async throws {
+    let qemu = try await OwnQEMU(smp: 1, append: "prof_hz=50")
+    #expect(
+      qemu.process.stdout().contains("prof_hz must be 0 or 100..10000"),
+      "\(qemu.process.stdout().suffix(800))")
+    let run = try SMPTopBinary.run(["profile"] + qemu.target + ["--seconds", "0.3", "--out", "-"])
+    #expect(run.status != 0 && run.stderr.contains("prof_hz=N"), "\(run.stderr)")
+  }
 }
