@@ -49,6 +49,13 @@ import Testing
     #expect(stacks.contains { $0.frames == ["lcpu0", "idle"] || $0.frames == ["lcpu1", "idle"] })
     #expect(stacks.contains { $0.frames.count >= 4 }, "frame chains, not only the interrupted function")
 
+    // --lines names frames by source line through the kernel's DWARF.
+    let lines = try SMPTopBinary.run(
+      ["profile"] + qemu.target + ["--seconds", "0.5", "--out", "-", "--lines"])
+    #expect(lines.status == 0, "\(lines.stderr)")
+    let byLine = try #require(Self.parseFolded(lines.stdout), "\(lines.stdout.prefix(500))")
+    #expect(byLine.contains { $0.frames.contains { $0.contains(".swift:") } }, "\(lines.stdout.prefix(500))")
+
     let json = try SMPTopBinary.run(["profile"] + qemu.target + ["--seconds", "0.5", "--out", "-", "--json"])
     #expect(json.status == 0, "\(json.stderr)")
     let object = try #require(
