@@ -134,11 +134,17 @@ public struct TraceEvent: Sendable, Equatable, Codable {
 }
 
 /// Something wrong with a ring, reported instead of decoding garbage.
-public struct TraceProblem: Sendable, Equatable, Codable, CustomStringConvertible {
+public struct TraceProblem: Error, Sendable, Equatable, Codable, CustomStringConvertible {
   /// The ring's lcpu (or table slot) it concerns.
   public var ring: UInt32
   /// What is wrong, for a person.
   public var message: String
+  /// Which rings: "trace" or "profile" (not encoded).
+  public var rings = "trace"
+
+  enum CodingKeys: String, CodingKey {
+    case ring, message
+  }
 
   /// Creates a problem.
   public init(ring: UInt32, _ message: String) {
@@ -146,5 +152,5 @@ public struct TraceProblem: Sendable, Equatable, Codable, CustomStringConvertibl
     self.message = message
   }
 
-  public var description: String { "trace ring \(ring): \(message)" }
+  public var description: String { "\(rings) ring \(ring): \(message)" }
 }

@@ -21,6 +21,8 @@
 //                      lcpu instead of the default threads; ScaleScenario.swift) or none
 //   trace=CLASSES      event trace rings (Trace.swift): all, off, or a comma list of locks,
 //                      irq, sched, timer, virtio, alloc (default off)
+//   prof_hz=N          stack samples per second per lcpu (Profile.swift): 0 = off (default),
+//                      100..10000
 //
 // Unknown words and bad values are reported on the console and otherwise ignored.
 
@@ -71,6 +73,8 @@
             if !Workload.choose(ValueView(word: word)) { complain(word) }
           } else if word.key == "trace" {
             if !Trace.configure(word) { complain(word) }
+          } else if word.key == "prof_hz" {
+            if !Profile.configure(word) { complain(word) }
           } else if word.key == "quiet" {
             Console.quiet = true
           } else {

@@ -35,6 +35,7 @@
       Buddy.registerTables()  // ALLOC, ALLOC_ORDER
       SyncTables.register()  // issue 6: LOCK, THREAD, TIMERQ, WORKLOAD
       Trace.registerTable()  // TRACE
+      Profile.registerTable()  // PROFILE (prof_hz=)
       compiler_barrier()
       atomic_store_u64(&r.pointee.magic, SMPTOP_ABI_MAGIC)
       Console.detail(

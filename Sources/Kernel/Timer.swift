@@ -1,7 +1,9 @@
 // Timer: the per-lcpu LAPIC timer that drives each lcpu's scheduler clock. The TSC and
 // LAPIC rates come from CPUID 0x40000010 when a hypervisor offers it, else from the PIT.
 // The timer is one-shot, re-armed at each tick for an absolute TSC deadline (TSC-deadline
-// mode when the CPU has it), so ticks do not drift and next_deadline_tsc is exact.
+// mode when the CPU has it), so ticks do not drift and next_deadline_tsc is exact. With
+// profiling on (Profile.swift) the timer is armed for the earlier of the queue's first entry
+// and the lcpu's profile deadline; the tick's own deadline and period stay as they are.
 
 #if SMP_GUEST
   import KernelSupport
@@ -118,12 +120,16 @@
       a.pointee.timer_deadline = rdtsc() &+ periodTSC &+ stagger
       let irqs = cpu_irqs_enabled()
       cpu_cli()
+      Profile.start(a, now: rdtsc())
       add(deadline: a.pointee.timer_deadline, thread: 0)  // the tick is the queue's owner-0 entry
       if irqs { cpu_sti() }
     }
 
-    /// Programs this lcpu's timer to fire at TSC `deadline` and publishes it.
-    static func arm(_ deadline: UInt64) {
+    /// Programs this lcpu's timer to fire at TSC `deadline`, or at its profile deadline when
+    /// that comes first, and publishes it.
+    static func arm(_ queued: UInt64) {
+      let sample = LCPU.current.pointee.prof_deadline
+      let deadline = sample != 0 && sample < queued ? sample : queued
       abi_store(&LCPU.current.pointee.record.pointee.next_deadline_tsc, deadline)
       if deadlineMode {
         wrmsr(deadlineMSR, deadline)
@@ -147,6 +153,7 @@
       abi_store(&r.pointee.last_tick_rip, frame.pointee.rip)
       abi_store(&r.pointee.last_tick_tsc, now)
       Sched.sampleTick(frame, now: now)
+      Profile.interrupt(frame, a, now: now)
 
       var tickFired = false
       while let t = popDue(now) {

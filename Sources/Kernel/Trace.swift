@@ -62,24 +62,40 @@
 
     /// Gives every present lcpu a ring (buddy pages, kept for good) and publishes table 9:
     /// SMPTOP_TRACE_SLOTS records each (4 MiB), halved until all rings together take at most a
-    /// quarter of the managed memory. A ring whose memory could not be had keeps capacity 0 (its
-    /// lcpu records nothing). The pages are taken before the allocator churn starts, so they
-    /// leave its starting free-page count (start_free_pages) as well.
+    /// quarter of the managed memory.
     static func registerTable() {
+      let n = allocateRings(
+        trace_ring, recordBytes: UInt64(abi_trace_record_stride()), slots: UInt64(SMPTOP_TRACE_SLOTS),
+        budgetDivisor: 4)
+      Inspect.registerTable(
+        SMPTOP_TABLE_TRACE, addr: abi_addr(trace_ring(0)), count: n, stride: abi_trace_ring_stride())
+    }
+
+    /// Gives every present lcpu's ring header (`ring(i)`) a record array of buddy pages, kept
+    /// for good: `slots` records of `recordBytes` each, halved (down to 256) until all rings
+    /// together take at most 1/`budgetDivisor` of the managed memory. A ring whose memory could
+    /// not be had keeps capacity 0 (its lcpu records nothing). The pages are taken before the
+    /// allocator churn starts, so they leave its starting free-page count (start_free_pages) as
+    /// well. Returns the number of ring headers filled in (the lcpu count).
+    static func allocateRings(
+      _ ring: (UInt32) -> UnsafeMutablePointer<smptop_trace_ring>, recordBytes: UInt64,
+      slots maxSlots: UInt64,
+      budgetDivisor: UInt64
+    ) -> UInt32 {
       let n = LCPU.count
-      let budget = UInt64(Buddy.core?.pagesManaged ?? 0) * BuddyCore.pageBytes / 4
-      var slots = UInt64(SMPTOP_TRACE_SLOTS)
-      while slots > 256 && slots * UInt64(abi_trace_record_stride()) * UInt64(max(n, 1)) > budget {
+      let budget = UInt64(Buddy.core?.pagesManaged ?? 0) * BuddyCore.pageBytes / budgetDivisor
+      var slots = maxSlots
+      while slots > 256 && slots * recordBytes * UInt64(max(n, 1)) > budget {
         slots /= 2
       }
-      let bytes = slots * UInt64(abi_trace_record_stride())
+      let bytes = slots * recordBytes
       var order = 0
       while (BuddyCore.pageBytes << UInt64(order)) < bytes { order += 1 }
       var taken: UInt64 = 0
       for i in 0..<n {
-        let r = trace_ring(i)
+        let r = ring(i)
         r.pointee.lcpu = i
-        r.pointee.stride = UInt64(abi_trace_record_stride())
+        r.pointee.stride = recordBytes
         guard let pages = Buddy.allocate(order: order),
           let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(pages))
         else { continue }
@@ -87,14 +103,13 @@
         for w in 0..<Int(bytes / 8) { words[w] = 0 }
         r.pointee.records = pages
         compiler_barrier()
-        r.pointee.capacity = UInt32(slots)  // last: emit() writes only into a complete ring
+        r.pointee.capacity = UInt32(slots)  // last: a writer writes only into a complete ring
       }
       let a = abi_alloc()
       if a.pointee.start_free_pages >= taken {
         abi_store(&a.pointee.start_free_pages, a.pointee.start_free_pages &- taken)
       }
-      Inspect.registerTable(
-        SMPTOP_TABLE_TRACE, addr: abi_addr(trace_ring(0)), count: n, stride: abi_trace_ring_stride())
+      return n
     }
 
     /// Applies `trace=all` / `trace=off` / `trace=locks,irq,...`; false for an unknown class.

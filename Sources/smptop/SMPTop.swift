@@ -47,7 +47,7 @@ struct Root: ParsableCommand {
     subcommands: [
       RunCommand.self, AttachCommand.self, SnapshotCommand.self, LocksCommand.self, StepCommand.self,
       RecordCommand.self, ReplayCommand.self, BenchCommand.self, ServeCommand.self,
-      KernelCommand.self, ISRCheckCommand.self, TraceCommand.self,
+      KernelCommand.self, ISRCheckCommand.self, TraceCommand.self, ProfileCommand.self,
     ])
 }
 

@@ -4,7 +4,8 @@ import Testing
 
 @testable import Inspector
 
-/// A flat guest-memory image the test writes like the guest's trace writer would.
+/// A flat guest-memory image the test writes like the guest's trace (or profile) writer would:
+/// a root whose table slot `table` lists one ring per lcpu, records of `recordStride` bytes.
 final class RingImage: GuestMemory {
   let kind = MemorySourceKind.sharedRAM
   let isLive: Bool
@@ -14,20 +15,27 @@ final class RingImage: GuestMemory {
   static let root: UInt64 = 0x1000
   static let rings: UInt64 = 0x2000
   static let records: UInt64 = 0x4000
+  /// Bytes per record.
+  let recordStride: Int
 
-  init(lcpus: Int, capacity: Int, live: Bool = true) {
+  init(
+    lcpus: Int, capacity: Int, live: Bool = true, table: UInt32 = SMPTOP_TABLE_TRACE.rawValue,
+    recordStride: Int = 64, profHz: UInt64 = 0
+  ) {
     isLive = live
-    bytes = [UInt8](repeating: 0, count: 0x4000 + lcpus * capacity * 64 + 0x1000)
+    self.recordStride = recordStride
+    bytes = [UInt8](repeating: 0, count: 0x4000 + lcpus * capacity * recordStride + 0x1000)
     var root = Images.root(lcpus: lcpus)
-    root.table_count = UInt32(SMPTOP_TABLE_TRACE.rawValue) + 1
+    root.table_count = table + 1
     root.trace_control = TraceClasses.all.rawValue
+    root.prof_hz = profHz
     withUnsafeMutableBytes(of: &root.tables) { raw in
-      var table = smptop_table()
-      table.addr = Self.rings
-      table.count = UInt32(lcpus)
-      table.stride = UInt32(MemoryLayout<smptop_trace_ring>.stride)
+      var entry = smptop_table()
+      entry.addr = Self.rings
+      entry.count = UInt32(lcpus)
+      entry.stride = UInt32(MemoryLayout<smptop_trace_ring>.stride)
       raw.storeBytes(
-        of: table, toByteOffset: Int(SMPTOP_TABLE_TRACE.rawValue) * MemoryLayout<smptop_table>.stride,
+        of: entry, toByteOffset: Int(table) * MemoryLayout<smptop_table>.stride,
         as: smptop_table.self)
     }
     put(Self.root, Images.bytes(root))
@@ -35,8 +43,8 @@ final class RingImage: GuestMemory {
       var ring = smptop_trace_ring()
       ring.lcpu = UInt32(i)
       ring.capacity = UInt32(capacity)
-      ring.records = Self.records + UInt64(i * capacity * 64)
-      ring.stride = 64
+      ring.records = Self.records + UInt64(i * capacity * recordStride)
+      ring.stride = UInt64(recordStride)
       putRing(i, ring)
     }
   }
@@ -68,6 +76,31 @@ final class RingImage: GuestMemory {
     record.arg = arg
     record.arg2 = arg2
     put(ring.records + (position % UInt64(ring.capacity)) * 64, Images.bytes(record))
+    ring.head = position + 1
+    putRing(i, ring)
+  }
+
+  /// Appends one stack sample to lcpu `i`'s ring (records of smptop_prof_sample), as
+  /// Profile.sample does.
+  func sample(
+    _ i: Int, tsc: UInt64, rip: UInt64, frames: [UInt64], idle: Bool = false, thread: UInt64 = 1,
+    periods: UInt64 = 1
+  ) {
+    var ring = ring(i)
+    let position = ring.head
+    var record = smptop_prof_sample()
+    record.seq = position + 1
+    record.tsc = tsc
+    record.thread = thread
+    record.periods = periods
+    record.flags = idle ? UInt16(SMPTOP_PROF_IDLE.rawValue) : 0
+    record.depth = UInt16(frames.count)
+    record.lcpu = UInt32(i)
+    record.rip = rip
+    withUnsafeMutableBytes(of: &record.frames) { raw in
+      for (k, f) in frames.enumerated() { raw.storeBytes(of: f, toByteOffset: k * 8, as: UInt64.self) }
+    }
+    put(ring.records + (position % UInt64(ring.capacity)) * UInt64(recordStride), Images.bytes(record))
     ring.head = position + 1
     putRing(i, ring)
   }

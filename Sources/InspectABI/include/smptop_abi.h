@@ -25,7 +25,7 @@
 
 /** "SMPTOPAB" read as a little-endian 64-bit word. */
 #define SMPTOP_ABI_MAGIC 0x4241504f54504d53ULL
-#define SMPTOP_ABI_VERSION 4u
+#define SMPTOP_ABI_VERSION 5u
 
 /** Most lcpus the guest supports (the lcpu table is sized for this many). */
 #define SMPTOP_MAX_LCPUS 64u
@@ -48,6 +48,8 @@ enum smptop_table_kind {
   SMPTOP_TABLE_VIRTIO_DEV = 7,  /* struct smptop_virtio_dev, one per virtio device */
   SMPTOP_TABLE_VIRTQ = 8,       /* struct smptop_virtq, every virtqueue of every device */
   SMPTOP_TABLE_TRACE = 9,       /* v4: struct smptop_trace_ring, one per lcpu */
+  SMPTOP_TABLE_PROFILE = 10,    /* v5: struct smptop_trace_ring of struct smptop_prof_sample,
+                                   one per lcpu; registered only when prof_hz is set */
 };
 
 /** lcpu states, after Unikraft's lcpu model. BUSY carries a depth in `busy_depth`. */
@@ -174,6 +176,8 @@ struct smptop_root {
   uint64_t trace_control; /* enum smptop_trace_class bits being traced: set by the bsp from the
                              command line (trace=...), and the one word smptop writes (only when
                              the user asks); every lcpu reads it at each trace point */
+  /* v5 */
+  uint64_t prof_hz;       /* stack samples per second per lcpu (prof_hz=...), 0 = profiling off */
 };
 
 /* ------------------------------------------------------------------------------------- */
@@ -468,7 +472,43 @@ struct smptop_trace_ring {
   uint64_t stride;   /* bytes per record (sizeof(struct smptop_trace_record)) */
 };
 
+/* ------------------------------------------------------------------------------------- */
+/* v5: stack-sample profile rings                                                          */
+/* ------------------------------------------------------------------------------------- */
+
+/** Most slots in one lcpu's profile ring (a power of two). */
+#define SMPTOP_PROF_SLOTS 8192u
+/** Most return addresses a sample keeps (below the interrupted rip). */
+#define SMPTOP_PROF_FRAMES 32u
+
+/** `smptop_prof_sample.flags`. */
+enum smptop_prof_flag {
+  SMPTOP_PROF_IDLE = 1u << 0,      /* the lcpu was IDLE (halted in its idle loop) */
+  SMPTOP_PROF_NESTED = 1u << 1,    /* the tick interrupted another interrupt handler */
+  SMPTOP_PROF_TRUNCATED = 1u << 2, /* the frame chain went on past SMPTOP_PROF_FRAMES */
+};
+
+/**
+ * One stack sample (304 bytes), taken by an lcpu in its own timer interrupt from the context
+ * the interrupt stopped. Same protocol as a trace record: `seq` = 0 while written, then the
+ * record's position + 1, then the ring's head.
+ */
+struct smptop_prof_sample {
+  uint64_t seq;
+  uint64_t tsc;
+  uint64_t thread;  /* thread that was running, 0 = the lcpu's idle context */
+  uint64_t periods; /* sampling periods this sample stands for: 1, or more when the interrupt
+                       came late (a vCPU the host did not run) and deadlines were skipped */
+  uint16_t flags;  /* enum smptop_prof_flag */
+  uint16_t depth;  /* valid entries in frames */
+  uint32_t lcpu;
+  uint64_t rip;    /* the interrupted instruction */
+  uint64_t frames[SMPTOP_PROF_FRAMES]; /* return addresses from the rbp chain, innermost first;
+                                          every frame lay inside the interrupted stack */
+};
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(struct smptop_prof_sample) == 304, "smptop_prof_sample layout");
 _Static_assert(sizeof(struct smptop_trace_record) == 64, "smptop_trace_record layout");
 _Static_assert(sizeof(struct smptop_trace_ring) % 8 == 0, "smptop_trace_ring stride");
 _Static_assert(sizeof(struct smptop_panic) == 208, "smptop_panic layout");

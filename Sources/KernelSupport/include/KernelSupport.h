@@ -84,7 +84,7 @@ struct lcpu_area {
   uint64_t fault_pending;       /* 1: raise the command line's exception when next idle */
 
   uint64_t start_claim;         /* AP start-up: 0, then 1 = the AP claimed its INIT record, 2 = the BSP gave up on it */
-  uint64_t reserved;
+  uint64_t prof_deadline;       /* tsc of the next stack sample, 0 = not profiling (Profile.swift) */
   uint8_t tss[104];             /* struct tss64, filled by lcpu_tss_init (it is packed) */
   uint8_t padding[LCPU_AREA_SIZE - 232];
 };

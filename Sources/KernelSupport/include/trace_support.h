@@ -13,6 +13,7 @@
 #pragma clang assume_nonnull begin
 
 extern struct smptop_trace_ring smptop_trace_rings[SMPTOP_MAX_LCPUS];
+extern struct smptop_trace_ring smptop_prof_rings[SMPTOP_MAX_LCPUS];
 extern struct smptop_root smptop_root;
 
 /** The enabled trace classes: one load (volatile, so every trace point re-reads it). */
@@ -25,6 +26,23 @@ static inline struct smptop_trace_ring *trace_ring(uint32_t i) { return &smptop_
 static inline struct smptop_trace_record *trace_slot(struct smptop_trace_ring *r, uint64_t p) {
   return (struct smptop_trace_record *)(uintptr_t)r->records + (p & (r->capacity - 1));
 }
+/** lcpu `i`'s profile ring header. */
+static inline struct smptop_trace_ring *prof_ring(uint32_t i) { return &smptop_prof_rings[i]; }
+/** The sample slot of a profile ring that position `p` uses. */
+static inline struct smptop_prof_sample *prof_slot(struct smptop_trace_ring *r, uint64_t p) {
+  return (struct smptop_prof_sample *)(uintptr_t)r->records + (p & (r->capacity - 1));
+}
+/** The frames array of a sample. */
+static inline uint64_t *prof_frames(struct smptop_prof_sample *s) { return s->frames; }
+/** Stores a sample's seq word (0 = being written, position + 1 = complete). */
+static inline void prof_store_seq(struct smptop_prof_sample *s, uint64_t v) {
+  __asm__ volatile("" ::: "memory");
+  __atomic_store_n(&s->seq, v, __ATOMIC_RELEASE);
+  __asm__ volatile("" ::: "memory");
+}
+static inline uint32_t abi_prof_sample_stride(void) { return sizeof(struct smptop_prof_sample); }
+/** Sets smptop_root.prof_hz (boot). */
+static inline void prof_set_hz(uint64_t hz) { smptop_root.prof_hz = hz; }
 static inline uint32_t abi_trace_ring_stride(void) { return sizeof(struct smptop_trace_ring); }
 static inline uint32_t abi_trace_record_stride(void) { return sizeof(struct smptop_trace_record); }
 /** Stores a ring's head after its record (x86 keeps stores in order; release for the compiler). */

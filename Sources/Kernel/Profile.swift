@@ -1,0 +1,130 @@
+// Profile: per-lcpu stack samples (smptop_abi.h, table 10). With `prof_hz=N` on the command
+// line (100..10000; default off) each lcpu takes N samples a second in its own timer
+// interrupt: the interrupted rip, the return addresses of its frame-pointer chain (at most
+// SMPTOP_PROF_FRAMES, each frame inside the interrupted context's stack), the thread that ran
+// and whether the lcpu was idle. A sample is one record of a ring built like the trace rings
+// (Trace.swift): single producer (interrupts are off in the handler), overwrite-oldest,
+// `seq` 0 while written, the head stored last, so smptop drains it live and counts its loss.
+//
+// The sampling clock rides on the timer: each lcpu keeps a profile deadline next to its timer
+// queue, and the LAPIC timer is armed for whichever comes first (Timer.arm). The scheduler
+// tick keeps its own deadline and period, so `ticks` and the tick hooks are unchanged.
+
+#if SMP_GUEST
+  import KernelSupport
+
+  /// The stack-sampling profiler.
+  enum Profile {
+    /// Samples per second per lcpu (0 = off).
+    nonisolated(unsafe) static var hz: UInt64 = 0
+    /// Sampling period in TSC counts (0 = off).
+    nonisolated(unsafe) static var periodTSC: UInt64 = 0
+
+    /// Applies `prof_hz=N`: 0 turns profiling off, 100..10000 sets the rate; anything else
+    /// leaves it off and returns false (the caller reports the word on the console).
+    static func configure(_ word: KernelCommandLine.Word) -> Bool {
+      guard let n = word.number, n == 0 || (n >= 100 && n <= 10_000) else {
+        hz = 0
+        Console.log("profile: prof_hz must be 0 or 100..10000 samples per second; profiling stays off")
+        return false
+      }
+      hz = n
+      return true
+    }
+
+    /// Gives every lcpu a profile ring and publishes table 10 and root.prof_hz, when profiling
+    /// is on (after the timer's calibration): SMPTOP_PROF_SLOTS samples each, halved until all
+    /// rings together take at most an eighth of the managed memory.
+    static func registerTable() {
+      guard hz != 0, Timer.tscPerMs != 0 else { return }
+      periodTSC = max(1, Timer.tscPerMs &* 1000 / hz)
+      let n = Trace.allocateRings(
+        prof_ring, recordBytes: UInt64(abi_prof_sample_stride()), slots: UInt64(SMPTOP_PROF_SLOTS),
+        budgetDivisor: 8)
+      prof_set_hz(hz)
+      Inspect.registerTable(
+        SMPTOP_TABLE_PROFILE, addr: abi_addr(prof_ring(0)), count: n, stride: abi_trace_ring_stride())
+      Console.log("profile: \(hz) samples/s per lcpu, \(prof_ring(0).pointee.capacity) samples per ring")
+    }
+
+    /// Starts this lcpu's sampling clock (Timer.start), staggered like the tick.
+    static func start(_ a: UnsafeMutablePointer<lcpu_area>, now: UInt64) {
+      guard periodTSC != 0, prof_ring(a.pointee.index).pointee.capacity != 0 else { return }
+      let stagger = periodTSC / UInt64(max(LCPU.count, 1)) &* UInt64(a.pointee.index)
+      a.pointee.prof_deadline = now &+ periodTSC &+ stagger
+    }
+
+    /// From the timer interrupt: takes a sample when this lcpu's profile deadline has passed
+    /// and moves the deadline to the next period boundary after `now`.
+    static func interrupt(
+      _ frame: UnsafeMutablePointer<trap_frame>, _ a: UnsafeMutablePointer<lcpu_area>, now: UInt64
+    ) {
+      var deadline = a.pointee.prof_deadline
+      guard deadline != 0, deadline <= now else { return }
+      var periods: UInt64 = 0
+      while deadline <= now && periods < 1000 {
+        deadline &+= periodTSC
+        periods += 1
+      }
+      if deadline <= now { deadline = now &+ periodTSC }  // far behind: start afresh
+      a.pointee.prof_deadline = deadline
+      sample(frame, a, now: now, periods: periods)
+    }
+
+    /// Writes one sample of the context `frame` interrupted into this lcpu's ring, standing
+    /// for `periods` sampling periods (more than 1 when deadlines passed unsampled: the context
+    /// found now is the one that held the lcpu meanwhile, so the sample is weighted by time).
+    static func sample(
+      _ frame: UnsafeMutablePointer<trap_frame>, _ a: UnsafeMutablePointer<lcpu_area>, now: UInt64,
+      periods: UInt64
+    ) {
+      let ring = prof_ring(a.pointee.index)
+      guard ring.pointee.capacity != 0 else { return }
+      let s = Sched.me
+      let thread = s.pointee.current
+      var flags: UInt16 = 0
+      // The handler's busyEnter made the depth one more than the interrupted context's.
+      if a.pointee.record.pointee.busy_depth <= 1 { flags |= UInt16(SMPTOP_PROF_IDLE.rawValue) }
+      if s.pointee.irq_depth > 1 { flags |= UInt16(SMPTOP_PROF_NESTED.rawValue) }
+      var bottom = a.pointee.stack_bottom
+      var top = a.pointee.stack_top
+      if thread != 0 {
+        let t = Sched.record(thread)
+        bottom = t.pointee.stack_bottom
+        top = t.pointee.stack_top
+      }
+      let position = ring.pointee.head
+      let slot = prof_slot(ring, position)
+      prof_store_seq(slot, 0)
+      slot.pointee.tsc = now
+      slot.pointee.thread = thread
+      slot.pointee.periods = periods
+      slot.pointee.lcpu = a.pointee.index
+      slot.pointee.rip = frame.pointee.rip
+      let frames = prof_frames(slot)
+      let textStart = text_start_addr()
+      let textEnd = text_end_addr()
+      var depth = 0
+      var fp = frame.pointee.rbp
+      while fp >= bottom && fp &+ 16 <= top && fp & 7 == 0,
+        let words = UnsafePointer<UInt64>(bitPattern: UInt(fp))
+      {
+        let ret = words[1]
+        guard ret >= textStart, ret < textEnd else { break }
+        if depth == Int(SMPTOP_PROF_FRAMES) {
+          flags |= UInt16(SMPTOP_PROF_TRUNCATED.rawValue)
+          break
+        }
+        frames[depth] = ret
+        depth += 1
+        let next = words[0]
+        guard next > fp else { break }
+        fp = next
+      }
+      slot.pointee.depth = UInt16(depth)
+      slot.pointee.flags = flags
+      prof_store_seq(slot, position &+ 1)
+      trace_publish_head(ring, position &+ 1)
+    }
+  }
+#endif
