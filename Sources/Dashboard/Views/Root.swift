@@ -119,7 +119,7 @@ func drawLCPUPane(
 ) -> ViewLayout {
   var layout = layout
   let glyphs = state.charset.glyphs
-  let all = lcpuRows(snapshot, rates: data.rates, symbolize: symbolize)
+  let all = lcpuRows(snapshot, rates: data.rates, symbolize: symbolize, glyphs: glyphs)
   let rows = arrange(all, filter: state.filter, sort: state.current)
   layout.rowIDs = rows.map(\.id)
   let plan = planLCPUPane(count: all.count, body: body)
