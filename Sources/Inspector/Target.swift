@@ -1,8 +1,8 @@
 import ELFSymbols
 import GDBRemote
+import NIOConcurrencyHelpers
 import QEMULaunch
 import QMP
-import NIOConcurrencyHelpers
 
 /// What to attach to: QEMU's sockets, the guest's symbols and, optionally, its shared RAM file.
 public struct TargetOptions: Sendable, Equatable {
@@ -431,14 +431,14 @@ public final class Target {
   public var vcpuThreads: [ThreadID] { threads }
 
   /// The run state last asked of QMP, and when.
-  private var cachedRunState: (state: String, at: ContinuousClock.Instant)?
+  private var cachedRunState: (state: VMRunState, at: ContinuousClock.Instant)?
 
   /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
   ///
   /// Asked with `query-status` only when QMP reported an event since (STOP, RESUME, …),
   /// after this target changed the run state itself, or every 5 s: a sample at 10 Hz then
   /// costs no QMP round trip.
-  public func runState() async -> String? {
+  public func runState() async -> VMRunState? {
     guard let qmp else { return nil }
     let events = qmp.drainEvents()
     if let cached = cachedRunState, events.isEmpty, ContinuousClock.now - cached.at < .seconds(5) {
@@ -448,8 +448,9 @@ public final class Target {
       cachedRunState = nil
       return nil
     }
-    cachedRunState = (status.status.rawValue, .now)
-    return status.status.rawValue
+    let state = VMRunState(status.status.rawValue)
+    cachedRunState = (state, .now)
+    return state
   }
 
   // MARK: Snapshots

@@ -68,7 +68,7 @@ public struct LCPURow: Sendable, Identifiable {
     for r in rates?.lcpus ?? [] where rateByIndex[r.index] == nil { rateByIndex[r.index] = r }
     var vcpuByIndex: [Int: VCPUState] = [:]
     for v in snapshot.vcpus ?? [] where vcpuByIndex[v.index] == nil { vcpuByIndex[v.index] = v }
-    let stopped = snapshot.runState.map { $0 != "running" } == true
+    let stopped = snapshot.runState.map { !$0.isRunning } == true
     return snapshot.lcpus.map { r in
       LCPURow(
         r, rates: rateByIndex[r.index], vcpu: vcpuByIndex[Int(r.index)], clock: snapshot.clock,

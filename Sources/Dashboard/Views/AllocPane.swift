@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One buddy order as the alloc pane shows it: the shared row model plus what only the pane needs.
 struct OrderRow {

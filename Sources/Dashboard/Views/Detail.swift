@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// Writes lines top to bottom into a tall grid, then hands back only the rows used.
 struct Canvas {

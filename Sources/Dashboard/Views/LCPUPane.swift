@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One lcpu as the lcpus pane shows it: the shared row model plus what only the pane needs.
 struct LCPUPaneRow {
@@ -51,7 +51,7 @@ func lcpuRows(
 
 /// What a busy meter shows without a share: "stopped" when QEMU says the VM is not running, else "--".
 func noShareText(_ snapshot: Snapshot) -> String {
-  LCPURow.noShare(vmStopped: snapshot.runState.map { $0 != "running" } == true)
+  LCPURow.noShare(vmStopped: snapshot.runState.map { !$0.isRunning } == true)
 }
 
 /// The colour of an lcpu state.

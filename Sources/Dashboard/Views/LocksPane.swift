@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One lock as the locks pane shows it: the shared row model plus what only the pane needs.
 struct LockPaneRow {

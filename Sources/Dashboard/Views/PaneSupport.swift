@@ -1,4 +1,4 @@
-import Inspector
+import Model
 @_exported import Model  // Format and the row models are part of the dashboard's interface
 
 /// What every v2 pane needs to turn guest cycles into time and thread ids into names, computed once per frame.

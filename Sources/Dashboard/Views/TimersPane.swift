@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One lcpu's timer queue as the timers pane shows it: the shared row model plus what only the pane needs.
 struct TimerRow {

@@ -1,4 +1,5 @@
-import Inspector
+import Model
+import Foundation
 
 /// One virtqueue as the virtio pane shows it: the shared row model plus what only the pane needs.
 struct QueueRow {
