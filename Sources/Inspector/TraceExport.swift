@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 
 extension Target {
   /// Names for trace events from `snapshot`: sites as `File.swift:27 in function` through the
@@ -15,22 +14,8 @@ extension Target {
   /// A thread-safe lookup of a code address's source line, nil without DWARF for it. An
   /// address right after a call (an acquire site is a return address) names the call's line.
   public func makeSiteLocator() -> @Sendable (UInt64) -> TraceSite? {
-    guard let locator = try? sourceLocator() else { return { _ in nil } }
-    let elf = self.elf
-    let cache = NIOLockedValueBox<[UInt64: TraceSite?]>([:])
-    return { address in
-      if let hit = cache.withLockedValue({ $0[address] }) { return hit }
-      let lookup = elf.map { Target.isAfterCall(address, in: $0) } == true ? address - 1 : address
-      var found: TraceSite?
-      if let l = Target.location(of: lookup, locator: locator), let line = l.shortFileLine {
-        found = TraceSite(fileLine: line, function: l.function + (l.inlined ? " [inlined]" : ""))
-      }
-      cache.withLockedValue { c in
-        if c.count >= 8192 { c.removeAll(keepingCapacity: true) }
-        c[address] = found
-      }
-      return found
-    }
+    let display = symbolDisplay()
+    return { display.site($0) }
   }
 }
 
