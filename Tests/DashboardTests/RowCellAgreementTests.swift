@@ -33,10 +33,7 @@ import Testing
   ) throws -> Int {
     let text = TextTable.lines(columns, rows: rows).map { Array($0) }
     let textHeader = try #require(text.first, sourceLocation: sourceLocation)
-    let data = DashboardData(snapshot: snapshot, rates: rates, target: Fixtures.target)
-    let frame = renderFrame(
-      state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: 260, height: 60)
-    let lines = frame.grid.text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0) }
+    let lines = Find.paneLines(pane, snapshot, rates)
     let headerIndex = try #require(
       lines.firstIndex { Find.find(Array(anchor), in: $0) != nil }, "no \(anchor) header",
       sourceLocation: sourceLocation)
@@ -143,10 +140,7 @@ import Testing
   /// Negative control: a cell changed after rendering is not found in the pane.
   @Test func aChangedCellIsNoticed() throws {
     let (snap, rates) = try Fixtures.fullV2()
-    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    let frame = renderFrame(
-      state: DashboardState(pane: .virtio), data: data, symbolize: Fixtures.symbolize, width: 260, height: 60)
-    let lines = frame.grid.text.split(separator: "\n").map { Array($0) }
+    let lines = Find.paneLines(.virtio, snap, rates)
     let header = try #require(lines.first { Find.find(Array("LASTUSD"), in: $0) != nil })
     let row = try #require(VirtqueueRow.rows(snap, rates: rates).first)
     let line = try #require(
