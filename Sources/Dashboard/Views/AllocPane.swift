@@ -29,11 +29,6 @@ func allocatorModeText(_ mode: String) -> String {
 
 /// The columns of the order table: the row model's cells.
 func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
-  func number(
-    _ text: String, _ value: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
-  ) {
-    g.field(text, x: x, y: y, width: w, style: value == nil || value == 0 ? .dim : style, align: .right)
-  }
   return [
     .fixed("ORDER", 6, priority: 0, key: .order) { g, r, x, y, w in
       g.field(r.row.cells.order, x: x, y: y, width: w, style: .value, align: .right)
@@ -57,34 +52,34 @@ func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
       g.field(r.row.cells.used, x: x, y: y, width: w, style: r.usedBytes == 0 ? .dim : .normal, align: .right)
     },
     .fixed("ALLOC/s", 8, priority: 0, key: .allocs) { g, r, x, y, w in
-      number(r.row.cells.allocsPerSecond, r.rates?.allocsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.allocsPerSecond, r.rates?.allocsPerSecond, &g, x, y, w)
     },
     .fixed("FREE/s", 6, priority: 0) { g, r, x, y, w in
-      number(r.row.cells.freesPerSecond, r.rates?.freesPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.freesPerSecond, r.rates?.freesPerSecond, &g, x, y, w)
     },
     .fixed("FAIL/s", 6, priority: 0) { g, r, x, y, w in
-      number(r.row.cells.failuresPerSecond, r.rates?.failuresPerSecond, &g, x, y, w, style: .error)
+      cellNumber(r.row.cells.failuresPerSecond, r.rates?.failuresPerSecond, &g, x, y, w, style: .error)
     },
     .fixed("CAS/s", 6, priority: 2) { g, r, x, y, w in
-      number(r.row.cells.casRetriesPerSecond, r.rates?.casRetriesPerSecond, &g, x, y, w, style: .warn)
+      cellNumber(r.row.cells.casRetriesPerSecond, r.rates?.casRetriesPerSecond, &g, x, y, w, style: .warn)
     },
     .fixed("ALLOCS", 7, priority: 3) { g, r, x, y, w in
-      number(r.row.cells.allocs, Double(r.record.allocs), &g, x, y, w)
+      cellNumber(r.row.cells.allocs, Double(r.record.allocs), &g, x, y, w)
     },
     .fixed("FREES", 7, priority: 3) { g, r, x, y, w in
-      number(r.row.cells.frees, Double(r.record.frees), &g, x, y, w)
+      cellNumber(r.row.cells.frees, Double(r.record.frees), &g, x, y, w)
     },
     .fixed("SPLITS", 7, priority: 4) { g, r, x, y, w in
-      number(r.row.cells.splits, Double(r.record.splits), &g, x, y, w)
+      cellNumber(r.row.cells.splits, Double(r.record.splits), &g, x, y, w)
     },
     .fixed("MERGES", 7, priority: 4) { g, r, x, y, w in
-      number(r.row.cells.merges, Double(r.record.merges), &g, x, y, w)
+      cellNumber(r.row.cells.merges, Double(r.record.merges), &g, x, y, w)
     },
     .fixed("FAILS", 6, priority: 2) { g, r, x, y, w in
-      number(r.row.cells.failures, Double(r.record.failures), &g, x, y, w, style: .error)
+      cellNumber(r.row.cells.failures, Double(r.record.failures), &g, x, y, w, style: .error)
     },
     .fixed("CAS", 7, priority: 5) { g, r, x, y, w in
-      number(r.row.cells.casRetries, Double(r.record.casRetries), &g, x, y, w)
+      cellNumber(r.row.cells.casRetries, Double(r.record.casRetries), &g, x, y, w)
     },
   ]
 }

@@ -109,9 +109,6 @@ func stateRank(_ r: LCPURecord) -> Int {
 /// The columns of the lcpus table, most important first by priority.
 func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPUPaneRow>] {
   let e = glyphs.ellipsis
-  func number(_ text: String, _ value: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int) {
-    g.field(text, x: x, y: y, width: w, style: value == nil || value == 0 ? .dim : .normal, align: .right)
-  }
   return [
     .fixed("CPU", 4, priority: 0, key: .index) { g, r, x, y, w in
       g.field(r.row.cells.lcpu, x: x, y: y, width: w - 1, style: .value, align: .right)
@@ -128,25 +125,25 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPUPaneRow>] {
       drawBusyMeter(&g, r, x: x, y: y, width: w, glyphs: glyphs)
     },
     .fixed("IRQ/s", 6, priority: 0, key: .irq) { g, r, x, y, w in
-      number(r.row.cells.irq, r.irqPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.irq, r.irqPerSecond, &g, x, y, w)
     },
     .fixed("TMR/s", 6, priority: 5) { g, r, x, y, w in
-      number(r.row.cells.timer, r.rates?.timerIRQsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.timer, r.rates?.timerIRQsPerSecond, &g, x, y, w)
     },
     .fixed("DEV/s", 6, priority: 6) { g, r, x, y, w in
-      number(r.row.cells.device, r.rates?.deviceIRQsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.device, r.rates?.deviceIRQsPerSecond, &g, x, y, w)
     },
     .fixed("IPI/s", 6, priority: 1, key: .ipi) { g, r, x, y, w in
-      number(r.row.cells.ipi, r.rates?.ipisPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.ipi, r.rates?.ipisPerSecond, &g, x, y, w)
     },
     .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in
-      number(r.row.cells.spurious, r.rates?.spuriousPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.spurious, r.rates?.spuriousPerSecond, &g, x, y, w)
     },
     .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in
-      number(r.row.cells.sent, r.rates?.ipisSentPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.sent, r.rates?.ipisSentPerSecond, &g, x, y, w)
     },
     .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in
-      number(r.row.cells.loops, r.rates?.workLoopsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.loops, r.rates?.workLoopsPerSecond, &g, x, y, w)
     },
     .fixed("THREAD", 7, priority: 3, key: .thread) { g, r, x, y, w in
       let t = r.record.currentThread

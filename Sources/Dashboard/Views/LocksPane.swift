@@ -72,11 +72,6 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
       align: .right,
       ellipsis: e)
   }
-  func number(
-    _ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
-  ) {
-    g.field(text, x: x, y: y, width: w, style: v == nil || v == 0 ? .dim : style, align: .right)
-  }
   return [
     .flexible("NAME", minimum: 10, preferred: 14, maximum: 28, weight: 2, priority: 0, key: .name) {
       g, r, x, y, w in
@@ -97,10 +92,10 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
       time(r.row.cells.held, r.row.heldSeconds, &g, x, y, w, warnAbove: 0.01)
     },
     .fixed("ACQ/s", 6, priority: 0, key: .acquisitions) { g, r, x, y, w in
-      number(r.row.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
     },
     .fixed("CONT/s", 7, priority: 0, key: .contention) { g, r, x, y, w in
-      number(r.row.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
+      cellNumber(r.row.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
     },
     .fixed("CONT%", 6, priority: 4) { g, r, x, y, w in
       let p = r.row.contendedPercent
@@ -137,7 +132,7 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
         style: r.record.misuseTotal > 0 ? .error : (misuse == "-" ? .dim : .warn))
     },
     .fixed("TRYFAIL", 7, priority: 8) { g, r, x, y, w in
-      number(r.row.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
+      cellNumber(r.row.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
     },
     .flexible("ACQUIRED AT", minimum: 12, preferred: 24, maximum: 60, weight: 2, priority: 7, align: .left) {
       g, r, x, y, w in

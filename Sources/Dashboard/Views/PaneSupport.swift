@@ -126,6 +126,13 @@ func numberCell(
   g.field(Format.human(value), x: x, y: y, width: width, style: value == 0 ? .dim : style, align: .right)
 }
 
+/// A row model's number cell, right-aligned; dim when its value is unknown or zero.
+func cellNumber(
+  _ text: String, _ value: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
+) {
+  g.field(text, x: x, y: y, width: w, style: value == nil || value == 0 ? .dim : style, align: .right)
+}
+
 /// A text cell cut with the ellipsis.
 func textCell(
   _ g: inout Grid, _ text: String, x: Int, y: Int, width: Int, glyphs: Glyphs, style: Style = .normal,

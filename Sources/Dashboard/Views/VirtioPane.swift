@@ -1,5 +1,5 @@
-import Model
 import Foundation
+import Model
 
 /// One virtqueue as the virtio pane shows it: the shared row model plus what only the pane needs.
 struct QueueRow {
@@ -58,11 +58,6 @@ func queueRows(_ snapshot: Snapshot, rates: SnapshotRates?, glyphs: Glyphs) -> [
 
 /// The columns of the queue table: the row model's cells.
 func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
-  func number(
-    _ text: String, _ value: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
-  ) {
-    g.field(text, x: x, y: y, width: w, style: value == nil || value == 0 ? .dim : style, align: .right)
-  }
   return [
     .flexible(
       "QUEUE", minimum: 7, preferred: 8, maximum: 20, weight: 1, priority: 0, bonus: (1, 6), key: .queue
@@ -95,25 +90,25 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       if starved { g.restyle(y: y, from: x, to: x + w, .error) }
     },
     .fixed("PKT/s", 6, priority: 0, key: .packets) { g, r, x, y, w in
-      number(r.row.cells.packetsPerSecond, r.rates?.packetsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.packetsPerSecond, r.rates?.packetsPerSecond, &g, x, y, w)
     },
     .fixed("B/s", 6, priority: 0, key: .bytes) { g, r, x, y, w in
-      number(r.row.cells.bytesPerSecond, r.rates?.bytesPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.bytesPerSecond, r.rates?.bytesPerSecond, &g, x, y, w)
     },
     .fixed("ERR", 4, priority: 0, key: .errors) { g, r, x, y, w in
-      number(r.row.cells.errors, Double(r.record.errors), &g, x, y, w, style: .error)
+      cellNumber(r.row.cells.errors, Double(r.record.errors), &g, x, y, w, style: .error)
     },
     .fixed("DROP", 4, priority: 0) { g, r, x, y, w in
-      number(r.row.cells.drops, Double(r.record.drops), &g, x, y, w, style: .warn)
+      cellNumber(r.row.cells.drops, Double(r.record.drops), &g, x, y, w, style: .warn)
     },
     .fixed("KICK/s", 6, priority: 2) { g, r, x, y, w in
-      number(r.row.cells.kicksPerSecond, r.rates?.kicksPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.kicksPerSecond, r.rates?.kicksPerSecond, &g, x, y, w)
     },
     .fixed("IRQ/s", 6, priority: 2) { g, r, x, y, w in
       guard r.row.msix else {
         return g.field(r.row.cells.interruptsPerSecond, x: x, y: y, width: w, style: .dim, align: .right)
       }
-      number(r.row.cells.interruptsPerSecond, r.rates?.interruptsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.interruptsPerSecond, r.rates?.interruptsPerSecond, &g, x, y, w)
     },
     .fixed("DRV AVL/USD", 11, priority: 1) { g, r, x, y, w in
       g.field(r.row.cells.driverIndices, x: x, y: y, width: w, align: .right)
@@ -123,7 +118,7 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       g.field(r.row.cells.deviceIndices, x: x, y: y, width: w, style: style, align: .right)
     },
     .fixed("INUSE", 5, priority: 3) { g, r, x, y, w in
-      number(r.row.cells.inUse, r.row.device.map { Double($0.inUse) }, &g, x, y, w)
+      cellNumber(r.row.cells.inUse, r.row.device.map { Double($0.inUse) }, &g, x, y, w)
     },
     .fixed("LASTUSD", 7, priority: 4) { g, r, x, y, w in
       g.field(r.row.cells.lastUsed, x: x, y: y, width: w, style: .dim, align: .right)
@@ -132,19 +127,19 @@ func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
       textCell(&g, r.row.cells.notify, x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .fixed("PACKETS", 7, priority: 3) { g, r, x, y, w in
-      number(r.row.cells.packets, Double(r.record.packets), &g, x, y, w)
+      cellNumber(r.row.cells.packets, Double(r.record.packets), &g, x, y, w)
     },
     .fixed("BYTES", 6, priority: 3) { g, r, x, y, w in
       g.field(r.row.cells.bytes, x: x, y: y, width: w, style: .dim, align: .right)
     },
     .fixed("KICKS", 6, priority: 5) { g, r, x, y, w in
-      number(r.row.cells.kicks, Double(r.record.kicks), &g, x, y, w)
+      cellNumber(r.row.cells.kicks, Double(r.record.kicks), &g, x, y, w)
     },
     .fixed("IRQS", 6, priority: 5) { g, r, x, y, w in
-      number(r.row.cells.interrupts, Double(r.record.interrupts), &g, x, y, w)
+      cellNumber(r.row.cells.interrupts, Double(r.record.interrupts), &g, x, y, w)
     },
     .fixed("POLLS", 6, priority: 5) { g, r, x, y, w in
-      number(r.row.cells.polls, Double(r.record.polls), &g, x, y, w)
+      cellNumber(r.row.cells.polls, Double(r.record.polls), &g, x, y, w)
     },
   ]
 }
