@@ -59,7 +59,7 @@ let package = Package(
     // x86-64 disassembly around RIP (Capstone), returned as Sendable values.
     .target(name: "Disassembly", dependencies: ["CCapstone"]),
     // Dashboard: state, key reducer and pure views that render a Snapshot into a character grid.
-    .target(name: "Dashboard", dependencies: ["Model", "Inspector", locks]),
+    .target(name: "Dashboard", dependencies: ["Model", locks]),
     // Static ISR-safety check: call graph from the machine code, rules, findings.
     .target(name: "ISRCheck", dependencies: ["ELFSymbols", "Disassembly"]),
     // The ncurses backend: grid to screen, keys in. Nothing else.

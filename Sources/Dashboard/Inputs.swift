@@ -1,4 +1,4 @@
-import Inspector
+import Model
 import NIOConcurrencyHelpers
 
 /// Turns a guest code address into "symbol+0x1a"; nil when the address is in no known symbol.

@@ -110,7 +110,7 @@ public final class SnapshotEngine {
       var region = Region(location: location, guarded: spec.guarded)
       region.first = ranges.count
       region.firstWord = sequences.count
-      ranges += plan(region)
+      ranges.append(region.location.range)
       sequences += sequenceAddresses(region)
       regions[spec.kind] = region
     }
@@ -120,7 +120,7 @@ public final class SnapshotEngine {
         location: TableLocation(address: address, count: 1, stride: lockSize), guarded: true)
       region.first = ranges.count
       region.firstWord = sequences.count
-      ranges += plan(region)
+      ranges.append(region.location.range)
       sequences += sequenceAddresses(region)
       dynamicRegions[address] = region
     }
@@ -153,7 +153,7 @@ public final class SnapshotEngine {
           var region = Region(location: location, guarded: spec.guarded)
           region.first = results.count + late.count
           region.firstWord = sequences.count + lateSequences.count
-          late += plan(region)
+          late.append(region.location.range)
           lateSequences += sequenceAddresses(region)
           regions[spec.kind] = region
         }
@@ -223,9 +223,6 @@ public final class SnapshotEngine {
     snap.costNanoseconds = monotonicNanoseconds() - start
     return snap
   }
-
-  /// The range of a region (its sequence words are read apart, before and after the batch).
-  private func plan(_ region: Region) -> [MemoryRange] { [region.location.range] }
 
   /// The sequence-word addresses of a live, guarded region.
   private func sequenceAddresses(_ region: Region) -> [UInt64] {

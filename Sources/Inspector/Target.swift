@@ -1,8 +1,8 @@
 import ELFSymbols
 import GDBRemote
+import NIOConcurrencyHelpers
 import QEMULaunch
 import QMP
-import NIOConcurrencyHelpers
 
 /// What to attach to: QEMU's sockets, the guest's symbols and, optionally, its shared RAM file.
 public struct TargetOptions: Sendable, Equatable {
@@ -204,24 +204,30 @@ public final class Target {
   /// An address as text: `File.swift:27 in Mutex.lock()` when the kernel has DWARF (a return
   /// address names the line of its call), else `symbol+0x1a`; Swift names demangled and
   /// shortened for display.
-  public func symbolize(_ address: UInt64) -> String? {
-    if cachedSymbolizer == nil {
-      cachedSymbolizer = Self.symbolizer(symbols, locator: try? sourceLocator(), elf: elf)
-    }
-    return cachedSymbolizer?(address)
-  }
+  public func symbolize(_ address: UInt64) -> String? { symbolDisplay().text(address) }
 
   /// `symbol+0x1a` for an address (no source line): the `symbol` field of records.
   public func symbolName(_ address: UInt64) -> String? {
     Self.shortName(symbols, address)
   }
 
-  /// The symbolizer `symbolize(_:)` uses, made on first use.
-  private var cachedSymbolizer: (@Sendable (UInt64) -> String?)?
+  /// This target's one symbol display, made on first use.
+  private var display: SymbolDisplay?
 
-  /// A thread-safe symbolizer for this target's kernel, with source lines when it has DWARF.
+  /// This target's symbol display (one per target, one cache): every symbolizer and site
+  /// locator it hands out uses it.
+  public func symbolDisplay() -> SymbolDisplay {
+    if let display { return display }
+    let made = SymbolDisplay(symbols: symbols, locator: try? sourceLocator(), elf: elf)
+    display = made
+    return made
+  }
+
+  /// A thread-safe symbolizer for this target's kernel, with source lines when it has DWARF
+  /// (the target's one symbol display, shared with `symbolize(_:)`).
   public func makeSymbolizer() -> @Sendable (UInt64) -> String? {
-    Self.symbolizer(symbols, locator: try? sourceLocator(), elf: elf)
+    let display = symbolDisplay()
+    return { display.text($0) }
   }
 
   /// A thread-safe symbolizer over `symbols` and, when given, the kernel's source lines (for
@@ -234,23 +240,8 @@ public final class Target {
   public static func symbolizer(
     _ symbols: (any SymbolLookup)?, locator: SourceLocator? = nil, elf: ELFFile? = nil
   ) -> @Sendable (UInt64) -> String? {
-    // The dashboard asks for the same addresses every frame: remember the answers.
-    let cache = NIOLockedValueBox<[UInt64: String?]>([:])
-    return { address in
-      if let hit = cache.withLockedValue({ $0[address] }) { return hit }
-      var name = shortName(symbols, address)
-      if let locator {
-        let lookup = elf.map { isAfterCall(address, in: $0) } == true ? address - 1 : address
-        if let location = location(of: lookup, locator: locator), location.shortFileLine != nil {
-          name = location.text + (location.inlined ? " [inlined]" : "")
-        }
-      }
-      cache.withLockedValue { c in
-        if c.count >= 8192 { c.removeAll(keepingCapacity: true) }
-        c[address] = name
-      }
-      return name
-    }
+    let display = SymbolDisplay(symbols: symbols, locator: locator, elf: elf)
+    return { display.text($0) }
   }
 
   /// The source location of `address` (innermost frame first, the functions it was inlined
@@ -270,23 +261,7 @@ public final class Target {
 
   /// The source location of `address` through the kernel's source lines, or the ELF symbol
   /// alone (System.map guests, no `llvm-symbolizer`); nil when nothing is known.
-  public func location(of address: UInt64) -> CodeLocation? {
-    if let hit = locationCache[address] { return hit }
-    let found: CodeLocation?
-    if let locator = try? sourceLocator() {
-      found = Self.location(of: address, locator: locator)
-    } else {
-      found = symbols?.lookup(address).map {
-        CodeLocation(function: Self.displayName($0.name), file: nil, line: 0)
-      }
-    }
-    if locationCache.count >= 16384 { locationCache.removeAll(keepingCapacity: true) }
-    locationCache[address] = found
-    return found
-  }
-
-  /// Source locations already worked out (demangled names included), by address.
-  private var locationCache: [UInt64: CodeLocation?] = [:]
+  public func location(of address: UInt64) -> CodeLocation? { symbolDisplay().location(address) }
 
   /// Whether the instruction that ends right before `address` is a call (`call rel32`, or
   /// `call` through a register or memory operand), read from the ELF's code.
@@ -323,7 +298,7 @@ public final class Target {
   }
 
   /// The display form of the symbol at `address`.
-  private static func shortName(_ symbols: (any SymbolLookup)?, _ address: UInt64) -> String? {
+  static func shortName(_ symbols: (any SymbolLookup)?, _ address: UInt64) -> String? {
     guard let match = symbols?.lookup(address) else { return nil }
     let name = displayName(match.name)
     return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
@@ -388,7 +363,8 @@ public final class Target {
     for t in snap.threads { for f in t.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
     for v in snap.vcpus ?? [] { for f in v.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
     for l in snap.locks where l.acquireSite != 0 { addresses.insert(l.acquireSite - 1) }
-    let missing = addresses.filter { locationCache[$0] == nil }
+    let display = symbolDisplay()
+    let missing = addresses.filter { !display.hasLocation($0) }
     if !missing.isEmpty, let locator = try? sourceLocator() { _ = locator.frames(at: Array(missing)) }
     func locateFrames(_ bt: inout Backtrace?) {
       guard var b = bt else { return }
@@ -431,14 +407,14 @@ public final class Target {
   public var vcpuThreads: [ThreadID] { threads }
 
   /// The run state last asked of QMP, and when.
-  private var cachedRunState: (state: String, at: ContinuousClock.Instant)?
+  private var cachedRunState: (state: VMRunState, at: ContinuousClock.Instant)?
 
   /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
   ///
   /// Asked with `query-status` only when QMP reported an event since (STOP, RESUME, …),
   /// after this target changed the run state itself, or every 5 s: a sample at 10 Hz then
   /// costs no QMP round trip.
-  public func runState() async -> String? {
+  public func runState() async -> VMRunState? {
     guard let qmp else { return nil }
     let events = qmp.drainEvents()
     if let cached = cachedRunState, events.isEmpty, ContinuousClock.now - cached.at < .seconds(5) {
@@ -448,8 +424,9 @@ public final class Target {
       cachedRunState = nil
       return nil
     }
-    cachedRunState = (status.status.rawValue, .now)
-    return status.status.rawValue
+    let state = VMRunState(status.status.rawValue)
+    cachedRunState = (state, .now)
+    return state
   }
 
   // MARK: Snapshots

@@ -161,12 +161,7 @@ public struct LockRow: Sendable, Identifiable {
       }
       misuse = "S:" + kinds.joined(separator: "/") + (misuse == style.none ? "" : " " + misuse)
     }
-    let marker: String
-    switch l.consistency {
-    case .consistent: marker = " "
-    case .inconsistent: marker = "~"
-    case .unreadable: marker = "!"
-    }
+    let marker = TextTable.marker(l.consistency)
     var percent = style.unknown
     if rate != nil { percent = contendedPercent.map { Format.fixed($0, decimals: 1) } ?? style.none }
     cells = Cells(

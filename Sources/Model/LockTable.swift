@@ -44,17 +44,8 @@ public struct LockTable: Sendable {
     return lines
   }
 
-  /// One column: its title, width (0 = the rest of the line), alignment and cell.
-  public struct Column: Sendable {
-    /// The header.
-    public var title: String
-    /// Width in characters; 0 for the last column, which takes what it needs.
-    public var width: Int
-    /// Left-aligned (text) or right-aligned (numbers).
-    public var left: Bool
-    /// The cell it shows.
-    public var cell: @Sendable (LockRow.Cells) -> String
-  }
+  /// One column of the lock table.
+  public typealias Column = TextColumn<LockRow.Cells>
 
   /// The columns, in order (the dashboard pane's, with its titles).
   public static let columns: [Column] = [
@@ -77,22 +68,7 @@ public struct LockTable: Sendable {
   /// The table: a marker column (" ", "~" changing while read, "!" unreadable), then the cells; a cell
   /// too long for its column ends in "…".
   public var text: String {
-    func cell(_ s: String, _ width: Int, _ left: Bool) -> String {
-      guard width > 0 else { return s }
-      let cut = s.count > width ? String(s.prefix(width - 1)) + "…" : s
-      let fill = String(repeating: " ", count: max(0, width - cut.count))
-      return left ? cut + fill : fill + cut
-    }
-    func line(_ marker: String, _ cells: [String]) -> String {
-      var s = marker
-      for (i, c) in Self.columns.enumerated() {
-        s += (i == 0 ? "" : " ") + cell(cells[i], c.width, c.left)
-      }
-      while s.last == " " { s.removeLast() }
-      return s
-    }
-    var lines = [line(" ", Self.columns.map(\.title))]
-    for r in rows { lines.append(line(r.cells.marker, Self.columns.map { $0.cell(r.cells) })) }
+    var lines = TextTable.lines(Self.columns, rows: rows.map { ($0.cells.marker, $0.cells) })
     if rows.isEmpty { lines.append("(the guest publishes no locks)") }
     if omitted > 0 { lines.append("(\(omitted) more locks: smptop locks --top 0)") }
     lines += deadlocks

@@ -363,7 +363,7 @@ public struct Snapshot: Sendable, Codable, Equatable {
   /// Registers and halted state per vCPU, when the snapshot stopped the VM.
   public var vcpus: [VCPUState]?
   /// QEMU's run state (QMP query-status), when known.
-  public var runState: String?
+  public var runState: VMRunState?
   /// virtio devices and their queues from QMP, when asked for.
   public var virtio: [VirtioDeviceState]?
   /// Things that could not be read, for the user to see.
@@ -376,7 +376,7 @@ public struct Snapshot: Sendable, Codable, Equatable {
   /// Creates a snapshot.
   public init(
     timeNanoseconds: UInt64, source: MemorySourceKind, guest: GuestInfo?, lcpus: [LCPURecord],
-    vcpus: [VCPUState]? = nil, runState: String? = nil, problems: [String] = [],
+    vcpus: [VCPUState]? = nil, runState: VMRunState? = nil, problems: [String] = [],
     costNanoseconds: UInt64 = 0, pauseNanoseconds: UInt64 = 0
   ) {
     self.timeNanoseconds = timeNanoseconds

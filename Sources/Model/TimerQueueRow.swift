@@ -77,12 +77,7 @@ public struct TimerQueueRow: Sendable, Identifiable {
       if label.hasSuffix("us") { label = String(label.dropLast(2)) + style.micro }
       lateness += (lateness.isEmpty ? "" : " ") + label + ":" + Format.human(Double(n))
     }
-    let marker: String
-    switch q.consistency {
-    case .consistent: marker = " "
-    case .inconsistent: marker = "~"
-    case .unreadable: marker = "!"
-    }
+    let marker = TextTable.marker(q.consistency)
     cells = Cells(
       lcpu: String(q.lcpu), pending: Format.human(Double(q.pending)),
       due: due.map { Format.due(seconds: $0, micro: style.micro) } ?? style.none,
@@ -99,4 +94,17 @@ public struct TimerQueueRow: Sendable, Identifiable {
       cells.lateMean = style.none
     }
   }
+
+  /// The columns of the text table (the pane's titles).
+  public static let columns: [TextColumn<Cells>] = [
+    TextColumn(title: "CPU", width: 4, left: false) { $0.lcpu },
+    TextColumn(title: "PEND", width: 5, left: false) { $0.pending },
+    TextColumn(title: "DUE IN", width: 11, left: false) { $0.due },
+    TextColumn(title: "FIRED/s", width: 8, left: false) { $0.firedPerSecond },
+    TextColumn(title: "LATE MAX", width: 9, left: false) { $0.lateMax },
+    TextColumn(title: "LATE AVG", width: 8, left: false) { $0.lateMean },
+    TextColumn(title: "FIRED", width: 7, left: false) { $0.fired },
+    TextColumn(title: "LATENESS", width: 40, left: true) { $0.lateness },
+    TextColumn(title: "EARLIEST PENDING", width: 0, left: true) { $0.earliest },
+  ]
 }

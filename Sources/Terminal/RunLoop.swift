@@ -5,8 +5,9 @@ public struct DashboardHooks {
   /// The latest data for a frame. Called every tick, so it must not block: read a `Latest` box.
   /// Bump `DashboardData.generation` whenever anything in it changes; the loop redraws when it does.
   public var data: (DashboardState) -> DashboardData
-  /// Performs a reaction's effects (pause, resume, step, continue, new interval, fetch detail) and returns
-  /// a message for the status line. Hand slow work (QMP, gdbstub) to the sampler thread.
+  /// Performs a reaction's effects (pause, resume, step, continue, new interval, fetch detail, trace
+  /// on/off, freeze the timeline: `targetReactions`) and returns a message for the status line. Hand
+  /// slow work (QMP, gdbstub) to the sampler thread.
   public var perform: (Reaction, DashboardState) -> String?
   /// Address to "symbol+0x1a"; called for every visible RIP, so cache.
   public var symbolize: Symbolizer
@@ -37,16 +38,6 @@ public struct RunOptions: Sendable, Equatable {
   }
 }
 
-/// Why the loop ended.
-public enum RunOutcome: Sendable, Equatable {
-  /// The user quit (q, F10, Ctrl-C).
-  case quit
-  /// SIGINT, SIGTERM or SIGHUP arrived (the signal number).
-  case signal(Int32)
-  /// `maxFrames` frames were presented.
-  case frameLimit
-}
-
 /// The end state of a run: why it ended, the last state, and how many frames were shown.
 public struct RunResult: Sendable, Equatable {
   /// Why it ended.
@@ -58,68 +49,44 @@ public struct RunResult: Sendable, Equatable {
 }
 
 extension Screen {
-  /// Runs the dashboard until the user quits: read keys, reduce, ask for data, render, present.
+  /// Runs the dashboard until the user quits: reads keys and the terminal's size, and carries out
+  /// what `runStep` (the loop's decisions, in Dashboard) asks for: present a grid, apply colours,
+  /// perform a reaction through `hooks.perform`, finish.
   ///
-  /// The loop is single-threaded (htop's shape): it waits for a key for up to one tick, then redraws if
-  /// a key asked for it, the data's generation changed, or the terminal was resized. Effects are the
-  /// caller's (`hooks.perform`); the reducer never does I/O.
+  /// Single-threaded (htop's shape): each turn is one tick (newest data, maybe a frame), then up to
+  /// one tick's wait for a key.
   public func run(_ initial: DashboardState, hooks: DashboardHooks, options: RunOptions = RunOptions())
     -> RunResult
   {
-    var state = initial
-    apply(state.colorScheme)
-    var lastGeneration: UInt64?
-    var redraw = true
-    var full = false
-    var frames = 0
+    var loop = RunLoopState(initial, maxFrames: options.maxFrames)
+    apply(loop.dashboard.colorScheme)
+    /// Feeds one event to the step function and carries out its effects; the outcome once it finishes.
+    func handle(_ event: RunLoopEvent) -> RunOutcome? {
+      let (next, effects) = runStep(loop, event, symbolize: hooks.symbolize)
+      loop = next
+      for effect in effects {
+        switch effect {
+        case .present(let grid, let full): present(grid, full: full)
+        case .applyColors(let scheme): apply(scheme)
+        case .perform(let reaction):
+          if let outcome = handle(.performed(hooks.perform(reaction, loop.dashboard))) { return outcome }
+        case .finish(let outcome): return outcome
+        }
+      }
+      return nil
+    }
     while true {
+      var outcome: RunOutcome?
       if let sig = stopRequestedBySignal {
-        return RunResult(outcome: .signal(sig), state: state, frames: frames)
-      }
-      let data = hooks.data(state)
-      if data.generation != lastGeneration {
-        lastGeneration = data.generation
-        redraw = true
-      }
-      if let effect = data.effect, effect.sequence > state.lastEffect {
-        state = reduce(state, .effectFinished(effect)).0
-        redraw = true
-      }
-      if redraw {
+        outcome = handle(.signal(sig))
+      } else {
         let (width, height) = size
-        var frame = renderFrame(
-          state: state, data: data, symbolize: hooks.symbolize, width: width, height: height)
-        var (synced, _) = reduce(state, .sync(frame.layout))
-        // Syncing can move the selection (first frame, a row vanished): draw what the state now says.
-        var comparable = synced
-        comparable.layout = state.layout
-        if comparable != state {
-          frame = renderFrame(
-            state: synced, data: data, symbolize: hooks.symbolize, width: width, height: height)
-          synced = reduce(synced, .sync(frame.layout)).0
-        }
-        state = synced
-        present(frame.grid, full: full)
-        frames += 1
-        redraw = false
-        full = false
-        if let limit = options.maxFrames, frames >= limit {
-          return RunResult(outcome: .frameLimit, state: state, frames: frames)
+        outcome = handle(.tick(hooks.data(loop.dashboard), width: width, height: height))
+        if outcome == nil, let key = readKey(timeoutMilliseconds: options.tickMilliseconds) {
+          outcome = handle(.key(key))
         }
       }
-      guard let key = readKey(timeoutMilliseconds: options.tickMilliseconds),
-        let action = action(for: key, in: state)
-      else { continue }
-      let (next, reaction) = reduce(state, action)
-      state = next
-      if reaction.contains(.quit) { return RunResult(outcome: .quit, state: state, frames: frames) }
-      if reaction.contains(.changeColors) { apply(state.colorScheme) }
-      if reaction.contains(.fullRedraw) { full = true }
-      let effects: Reaction = [.pauseVM, .resumeVM, .stepSelected, .continueVM, .changeInterval, .openDetail]
-      if !reaction.isDisjoint(with: effects), let message = hooks.perform(reaction, state) {
-        state = reduce(state, .status(message)).0
-      }
-      if reaction.contains(.redraw) { redraw = true }
+      if let outcome { return RunResult(outcome: outcome, state: loop.dashboard, frames: loop.frames) }
     }
   }
 }

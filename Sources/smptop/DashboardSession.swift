@@ -206,7 +206,7 @@ enum DashboardSession {
         latest.update { data in
           var snap = lastGood
           snap?.problems = [error.message]
-          snap?.runState = "unreachable"
+          snap?.runState = .unreachable
           let timeline = data.timeline
           data = DashboardData(
             snapshot: snap, rates: nil, detail: data.detail, target: info, effect: effect,

@@ -34,51 +34,22 @@ enum SnapshotText {
     return parts.joined(separator: ", ")
   }
 
+  /// The lcpus pane's cells (``LCPURow``), each fault's backtrace under its lcpu.
   static func lcpuTable(_ snap: Snapshot, rates: SnapshotRates?, symbolize: (UInt64) -> String?) -> [String] {
-    let clock = snap.clock
-    var rows = [
-      pad("LCPU", 4) + " " + pad("APIC", 4) + " " + pad("STATE", 10, left: true) + " " + pad("BUSY%", 6) + " "
-        + pad(rates == nil ? "TIMER" : "TIMER/s", 8) + " " + pad("IPI rx", 7) + " " + pad("IPI tx", 7) + " "
-        + pad("TICKS", 8) + " "
-        + pad("NEXT", 9) + "  RIP (last tick)"
-    ]
-    for l in snap.lcpus {
-      let rate = rates?.lcpus.first { $0.index == l.index }
-      let busy: String
-      if let p = rate?.busyPercent {
-        busy = String(format: "%.0f", p)
-      } else if l.cyclesBusy + l.cyclesIdle > 0 {
-        busy = String(format: "%.0f", 100 * Double(l.cyclesBusy) / Double(l.cyclesBusy + l.cyclesIdle))
-      } else {
-        busy = "-"
-      }
-      let timer = rate.map { String(format: "%.0f", $0.timerIRQsPerSecond) } ?? String(l.irqTimer)
-      var next = "-"
-      if let delta = clock.until(l.nextDeadlineTSC) {
-        next = delta <= 0 ? "due" : String(format: "%.1fms", delta * 1000)
-      }
-      let marker =
-        switch l.consistency {
-        case .consistent: ""
-        case .inconsistent: " (torn)"
-        case .unreadable(let why): " (unreadable: \(why))"
-        }
-      let rip =
-        l.lastTickRIP == 0 ? "-" : (symbolize(l.lastTickRIP) ?? "0x" + String(l.lastTickRIP, radix: 16))
-      rows.append(
-        pad(String(l.index), 4) + " " + pad(String(l.apicID), 4) + " " + pad(l.stateLabel, 10, left: true)
-          + " "
-          + pad(busy, 6) + " " + pad(timer, 8) + " " + pad(String(l.ipiReceived), 7) + " "
-          + pad(String(l.ipiSent), 7) + " " + pad(String(l.ticks), 8) + " " + pad(next, 9) + "  " + rip
-          + marker)
-      if let p = l.panic {
-        rows.append(
-          "     panic \(p.vectorName) error 0x\(String(p.errorCode, radix: 16)) rip \(symbolize(p.rip) ?? hex(p.rip))"
-            + (p.vector == 14 ? " cr2 \(hex(p.cr2))" : ""))
-        for frame in p.backtrace { rows.append("       \(hex(frame)) \(symbolize(frame &- 1) ?? "?")") }
-      }
+    let rows = LCPURow.rows(snap, rates: rates, symbolize: symbolize)
+    let ripTitle = snap.vcpus?.isEmpty == false ? "RIP (stopped)" : "RIP (last tick)"
+    let lines = TextTable.lines(
+      LCPURow.columns(ripTitle: ripTitle), rows: rows.map { ($0.cells.marker, $0.cells) })
+    var out = [lines[0]]
+    for (r, line) in zip(rows, lines.dropFirst()) {
+      out.append(line)
+      guard let p = r.record.panic else { continue }
+      out.append(
+        "     panic \(p.vectorName) error 0x\(String(p.errorCode, radix: 16)) rip \(symbolize(p.rip) ?? hex(p.rip))"
+          + (p.vector == 14 ? " cr2 \(hex(p.cr2))" : ""))
+      for frame in p.backtrace { out.append("       \(hex(frame)) \(symbolize(frame &- 1) ?? "?")") }
     }
-    return rows
+    return out
   }
 
   /// Workload, locks, timers, allocator and virtqueues, when the guest publishes them.
@@ -107,6 +78,9 @@ enum SnapshotText {
         "\($0.value.count) \($0.key.rawValue)"
       }.sorted()
       out.append("threads: \(snap.threads.count) (\(counts.joined(separator: ", ")))")
+      // The locks pane's thread list (ThreadRow), as a table.
+      out += TextTable.lines(
+        ThreadRow.columns, rows: ThreadRow.rows(snap).map { ($0.cells.marker, $0.cells) })
       // Where the waiting threads wait: their innermost source frames (backtraces, when taken).
       for t in snap.threads where t.blockedOn != 0 {
         guard let bt = t.backtrace else { continue }
@@ -124,18 +98,9 @@ enum SnapshotText {
     if !snap.timerQueues.isEmpty {
       // The timers pane's cells (TimerQueueRow), as a table.
       out.append("")
-      out.append(
-        "TIMERS " + pad("LCPU", 4) + " " + pad("PEND", 5) + " " + pad("DUE IN", 11) + " " + pad("FIRED/s", 8)
-          + " "
-          + pad("FIRED", 7) + " " + pad("LATE MAX", 9) + " " + pad("LATE AVG", 8) + "  LATENESS")
-      for r in TimerQueueRow.rows(snap, rates: rates) {
-        let c = r.cells
-        out.append(
-          "      " + c.marker + pad(c.lcpu, 4) + " " + pad(c.pending, 5) + " " + pad(c.due, 11) + " "
-            + pad(c.firedPerSecond, 8) + " " + pad(c.fired, 7) + " " + pad(c.lateMax, 9) + " "
-            + pad(c.lateMean, 8)
-            + "  " + c.lateness)
-      }
+      out += TextTable.lines(
+        TimerQueueRow.columns,
+        rows: TimerQueueRow.rows(snap, rates: rates).map { ($0.cells.marker, $0.cells) })
       // Where the owner of each queue's earliest timer waits for it (from its backtrace).
       let names = ThreadNames(snap)
       for q in snap.timerQueues {
@@ -152,12 +117,11 @@ enum SnapshotText {
       out.append(
         "allocator \(a.mode): \(a.pagesFree)/\(a.pagesManaged) pages free, largest free order "
           + "\(a.largestFreeOrder.map(String.init) ?? "none"), \(check)")
-      for o in a.orders where o.freeBlocks + o.usedBlocks + o.allocs > 0 {
-        out.append(
-          "  order \(pad(String(o.order), 2)) (\(pad(String(o.blockBytes / 1024), 5)) KiB): free \(pad(String(o.freeBlocks), 6)) used \(pad(String(o.usedBlocks), 6)) "
-            + "allocs \(o.allocs) frees \(o.frees) splits \(o.splits) merges \(o.merges) failures \(o.failures) cas-retries \(o.casRetries)"
-        )
+      // The alloc pane's cells (AllocOrderRow), as a table; orders never used are left out.
+      let rows = AllocOrderRow.rows(snap, rates: rates).filter {
+        $0.record.freeBlocks + $0.record.usedBlocks + $0.record.allocs > 0
       }
+      out += TextTable.lines(AllocOrderRow.columns, rows: rows.map { (" ", $0.cells) })
     }
     if !snap.virtqueues.isEmpty {
       out.append("")
@@ -166,14 +130,9 @@ enum SnapshotText {
           "\(d.name) \(d.mac) pairs \(d.queuePairs) link \(d.linkUp ? "up" : "down") \(d.msix ? "MSI-X" : "polled")"
         )
       }
-      out.append(
-        "QUEUE role lcpu  size  free  avail  used  packets      bytes  errors drops  kicks   irqs  polls")
-      for q in snap.virtqueues {
-        out.append(
-          "\(pad("\(q.device).\(q.index)", 5)) \(pad(q.role.rawValue, 4, left: true)) \(pad(String(q.lcpu), 4)) \(pad(String(q.size), 5)) \(pad(String(q.freeDescriptors), 5)) "
-            + "\(pad(String(q.availIndex), 6)) \(pad(String(q.usedIndex), 5)) \(pad(String(q.packets), 8)) \(pad(String(q.bytes), 10)) \(pad(String(q.errors), 7)) \(pad(String(q.drops), 5)) "
-            + "\(pad(String(q.kicks), 6)) \(pad(String(q.interrupts), 6)) \(pad(String(q.polls), 6))")
-      }
+      // The virtio pane's cells (VirtqueueRow), as a table.
+      out += TextTable.lines(
+        VirtqueueRow.columns, rows: VirtqueueRow.rows(snap, rates: rates).map { ($0.cells.marker, $0.cells) })
     }
     return out
   }

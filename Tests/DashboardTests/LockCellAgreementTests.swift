@@ -34,6 +34,14 @@ import Testing
     return nil
   }
 
+  /// The lines of `pane` drawn from `snap` on a 260x60 terminal.
+  static func paneLines(_ pane: Pane, _ snap: Snapshot, _ rates: SnapshotRates?) -> [[Character]] {
+    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
+    let frame = renderFrame(
+      state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: 260, height: 60)
+    return frame.grid.text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0) }
+  }
+
   @Test(arguments: [true, false])
   func paneAndLockTableShowTheSameCells(withRates: Bool) throws {
     let (snap, allRates) = try Fixtures.fullV2()
@@ -90,10 +98,7 @@ import Testing
   /// Negative control: a cell the pane does not show is not found by the comparison.
   @Test func aWrongCellIsNoticed() throws {
     let (snap, rates) = try Fixtures.fullV2()
-    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    let frame = renderFrame(
-      state: DashboardState(pane: .locks), data: data, symbolize: Fixtures.symbolize, width: 260, height: 60)
-    let lines = frame.grid.text.split(separator: "\n").map { Array($0) }
+    let lines = Self.paneLines(.locks, snap, rates)
     let header = try #require(lines.first { Self.find(Array("HOLDER"), in: $0) != nil })
     let table = LockTable(snapshot: snap, rates: rates, top: 0, symbolize: Fixtures.symbolize)
     let row = try #require(table.rows.first { $0.cells.holder != "-" })
@@ -107,10 +112,7 @@ import Testing
   /// same cells): each one stands under its header in the pane's line for that lcpu.
   @Test func timersPaneShowsTheRowModelsCells() throws {
     let (snap, rates) = try Fixtures.fullV2()
-    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    let frame = renderFrame(
-      state: DashboardState(pane: .timers), data: data, symbolize: Fixtures.symbolize, width: 260, height: 60)
-    let lines = frame.grid.text.split(separator: "\n").map { Array($0) }
+    let lines = Self.paneLines(.timers, snap, rates)
     let headerIndex = try #require(lines.firstIndex { Self.find(Array("LATE MAX"), in: $0) != nil })
     let header = lines[headerIndex]
     let rows = TimerQueueRow.rows(snap, rates: rates)

@@ -1,13 +1,21 @@
-import Inspector
+import Model
 
-/// One buddy order as the alloc pane shows it.
+/// One buddy order as the alloc pane shows it: the shared row model plus what only the pane needs.
 struct OrderRow {
+  /// The row every output renders.
+  var row: AllocOrderRow
+  /// The row's identity in the table (the order).
   var id: Int
-  var record: AllocOrderRecord
-  var rates: AllocOrderRates?
-  var freeBytes: UInt64
-  var usedBytes: UInt64
+  /// Lower-cased text the filter matches against.
   var search: String
+  /// The order's record.
+  var record: AllocOrderRecord { row.record }
+  /// The interval's rates.
+  var rates: AllocOrderRates? { row.rates }
+  /// Bytes in free blocks.
+  var freeBytes: UInt64 { row.freeBytes }
+  /// Bytes in used blocks.
+  var usedBytes: UInt64 { row.usedBytes }
 }
 
 /// "lock-free", "locked", or the guest's word.
@@ -19,14 +27,14 @@ func allocatorModeText(_ mode: String) -> String {
   }
 }
 
-/// The columns of the order table.
+/// The columns of the order table: the row model's cells.
 func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
-  [
+  return [
     .fixed("ORDER", 6, priority: 0, key: .order) { g, r, x, y, w in
-      g.field(String(r.record.order), x: x, y: y, width: w, style: .value, align: .right)
+      g.field(r.row.cells.order, x: x, y: y, width: w, style: .value, align: .right)
     },
     .fixed("BLOCK", 6, priority: 0) { g, r, x, y, w in
-      g.field(Format.bytes(r.record.blockBytes), x: x, y: y, width: w, style: .dim, align: .right)
+      g.field(r.row.cells.block, x: x, y: y, width: w, style: .dim, align: .right)
     },
     .flexible(
       "USED/FREE BLOCKS", minimum: 12, preferred: 18, maximum: 48, weight: 2, priority: 0, align: .left
@@ -35,46 +43,43 @@ func orderColumns(glyphs: Glyphs) -> [Column<OrderRow>] {
       let total = r.freeBytes + r.usedBytes
       g.meter(
         x: x, y: y, width: w, fraction: total == 0 ? nil : Double(r.usedBytes) / Double(total),
-        text: "\(r.record.usedBlocks)/\(r.record.freeBlocks)", glyphs: glyphs)
+        text: r.row.cells.usedFree, glyphs: glyphs)
     },
     .fixed("FREE", 6, priority: 0, key: .free) { g, r, x, y, w in
-      g.field(
-        Format.bytes(r.freeBytes), x: x, y: y, width: w, style: r.freeBytes == 0 ? .dim : .ok, align: .right)
+      g.field(r.row.cells.free, x: x, y: y, width: w, style: r.freeBytes == 0 ? .dim : .ok, align: .right)
     },
     .fixed("USED", 6, priority: 1) { g, r, x, y, w in
-      g.field(
-        Format.bytes(r.usedBytes), x: x, y: y, width: w, style: r.usedBytes == 0 ? .dim : .normal,
-        align: .right)
+      g.field(r.row.cells.used, x: x, y: y, width: w, style: r.usedBytes == 0 ? .dim : .normal, align: .right)
     },
     .fixed("ALLOC/s", 8, priority: 0, key: .allocs) { g, r, x, y, w in
-      numberCell(&g, r.rates?.allocsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.allocsPerSecond, r.rates?.allocsPerSecond, &g, x, y, w)
     },
     .fixed("FREE/s", 6, priority: 0) { g, r, x, y, w in
-      numberCell(&g, r.rates?.freesPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.freesPerSecond, r.rates?.freesPerSecond, &g, x, y, w)
     },
     .fixed("FAIL/s", 6, priority: 0) { g, r, x, y, w in
-      numberCell(&g, r.rates?.failuresPerSecond, x: x, y: y, width: w, glyphs: glyphs, style: .error)
+      cellNumber(r.row.cells.failuresPerSecond, r.rates?.failuresPerSecond, &g, x, y, w, style: .error)
     },
     .fixed("CAS/s", 6, priority: 2) { g, r, x, y, w in
-      numberCell(&g, r.rates?.casRetriesPerSecond, x: x, y: y, width: w, glyphs: glyphs, style: .warn)
+      cellNumber(r.row.cells.casRetriesPerSecond, r.rates?.casRetriesPerSecond, &g, x, y, w, style: .warn)
     },
     .fixed("ALLOCS", 7, priority: 3) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.allocs), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.allocs, Double(r.record.allocs), &g, x, y, w)
     },
     .fixed("FREES", 7, priority: 3) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.frees), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.frees, Double(r.record.frees), &g, x, y, w)
     },
     .fixed("SPLITS", 7, priority: 4) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.splits), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.splits, Double(r.record.splits), &g, x, y, w)
     },
     .fixed("MERGES", 7, priority: 4) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.merges), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.merges, Double(r.record.merges), &g, x, y, w)
     },
     .fixed("FAILS", 6, priority: 2) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.failures), x: x, y: y, width: w, glyphs: glyphs, style: .error)
+      cellNumber(r.row.cells.failures, Double(r.record.failures), &g, x, y, w, style: .error)
     },
     .fixed("CAS", 7, priority: 5) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.casRetries), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.casRetries, Double(r.record.casRetries), &g, x, y, w)
     },
   ]
 }
@@ -93,8 +98,6 @@ func drawAllocPane(
     return layout
   }
   let rates = data.rates
-  var rateByOrder: [UInt64: AllocOrderRates] = [:]
-  for r in rates?.allocOrders ?? [] where rateByOrder[r.order] == nil { rateByOrder[r.order] = r }
   let page = a.pageBytes == 0 ? 4096 : a.pageBytes
 
   var lines: [Segments] = []
@@ -162,11 +165,8 @@ func drawAllocPane(
     line.draw(into: &g, x: body.x, y: body.y + n, width: body.width, glyphs: glyphs)
   }
   let (_, tableArea) = splitRows(body, top: lines.count + 1)
-  let all = a.orders.map { o in
-    OrderRow(
-      id: Int(truncatingIfNeeded: o.order), record: o, rates: rateByOrder[o.order],
-      freeBytes: o.freeBlocks &* o.blockBytes, usedBytes: o.usedBlocks &* o.blockBytes,
-      search: "order \(o.order)")
+  let all = AllocOrderRow.rows(snapshot, rates: rates, style: cellStyle(glyphs)).map { r in
+    OrderRow(row: r, id: Int(truncatingIfNeeded: r.id), search: "order \(r.id)")
   }
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id,

@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// Rows the header takes at the top of the screen.
 let headerHeight = 3
@@ -122,19 +122,16 @@ func sourceText(_ source: MemorySourceKind) -> String {
 /// QEMU calls a VM its debugger stopped (the gdbstub, after a step or an interrupt) `debug`; the header
 /// says who stopped it instead.
 func runStateText(_ snap: Snapshot) -> String {
-  if let r = snap.runState { return r == "debug" ? "stopped (gdbstub)" : r }
+  if let r = snap.runState { return r == .debug ? "stopped (gdbstub)" : r.word }
   if let guest = snap.guest { return guest.isRunning ? "guest running" : "guest booting" }
   return "state ?"
 }
 
 /// Green when running, yellow when paused or anything else.
 func runStateStyle(_ snap: Snapshot) -> Style {
-  switch snap.runState {
-  case "running"?: return .ok
-  case "internal-error"?, "guest-panicked"?, "shutdown"?, "io-error"?: return .error
-  case nil: return .normal
-  default: return .warn
-  }
+  guard let r = snap.runState else { return .normal }
+  if r.isRunning { return .ok }
+  return r.isFailed && r != .unreachable ? .error : .warn
 }
 
 /// The tab bar: panes by number, the active one highlighted; on the right the status message, or else the

@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// Writes lines top to bottom into a tall grid, then hands back only the rows used.
 struct Canvas {
@@ -73,7 +73,8 @@ func detailContent(state: DashboardState, data: DashboardData, symbolize: Symbol
   let vcpu = snap.vcpus?.first { $0.index == id }
   let extra = data.detail?.lcpu == id ? data.detail : nil
   let row =
-    record == nil ? nil : lcpuRows(snap, rates: data.rates, symbolize: symbolize).first { $0.id == id }
+    record == nil
+    ? nil : lcpuRows(snap, rates: data.rates, symbolize: symbolize, glyphs: glyphs).first { $0.id == id }
   let rip = row?.rip ?? vcpu?.value(of: "rip")
 
   // Title line.

@@ -1,85 +1,57 @@
-import Inspector
+import Model
 
-/// One lcpu as the views show it: the record plus everything derived for display, computed once per frame.
-struct LCPURow {
+/// One lcpu as the lcpus pane shows it: the shared row model plus what only the pane needs.
+struct LCPUPaneRow {
+  /// The row every output renders.
+  var row: LCPURow
+  /// The row's identity in the table (the lcpu's index).
   var id: Int
-  var record: LCPURecord
-  var rates: LCPURates?
-  var stateText: String
+  /// How the state is drawn.
   var stateStyle: Style
-  /// Busy share, 0...100.
-  var busy: Double?
-  /// What the busy meter says without a share: "stopped" while QEMU says the VM is not running (no
-  /// interval to measure), "--" before the second snapshot.
-  var noShare: String
-  /// All interrupts per second.
-  var irqPerSecond: Double?
-  /// Where the lcpu runs, and whether that is exact (stopped VM or a fault) or sampled at the last tick.
-  var rip: UInt64?
-  var ripExact: Bool
-  var ripText: String
-  /// Seconds until the next timer deadline, relative to the newest tick (negative = overdue).
-  var due: Double?
   /// "~" read while changing, "!" unreadable, " " consistent.
-  var marker: Character
+  var marker: Unicode.Scalar
+  /// How the marker is drawn.
   var markerStyle: Style
   /// Lower-cased text the filter matches against.
   var search: String
+  /// The lcpu's record.
+  var record: LCPURecord { row.record }
+  /// The interval's rates.
+  var rates: LCPURates? { row.rates }
+  /// "busy", "idle", "UNREADABLE".
+  var stateText: String { row.cells.state }
+  /// Busy share, 0...100 (the interval's, else the lifetime's).
+  var busy: Double? { row.busyPercent }
+  /// All interrupts per second.
+  var irqPerSecond: Double? { row.irqPerSecond }
+  /// Where the lcpu runs.
+  var rip: UInt64? { row.rip }
+  /// Whether `rip` is exact (stopped VM or a fault) rather than sampled at the last tick.
+  var ripExact: Bool { row.ripExact }
+  /// The RIP cell: a symbol, an address, "-", or why the record could not be read.
+  var ripText: String { row.cells.rip }
+  /// Seconds until the next timer deadline, relative to the newest tick (negative = overdue).
+  var due: Double? { row.due }
 }
 
 /// Builds the display rows of the lcpus pane from a snapshot.
-func lcpuRows(_ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer) -> [LCPURow] {
-  let rateByIndex = Dictionary(
-    (rates?.lcpus ?? []).map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
-  let clock = snapshot.clock
-  var vcpuByIndex: [Int: VCPUState] = [:]
-  for v in snapshot.vcpus ?? [] where vcpuByIndex[v.index] == nil { vcpuByIndex[v.index] = v }
-
-  return snapshot.lcpus.map { r in
-    let id = Int(r.index)
-    let rate = rateByIndex[r.index]
-    var row = LCPURow(
-      id: id, record: r, rates: rate, stateText: r.stateLabel, stateStyle: stateStyle(r.state), busy: nil,
-      noShare: noShareText(snapshot), irqPerSecond: nil, rip: nil, ripExact: false, ripText: "-", due: nil,
-      marker: " ", markerStyle: .normal,
-      search: "")
-    if let rate {
-      row.busy = rate.busyPercent
-      row.irqPerSecond =
-        rate.timerIRQsPerSecond + rate.ipisPerSecond + rate.deviceIRQsPerSecond + rate.spuriousPerSecond
-    }
-    // RIP: a stopped vCPU's register is exact; a fault's RIP says where it died; else the last tick's sample.
-    if let v = vcpuByIndex[id], let rip = v.value(of: "rip") {
-      row.rip = rip
-      row.ripExact = true
-    } else if r.state == .halted, let panic = r.panic {
-      row.rip = panic.rip
-      row.ripExact = true
-    } else if r.lastTickRIP != 0 {
-      row.rip = r.lastTickRIP
-    }
-    if let rip = row.rip { row.ripText = symbolize(rip) ?? Format.address(rip) }
-    row.due = clock.until(r.nextDeadlineTSC)
-    switch r.consistency {
-    case .consistent: break
-    case .inconsistent:
-      row.marker = "~"
-      row.markerStyle = .warn
-    case .unreadable(let reason):
-      row.marker = "!"
-      row.markerStyle = .error
-      row.stateText = "UNREADABLE"
-      row.stateStyle = .error
-      row.ripText = reason
-    }
-    row.search = "cpu\(id) \(row.stateText) \(row.ripText) t\(r.currentThread)".lowercased()
-    return row
+func lcpuRows(
+  _ snapshot: Snapshot, rates: SnapshotRates?, symbolize: Symbolizer, glyphs: Glyphs
+) -> [LCPUPaneRow] {
+  LCPURow.rows(snapshot, rates: rates, style: cellStyle(glyphs), symbolize: symbolize).map { r in
+    let id = Int(r.id)
+    let (marker, markerStyle) = consistencyMarker(r.record.consistency)
+    let unreadable = marker == "!"
+    return LCPUPaneRow(
+      row: r, id: id, stateStyle: unreadable ? .error : stateStyle(r.record.state), marker: marker,
+      markerStyle: markerStyle,
+      search: "cpu\(id) \(r.cells.state) \(r.cells.rip) t\(r.record.currentThread)".lowercased())
   }
 }
 
 /// What a busy meter shows without a share: "stopped" when QEMU says the VM is not running, else "--".
 func noShareText(_ snapshot: Snapshot) -> String {
-  snapshot.runState.map { $0 != "running" } == true ? "stopped" : "--"
+  LCPURow.noShare(vmStopped: snapshot.runState.map { !$0.isRunning } == true)
 }
 
 /// The colour of an lcpu state.
@@ -94,10 +66,10 @@ func stateStyle(_ state: LCPUState) -> Style {
 }
 
 /// Rows filtered by the filter text and sorted by the pane's sort key (ties by index).
-func arrange(_ rows: [LCPURow], filter: String, sort: PaneState) -> [LCPURow] {
+func arrange(_ rows: [LCPUPaneRow], filter: String, sort: PaneState) -> [LCPUPaneRow] {
   let needle = filter.lowercased()
   var out = needle.isEmpty ? rows : rows.filter { $0.search.contains(needle) }
-  func order(_ a: LCPURow, _ b: LCPURow) -> Bool? {
+  func order(_ a: LCPUPaneRow, _ b: LCPUPaneRow) -> Bool? {
     func cmp<T: Comparable>(_ x: T?, _ y: T?) -> Bool? {
       switch (x, y) {
       case (nil, nil): return nil
@@ -135,19 +107,15 @@ func stateRank(_ r: LCPURecord) -> Int {
 }
 
 /// The columns of the lcpus table, most important first by priority.
-func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
+func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPUPaneRow>] {
   let e = glyphs.ellipsis
-  func number(_ value: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int) {
-    guard let value else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
-    g.field(Format.human(value), x: x, y: y, width: w, style: value == 0 ? .dim : .normal, align: .right)
-  }
   return [
     .fixed("CPU", 4, priority: 0, key: .index) { g, r, x, y, w in
-      g.field(String(r.id), x: x, y: y, width: w - 1, style: .value, align: .right)
-      g[x + w - 1, y] = Cell(Unicode.Scalar(String(r.marker)) ?? " ", r.markerStyle)
+      g.field(r.row.cells.lcpu, x: x, y: y, width: w - 1, style: .value, align: .right)
+      g[x + w - 1, y] = Cell(r.marker, r.markerStyle)
     },
     .fixed("APIC", 4, priority: 7) { g, r, x, y, w in
-      g.field(String(r.record.apicID), x: x, y: y, width: w, style: .dim, align: .right)
+      g.field(r.row.cells.apic, x: x, y: y, width: w, style: .dim, align: .right)
     },
     .fixed("STATE", 10, priority: 0, key: .state, align: .left) { g, r, x, y, w in
       g.field(r.stateText, x: x, y: y, width: w, style: r.stateStyle, ellipsis: e)
@@ -156,27 +124,34 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
       g, r, x, y, w in
       drawBusyMeter(&g, r, x: x, y: y, width: w, glyphs: glyphs)
     },
-    .fixed("IRQ/s", 6, priority: 0, key: .irq) { g, r, x, y, w in number(r.irqPerSecond, &g, x, y, w) },
-    .fixed("TMR/s", 6, priority: 5) { g, r, x, y, w in number(r.rates?.timerIRQsPerSecond, &g, x, y, w) },
-    .fixed("DEV/s", 6, priority: 6) { g, r, x, y, w in number(r.rates?.deviceIRQsPerSecond, &g, x, y, w) },
-    .fixed("IPI/s", 6, priority: 1, key: .ipi) { g, r, x, y, w in number(r.rates?.ipisPerSecond, &g, x, y, w)
+    .fixed("IRQ/s", 6, priority: 0, key: .irq) { g, r, x, y, w in
+      cellNumber(r.row.cells.irq, r.irqPerSecond, &g, x, y, w)
     },
-    .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in number(r.rates?.spuriousPerSecond, &g, x, y, w) },
-    .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in number(r.rates?.ipisSentPerSecond, &g, x, y, w) },
-    .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in number(r.rates?.workLoopsPerSecond, &g, x, y, w) },
+    .fixed("TMR/s", 6, priority: 5) { g, r, x, y, w in
+      cellNumber(r.row.cells.timer, r.rates?.timerIRQsPerSecond, &g, x, y, w)
+    },
+    .fixed("DEV/s", 6, priority: 6) { g, r, x, y, w in
+      cellNumber(r.row.cells.device, r.rates?.deviceIRQsPerSecond, &g, x, y, w)
+    },
+    .fixed("IPI/s", 6, priority: 1, key: .ipi) { g, r, x, y, w in
+      cellNumber(r.row.cells.ipi, r.rates?.ipisPerSecond, &g, x, y, w)
+    },
+    .fixed("SPU/s", 6, priority: 9) { g, r, x, y, w in
+      cellNumber(r.row.cells.spurious, r.rates?.spuriousPerSecond, &g, x, y, w)
+    },
+    .fixed("SENT/s", 6, priority: 8) { g, r, x, y, w in
+      cellNumber(r.row.cells.sent, r.rates?.ipisSentPerSecond, &g, x, y, w)
+    },
+    .fixed("LOOPS/s", 7, priority: 10) { g, r, x, y, w in
+      cellNumber(r.row.cells.loops, r.rates?.workLoopsPerSecond, &g, x, y, w)
+    },
     .fixed("THREAD", 7, priority: 3, key: .thread) { g, r, x, y, w in
       let t = r.record.currentThread
-      g.field(t == 0 ? "-" : String(t), x: x, y: y, width: w, style: t == 0 ? .dim : .normal, align: .right)
+      g.field(r.row.cells.thread, x: x, y: y, width: w, style: t == 0 ? .dim : .normal, align: .right)
     },
     .fixed("DUE IN", 11, priority: 2, key: .deadline) { g, r, x, y, w in
-      guard let due = r.due else {
-        return g.field(
-          r.record.nextDeadlineTSC == 0 ? "-" : "?", x: x, y: y, width: w, style: .dim, align: .right)
-      }
-      g.field(
-        Format.due(seconds: due, micro: glyphs.micro), x: x, y: y, width: w,
-        style: due < 0 ? .warn : .normal,
-        align: .right, ellipsis: e)
+      let style: Style = r.due.map { $0 < 0 ? .warn : .normal } ?? .dim
+      g.field(r.row.cells.due, x: x, y: y, width: w, style: style, align: .right, ellipsis: e)
     },
     .flexible(
       ripTitle, minimum: 10, preferred: 20, maximum: Int.max / 4, weight: 3, priority: 0, bonus: (4, 16),
@@ -189,23 +164,17 @@ func lcpuColumns(glyphs: Glyphs, ripTitle: String) -> [Column<LCPURow>] {
   ]
 }
 
-/// An lcpu's busy meter: the share while running, the state when there is no share to show.
-func drawBusyMeter(_ g: inout Grid, _ r: LCPURow, x: Int, y: Int, width: Int, glyphs: Glyphs) {
+/// An lcpu's busy meter: the share while running, the state when there is no share to show; its
+/// text is the row model's cell.
+func drawBusyMeter(_ g: inout Grid, _ r: LCPUPaneRow, x: Int, y: Int, width: Int, glyphs: Glyphs) {
+  let text = r.row.cells.busy
   switch r.record.state {
-  case .offline, .initializing:
-    g.meter(x: x, y: y, width: width, fraction: nil, text: r.stateText.lowercased(), glyphs: glyphs)
-  case .halted:
-    g.meter(x: x, y: y, width: width, fraction: 1, text: "halted", glyphs: glyphs, fillStyle: .error)
+  case .halted where r.marker != "!":
+    g.meter(x: x, y: y, width: width, fraction: 1, text: text, glyphs: glyphs, fillStyle: .error)
+  case .offline, .initializing, .halted:
+    g.meter(x: x, y: y, width: width, fraction: nil, text: text, glyphs: glyphs)
   default:
-    if r.marker == "!" {
-      g.meter(x: x, y: y, width: width, fraction: nil, text: "?", glyphs: glyphs)
-    } else if let busy = r.busy {
-      g.meter(
-        x: x, y: y, width: width, fraction: busy / 100, text: Format.fixed(busy, decimals: 1) + "%",
-        glyphs: glyphs)
-    } else {
-      g.meter(x: x, y: y, width: width, fraction: nil, text: r.noShare, glyphs: glyphs)
-    }
+    g.meter(x: x, y: y, width: width, fraction: r.busy.map { $0 / 100 }, text: text, glyphs: glyphs)
   }
 }
 
@@ -250,7 +219,7 @@ func planLCPUPane(count: Int, body: Rect) -> LCPUPaneLayout {
 
 /// Draws the compact per-lcpu meters in index order, like htop's CPU meters.
 func drawMeters(
-  into g: inout Grid, rows: [LCPURow], plan: LCPUPaneLayout, body: Rect, selected: Int?, glyphs: Glyphs
+  into g: inout Grid, rows: [LCPUPaneRow], plan: LCPUPaneLayout, body: Rect, selected: Int?, glyphs: Glyphs
 ) {
   let sorted = rows.sorted { $0.id < $1.id }
   let digits = String(sorted.last?.id ?? 0).count
@@ -263,13 +232,13 @@ func drawMeters(
     let y = body.y + line
     let isSelected = r.id == selected
     g.field(String(r.id), x: x, y: y, width: digits, style: isSelected ? .selected : .value, align: .right)
-    g[x + digits, y] = Cell(Unicode.Scalar(String(r.marker)) ?? " ", r.markerStyle)
+    g[x + digits, y] = Cell(r.marker, r.markerStyle)
     drawBusyMeter(&g, r, x: x + digits + 1, y: y, width: cellWidth - digits - 1, glyphs: glyphs)
   }
 }
 
 /// One line about the selected lcpu, for compact layouts with no room for a table.
-func drawSummary(into g: inout Grid, row: LCPURow?, x: Int, y: Int, width: Int, glyphs: Glyphs) {
+func drawSummary(into g: inout Grid, row: LCPUPaneRow?, x: Int, y: Int, width: Int, glyphs: Glyphs) {
   guard let r = row else { return }
   var s = Segments()
   s.add("cpu\(r.id)", .value)

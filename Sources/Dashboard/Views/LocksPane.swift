@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One lock as the locks pane shows it: the shared row model plus what only the pane needs.
 struct LockPaneRow {
@@ -72,11 +72,6 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
       align: .right,
       ellipsis: e)
   }
-  func number(
-    _ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
-  ) {
-    g.field(text, x: x, y: y, width: w, style: v == nil || v == 0 ? .dim : style, align: .right)
-  }
   return [
     .flexible("NAME", minimum: 10, preferred: 14, maximum: 28, weight: 2, priority: 0, key: .name) {
       g, r, x, y, w in
@@ -97,10 +92,10 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
       time(r.row.cells.held, r.row.heldSeconds, &g, x, y, w, warnAbove: 0.01)
     },
     .fixed("ACQ/s", 6, priority: 0, key: .acquisitions) { g, r, x, y, w in
-      number(r.row.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
     },
     .fixed("CONT/s", 7, priority: 0, key: .contention) { g, r, x, y, w in
-      number(r.row.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
+      cellNumber(r.row.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
     },
     .fixed("CONT%", 6, priority: 4) { g, r, x, y, w in
       let p = r.row.contendedPercent
@@ -137,7 +132,7 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
         style: r.record.misuseTotal > 0 ? .error : (misuse == "-" ? .dim : .warn))
     },
     .fixed("TRYFAIL", 7, priority: 8) { g, r, x, y, w in
-      number(r.row.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
+      cellNumber(r.row.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
     },
     .flexible("ACQUIRED AT", minimum: 12, preferred: 24, maximum: 60, weight: 2, priority: 7, align: .left) {
       g, r, x, y, w in
@@ -149,41 +144,14 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
   ]
 }
 
-/// One thread as the locks pane shows it.
-struct ThreadRow {
-  var record: ThreadRecord
-  var blockedOn: String
-  var wakeIn: Double?
-}
-
-/// Threads, the blocked ones first, then by id.
+/// Threads, the blocked ones first, then by id (the shared row model), matching the filter.
 func threadRows(_ snapshot: Snapshot, context c: PaneContext, filter: String) -> [ThreadRow] {
-  var lockNames: [UInt64: String] = [:]
-  for l in snapshot.locks where lockNames[l.address] == nil { lockNames[l.address] = l.name }
+  let rows = ThreadRow.rows(snapshot, style: cellStyle(c.glyphs))
   let needle = filter.lowercased()
-  var rows = snapshot.threads.map { t in
-    ThreadRow(
-      record: t,
-      blockedOn: t.blockedOn == 0 ? "-" : (lockNames[t.blockedOn] ?? Format.address(t.blockedOn)),
-      wakeIn: t.wakeTSC == 0 ? nil : c.until(t.wakeTSC))
+  guard !needle.isEmpty else { return rows }
+  return rows.filter {
+    "\($0.cells.name) \($0.cells.state) \($0.cells.blockedOn)".lowercased().contains(needle)
   }
-  if !needle.isEmpty {
-    rows = rows.filter {
-      "\($0.record.name) \($0.record.state.rawValue) \($0.blockedOn)".lowercased().contains(needle)
-    }
-  }
-  func rank(_ s: ThreadState) -> Int {
-    switch s {
-    case .blockedOnLock, .blockedOnSemaphore, .blockedOnWaitQueue: return 0
-    case .spinning: return 1
-    case .running: return 2
-    case .ready: return 3
-    case .sleeping: return 4
-    default: return 5
-    }
-  }
-  rows.sort { (rank($0.record.state), $0.record.id) < (rank($1.record.state), $1.record.id) }
-  return rows
 }
 
 /// The columns of the thread list.
@@ -192,11 +160,11 @@ func threadColumns(context c: PaneContext) -> [Column<ThreadRow>] {
   return [
     .fixed("TID", 5, priority: 0) { g, r, x, y, w in
       let (m, ms) = consistencyMarker(r.record.consistency)
-      g.field(String(r.record.id), x: x, y: y, width: w - 1, style: .value, align: .right)
+      g.field(r.cells.id, x: x, y: y, width: w - 1, style: .value, align: .right)
       g[x + w - 1, y] = Cell(m, ms)
     },
     .flexible("THREAD", minimum: 8, preferred: 12, maximum: 24, weight: 1, priority: 0) { g, r, x, y, w in
-      textCell(&g, r.record.name, x: x, y: y, width: w, glyphs: glyphs)
+      textCell(&g, r.cells.name, x: x, y: y, width: w, glyphs: glyphs)
     },
     .fixed("STATE", 13, priority: 0, align: .left) { g, r, x, y, w in
       let style: Style
@@ -206,28 +174,28 @@ func threadColumns(context c: PaneContext) -> [Column<ThreadRow>] {
       case .unknown: style = .error
       default: style = .normal
       }
-      textCell(&g, r.record.state.rawValue, x: x, y: y, width: w, glyphs: glyphs, style: style)
+      textCell(&g, r.cells.state, x: x, y: y, width: w, glyphs: glyphs, style: style)
     },
     .fixed("CPU", 4, priority: 0) { g, r, x, y, w in
-      g.field(String(r.record.lcpu), x: x, y: y, width: w, style: .normal, align: .right)
+      g.field(r.cells.lcpu, x: x, y: y, width: w, style: .normal, align: .right)
     },
     .flexible("BLOCKED ON", minimum: 8, preferred: 14, maximum: 28, weight: 1, priority: 0) { g, r, x, y, w in
-      textCell(
-        &g, r.blockedOn, x: x, y: y, width: w, glyphs: glyphs, style: r.blockedOn == "-" ? .dim : .warn)
+      textCell(&g, r.cells.blockedOn, x: x, y: y, width: w, glyphs: glyphs, style: r.isBlocked ? .warn : .dim)
     },
     .fixed("WAKE IN", 11, priority: 1) { g, r, x, y, w in
       g.field(
-        r.wakeIn.map { Format.due(seconds: $0, micro: glyphs.micro) } ?? "-", x: x, y: y, width: w,
+        r.cells.wakeIn, x: x, y: y, width: w,
         style: r.wakeIn == nil ? .dim : (r.wakeIn ?? 0 < 0 ? .warn : .normal), align: .right)
     },
     .fixed("CPU TIME", 8, priority: 2) { g, r, x, y, w in
-      g.field(c.duration(c.seconds(r.record.cpuTSC)), x: x, y: y, width: w, align: .right)
+      g.field(r.cells.cpuTime, x: x, y: y, width: w, align: .right)
     },
     .fixed("SWITCHES", 8, priority: 3) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.switches), x: x, y: y, width: w, glyphs: glyphs)
+      g.field(
+        r.cells.switches, x: x, y: y, width: w, style: r.record.switches == 0 ? .dim : .normal, align: .right)
     },
     .fixed("OPS", 6, priority: 3) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.ops), x: x, y: y, width: w, glyphs: glyphs)
+      g.field(r.cells.ops, x: x, y: y, width: w, style: r.record.ops == 0 ? .dim : .normal, align: .right)
     },
   ]
 }

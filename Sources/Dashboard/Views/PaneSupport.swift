@@ -1,4 +1,4 @@
-import Inspector
+import Model
 @_exported import Model  // Format and the row models are part of the dashboard's interface
 
 /// What every v2 pane needs to turn guest cycles into time and thread ids into names, computed once per frame.
@@ -124,6 +124,13 @@ func numberCell(
     return g.field(glyphs.unknown, x: x, y: y, width: width, style: .dim, align: .right)
   }
   g.field(Format.human(value), x: x, y: y, width: width, style: value == 0 ? .dim : style, align: .right)
+}
+
+/// A row model's number cell, right-aligned; dim when its value is unknown or zero.
+func cellNumber(
+  _ text: String, _ value: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int, style: Style = .normal
+) {
+  g.field(text, x: x, y: y, width: w, style: value == nil || value == 0 ? .dim : style, align: .right)
 }
 
 /// A text cell cut with the ellipsis.

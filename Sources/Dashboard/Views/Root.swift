@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// The smallest terminal the dashboard draws into; anything smaller gets a "too small" message.
 public let minimumSize = (width: 40, height: 8)
@@ -35,7 +35,7 @@ public func renderFrame(
   state: DashboardState, data: DashboardData, symbolize: Symbolizer, width: Int, height: Int
 ) -> Frame {
   var g = Grid(width: width, height: height)
-  let vmRunning = data.snapshot?.runState.map { $0 == "running" }
+  let vmRunning = data.snapshot?.runState.map(\.isRunning)
   guard width >= minimumSize.width, height >= minimumSize.height else {
     drawTooSmall(into: &g)
     return Frame(grid: g, layout: ViewLayout(rowIDs: state.layout.rowIDs, pageRows: 1, vmRunning: vmRunning))
@@ -119,7 +119,7 @@ func drawLCPUPane(
 ) -> ViewLayout {
   var layout = layout
   let glyphs = state.charset.glyphs
-  let all = lcpuRows(snapshot, rates: data.rates, symbolize: symbolize)
+  let all = lcpuRows(snapshot, rates: data.rates, symbolize: symbolize, glyphs: glyphs)
   let rows = arrange(all, filter: state.filter, sort: state.current)
   layout.rowIDs = rows.map(\.id)
   let plan = planLCPUPane(count: all.count, body: body)

@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// The threads view (key T): every thread, lcpu by lcpu, with its state, what it waits on (a
 /// lock's name, its holder) and where it is — its backtrace as source lines, innermost first.

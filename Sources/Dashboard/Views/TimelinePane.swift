@@ -1,4 +1,5 @@
-import Inspector
+import Foundation
+import Model
 
 /// What the timeline pane shows: spans and instants built from the guest's trace rings.
 public struct TimelineData: Sendable {

@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One lcpu's timer queue as the timers pane shows it: the shared row model plus what only the pane needs.
 struct TimerRow {
@@ -41,23 +41,20 @@ func timerColumns(context c: PaneContext) -> [Column<TimerRow>] {
       align: .right,
       ellipsis: glyphs.ellipsis)
   }
-  func number(_ text: String, _ v: Double?, _ g: inout Grid, _ x: Int, _ y: Int, _ w: Int) {
-    g.field(text, x: x, y: y, width: w, style: v == nil || v == 0 ? .dim : .normal, align: .right)
-  }
   return [
     .fixed("CPU", 4, priority: 0, key: .index) { g, r, x, y, w in
       g.field(r.row.cells.lcpu, x: x, y: y, width: w - 1, style: .value, align: .right)
       g[x + w - 1, y] = Cell(r.marker, r.markerStyle)
     },
     .fixed("PEND", 5, priority: 0, key: .pending) { g, r, x, y, w in
-      number(r.row.cells.pending, Double(r.record.pending), &g, x, y, w)
+      cellNumber(r.row.cells.pending, Double(r.record.pending), &g, x, y, w)
     },
     .fixed("DUE IN", 11, priority: 0, key: .deadline) { g, r, x, y, w in
       let style: Style = r.due.map { $0 < 0 ? .warn : .normal } ?? .dim
       g.field(r.row.cells.due, x: x, y: y, width: w, style: style, align: .right)
     },
     .fixed("FIRED/s", 8, priority: 0, key: .fired) { g, r, x, y, w in
-      number(r.row.cells.firedPerSecond, r.firedPerSecond, &g, x, y, w)
+      cellNumber(r.row.cells.firedPerSecond, r.firedPerSecond, &g, x, y, w)
     },
     .fixed("LATE MAX", 9, priority: 0, key: .late) { g, r, x, y, w in
       time(r.row.cells.lateMax, r.lateMax, &g, x, y, w, warnAbove: 0.001)
@@ -66,7 +63,7 @@ func timerColumns(context c: PaneContext) -> [Column<TimerRow>] {
       time(r.row.cells.lateMean, r.row.lateMean, &g, x, y, w, warnAbove: 0.0001)
     },
     .fixed("FIRED", 7, priority: 3) { g, r, x, y, w in
-      number(r.row.cells.fired, Double(r.record.fired), &g, x, y, w)
+      cellNumber(r.row.cells.fired, Double(r.record.fired), &g, x, y, w)
     },
     .flexible(
       "LATENESS", minimum: 10, preferred: 10, maximum: 80, weight: 1, priority: 2, bonus: (4, 50),

@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// One vCPU of a guest without the ABI (generic mode), from the gdbstub's registers.
 struct VCPURow {

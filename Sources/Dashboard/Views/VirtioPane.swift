@@ -1,16 +1,22 @@
-import Inspector
+import Foundation
+import Model
 
-/// One virtqueue as the virtio pane shows it, with QEMU's device-side view when QMP gave one.
+/// One virtqueue as the virtio pane shows it: the shared row model plus what only the pane needs.
 struct QueueRow {
+  /// The row every output renders.
+  var row: VirtqueueRow
+  /// The row's identity in the table.
   var id: Int
-  var record: VirtqRecord
-  var rates: VirtqRates?
-  var name: String
-  var msix: Bool
-  var device: VirtioQueueState?
+  /// The consistency marker drawn in the queue column's first cell.
   var marker: Unicode.Scalar
+  /// How the marker is drawn.
   var markerStyle: Style
+  /// Lower-cased text the filter matches against.
   var search: String
+  /// The queue's record.
+  var record: VirtqRecord { row.record }
+  /// The interval's rates.
+  var rates: VirtqRates? { row.rates }
 }
 
 /// Feature bits of virtio-net worth naming, in bit order.
@@ -37,128 +43,103 @@ func virtioStatusName(_ status: String) -> String {
 
 /// QMP's device for each guest device: the same name, else the same position.
 func matchQMPDevices(_ guest: [VirtioDeviceRecord], _ qmp: [VirtioDeviceState]?) -> [VirtioDeviceState?] {
-  guard let qmp else { return guest.map { _ in nil } }
-  return guest.enumerated().map { i, d in
-    qmp.first { $0.name == d.name } ?? (i < qmp.count ? qmp[i] : nil)
-  }
+  VirtqueueRow.qmpDevices(guest, qmp)
 }
 
 /// Builds the queue rows.
-func queueRows(_ snapshot: Snapshot, rates: SnapshotRates?) -> [QueueRow] {
-  var rateByKey: [UInt64: VirtqRates] = [:]
-  for r in rates?.virtqueues ?? [] { rateByKey[UInt64(r.device) << 32 | UInt64(r.index)] = r }
-  let qmp = matchQMPDevices(snapshot.virtioDevices, snapshot.virtio)
-  return snapshot.virtqueues.map { q in
-    let d = Int(q.device)
-    let dev = d < snapshot.virtioDevices.count ? snapshot.virtioDevices[d] : nil
-    let name = (dev?.name ?? "dev\(q.device)") + "." + String(q.index)
-    let (m, ms) = consistencyMarker(q.consistency)
-    let deviceQueue = d < qmp.count ? qmp[d]?.queues.first { $0.index == Int(q.index) } : nil
+func queueRows(_ snapshot: Snapshot, rates: SnapshotRates?, glyphs: Glyphs) -> [QueueRow] {
+  VirtqueueRow.rows(snapshot, rates: rates, style: cellStyle(glyphs)).map { r in
+    let (m, ms) = consistencyMarker(r.record.consistency)
     return QueueRow(
-      id: Int(truncatingIfNeeded: UInt64(q.device) << 16 | UInt64(q.index)), record: q,
-      rates: rateByKey[UInt64(q.device) << 32 | UInt64(q.index)], name: name, msix: dev?.msix ?? false,
-      device: deviceQueue, marker: m, markerStyle: ms,
-      search: "\(name) \(q.role.rawValue) cpu\(q.lcpu)".lowercased())
+      row: r, id: Int(truncatingIfNeeded: UInt64(r.record.device) << 16 | UInt64(r.record.index)), marker: m,
+      markerStyle: ms, search: "\(r.cells.queue) \(r.cells.role) cpu\(r.cells.lcpu)".lowercased())
   }
 }
 
-/// The columns of the queue table.
+/// The columns of the queue table: the row model's cells.
 func queueColumns(glyphs: Glyphs) -> [Column<QueueRow>] {
-  func pair(_ a: Int?, _ b: Int?) -> String {
-    guard let a, let b else { return "-" }
-    return "\(a)/\(b)"
-  }
   return [
     .flexible(
       "QUEUE", minimum: 7, preferred: 8, maximum: 20, weight: 1, priority: 0, bonus: (1, 6), key: .queue
     ) {
       g, r, x, y, w in
       g[x, y] = Cell(r.marker, r.markerStyle)
-      textCell(&g, r.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: .value)
+      textCell(&g, r.row.cells.queue, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: .value)
     },
     .fixed("ROLE", 4, priority: 0, align: .left) { g, r, x, y, w in
       textCell(
-        &g, r.record.role.rawValue, x: x, y: y, width: w, glyphs: glyphs,
+        &g, r.row.cells.role, x: x, y: y, width: w, glyphs: glyphs,
         style: r.record.role == .unknown ? .warn : .normal)
     },
     .fixed("CPU", 3, priority: 0) { g, r, x, y, w in
-      g.field(String(r.record.lcpu), x: x, y: y, width: w, align: .right)
+      g.field(r.row.cells.lcpu, x: x, y: y, width: w, align: .right)
     },
     .flexible(
       "FILL", minimum: 9, preferred: 11, maximum: 24, weight: 1, priority: 0, key: .fill, align: .left
     ) {
       g, r, x, y, w in
       let size = r.record.size
-      let used = size >= r.record.freeDescriptors ? size - r.record.freeDescriptors : 0
+      let used = r.row.used
       // A full transmit ring stalls the sender; a receive ring is healthy full of posted buffers
       // and starved when empty (the whole meter turns red, as there is no bar to colour).
       let stalled = size > 0 && r.record.role == .tx && used == size
       let starved = size > 0 && r.record.role == .rx && used == 0
       g.meter(
-        x: x, y: y, width: w, fraction: size == 0 ? nil : Double(used) / Double(size),
-        text: "\(used)/\(size)",
+        x: x, y: y, width: w, fraction: size == 0 ? nil : Double(used) / Double(size), text: r.row.cells.fill,
         glyphs: glyphs, fillStyle: stalled ? .error : .meterBusy)
       if starved { g.restyle(y: y, from: x, to: x + w, .error) }
     },
     .fixed("PKT/s", 6, priority: 0, key: .packets) { g, r, x, y, w in
-      numberCell(&g, r.rates?.packetsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.packetsPerSecond, r.rates?.packetsPerSecond, &g, x, y, w)
     },
     .fixed("B/s", 6, priority: 0, key: .bytes) { g, r, x, y, w in
-      guard let b = r.rates?.bytesPerSecond else {
-        return g.field(glyphs.unknown, x: x, y: y, width: w, style: .dim, align: .right)
-      }
-      g.field(
-        Format.bytes(UInt64(max(0, min(b, 9e18)))), x: x, y: y, width: w, style: b == 0 ? .dim : .normal,
-        align: .right)
+      cellNumber(r.row.cells.bytesPerSecond, r.rates?.bytesPerSecond, &g, x, y, w)
     },
     .fixed("ERR", 4, priority: 0, key: .errors) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.errors), x: x, y: y, width: w, glyphs: glyphs, style: .error)
+      cellNumber(r.row.cells.errors, Double(r.record.errors), &g, x, y, w, style: .error)
     },
     .fixed("DROP", 4, priority: 0) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.drops), x: x, y: y, width: w, glyphs: glyphs, style: .warn)
+      cellNumber(r.row.cells.drops, Double(r.record.drops), &g, x, y, w, style: .warn)
     },
     .fixed("KICK/s", 6, priority: 2) { g, r, x, y, w in
-      numberCell(&g, r.rates?.kicksPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.kicksPerSecond, r.rates?.kicksPerSecond, &g, x, y, w)
     },
     .fixed("IRQ/s", 6, priority: 2) { g, r, x, y, w in
-      guard r.msix else { return g.field("polled", x: x, y: y, width: w, style: .dim, align: .right) }
-      numberCell(&g, r.rates?.interruptsPerSecond, x: x, y: y, width: w, glyphs: glyphs)
+      guard r.row.msix else {
+        return g.field(r.row.cells.interruptsPerSecond, x: x, y: y, width: w, style: .dim, align: .right)
+      }
+      cellNumber(r.row.cells.interruptsPerSecond, r.rates?.interruptsPerSecond, &g, x, y, w)
     },
     .fixed("DRV AVL/USD", 11, priority: 1) { g, r, x, y, w in
-      g.field(pair(Int(r.record.availIndex), Int(r.record.usedIndex)), x: x, y: y, width: w, align: .right)
+      g.field(r.row.cells.driverIndices, x: x, y: y, width: w, align: .right)
     },
     .fixed("DEV AVL/USD", 11, priority: 1) { g, r, x, y, w in
-      guard let d = r.device else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
-      let behind = d.lastAvailIndex.map { $0 != Int(r.record.availIndex) } ?? false
-      g.field(
-        pair(d.lastAvailIndex, d.usedIndex), x: x, y: y, width: w, style: behind ? .warn : .normal,
-        align: .right)
+      let style: Style = r.row.device == nil ? .dim : (r.row.deviceBehind ? .warn : .normal)
+      g.field(r.row.cells.deviceIndices, x: x, y: y, width: w, style: style, align: .right)
     },
     .fixed("INUSE", 5, priority: 3) { g, r, x, y, w in
-      guard let d = r.device else { return g.field("-", x: x, y: y, width: w, style: .dim, align: .right) }
-      numberCell(&g, Double(d.inUse), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.inUse, r.row.device.map { Double($0.inUse) }, &g, x, y, w)
     },
     .fixed("LASTUSD", 7, priority: 4) { g, r, x, y, w in
-      g.field(String(r.record.lastUsed), x: x, y: y, width: w, style: .dim, align: .right)
+      g.field(r.row.cells.lastUsed, x: x, y: y, width: w, style: .dim, align: .right)
     },
     .fixed("NOTIFY", 6, priority: 4, align: .left) { g, r, x, y, w in
-      textCell(
-        &g, r.record.notificationsOff ? "off" : "on", x: x, y: y, width: w, glyphs: glyphs, style: .dim)
+      textCell(&g, r.row.cells.notify, x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .fixed("PACKETS", 7, priority: 3) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.packets), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.packets, Double(r.record.packets), &g, x, y, w)
     },
     .fixed("BYTES", 6, priority: 3) { g, r, x, y, w in
-      g.field(Format.bytes(r.record.bytes), x: x, y: y, width: w, style: .dim, align: .right)
+      g.field(r.row.cells.bytes, x: x, y: y, width: w, style: .dim, align: .right)
     },
     .fixed("KICKS", 6, priority: 5) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.kicks), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.kicks, Double(r.record.kicks), &g, x, y, w)
     },
     .fixed("IRQS", 6, priority: 5) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.interrupts), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.interrupts, Double(r.record.interrupts), &g, x, y, w)
     },
     .fixed("POLLS", 6, priority: 5) { g, r, x, y, w in
-      numberCell(&g, Double(r.record.polls), x: x, y: y, width: w, glyphs: glyphs)
+      cellNumber(r.row.cells.polls, Double(r.record.polls), &g, x, y, w)
     },
   ]
 }
@@ -212,7 +193,7 @@ func drawVirtioPane(
     n += 1
   }
   let (_, tableArea) = splitRows(body, top: n + 1)
-  let all = queueRows(snapshot, rates: data.rates)
+  let all = queueRows(snapshot, rates: data.rates, glyphs: glyphs)
   let rows = arrangeRows(
     all, filter: state.filter, sort: state.current, search: \.search, id: \.id,
     values: { r, key in

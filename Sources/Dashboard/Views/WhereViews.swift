@@ -1,4 +1,4 @@
-import Inspector
+import Model
 
 /// The content of a lock or thread view; the caller shows the part that fits, scrolled by
 /// `state.detailScroll` like the detail view.
