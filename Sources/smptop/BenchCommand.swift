@@ -61,6 +61,9 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "Guest workload scenario (the guest's workload= option), e.g. scale.")
   var workload: String?
 
+  @Option(help: "More words for the guest's command line (e.g. \"prof_hz=1000\").")
+  var append: String?
+
   @Flag(help: "Measure the observer effect on the guest's workload instead (first --smp value).")
   var observer = false
 
@@ -278,6 +281,7 @@ struct BenchCommand: AsyncParsableCommand {
     var config = QEMUConfiguration()
     config.smp = n
     config.kernel = elf
+    if let append { config.append = [config.append, append].compactMap { $0 }.joined(separator: " ") }
     if let workload {
       config.append = [config.append, "workload=\(workload)"].compactMap { $0 }.joined(separator: " ")
     }

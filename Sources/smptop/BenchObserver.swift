@@ -85,7 +85,8 @@ extension BenchCommand {
     var config = QEMUConfiguration()
     config.smp = n
     config.kernel = elf
-    if let workload { config.append = "workload=\(workload)" }
+    let words = [append, workload.map { "workload=\($0)" }].compactMap { $0 }
+    if !words.isEmpty { config.append = words.joined(separator: " ") }
     if let icount { config.extraArguments += ["-icount", "shift=\(icount),sleep=off"] }
     let qemu: QEMUInstance
     do { qemu = try QEMUInstance.launch(config) } catch let error as QEMULaunchError {

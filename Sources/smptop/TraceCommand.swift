@@ -122,7 +122,7 @@ struct TraceCommand: AsyncParsableCommand {
     func writeBacklog(until deadline: ContinuousClock.Instant?) throws {
       while spool.count > 0 {
         if let deadline, ContinuousClock.now >= deadline { break }
-        do { try output.append(try spool.pop(4096)) } catch let error as TraceSpoolError {
+        do { try output.append(try spool.pop(512)) } catch let error as TraceSpoolError {
           throw CLIError(error.description, code: .usage)
         }
       }

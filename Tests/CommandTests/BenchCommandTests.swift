@@ -61,11 +61,15 @@ import Testing
 
   @Test func observerJSONReportsASlowdownPerModeAndRate() throws {
     let result = try SMPTopBinary.run(
-      ["bench", "--observer", "--json", "--smp", "2", "--windows", "1", "--seconds", "0.5"],
+      [
+        "bench", "--observer", "--json", "--smp", "2", "--windows", "1", "--seconds", "0.5", "--icount", "3",
+        "--append", "prof_hz=100",
+      ],
       timeout: .seconds(300))
     #expect(result.status == 0, "\(result.stderr)")
     let report = try #require(try JSON.parse(result.stdout) as? [String: Any])
     #expect(report["smp"] as? Int == 2)
+    #expect(report["icount"] as? Int == 3, "the windows were measured in guest time")
     #expect(report["windows"] as? Int == 1)
     let noise = try #require(report["baselineNoise"] as? [String: Any])
     #expect((noise["samples"] as? [Double])?.count == 1)
