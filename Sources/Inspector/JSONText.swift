@@ -27,6 +27,14 @@ struct JSONText {
     raw("\":")
   }
 
+  /// Appends `"key":"value",` when there is a value, nothing otherwise.
+  mutating func member(_ name: StaticString, _ value: String?) {
+    guard let value else { return }
+    key(name)
+    string(value)
+    byte(UInt8(ascii: ","))
+  }
+
   /// Appends `s` as a JSON string literal: quote, backslash and control characters escaped.
   mutating func string(_ s: String) {
     bytes.append(UInt8(ascii: "\""))

@@ -61,16 +61,8 @@ public enum TraceExport {
         out.object(args)
         out.byte(UInt8(ascii: ","))
       }
-      if let bp {
-        out.key("bp")
-        out.string(bp)
-        out.byte(UInt8(ascii: ","))
-      }
-      if let cat {
-        out.key("cat")
-        out.string(cat)
-        out.byte(UInt8(ascii: ","))
-      }
+      out.member("bp", bp)
+      out.member("cat", cat)
       if let dur {
         out.key("dur")
         out.number(dur)
