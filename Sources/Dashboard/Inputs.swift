@@ -121,6 +121,8 @@ public struct DashboardData: Sendable {
   public var generation: UInt64
   /// The timeline pane's trace data; nil when the guest's trace rings cannot be read.
   public var timeline: TimelineData?
+  /// The profile pane's stack samples; nil when the guest's profile rings cannot be read.
+  public var profile: ProfileData?
 
   /// Creates the inputs of a frame.
   public init(

@@ -118,6 +118,14 @@ public enum Action: Sendable, Equatable {
   case timelineLanes(Int)
   /// Switch the guest's tracing on (every class) or off: writes its trace control word.
   case toggleTrace
+  /// Profile pane: the previous (-1) or next (+1) lcpu; before the first comes "all lcpus".
+  case profileLCPU(Int)
+  /// Profile pane: name samples by source line instead of function, or back.
+  case profileLines
+  /// Profile pane: show the icicle view of the chosen lcpu instead of the table, or back.
+  case profileIcicle
+  /// Profile pane: a longer (+1) or shorter (-1) window of samples.
+  case profileWindow(Int)
 }
 
 /// What the caller must do after a reduction. The reducer never does I/O; these flags ask for it.
@@ -194,6 +202,17 @@ public func action(for key: Key, in state: DashboardState) -> Action? {
     case .pageUp: return .timelineLanes(-1)
     case .pageDown: return .timelineLanes(1)
     case .character("t"): return .toggleTrace
+    default: break
+    }
+  }
+  if state.pane == .profile && state.detail == nil && state.whereView == nil {
+    switch key {
+    case .left: return .profileLCPU(-1)
+    case .right: return .profileLCPU(1)
+    case .character("l"): return .profileLines
+    case .character("f"): return .profileIcicle
+    case .character("+"), .character("="): return .profileWindow(1)
+    case .character("-"), .character("_"): return .profileWindow(-1)
     default: break
     }
   }

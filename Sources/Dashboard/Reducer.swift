@@ -175,6 +175,20 @@ public func reduce(_ state: DashboardState, _ action: Action) -> (DashboardState
   case .timelineLanes(let n):
     s.timeline.firstLane = max(0, s.timeline.firstLane + n * max(1, s.layout.pageRows))
     return (s, .redraw)
+  case .profileLCPU(let n):
+    let choices: [Int?] = [nil] + s.layout.profileLCPUs.map { Optional($0) }
+    let i = choices.firstIndex(of: s.profile.lcpu) ?? 0
+    s.profile.lcpu = choices[max(0, min(choices.count - 1, i + n))]
+    return (s, .redraw)
+  case .profileLines:
+    s.profile.lines.toggle()
+    return (s, .redraw)
+  case .profileIcicle:
+    s.profile.icicle.toggle()
+    return (s, .redraw)
+  case .profileWindow(let n):
+    s.profile.window = max(0, min(ProfileState.windows.count - 1, s.profile.window + n))
+    return (s, .redraw)
   case .toggleTrace:
     s.timeline.traceOn.toggle()
     s.statusMessage = s.timeline.traceOn ? "switching tracing on..." : "switching tracing off..."

@@ -1,4 +1,4 @@
-/// The panes of the dashboard, in tab order; keys 1–6 select them.
+/// The panes of the dashboard, in tab order; keys 1–7 select them.
 ///
 /// Each pane shows one family of ABI v2 tables; a guest that does not publish a table gets a line saying so.
 public enum Pane: Int, Sendable, Codable, CaseIterable {
@@ -14,6 +14,8 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
   case timers
   /// The event trace: lock holds and waits, interrupts, switches per lcpu over time.
   case timeline
+  /// The guest's stack samples: hottest functions or lines per lcpu and overall, an icicle view.
+  case profile
 
   /// The tab label.
   public func title(generic: Bool) -> String {
@@ -24,6 +26,7 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
     case .virtio: return "virtio"
     case .timers: return "timers"
     case .timeline: return "timeline"
+    case .profile: return "profile"
     }
   }
 
@@ -41,6 +44,7 @@ public enum Pane: Int, Sendable, Codable, CaseIterable {
     case .virtio: return [.queue, .fill, .packets, .bytes, .errors]
     case .timers: return [.index, .pending, .deadline, .fired, .late]
     case .timeline: return []
+    case .profile: return [.selfShare, .totalShare, .function]
     }
   }
 }
@@ -99,13 +103,19 @@ public enum SortKey: String, Sendable, Codable, CaseIterable {
   case fired = "FIRED/s"
   /// Timer lateness (max).
   case late = "LATE MAX"
+  /// Profile: share of the window's sampling periods spent in the function itself.
+  case selfShare = "SELF%"
+  /// Profile: share of the periods with the function anywhere on the stack.
+  case totalShare = "TOTAL%"
+  /// Profile: the function's (or source line's) name.
+  case function = "FUNCTION"
 
   /// Whether a fresh sort by this key starts descending (biggest first), as htop does for load columns.
   public var defaultDescending: Bool {
     switch self {
     case .busy, .irq, .ipi, .contention, .acquisitions, .wait, .hold, .waiters, .misuse, .free, .allocs,
       .fill,
-      .packets, .bytes, .errors, .pending, .fired, .late:
+      .packets, .bytes, .errors, .pending, .fired, .late, .selfShare, .totalShare:
       return true
     default: return false
     }
@@ -160,6 +170,8 @@ public struct ViewLayout: Sendable, Equatable, Codable {
   public var threadIDs: [UInt64] = []
   /// In the threads view: the content line of each row of `threadIDs`.
   public var threadLines: [Int] = []
+  /// In the profile pane: the lcpus it has samples of, ascending (Left/Right step through them).
+  public var profileLCPUs: [Int] = []
 
   /// Creates a layout.
   public init(
@@ -247,6 +259,8 @@ public struct DashboardState: Sendable, Equatable, Codable {
   public var layout = ViewLayout(rowIDs: [], pageRows: 1)
   /// The timeline pane's window, position and freeze.
   public var timeline = TimelineState()
+  /// The profile pane's window, lcpu, naming and view.
+  public var profile = ProfileState()
 
   /// The refresh intervals `+` and `-` step through, in milliseconds.
   public static let intervals = [100, 200, 250, 500, 1000, 2000, 3000, 5000, 10000]

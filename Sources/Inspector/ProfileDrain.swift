@@ -1,57 +1,5 @@
 import InspectABI
 
-/// One stack sample an lcpu took of itself in its timer interrupt (`struct smptop_prof_sample`).
-public struct ProfileSample: Sendable, Equatable, Codable {
-  /// The lcpu whose ring held it (the lcpu that was sampled).
-  public var lcpu: UInt32
-  /// Its position in that ring.
-  public var position: UInt64
-  /// Guest TSC when it was taken.
-  public var tsc: UInt64
-  /// The thread that was running, 0 = the lcpu's idle context.
-  public var thread: UInt64
-  /// Sampling periods it stands for (1, more when the interrupt came late and skipped deadlines).
-  public var periods: UInt64
-  /// The lcpu was idle (halted in its idle loop).
-  public var idle: Bool
-  /// The tick interrupted another interrupt handler.
-  public var nested: Bool
-  /// The frame chain went on past the frames kept.
-  public var truncated: Bool
-  /// The interrupted instruction.
-  public var rip: UInt64
-  /// Return addresses of the frame-pointer chain, innermost first.
-  public var frames: [UInt64]
-
-  /// Creates a sample.
-  public init(
-    lcpu: UInt32, position: UInt64, tsc: UInt64, thread: UInt64, periods: UInt64 = 1, idle: Bool,
-    nested: Bool = false, truncated: Bool = false, rip: UInt64, frames: [UInt64]
-  ) {
-    self.lcpu = lcpu
-    self.position = position
-    self.tsc = tsc
-    self.thread = thread
-    self.periods = periods
-    self.idle = idle
-    self.nested = nested
-    self.truncated = truncated
-    self.rip = rip
-    self.frames = frames
-  }
-
-  /// The code addresses to name, outermost first and the interrupted instruction last; a
-  /// return address is moved back by one byte into its call instruction, so it names the
-  /// calling function and line, not whatever follows the call.
-  public var stack: [UInt64] {
-    var out: [UInt64] = []
-    out.reserveCapacity(frames.count + 1)
-    for f in frames.reversed() { out.append(f &- 1) }
-    out.append(rip)
-    return out
-  }
-}
-
 /// What one drain of the profile rings produced.
 public struct ProfileBatch: Sendable {
   /// New samples, each ring's in position order.

@@ -106,6 +106,7 @@ enum DashboardSession {
     let disassembler = try? Disassembler()
     var trace = TimelineFeed(target: target)
     trace.names = target.traceNames(snapshot: nil)
+    var profile = ProfileFeed(target: target)
     /// Publishes the outcome of a pause, resume or step for the status line.
     func finished(_ message: String) {
       effect = EffectResult(sequence: (effect?.sequence ?? 0) + 1, message: message)
@@ -191,11 +192,12 @@ enum DashboardSession {
           qmpNanoseconds: qmp,
           detailNanoseconds: detailLCPU == nil ? 0 : monotonicNanoseconds() - detailStart)
         latest.update { data in
-          let timeline = data.timeline
+          let (timeline, profile) = (data.timeline, data.profile)
           data = DashboardData(
             snapshot: snap, rates: rates, detail: detail, target: info, effect: effect, cost: cost,
             generation: data.generation + 1)
           data.timeline = timeline
+          data.profile = profile
         }
         previous = paused ? nil : snap
         lastGood = snap
@@ -207,11 +209,12 @@ enum DashboardSession {
           var snap = lastGood
           snap?.problems = [error.message]
           snap?.runState = .unreachable
-          let timeline = data.timeline
+          let (timeline, profile) = (data.timeline, data.profile)
           data = DashboardData(
             snapshot: snap, rates: nil, detail: data.detail, target: info, effect: effect,
             generation: data.generation + 1)
           data.timeline = timeline
+          data.profile = profile
         }
       }
       let deadline = ContinuousClock.now + .milliseconds(intervalMs)
@@ -221,6 +224,13 @@ enum DashboardSession {
           latest.update { data in
             data.timeline = timeline
             data.generation += 1
+          }
+        }
+        // So are the profile rings.
+        if profile.due, let data = profile.drain() {
+          latest.update { d in
+            d.profile = data
+            d.generation += 1
           }
         }
         try? await Task.sleep(for: .milliseconds(10))
@@ -419,5 +429,64 @@ struct TimelineFeed {
     } catch {
       return "cannot switch tracing: \(error.description)"
     }
+  }
+}
+
+/// The profile pane's feed: drains the guest's profile rings live at 10 Hz, keeps the last
+/// 30 s of samples (the pane's longest window) and names every new address by function and by
+/// source line, so the pane only looks names up.
+struct ProfileFeed {
+  /// The target whose shared RAM holds the rings.
+  let target: Target
+  /// The drain (nil without shared RAM or ABI: then the pane says so).
+  var drainer: ProfileDrain?
+  /// Samples of the last 30 s.
+  var model = ProfileModel(windowSeconds: ProfileState.windows.last ?? 30)
+  /// Names by function of every address seen.
+  var functionNames: [UInt64: String] = [:]
+  /// Names by source line of every address seen (empty without DWARF).
+  var lineNames: [UInt64: String] = [:]
+  /// Address to function name.
+  let functionNamer: @Sendable (UInt64) -> String
+  /// Address to source line; nil without a source locator.
+  let lineNamer: (@Sendable (UInt64) -> String)?
+  /// When the last drain ran.
+  var last = ContinuousClock.now - .seconds(1)
+
+  /// Creates a feed; it drains only when the target has shared RAM and the ABI.
+  init(target: Target) {
+    self.target = target
+    if target.recording == nil, let root = target.rootAddress, target.sharedMemory != nil {
+      drainer = ProfileDrain(rootAddress: root)
+    }
+    functionNamer = target.makeFunctionNamer()
+    lineNamer = (try? target.sourceLocator()) == nil ? nil : target.makeLineNamer()
+  }
+
+  /// Whether 100 ms passed since the last drain.
+  var due: Bool { drainer != nil && ContinuousClock.now - last >= .milliseconds(100) }
+
+  /// Drains once and names what is new; the pane's data.
+  mutating func drain() -> ProfileData? {
+    guard var d = drainer, let memory = target.sharedMemory else { return nil }
+    last = .now
+    let batch = d.drain(memory)
+    drainer = d
+    model.add(batch, tscPerMs: d.tscPerMs)
+    var fresh = Set<UInt64>()
+    for s in batch.samples where !s.idle {
+      for a in s.stack where functionNames[a] == nil { fresh.insert(a) }
+    }
+    // One symbolizer round trip for all new addresses, then each name from its cache.
+    if lineNamer != nil, !fresh.isEmpty, let locator = try? target.sourceLocator() {
+      _ = locator.frames(at: Array(fresh))
+    }
+    for a in fresh {
+      functionNames[a] = functionNamer(a)
+      if let lineNamer { lineNames[a] = lineNamer(a) }
+    }
+    return ProfileData(
+      model: model, functionNames: functionNames, lineNames: lineNames, hz: batch.hz, present: batch.present,
+      problems: batch.problems.map(\.description))
   }
 }

@@ -9,8 +9,9 @@ import Testing
     _ state: DashboardState, _ snapshot: Snapshot, _ rates: SnapshotRates?, effect: EffectResult? = nil,
     cost: SampleCost? = nil, target: TargetInfo = Fixtures.target, width: Int, height: Int
   ) -> Frame {
-    let data = DashboardData(
+    var data = DashboardData(
       snapshot: snapshot, rates: rates, target: target, effect: effect, cost: cost)
+    data.profile = ProfilePaneTests.data()
     let first = renderFrame(
       state: state, data: data, symbolize: Fixtures.symbolize, width: width, height: height)
     let synced = reduce(state, .sync(first.layout)).0

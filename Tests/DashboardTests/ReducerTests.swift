@@ -114,7 +114,7 @@ import Testing
     #expect(s.pane == .lcpus)
     #expect(s.current.selectedID == 1)
     s = press(.backTab, s).0
-    #expect(s.pane == .timeline, "Shift-Tab wraps around")
+    #expect(s.pane == .profile, "Shift-Tab wraps around")
     s = press(.character("1"), s).0
     #expect(s.pane == .lcpus)
   }

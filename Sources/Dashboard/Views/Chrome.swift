@@ -140,8 +140,10 @@ func drawTabs(
   into g: inout Grid, state: DashboardState, generic: Bool, hiddenSortKey: SortKey?, y: Int, width: Int
 ) {
   var x = 0
-  // The timeline's tab shows when there is room beside the status (or when it is the pane shown).
-  for pane in Pane.allCases where pane != .timeline || pane == state.pane || width >= 100 {
+  // The timeline's and profile's tabs show when there is room beside the status (or when they
+  // are the pane shown).
+  for pane in Pane.allCases where pane.rawValue < Pane.timeline.rawValue || pane == state.pane || width >= 100
+  {
     let label = " \(pane.rawValue) \(pane.title(generic: generic)) "
     x += g.put(label, x: x, y: y, style: pane == state.pane ? .tabActive : .tabInactive, maxWidth: width - x)
     x += g.put(" ", x: x, y: y, maxWidth: width - x)

@@ -2,7 +2,7 @@
 public let keyTable: [(keys: String, action: String)] = [
   ("F1 ? h", "show or hide this help"),
   ("F10 q Ctrl-C", "quit"),
-  ("Tab S-Tab 1-6", "switch pane"),
+  ("Tab S-Tab 1-7", "switch pane"),
   ("Up Down j k", "select a row (scroll in the detail view)"),
   ("PgUp PgDn Home End", "page up/down, first, last"),
   ("Enter", "open the selected lcpu, lock (holder, waiters) or thread"),
@@ -16,6 +16,7 @@ public let keyTable: [(keys: String, action: String)] = [
   ("c F8", "continue the VM"),
   ("+ -", "refresh less or more often"),
   ("6: + - space t", "timeline: zoom, Left/Right scroll, freeze, trace on/off"),
+  ("7: l f + -", "profile: lines/functions, icicle, window, Left/Right lcpu"),
   ("F2", "next colour scheme"),
   ("Ctrl-L", "repaint the screen"),
 ]

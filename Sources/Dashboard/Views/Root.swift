@@ -70,6 +70,8 @@ public func renderFrame(
       layout = drawTimersPane(into: &g, state: state, data: data, snapshot: snap, body: body, layout: layout)
     case .timeline:
       layout = drawTimelinePane(into: &g, state: state, timeline: data.timeline, body: body, layout: layout)
+    case .profile:
+      layout = drawProfilePane(into: &g, state: state, profile: data.profile, body: body, layout: layout)
     }
     if let view = state.whereView {
       // A lock or thread view covers the pane (and the lcpu detail or threads view under it).
