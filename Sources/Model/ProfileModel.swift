@@ -169,17 +169,25 @@ public struct ProfileModel: Sendable {
   /// Distinct non-idle stacks (outermost address first) with their periods, and the idle
   /// periods, for `lcpu` (nil = every lcpu).
   public func stacks(lcpu: UInt32? = nil) -> (stacks: [[UInt64]: Int], idle: Int) {
-    var out: [[UInt64]: Int] = [:]
+    // Grouped by the samples' own frame arrays first (shared, not copied), so only each
+    // distinct stack is built.
+    struct Key: Hashable {
+      var frames: [UInt64]
+      var rip: UInt64
+    }
+    var grouped: [Key: (sample: ProfileSample, periods: Int)] = [:]
     var idle = 0
     for (l, list) in samples where lcpu == nil || lcpu == l {
       for s in list {
         if s.idle {
           idle += Int(s.periods)
         } else {
-          out[s.stack, default: 0] += Int(s.periods)
+          grouped[Key(frames: s.frames, rip: s.rip), default: (s, 0)].periods += Int(s.periods)
         }
       }
     }
+    var out: [[UInt64]: Int] = [:]
+    for (_, g) in grouped { out[g.sample.stack, default: 0] += g.periods }
     return (out, idle)
   }
 

@@ -10,7 +10,7 @@ import Terminal
 /// A request from the UI thread to the sampler, which owns the target.
 enum SamplerCommand: Sendable {
   case pause, resume, step(lcpu: Int), stepLine(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?),
-    whereViews(open: Bool), trace(on: Bool), freezeTimeline(Bool), quit
+    whereViews(open: Bool), trace(on: Bool), freezeTimeline(Bool), profileShown(Bool), quit
 }
 
 /// Commands posted by the UI thread and taken by the sampler.
@@ -85,6 +85,7 @@ enum DashboardSession {
     if reaction.contains(.openDetail) {
       mailbox.post(.detail(lcpu: state.detail))
       mailbox.post(.whereViews(open: state.whereView != nil || state.pane == .timers))
+      mailbox.post(.profileShown(state.pane == .profile))
     }
     if reaction.contains(.toggleTrace) { mailbox.post(.trace(on: state.timeline.traceOn)) }
     if reaction.contains(.freezeTimeline) { mailbox.post(.freezeTimeline(state.timeline.frozen)) }
@@ -107,6 +108,9 @@ enum DashboardSession {
     var trace = TimelineFeed(target: target)
     trace.names = target.traceNames(snapshot: nil)
     var profile = ProfileFeed(target: target)
+    // The profile pane's data is published only while it is shown (the rings are drained
+    // regardless): a published model is shared, so the next drain would copy it.
+    var profileShown = false
     /// Publishes the outcome of a pause, resume or step for the status line.
     func finished(_ message: String) {
       effect = EffectResult(sequence: (effect?.sequence ?? 0) + 1, message: message)
@@ -128,6 +132,7 @@ enum DashboardSession {
         case .interval(let ms): intervalMs = max(50, ms)
         case .trace(let on): finished(trace.setTracing(on))
         case .freezeTimeline(let frozen): trace.frozen = frozen
+        case .profileShown(let shown): profileShown = shown
         case .detail(let lcpu): detailLCPU = lcpu
         case .whereViews(let open): whereViewsOpen = open
         case .step(let lcpu):
@@ -227,7 +232,7 @@ enum DashboardSession {
           }
         }
         // So are the profile rings.
-        if profile.due, let data = profile.drain() {
+        if profile.due, let data = profile.drain(), profileShown {
           latest.update { d in
             d.profile = data
             d.generation += 1

@@ -1,14 +1,17 @@
 import Model
+import NIOConcurrencyHelpers
 
 /// What the profile pane shows: the guest's stack samples of the last seconds, and the names of
 /// the addresses in them (by function, and by source line where the kernel's DWARF says).
 public struct ProfileData: Sendable {
   /// The samples, per lcpu, over the longest window the pane offers.
-  public var model: ProfileModel
+  public var model: ProfileModel { didSet { memo = ProfileMemo() } }
   /// Address → function name.
-  public var functionNames: [UInt64: String]
+  public var functionNames: [UInt64: String] { didSet { memo = ProfileMemo() } }
   /// Address → `File.swift:LINE in function`; empty without DWARF.
-  public var lineNames: [UInt64: String]
+  public var lineNames: [UInt64: String] { didSet { memo = ProfileMemo() } }
+  /// What frames drawn from this data already worked out.
+  var memo = ProfileMemo()
   /// The guest's sampling rate per lcpu (0 = it booted without `prof_hz`).
   public var hz: UInt64
   /// Whether the guest publishes profile rings at all.
@@ -35,6 +38,25 @@ public struct ProfileData: Sendable {
     if lines, let n = lineNames[address] { return n }
     return functionNames[address] ?? "0x" + String(address, radix: 16)
   }
+}
+
+/// Reports and icicles already worked out for one ``ProfileData``, so the frames drawn from
+/// the same drain (snapshot refreshes, the run loop's second render after a sync) do not count
+/// the samples again.
+final class ProfileMemo: Sendable {
+  /// What a result depends on besides the data.
+  struct Key: Hashable {
+    var window: Int
+    var lcpu: Int?
+    var lines: Bool
+  }
+  let reports = NIOLockedValueBox<[Key: ProfileReport]>([:])
+  let icicles = NIOLockedValueBox<[Key: IcicleNode]>([:])
+  /// Busy share per lcpu (nil = all of them), per window index.
+  let busy = NIOLockedValueBox<[Int: [Int?: Double]]>([:])
+
+  /// The key of a state.
+  static func key(_ s: ProfileState) -> Key { Key(window: s.window, lcpu: s.lcpu, lines: s.lines) }
 }
 
 /// The profile pane's own choices: window, lcpu, naming, view.
@@ -79,8 +101,12 @@ func profileRowID(_ name: String) -> Int {
 
 /// The report the pane draws: the state's lcpu and window, named by function or line.
 func profileReport(_ data: ProfileData, state: ProfileState) -> ProfileReport {
+  let key = ProfileMemo.key(state)
+  if let hit = data.memo.reports.withLockedValue({ $0[key] }) { return hit }
   let model = data.model.windowed(seconds: state.windowSeconds)
-  return model.report(lcpu: state.lcpu.map { UInt32($0) }) { data.name($0, lines: state.lines) }
+  let report = model.report(lcpu: state.lcpu.map { UInt32($0) }) { data.name($0, lines: state.lines) }
+  data.memo.reports.withLockedValue { $0[key] = report }
+  return report
 }
 
 /// The table's rows of a report, filtered by `filter` (case-insensitive, on the name) and sorted.
@@ -171,16 +197,15 @@ func drawProfilePane(
   g.put(header, x: body.x, y: body.y, style: .title, maxWidth: body.width)
   // Line 2: the lcpus to choose from, each with its busy share.
   var x = body.x
-  let all = data.model.windowed(seconds: p.windowSeconds)
+  let shares = busyShares(data, state: p)
   func chip(_ text: String, selected: Bool) {
     guard x < body.maxX else { return }
     x += g.put(text, x: x, y: body.y + 1, style: selected ? .tabActive : .label, maxWidth: body.maxX - x)
     x += g.put(" ", x: x, y: body.y + 1, maxWidth: body.maxX - x)
   }
-  let totalBusy = busyShare(all, lcpu: nil)
-  chip(" all \(Format.fixed(totalBusy, decimals: 0))% ", selected: p.lcpu == nil)
+  chip(" all \(Format.fixed(shares[nil] ?? 0, decimals: 0))% ", selected: p.lcpu == nil)
   for l in lcpus {
-    chip(" \(l): \(Format.fixed(busyShare(all, lcpu: UInt32(l)), decimals: 0))% ", selected: p.lcpu == l)
+    chip(" \(l): \(Format.fixed(shares[l] ?? 0, decimals: 0))% ", selected: p.lcpu == l)
   }
   let count = "\(Format.human(Double(report.samples))) samples"
   if x + count.count < body.maxX {
@@ -212,11 +237,28 @@ func drawProfilePane(
   return layout
 }
 
-/// The non-idle share of `lcpu`'s periods (nil = every lcpu), in percent.
+/// The busy share of every lcpu (key nil: all of them) over the state's window, in percent.
+func busyShares(_ data: ProfileData, state: ProfileState) -> [Int?: Double] {
+  if let hit = data.memo.busy.withLockedValue({ $0[state.window] }) { return hit }
+  let model = data.model.windowed(seconds: state.windowSeconds)
+  var shares: [Int?: Double] = [nil: busyShare(model, lcpu: nil)]
+  for l in model.lcpus { shares[Int(l)] = busyShare(model, lcpu: l) }
+  data.memo.busy.withLockedValue { $0[state.window] = shares }
+  return shares
+}
+
+/// The non-idle share of `lcpu`'s periods (nil = every lcpu), in percent; counted straight
+/// from the samples (no stacks are built: it runs for every lcpu on every frame).
 func busyShare(_ model: ProfileModel, lcpu: UInt32?) -> Double {
-  let (stacks, idle) = model.stacks(lcpu: lcpu)
-  let busy = stacks.values.reduce(0, +)
-  return busy + idle == 0 ? 0 : Double(busy) * 100 / Double(busy + idle)
+  var busy: UInt64 = 0
+  var all: UInt64 = 0
+  for (l, list) in model.samples where lcpu == nil || lcpu == l {
+    for s in list {
+      all &+= s.periods
+      if !s.idle { busy &+= s.periods }
+    }
+  }
+  return all == 0 ? 0 : Double(busy) * 100 / Double(all)
 }
 
 /// One box of the icicle view: a frame, the periods it was on the stack at this position, and
@@ -236,6 +278,15 @@ struct IcicleNode: Equatable {
 /// The icicle tree of the state's lcpu and window: the root covers every period, its children are
 /// `idle` and the outermost frames, each frame's children the frames it called.
 func icicleTree(_ data: ProfileData, state: ProfileState) -> IcicleNode {
+  let key = ProfileMemo.key(state)
+  if let hit = data.memo.icicles.withLockedValue({ $0[key] }) { return hit }
+  let tree = buildIcicle(data, state: state)
+  data.memo.icicles.withLockedValue { $0[key] = tree }
+  return tree
+}
+
+/// Counts the icicle tree of ``icicleTree(_:state:)``.
+func buildIcicle(_ data: ProfileData, state: ProfileState) -> IcicleNode {
   let model = data.model.windowed(seconds: state.windowSeconds)
   let (stacks, idle) = model.stacks(lcpu: state.lcpu.map { UInt32($0) })
   // A trie keyed by names, built from each distinct stack.
