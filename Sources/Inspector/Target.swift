@@ -115,11 +115,12 @@ public final class Target {
   public let rootAddress: UInt64?
   /// The shared RAM file, when given.
   public let sharedMemory: SharedMemory?
-  /// The gdbstub connection, once something needed it.
-  public private(set) var gdb: GDBRemoteConnection?
+  /// The gdbstub client, once something needed it (its I/O runs off the cooperative pool).
+  public private(set) var gdb: GDBRemoteClient?
   /// The recording being replayed, when replaying.
   public let recording: RecordedMemory?
 
+  /// Guest memory through the gdbstub: read only inside `gdb.perform`.
   private var gdbMemory: GDBMemory?
   private var liveEngine: SnapshotEngine?
   private var stoppedEngine: SnapshotEngine?
@@ -312,9 +313,24 @@ public final class Target {
   /// and where each lock waiter waits (``WaiterSites``).
   ///
   /// Reads guest memory from shared RAM (no pause) or, without it, through the gdbstub while
-  /// the VM is stopped.
-  public func addBacktraces(to snap: inout Snapshot, locate: Bool = true) {
-    let read: BacktraceWalker.Reader = { address, count in self.readMemory(address, count: count) }
+  /// the VM is stopped (the walk then runs on the gdbstub client's queue).
+  public func addBacktraces(to snap: inout Snapshot, locate: Bool = true) async {
+    if sharedMemory == nil, let gdb, let gdbMemory {
+      await gdb.perform { connection in
+        let stopped = connection.runState == .stopped
+        walkBacktraces(&snap) { address, count in stopped ? try? gdbMemory.read(address, count: count) : nil }
+      }
+    } else {
+      walkBacktraces(&snap) { address, count in
+        self.sharedMemory.flatMap { try? $0.read(address, count: count) }
+      }
+    }
+    guard locate else { return }
+    locateAll(in: &snap)
+  }
+
+  /// Every thread's and every stopped vCPU's backtrace, read through `read`.
+  private func walkBacktraces(_ snap: inout Snapshot, read: BacktraceWalker.Reader) {
     let text = snap.guest.flatMap { $0.textStart < $0.textEnd ? $0.textStart..<$0.textEnd : nil }
     // Which vCPU runs which thread (a stopped snapshot has registers).
     var vcpuOfThread: [UInt64: VCPUState] = [:]
@@ -357,7 +373,11 @@ public final class Target {
       }
       snap.vcpus = vcpus
     }
-    guard locate else { return }
+  }
+
+  /// The source location of every frame, lock acquire site and panic frame, and where each
+  /// lock waiter waits.
+  private func locateAll(in snap: inout Snapshot) {
     // Locations: one batch for every address not cached yet.
     var addresses = Set<UInt64>()
     for t in snap.threads { for f in t.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
@@ -392,10 +412,12 @@ public final class Target {
 
   /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub
   /// (which needs the VM stopped; nil while it runs).
-  public func readMemory(_ address: UInt64, count: Int) -> [UInt8]? {
+  public func readMemory(_ address: UInt64, count: Int) async -> [UInt8]? {
     if let sharedMemory { return try? sharedMemory.read(address, count: count) }
-    guard let gdbMemory, gdb?.runState == .stopped else { return nil }
-    return try? gdbMemory.read(address, count: count)
+    guard let gdb, let gdbMemory else { return nil }
+    return await gdb.perform { connection in
+      connection.runState == .stopped ? try? gdbMemory.read(address, count: count) : nil
+    }
   }
 
   /// The guest-physical ranges a snapshot of the model reads (for benchmarks and recordings).
@@ -508,69 +530,77 @@ public final class Target {
     let gdb = try await connectGDB()
     let source = model ?? defaultStoppedModelSource
     let start = monotonicNanoseconds()
-    let wasRunning = gdb.runState == .running
-    do { if wasRunning { try gdb.interrupt() } } catch {
-      throw TargetError(.connect, "cannot stop the VM through the gdbstub: \(error)")
-    }
-    let pauseStart = monotonicNanoseconds()
-    var snapshot: Snapshot
+    var wasRunning = false
+    var pauseStart = start
+    var snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
     var problems: [String] = []
     var registers: [ThreadID: Result<RegisterSet, GDBRemoteError>] = [:]
     var resumeError: Error?
-    var modelEnd = pauseStart
+    var modelEnd = start
+    var end = start
     var infos: [ThreadInfo] = []
-    if source == .sharedRAM, let root = rootAddress, let sharedMemory {
-      let engine =
-        frozenEngine ?? SnapshotEngine(memory: StoppedSharedMemory(sharedMemory), rootAddress: root)
-      frozenEngine = engine
-      // The register requests go first; the model is read while the stub answers them, and
-      // the resume is written only after that.
-      var model: Result<Snapshot, ABIError> = .failure(ABIError(code: .unreadableRoot, message: "not read"))
-      var modelTime: UInt64 = 0
-      let read = {
-        let t = monotonicNanoseconds()
-        model = Result { () throws(ABIError) in try engine.snapshot() }
-        modelTime = max(1, monotonicNanoseconds() - t)
+    let threads = self.threads
+    // Stop, read and resume in one block on the client's queue.
+    try await gdb.perform { gdb throws(TargetError) in
+      wasRunning = gdb.runState == .running
+      do { if wasRunning { try gdb.interrupt() } } catch {
+        throw TargetError(.connect, "cannot stop the VM through the gdbstub: \(error)")
       }
-      do {
-        registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning, whileStopped: read)
-      } catch {
-        problems.append("cannot read registers: \(error)")
-        if modelTime == 0 { read() }
-        if wasRunning && gdb.runState != .running {
+      pauseStart = monotonicNanoseconds()
+      modelEnd = pauseStart
+      if source == .sharedRAM, let root = rootAddress, let sharedMemory {
+        let engine =
+          frozenEngine ?? SnapshotEngine(memory: StoppedSharedMemory(sharedMemory), rootAddress: root)
+        frozenEngine = engine
+        // The register requests go first; the model is read while the stub answers them, and
+        // the resume is written only after that.
+        var model: Result<Snapshot, ABIError> = .failure(ABIError(code: .unreadableRoot, message: "not read"))
+        var modelTime: UInt64 = 0
+        let read = {
+          let t = monotonicNanoseconds()
+          model = Result { () throws(ABIError) in try engine.snapshot() }
+          modelTime = max(1, monotonicNanoseconds() - t)
+        }
+        do {
+          registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning, whileStopped: read)
+        } catch {
+          problems.append("cannot read registers: \(error)")
+          if modelTime == 0 { read() }
+          if wasRunning && gdb.runState != .running {
+            do { try gdb.continue() } catch { resumeError = error }
+          }
+        }
+        switch model {
+        case .success(let s): snapshot = s
+        case .failure(let error): throw TargetError(.abi, error.message)
+        }
+        snapshot.source = .gdbstub
+        modelEnd = pauseStart + modelTime
+      } else {
+        guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
+        memory.registerThreads = threads
+        if let root = rootAddress {
+          let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
+          stoppedEngine = engine
+          do throws(ABIError) { snapshot = try engine.snapshot() } catch {
+            if wasRunning { try? gdb.continue() }
+            throw TargetError(.abi, error.message)
+          }
+        } else {
+          _ = memory.read([])  // registers only (generic mode)
+          snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
+        }
+        modelEnd = monotonicNanoseconds()
+        registers = memory.registers
+        // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
+        // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
+        infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
+        if wasRunning {
           do { try gdb.continue() } catch { resumeError = error }
         }
       }
-      switch model {
-      case .success(let s): snapshot = s
-      case .failure(let error): throw TargetError(.abi, error.message)
-      }
-      snapshot.source = .gdbstub
-      modelEnd = pauseStart + modelTime
-    } else {
-      guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
-      memory.registerThreads = threads
-      if let root = rootAddress {
-        let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
-        stoppedEngine = engine
-        do { snapshot = try engine.snapshot() } catch {
-          if wasRunning { try? gdb.continue() }
-          throw TargetError(.abi, error.message)
-        }
-      } else {
-        _ = memory.read([])  // registers only (generic mode)
-        snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
-      }
-      modelEnd = monotonicNanoseconds()
-      registers = memory.registers
-      // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
-      // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
-      infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
-      if wasRunning {
-        do { try gdb.continue() } catch { resumeError = error }
-      }
+      end = monotonicNanoseconds()
     }
-    let end = monotonicNanoseconds()
     if let resumeError { problems.append("could not resume the VM: \(resumeError)") }
     lastStopTiming = StopTiming(
       stop: wasRunning ? pauseStart - start : 0, model: modelEnd - pauseStart, registers: end - modelEnd)
@@ -647,9 +677,11 @@ public final class Target {
     cachedRunState = nil
     if let qmp {
       do { try await qmp.stop() } catch { throw TargetError(.connect, "QMP stop failed: \(error)") }
-      _ = try? gdb?.waitForStop(timeout: .milliseconds(200))
+      if let gdb { _ = await gdb.perform { try? $0.waitForStop(timeout: .milliseconds(200)) } }
     } else if let gdb {
-      do { try gdb.interrupt() } catch { throw TargetError(.connect, "cannot stop the VM: \(error)") }
+      do { _ = try await gdb.perform { gdb throws(GDBRemoteError) in try gdb.interrupt() } } catch {
+        throw TargetError(.connect, "cannot stop the VM: \(error)")
+      }
     }
   }
 
@@ -658,7 +690,9 @@ public final class Target {
     wantsRunning = true
     cachedRunState = nil
     if let gdb, gdb.isConnected {
-      do { try gdb.continue() } catch { throw TargetError(.connect, "cannot resume the VM: \(error)") }
+      do { try await gdb.perform { gdb throws(GDBRemoteError) in try gdb.continue() } } catch {
+        throw TargetError(.connect, "cannot resume the VM: \(error)")
+      }
     } else if let qmp {
       do { try await qmp.cont() } catch { throw TargetError(.connect, "QMP cont failed: \(error)") }
     }
@@ -719,7 +753,8 @@ public final class Target {
   }
 
   /// Connects, stops the VM if it runs, runs `body` on the vCPU's thread, and resumes the VM
-  /// afterwards with `restore` if it was running.
+  /// afterwards with `restore` if it was running. Stop, `body` and resume run as one block on
+  /// the gdbstub client's queue.
   private func stepping<T>(
     vcpu: Int, restore: Bool,
     _ body: (GDBRemoteConnection, ThreadID) throws(GDBRemoteError) -> T
@@ -729,25 +764,26 @@ public final class Target {
     guard let thread = threads.first(where: { $0.vcpuIndex == vcpu }) else {
       throw TargetError(.guestState, "there is no vCPU \(vcpu) (the VM has \(threads.count))")
     }
-    let wasRunning = gdb.runState == .running
-    let result: T
-    do {
-      if wasRunning { try gdb.interrupt() }
-      result = try body(gdb, thread)
-    } catch {
-      if restore && wasRunning { try? gdb.continue() }
-      if error.code == .stepTimedOut {
-        throw TargetError(.guestState, "vCPU \(vcpu) did not finish its step: \(error.message)")
+    let (result, resumed) = try await gdb.perform { gdb throws(TargetError) -> (T, Bool) in
+      let wasRunning = gdb.runState == .running
+      let result: T
+      do throws(GDBRemoteError) {
+        if wasRunning { try gdb.interrupt() }
+        result = try body(gdb, thread)
+      } catch {
+        if restore && wasRunning { try? gdb.continue() }
+        if error.code == .stepTimedOut {
+          throw TargetError(.guestState, "vCPU \(vcpu) did not finish its step: \(error.message)")
+        }
+        throw TargetError(.connect, "step failed: \(error)")
       }
-      throw TargetError(.connect, "step failed: \(error)")
-    }
-    if restore && wasRunning {
+      guard restore && wasRunning else { return (result, false) }
       do { try gdb.continue() } catch {
         throw TargetError(.connect, "cannot resume after the step: \(error)")
       }
-    } else {
-      wantsRunning = false
+      return (result, true)
     }
+    if !resumed { wantsRunning = false }
     return result
   }
 
@@ -810,12 +846,16 @@ public final class Target {
   /// `D;1` makes QEMU resume the VM, so when the user wants it paused the gdbstub socket is
   /// closed without detaching instead (QEMU then keeps it paused).
   public func close() async {
-    if let gdb, gdb.isConnected {
-      if wantsRunning {
-        try? gdb.detach()
-      } else {
-        if gdb.runState == .running { _ = try? gdb.interrupt() }
-        gdb.close()
+    if let gdb {
+      let wantsRunning = self.wantsRunning
+      await gdb.perform { gdb in
+        guard gdb.isConnected else { return }
+        if wantsRunning {
+          try? gdb.detach()
+        } else {
+          if gdb.runState == .running { _ = try? gdb.interrupt() }
+          gdb.close()
+        }
       }
     }
     gdb = nil
@@ -824,11 +864,11 @@ public final class Target {
 
   /// Connects to the gdbstub on first use (which stops the VM), learns the vCPUs and the
   /// register layout, and puts the VM back in the state the user wants.
-  private func connectGDB() async throws(TargetError) -> GDBRemoteConnection {
+  private func connectGDB() async throws(TargetError) -> GDBRemoteClient {
     if let gdb, gdb.isConnected {
       // QMP `cont` resumes the VM without telling the gdbstub client: trust QMP when we have it.
       if let qmp, let status = try? await qmp.queryStatus(), status.running, gdb.runState != .running {
-        gdb.assumeRunning()
+        await gdb.perform { $0.assumeRunning() }
       }
       return gdb
     }
@@ -841,20 +881,24 @@ public final class Target {
     } else {
       wasRunning = wantsRunning
     }
-    let connection: GDBRemoteConnection
+    let client: GDBRemoteClient
+    let memory: GDBMemory
     do {
       let address = try GDBAddress(parsing: text)
-      connection = try GDBRemoteConnection.connect(to: address)
-      try connection.handshake()
-      _ = try connection.fetchTargetDescription()
-      threads = try connection.threads()
-      if wasRunning { try connection.continue() }
+      client = try await GDBRemoteClient.connect(to: address)
+      (threads, memory) = try await client.perform { connection throws(GDBRemoteError) in
+        try connection.handshake()
+        _ = try connection.fetchTargetDescription()
+        let threads = try connection.threads()
+        if wasRunning { try connection.continue() }
+        return (threads, GDBMemory(connection: connection))
+      }
     } catch {
       throw TargetError(.connect, "cannot attach to the gdbstub at \(text): \(error)")
     }
-    gdb = connection
-    gdbMemory = GDBMemory(connection: connection)
+    gdb = client
+    gdbMemory = memory
     stoppedEngine = nil
-    return connection
+    return client
   }
 }
