@@ -122,7 +122,7 @@ public final class Target {
 
   /// Guest memory through the gdbstub: read only inside `gdb.perform`.
   private var gdbMemory: GDBMemory?
-  private var liveEngine: SnapshotEngine?
+  var liveEngine: SnapshotEngine?
   private var stoppedEngine: SnapshotEngine?
   /// The engine over shared RAM read while the VM is stopped.
   private var frozenEngine: SnapshotEngine?
@@ -472,22 +472,6 @@ public final class Target {
       }
       return snap
     } catch { throw TargetError(.abi, error.message) }
-  }
-
-  /// Captures the raw bytes of every range one snapshot reads, for `smptop record`.
-  /// `trace` is what the trace rings gave since the previous frame, stored with the frame.
-  public func captureFrame(trace: RecordedTrace? = nil) throws(TargetError) -> RecordedMemory.Frame {
-    guard let source = sharedMemory else {
-      throw TargetError(.memory, "recording needs the shared RAM file (--memory-file)")
-    }
-    _ = try liveSnapshot()  // learns where every table and dynamic lock is
-    let ranges = liveEngine?.modelRanges ?? []
-    let start = monotonicNanoseconds()
-    var captured: [(address: UInt64, bytes: [UInt8])] = []
-    for (range, result) in zip(ranges, source.read(ranges)) {
-      if case .success(let bytes) = result { captured.append((range.address, bytes)) }
-    }
-    return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured, trace: trace)
   }
 
   /// Where a stopped snapshot reads the model from.
