@@ -33,7 +33,7 @@ let package = Package(
     // Host protocol and file-format layers: one each, no knowledge of the guest.
     // Socket addresses, connect with a deadline, write-all, poll: the one socket layer of every protocol.
     .target(name: "Transport"),
-    .target(name: "GDBRemote", dependencies: ["Transport"]),
+    .target(name: "GDBRemote", dependencies: ["Transport", locks]),
     .target(name: "QMP", dependencies: ["Transport", locks]),
     .target(name: "ELFSymbols", dependencies: [locks]),
     // Builds the bundled guest and launches QEMU with its sockets in a private directory.

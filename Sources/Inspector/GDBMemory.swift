@@ -5,6 +5,9 @@ import GDBRemote
 /// Each `read` is one pipelined burst (one write, one read loop). When `registerThreads` is
 /// set, the next burst also carries `Hg`+`g` for those vCPUs, so a stopped snapshot (every
 /// register of every vCPU plus the model) costs a single round trip after the first.
+///
+/// Reads block until the stub answers: use it inside ``GDBRemoteClient/perform(_:)`` of the
+/// client that owns the connection, which runs them off Swift's cooperative pool.
 public final class GDBMemory: GuestMemory {
   public let kind = MemorySourceKind.gdbstub
   public let isLive = false

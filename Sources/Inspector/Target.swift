@@ -115,21 +115,22 @@ public final class Target {
   public let rootAddress: UInt64?
   /// The shared RAM file, when given.
   public let sharedMemory: SharedMemory?
-  /// The gdbstub connection, once something needed it.
-  public private(set) var gdb: GDBRemoteConnection?
+  /// The gdbstub client, once something needed it (its I/O runs off the cooperative pool).
+  public private(set) var gdb: GDBRemoteClient?
   /// The recording being replayed, when replaying.
   public let recording: RecordedMemory?
 
+  /// Guest memory through the gdbstub: read only inside `gdb.perform`.
   private var gdbMemory: GDBMemory?
-  private var liveEngine: SnapshotEngine?
+  var liveEngine: SnapshotEngine?
   private var stoppedEngine: SnapshotEngine?
   /// The engine over shared RAM read while the VM is stopped.
   private var frozenEngine: SnapshotEngine?
-  private var threads: [ThreadID] = []
+  var threads: [ThreadID] = []
   /// The kernel's source-line reader, once a line step needed it.
   private var lineReader: SourceLocator?
   /// The run state the user wants (QMP's state at attach, then every pause/resume).
-  public private(set) var wantsRunning = true
+  public internal(set) var wantsRunning = true
 
   private init(
     options: TargetOptions, qmp: QMPClient?, elf: ELFFile?, symbols: (any SymbolLookup)?, root: UInt64?,
@@ -312,9 +313,24 @@ public final class Target {
   /// and where each lock waiter waits (``WaiterSites``).
   ///
   /// Reads guest memory from shared RAM (no pause) or, without it, through the gdbstub while
-  /// the VM is stopped.
-  public func addBacktraces(to snap: inout Snapshot, locate: Bool = true) {
-    let read: BacktraceWalker.Reader = { address, count in self.readMemory(address, count: count) }
+  /// the VM is stopped (the walk then runs on the gdbstub client's queue).
+  public func addBacktraces(to snap: inout Snapshot, locate: Bool = true) async {
+    if sharedMemory == nil, let gdb, let gdbMemory {
+      await gdb.perform { connection in
+        let stopped = connection.runState == .stopped
+        walkBacktraces(&snap) { address, count in stopped ? try? gdbMemory.read(address, count: count) : nil }
+      }
+    } else {
+      walkBacktraces(&snap) { address, count in
+        self.sharedMemory.flatMap { try? $0.read(address, count: count) }
+      }
+    }
+    guard locate else { return }
+    locateAll(in: &snap)
+  }
+
+  /// Every thread's and every stopped vCPU's backtrace, read through `read`.
+  private func walkBacktraces(_ snap: inout Snapshot, read: BacktraceWalker.Reader) {
     let text = snap.guest.flatMap { $0.textStart < $0.textEnd ? $0.textStart..<$0.textEnd : nil }
     // Which vCPU runs which thread (a stopped snapshot has registers).
     var vcpuOfThread: [UInt64: VCPUState] = [:]
@@ -357,7 +373,11 @@ public final class Target {
       }
       snap.vcpus = vcpus
     }
-    guard locate else { return }
+  }
+
+  /// The source location of every frame, lock acquire site and panic frame, and where each
+  /// lock waiter waits.
+  private func locateAll(in snap: inout Snapshot) {
     // Locations: one batch for every address not cached yet.
     var addresses = Set<UInt64>()
     for t in snap.threads { for f in t.backtrace?.frames ?? [] { addresses.insert(f.lookupAddress) } }
@@ -392,10 +412,12 @@ public final class Target {
 
   /// Reads guest-physical memory: from shared RAM when mapped, else through the gdbstub
   /// (which needs the VM stopped; nil while it runs).
-  public func readMemory(_ address: UInt64, count: Int) -> [UInt8]? {
+  public func readMemory(_ address: UInt64, count: Int) async -> [UInt8]? {
     if let sharedMemory { return try? sharedMemory.read(address, count: count) }
-    guard let gdbMemory, gdb?.runState == .stopped else { return nil }
-    return try? gdbMemory.read(address, count: count)
+    guard let gdb, let gdbMemory else { return nil }
+    return await gdb.perform { connection in
+      connection.runState == .stopped ? try? gdbMemory.read(address, count: count) : nil
+    }
   }
 
   /// The guest-physical ranges a snapshot of the model reads (for benchmarks and recordings).
@@ -407,7 +429,7 @@ public final class Target {
   public var vcpuThreads: [ThreadID] { threads }
 
   /// The run state last asked of QMP, and when.
-  private var cachedRunState: (state: VMRunState, at: ContinuousClock.Instant)?
+  var cachedRunState: (state: VMRunState, at: ContinuousClock.Instant)?
 
   /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
   ///
@@ -452,22 +474,6 @@ public final class Target {
     } catch { throw TargetError(.abi, error.message) }
   }
 
-  /// Captures the raw bytes of every range one snapshot reads, for `smptop record`.
-  /// `trace` is what the trace rings gave since the previous frame, stored with the frame.
-  public func captureFrame(trace: RecordedTrace? = nil) throws(TargetError) -> RecordedMemory.Frame {
-    guard let source = sharedMemory else {
-      throw TargetError(.memory, "recording needs the shared RAM file (--memory-file)")
-    }
-    _ = try liveSnapshot()  // learns where every table and dynamic lock is
-    let ranges = liveEngine?.modelRanges ?? []
-    let start = monotonicNanoseconds()
-    var captured: [(address: UInt64, bytes: [UInt8])] = []
-    for (range, result) in zip(ranges, source.read(ranges)) {
-      if case .success(let bytes) = result { captured.append((range.address, bytes)) }
-    }
-    return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured, trace: trace)
-  }
-
   /// Where a stopped snapshot reads the model from.
   public enum StoppedModelSource: Sendable, Equatable {
     /// The shared RAM file, while the VM is stopped: only registers cross the gdbstub.
@@ -508,69 +514,77 @@ public final class Target {
     let gdb = try await connectGDB()
     let source = model ?? defaultStoppedModelSource
     let start = monotonicNanoseconds()
-    let wasRunning = gdb.runState == .running
-    do { if wasRunning { try gdb.interrupt() } } catch {
-      throw TargetError(.connect, "cannot stop the VM through the gdbstub: \(error)")
-    }
-    let pauseStart = monotonicNanoseconds()
-    var snapshot: Snapshot
+    var wasRunning = false
+    var pauseStart = start
+    var snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
     var problems: [String] = []
     var registers: [ThreadID: Result<RegisterSet, GDBRemoteError>] = [:]
     var resumeError: Error?
-    var modelEnd = pauseStart
+    var modelEnd = start
+    var end = start
     var infos: [ThreadInfo] = []
-    if source == .sharedRAM, let root = rootAddress, let sharedMemory {
-      let engine =
-        frozenEngine ?? SnapshotEngine(memory: StoppedSharedMemory(sharedMemory), rootAddress: root)
-      frozenEngine = engine
-      // The register requests go first; the model is read while the stub answers them, and
-      // the resume is written only after that.
-      var model: Result<Snapshot, ABIError> = .failure(ABIError(code: .unreadableRoot, message: "not read"))
-      var modelTime: UInt64 = 0
-      let read = {
-        let t = monotonicNanoseconds()
-        model = Result { () throws(ABIError) in try engine.snapshot() }
-        modelTime = max(1, monotonicNanoseconds() - t)
+    let threads = self.threads
+    // Stop, read and resume in one block on the client's queue.
+    try await gdb.perform { gdb throws(TargetError) in
+      wasRunning = gdb.runState == .running
+      do { if wasRunning { try gdb.interrupt() } } catch {
+        throw TargetError(.connect, "cannot stop the VM through the gdbstub: \(error)")
       }
-      do {
-        registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning, whileStopped: read)
-      } catch {
-        problems.append("cannot read registers: \(error)")
-        if modelTime == 0 { read() }
-        if wasRunning && gdb.runState != .running {
+      pauseStart = monotonicNanoseconds()
+      modelEnd = pauseStart
+      if source == .sharedRAM, let root = rootAddress, let sharedMemory {
+        let engine =
+          frozenEngine ?? SnapshotEngine(memory: StoppedSharedMemory(sharedMemory), rootAddress: root)
+        frozenEngine = engine
+        // The register requests go first; the model is read while the stub answers them, and
+        // the resume is written only after that.
+        var model: Result<Snapshot, ABIError> = .failure(ABIError(code: .unreadableRoot, message: "not read"))
+        var modelTime: UInt64 = 0
+        let read = {
+          let t = monotonicNanoseconds()
+          model = Result { () throws(ABIError) in try engine.snapshot() }
+          modelTime = max(1, monotonicNanoseconds() - t)
+        }
+        do {
+          registers = try gdb.readRegisters(of: threads, thenContinue: wasRunning, whileStopped: read)
+        } catch {
+          problems.append("cannot read registers: \(error)")
+          if modelTime == 0 { read() }
+          if wasRunning && gdb.runState != .running {
+            do { try gdb.continue() } catch { resumeError = error }
+          }
+        }
+        switch model {
+        case .success(let s): snapshot = s
+        case .failure(let error): throw TargetError(.abi, error.message)
+        }
+        snapshot.source = .gdbstub
+        modelEnd = pauseStart + modelTime
+      } else {
+        guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
+        memory.registerThreads = threads
+        if let root = rootAddress {
+          let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
+          stoppedEngine = engine
+          do throws(ABIError) { snapshot = try engine.snapshot() } catch {
+            if wasRunning { try? gdb.continue() }
+            throw TargetError(.abi, error.message)
+          }
+        } else {
+          _ = memory.read([])  // registers only (generic mode)
+          snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
+        }
+        modelEnd = monotonicNanoseconds()
+        registers = memory.registers
+        // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
+        // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
+        infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
+        if wasRunning {
           do { try gdb.continue() } catch { resumeError = error }
         }
       }
-      switch model {
-      case .success(let s): snapshot = s
-      case .failure(let error): throw TargetError(.abi, error.message)
-      }
-      snapshot.source = .gdbstub
-      modelEnd = pauseStart + modelTime
-    } else {
-      guard let memory = gdbMemory else { throw TargetError(.connect, "the gdbstub is not connected") }
-      memory.registerThreads = threads
-      if let root = rootAddress {
-        let engine = stoppedEngine ?? SnapshotEngine(memory: memory, rootAddress: root)
-        stoppedEngine = engine
-        do { snapshot = try engine.snapshot() } catch {
-          if wasRunning { try? gdb.continue() }
-          throw TargetError(.abi, error.message)
-        }
-      } else {
-        _ = memory.read([])  // registers only (generic mode)
-        snapshot = Snapshot(timeNanoseconds: start, source: .gdbstub, guest: nil, lcpus: [])
-      }
-      modelEnd = monotonicNanoseconds()
-      registers = memory.registers
-      // Halted or not: a guest with the ABI says so itself (IDLE = in hlt), which spares the
-      // pause four more stub round trips; a generic guest is asked through qThreadExtraInfo.
-      infos = rootAddress == nil ? ((try? gdb.threadInfo(threads)) ?? []) : []
-      if wasRunning {
-        do { try gdb.continue() } catch { resumeError = error }
-      }
+      end = monotonicNanoseconds()
     }
-    let end = monotonicNanoseconds()
     if let resumeError { problems.append("could not resume the VM: \(resumeError)") }
     lastStopTiming = StopTiming(
       stop: wasRunning ? pauseStart - start : 0, model: modelEnd - pauseStart, registers: end - modelEnd)
@@ -616,172 +630,6 @@ public final class Target {
     return snap
   }
 
-  /// Every virtio device and queue as QEMU's device model sees them; nil without QMP.
-  public func virtioState() async -> [VirtioDeviceState]? {
-    guard let qmp, let devices = try? await qmp.queryVirtio() else { return nil }
-    var result: [VirtioDeviceState] = []
-    for device in devices {
-      guard let status = try? await qmp.virtioStatus(path: device.path) else { continue }
-      var queues: [VirtioQueueState] = []
-      for index in 0..<min(max(status.numVQs, 0), 1024) {
-        guard let q = try? await qmp.virtioQueueStatus(path: device.path, queue: index) else { continue }
-        queues.append(
-          VirtioQueueState(
-            index: q.queueIndex, size: q.vringNum, lastAvailIndex: q.lastAvailIdx,
-            shadowAvailIndex: q.shadowAvailIdx, usedIndex: q.usedIdx, inUse: q.inuse,
-            descriptorTable: q.vringDesc, availRing: q.vringAvail, usedRing: q.vringUsed))
-      }
-      result.append(
-        VirtioDeviceState(
-          name: device.name, path: device.path, statuses: status.statuses,
-          guestFeatures: status.guestFeatures.names, queues: queues))
-    }
-    return result
-  }
-
-  // MARK: Run control
-
-  /// Pauses the VM (QMP `stop`, or the gdbstub's interrupt without QMP).
-  public func pause() async throws(TargetError) {
-    wantsRunning = false
-    cachedRunState = nil
-    if let qmp {
-      do { try await qmp.stop() } catch { throw TargetError(.connect, "QMP stop failed: \(error)") }
-      _ = try? gdb?.waitForStop(timeout: .milliseconds(200))
-    } else if let gdb {
-      do { try gdb.interrupt() } catch { throw TargetError(.connect, "cannot stop the VM: \(error)") }
-    }
-  }
-
-  /// Resumes the VM (through the gdbstub when connected, so it knows; else QMP `cont`).
-  public func resume() async throws(TargetError) {
-    wantsRunning = true
-    cachedRunState = nil
-    if let gdb, gdb.isConnected {
-      do { try gdb.continue() } catch { throw TargetError(.connect, "cannot resume the VM: \(error)") }
-    } else if let qmp {
-      do { try await qmp.cont() } catch { throw TargetError(.connect, "QMP cont failed: \(error)") }
-    }
-  }
-
-  /// How long a step of a halted vCPU may wait for the interrupt that wakes it.
-  public static let wakeTimeout: Duration = .seconds(3)
-
-  /// Steps vCPU `vcpu` by `count` instructions while every other vCPU stays stopped.
-  ///
-  /// The VM is stopped first if it runs; with `restore` it is resumed afterwards if it was
-  /// running. A step masks interrupts and timers (QEMU's default), except on a vCPU that is
-  /// halted or about to execute `hlt`: that step runs with interrupts and timers on, so it
-  /// ends at the first instruction of the handler of the interrupt that wakes the vCPU
-  /// (within ``wakeTimeout``), and the flags are set back afterwards.
-  public func step(vcpu: Int, count: Int, restore: Bool = true) async throws(TargetError) -> [StepRecord] {
-    try await stepping(vcpu: vcpu, restore: restore) { gdb, thread throws(GDBRemoteError) in
-      var records: [StepRecord] = []
-      var rip: UInt64?
-      for _ in 0..<count {
-        let record = try stepInstruction(gdb, thread, vcpu: vcpu, rip: rip, first: records.isEmpty)
-        rip = record.rip
-        records.append(record)
-      }
-      return records
-    }
-  }
-
-  /// Steps vCPU `vcpu` until its source line changes (at most `limit` instructions) while
-  /// every other vCPU stays stopped.
-  ///
-  /// The line is the innermost frame with a line at RIP (``SourceLocator``); instructions
-  /// without a line (assembly, compiler-generated code) do not end the step. A halted vCPU
-  /// wakes into its interrupt handler as in ``step(vcpu:count:restore:)``.
-  public func stepLine(vcpu: Int, limit: Int = 10_000, restore: Bool = true) async throws(TargetError)
-    -> LineStepRecord
-  {
-    let locator = try sourceLocator()
-    return try await stepping(vcpu: vcpu, restore: restore) { gdb, thread throws(GDBRemoteError) in
-      let startRIP = try readRIP(gdb, thread)
-      let startLine = locator.location(at: startRIP)
-      let from = StepRecord(
-        vcpu: vcpu, rip: startRIP, symbol: symbolName(startRIP), location: startLine.hasLine ? startLine : nil
-      )
-      var last = from
-      for n in 1...max(1, limit) {
-        var record = try stepInstruction(gdb, thread, vcpu: vcpu, rip: last.rip, first: n == 1)
-        let here = locator.location(at: record.rip)
-        record.location = here.hasLine ? here : nil
-        last = record
-        if here.hasLine && (here.file != startLine.file || here.line != startLine.line || !startLine.hasLine)
-        {
-          return LineStepRecord(vcpu: vcpu, from: from, to: record, instructions: n, lineChanged: true)
-        }
-      }
-      return LineStepRecord(vcpu: vcpu, from: from, to: last, instructions: max(1, limit), lineChanged: false)
-    }
-  }
-
-  /// Connects, stops the VM if it runs, runs `body` on the vCPU's thread, and resumes the VM
-  /// afterwards with `restore` if it was running.
-  private func stepping<T>(
-    vcpu: Int, restore: Bool,
-    _ body: (GDBRemoteConnection, ThreadID) throws(GDBRemoteError) -> T
-  ) async throws(TargetError) -> T {
-    cachedRunState = nil
-    let gdb = try await connectGDB()
-    guard let thread = threads.first(where: { $0.vcpuIndex == vcpu }) else {
-      throw TargetError(.guestState, "there is no vCPU \(vcpu) (the VM has \(threads.count))")
-    }
-    let wasRunning = gdb.runState == .running
-    let result: T
-    do {
-      if wasRunning { try gdb.interrupt() }
-      result = try body(gdb, thread)
-    } catch {
-      if restore && wasRunning { try? gdb.continue() }
-      if error.code == .stepTimedOut {
-        throw TargetError(.guestState, "vCPU \(vcpu) did not finish its step: \(error.message)")
-      }
-      throw TargetError(.connect, "step failed: \(error)")
-    }
-    if restore && wasRunning {
-      do { try gdb.continue() } catch {
-        throw TargetError(.connect, "cannot resume after the step: \(error)")
-      }
-    } else {
-      wantsRunning = false
-    }
-    return result
-  }
-
-  /// Steps one instruction; a halted vCPU, or one whose next instruction is `hlt`, steps
-  /// with interrupts on and ends in the handler that woke it. `rip` is the current RIP when
-  /// known (saves a read). Only the `first` step asks whether the vCPU is halted: after a
-  /// step of anything but `hlt`, or a step that woke it, it is not.
-  private func stepInstruction(
-    _ gdb: GDBRemoteConnection, _ thread: ThreadID, vcpu: Int, rip: UInt64?, first: Bool
-  ) throws(GDBRemoteError) -> StepRecord {
-    var wake = false
-    if first { wake = try gdb.threadInfo(thread).isHalted == true }
-    if !wake {
-      let pc: UInt64
-      if let rip { pc = rip } else { pc = try readRIP(gdb, thread) }
-      wake = (try? gdb.readMemory(address: pc, count: 1, thread: thread)) == [0xF4]
-    }
-    if wake {
-      try gdb.step(thread: thread, timeout: Self.wakeTimeout, mode: .interruptsOn)
-    } else {
-      try gdb.step(thread: thread, mode: .forceMasked)
-    }
-    let after = try readRIP(gdb, thread)
-    return StepRecord(vcpu: vcpu, rip: after, symbol: symbolName(after), woke: wake)
-  }
-
-  /// The vCPU's RIP.
-  private func readRIP(_ gdb: GDBRemoteConnection, _ thread: ThreadID) throws(GDBRemoteError) -> UInt64 {
-    guard let rip = try gdb.readRegister("rip", of: thread).uint64 else {
-      throw GDBRemoteError(.protocolViolation, "the stub returned no value for rip")
-    }
-    return rip
-  }
-
   /// Why the source-line reader could not start (it is not tried again).
   private var lineReaderError: TargetError?
 
@@ -810,12 +658,16 @@ public final class Target {
   /// `D;1` makes QEMU resume the VM, so when the user wants it paused the gdbstub socket is
   /// closed without detaching instead (QEMU then keeps it paused).
   public func close() async {
-    if let gdb, gdb.isConnected {
-      if wantsRunning {
-        try? gdb.detach()
-      } else {
-        if gdb.runState == .running { _ = try? gdb.interrupt() }
-        gdb.close()
+    if let gdb {
+      let wantsRunning = self.wantsRunning
+      await gdb.perform { gdb in
+        guard gdb.isConnected else { return }
+        if wantsRunning {
+          try? gdb.detach()
+        } else {
+          if gdb.runState == .running { _ = try? gdb.interrupt() }
+          gdb.close()
+        }
       }
     }
     gdb = nil
@@ -824,11 +676,11 @@ public final class Target {
 
   /// Connects to the gdbstub on first use (which stops the VM), learns the vCPUs and the
   /// register layout, and puts the VM back in the state the user wants.
-  private func connectGDB() async throws(TargetError) -> GDBRemoteConnection {
+  func connectGDB() async throws(TargetError) -> GDBRemoteClient {
     if let gdb, gdb.isConnected {
       // QMP `cont` resumes the VM without telling the gdbstub client: trust QMP when we have it.
       if let qmp, let status = try? await qmp.queryStatus(), status.running, gdb.runState != .running {
-        gdb.assumeRunning()
+        await gdb.perform { $0.assumeRunning() }
       }
       return gdb
     }
@@ -841,20 +693,24 @@ public final class Target {
     } else {
       wasRunning = wantsRunning
     }
-    let connection: GDBRemoteConnection
+    let client: GDBRemoteClient
+    let memory: GDBMemory
     do {
       let address = try GDBAddress(parsing: text)
-      connection = try GDBRemoteConnection.connect(to: address)
-      try connection.handshake()
-      _ = try connection.fetchTargetDescription()
-      threads = try connection.threads()
-      if wasRunning { try connection.continue() }
+      client = try await GDBRemoteClient.connect(to: address)
+      (threads, memory) = try await client.perform { connection throws(GDBRemoteError) in
+        try connection.handshake()
+        _ = try connection.fetchTargetDescription()
+        let threads = try connection.threads()
+        if wasRunning { try connection.continue() }
+        return (threads, GDBMemory(connection: connection))
+      }
     } catch {
       throw TargetError(.connect, "cannot attach to the gdbstub at \(text): \(error)")
     }
-    gdb = connection
-    gdbMemory = GDBMemory(connection: connection)
+    gdb = client
+    gdbMemory = memory
     stoppedEngine = nil
-    return connection
+    return client
   }
 }

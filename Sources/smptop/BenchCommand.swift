@@ -338,7 +338,7 @@ struct BenchCommand: AsyncParsableCommand {
       for _ in 0..<rounds {
         var s = try target.liveSnapshot()
         let start = monotonicNanoseconds()
-        target.addBacktraces(to: &s, locate: false)
+        await target.addBacktraces(to: &s, locate: false)
         backtraces.append(Double(monotonicNanoseconds() - start) / 1e3)
         threadCount = s.threads.count
       }
@@ -348,7 +348,7 @@ struct BenchCommand: AsyncParsableCommand {
         for round in 0..<min(rounds, 50) {
           var s = try target.liveSnapshot()
           let start = monotonicNanoseconds()
-          target.addBacktraces(to: &s, locate: true)
+          await target.addBacktraces(to: &s, locate: true)
           let us = Double(monotonicNanoseconds() - start) / 1e3
           if round == 0 { locateCold = us } else { locateWarm.append(us) }
         }
@@ -374,8 +374,10 @@ struct BenchCommand: AsyncParsableCommand {
         let threads = target.vcpuThreads
         let busyThreads = threads.filter { busy.contains($0.vcpuIndex ?? -1) }
         do {
-          let measured = try GDBRemoteBenchmark.registerChoices(
-            on: gdb, threads: threads, busy: busyThreads, iterations: rounds)
+          let measured = try await gdb.perform { connection throws(GDBRemoteError) in
+            try GDBRemoteBenchmark.registerChoices(
+              on: connection, threads: threads, busy: busyThreads, iterations: rounds)
+          }
           choices = measured.map {
             Choice(
               name: $0.measurement.name, packets: $0.packets, median: microseconds($0.measurement.median),

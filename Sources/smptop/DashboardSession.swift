@@ -189,9 +189,11 @@ enum DashboardSession {
         let rates = paused ? nil : previous.flatMap { SnapshotRates(from: $0, to: snap) }
         let detailStart = monotonicNanoseconds()
         // The detail view shows where every thread of its lcpu is; lock and thread views too.
-        if detailLCPU != nil || whereViewsOpen { target.addBacktraces(to: &snap) }
-        let detail = detailLCPU.map {
-          makeDetail(lcpu: $0, snapshot: snap, target: target, disassembler: disassembler)
+        if detailLCPU != nil || whereViewsOpen { await target.addBacktraces(to: &snap) }
+        var detail: DetailData?
+        if let detailLCPU {
+          detail = await makeDetail(
+            lcpu: detailLCPU, snapshot: snap, target: target, disassembler: disassembler)
         }
         let cost = SampleCost(
           qmpNanoseconds: qmp,
@@ -255,11 +257,11 @@ enum DashboardSession {
   /// The backtrace is the vCPU's when the snapshot has registers (walked within the stack it
   /// runs on: its thread's, or the lcpu's own), else the running thread's as of its latest
   /// timer tick; a panic shows the guest's own frames.
-  static func makeDetail(lcpu: Int, snapshot: Snapshot, target: Target, disassembler: Disassembler?)
+  static func makeDetail(lcpu: Int, snapshot: Snapshot, target: Target, disassembler: Disassembler?) async
     -> DetailData
   {
     var snap = snapshot
-    if snap.threads.allSatisfy({ $0.backtrace == nil }) { target.addBacktraces(to: &snap) }
+    if snap.threads.allSatisfy({ $0.backtrace == nil }) { await target.addBacktraces(to: &snap) }
     let record = snap.lcpus.first { Int($0.index) == lcpu }
     let vcpu = snap.vcpus?.first { $0.index == vcpuIndex(of: lcpu, in: snap) }
     var note: String?
@@ -286,7 +288,7 @@ enum DashboardSession {
       // Decode from the function's start when it is near, so instructions line up exactly.
       let start = target.symbols?.lookup(rip).map { rip - $0.offset }.flatMap { rip - $0 <= 512 ? $0 : nil }
       let base = start ?? (rip >= 64 ? rip - 64 : 0)
-      if let bytes = target.readMemory(base, count: Int(rip - base) + 96) {
+      if let bytes = await target.readMemory(base, count: Int(rip - base) + 96) {
         lines = disassembler.window(around: rip, bytes: bytes, base: base).map {
           DisassemblyLine(address: $0.address, bytes: $0.bytes, mnemonic: $0.mnemonic, operands: $0.operands)
         }

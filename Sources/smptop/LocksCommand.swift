@@ -40,7 +40,7 @@ struct LocksCommand: AsyncParsableCommand {
       _ = await sleepUnlessInterrupted(interval)
       second = try await t.snapshot()
       // Where the waiters wait comes from their backtraces (shared RAM, or a stopped VM).
-      t.addBacktraces(to: &second)
+      await t.addBacktraces(to: &second)
     } catch {
       await t.close()
       throw CLIError(error)

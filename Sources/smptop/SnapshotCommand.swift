@@ -60,7 +60,7 @@ extension SnapshotCommand {
       if resume { try? await t.resume() }
       throw error
     }
-    t.addBacktraces(to: &snap)
+    await t.addBacktraces(to: &snap)
     if resume { try await t.resume() }
     return snap
   }

@@ -89,7 +89,8 @@ import Testing
         try await guest.target.pause()
         before = try #require(try await guest.target.stoppedSnapshot().vcpus)
         let gdb = try #require(guest.target.gdb)
-        let infos = try gdb.threadInfo(guest.target.vcpuThreads)
+        let threads = guest.target.vcpuThreads
+        let infos = try await gdb.perform { try $0.threadInfo(threads) }
         halted = infos.filter { $0.isHalted == true }.compactMap(\.thread.vcpuIndex)
         if halted.count < 4 && !halted.isEmpty { break }
         try await guest.target.resume()
@@ -244,8 +245,10 @@ import Testing
       let gdb = try #require(guest.target.gdb)
       for (address, count) in [(rodata.address, Int(rodata.size)), (start, Int(end - start))] {
         let fromFile = try elf.bytes(atVirtualAddress: address, count: count)
-        let virtual = try gdb.readMemory(address: address, count: count)
-        let physical = try gdb.readMemory(address: address, count: count, physical: true)
+        let virtual = try await gdb.perform { try $0.readMemory(address: address, count: count) }
+        let physical = try await gdb.perform {
+          try $0.readMemory(address: address, count: count, physical: true)
+        }
         #expect(virtual == fromFile, "\(count) bytes at 0x\(String(address, radix: 16)) differ from the ELF")
         #expect(physical == fromFile, "the guest is identity-mapped")
       }

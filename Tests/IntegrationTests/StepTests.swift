@@ -23,7 +23,8 @@ import Testing
       try await guest.target.pause()
       _ = try await guest.target.stoppedSnapshot()
       let gdb = try #require(guest.target.gdb)
-      let infos = try gdb.threadInfo(guest.target.vcpuThreads)
+      let threads = guest.target.vcpuThreads
+      let infos = try await gdb.perform { try $0.threadInfo(threads) }
       if let hit = infos.first(where: { ($0.isHalted == true) == wanted }), let index = hit.thread.vcpuIndex {
         return index
       }
@@ -57,7 +58,7 @@ import Testing
     try await BootedGuest.with(smp: 4, append: "workload=none") { guest in
       let sleeper = try await Self.catchVCPU(guest, halted: true)
       let gdb = try #require(guest.target.gdb)
-      let defaultFlags = try gdb.singleStepFlags()
+      let defaultFlags = try await gdb.perform { try $0.singleStepFlags() }
       #expect(defaultFlags == 0x7, "QEMU 7.2's default: ENABLE|NOIRQ|NOTIMER")
       let before = try await Self.rips(guest.target)
       let start = ContinuousClock.now
@@ -76,11 +77,11 @@ import Testing
         #expect(after[index] == rip, "vCPU \(index) must not move while vCPU \(sleeper) steps")
       }
       // The flags are QEMU's default again: the next step of a busy vCPU masks interrupts.
-      #expect(try gdb.singleStepFlags() == defaultFlags)
+      #expect(try await gdb.perform { try $0.singleStepFlags() } == defaultFlags)
       // More steps from the handler go on through it with interrupts masked.
       let more = try await guest.target.step(vcpu: sleeper, count: 3)
       #expect(more.count == 3 && more.allSatisfy { !$0.woke })
-      #expect(try gdb.singleStepFlags() == defaultFlags)
+      #expect(try await gdb.perform { try $0.singleStepFlags() } == defaultFlags)
     }
   }
 

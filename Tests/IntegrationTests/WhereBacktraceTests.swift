@@ -113,7 +113,7 @@ import Testing
         var snap: Snapshot
         do {
           snap = try await target.stoppedSnapshot()
-          target.addBacktraces(to: &snap, locate: false)
+          await target.addBacktraces(to: &snap, locate: false)
           await target.close()
         } catch {
           await target.close()
@@ -197,7 +197,7 @@ import Testing
       var kinds = Set<String>()
       for _ in 0..<60 where checked < 6 || kinds.count < 2 {
         var snap = try guest.target.liveSnapshot()
-        guest.target.addBacktraces(to: &snap)
+        await guest.target.addBacktraces(to: &snap)
         for t in snap.threads where t.state == .blockedOnLock || t.state == .blockedOnSemaphore {
           let bt = try #require(t.backtrace, "thread \(t.id) \(t.name) has a backtrace")
           // Blocked but still switching out (its context is not saved yet): not this test's case.

@@ -24,7 +24,7 @@ import Testing
       var waiters = 0
       for _ in 0..<100 where sites.count < 6 {
         var snap = try guest.target.liveSnapshot()
-        guest.target.addBacktraces(to: &snap)
+        await guest.target.addBacktraces(to: &snap)
         for lock in snap.locks {
           for w in lock.waiters {
             guard let id = w.thread, id != 0 else { continue }
