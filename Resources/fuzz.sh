@@ -34,7 +34,9 @@ else
   NAMES=$NAME
 fi
 # FUZZ_OPT: -O (default) for long runs; -Onone builds in about half the time, for short budgets.
-FLAGS=(-sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -g -D SMPTOP_FUZZ)
+# -wmo: one frontend per module (unoptimized, a target with the Inspector sources builds in 11 s
+# instead of 36 s: without it every per-file job type-checks the whole module again).
+FLAGS=(-sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -wmo -g -D SMPTOP_FUZZ)
 
 # build_module TARGET: Sources/TARGET as a static library plus .swiftmodule in $OUT/modules.
 build_module() {

@@ -3,7 +3,8 @@
 #   1. the dependencies (Resources/install-deps.sh, idempotent)
 #   2. swift test --no-parallel: unit, integration, command and terminal tests against the real
 #      guest in real QEMU (serial: parallel TCG guests on two cores starve each other's timers)
-#   3. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 2000),
+#   3. every libFuzzer target for a short budget (FUZZ_RUNS executions each, default 2000,
+#      at most FUZZ_SECONDS each, default 30),
 #      built unoptimized (FUZZ_OPT=-Onone: half the build time, and the budget is small)
 #   4. the host suites that boot no guest, under the thread sanitizer: the package in
 #      Resources/tsan (symbolic links to the same sources and tests, without the executable,
@@ -35,7 +36,8 @@ fi
 swift test --no-parallel
 [ "${1:-}" = --quick ] && exit 0
 echo "test.sh: fuzz targets, ${FUZZ_RUNS:-2000} executions each"
-FUZZ_OPT=${FUZZ_OPT:--Onone} Resources/fuzz.sh all "${FUZZ_RUNS:-2000}"
+# FUZZ_SECONDS caps each target (RSPExchange's scripted stub runs ≈ 27 executions/s unoptimized).
+FUZZ_OPT=${FUZZ_OPT:--Onone} FUZZ_SECONDS=${FUZZ_SECONDS:-30} Resources/fuzz.sh all "${FUZZ_RUNS:-2000}"
 echo "test.sh: host suites under the thread sanitizer (Resources/tsan)"
 # SMPTOP_SOURCE_ROOT: the guest ELF tests build the guest from this tree, not from Resources/tsan.
 SMPTOP_SOURCE_ROOT=$(pwd) TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} swift test \

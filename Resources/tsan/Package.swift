@@ -17,7 +17,7 @@ let package = Package(
   targets: [
     .target(name: "InspectABI"),
     .target(name: "Transport"),
-    .target(name: "GDBRemote", dependencies: ["Transport"]),
+    .target(name: "GDBRemote", dependencies: ["Transport", locks]),
     .target(name: "QMP", dependencies: ["Transport", locks]),
     .target(
       name: "ELFSymbols", dependencies: [locks]),
