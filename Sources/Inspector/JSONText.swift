@@ -35,6 +35,22 @@ struct JSONText {
     byte(UInt8(ascii: ","))
   }
 
+  /// Appends `"key":number,` when there is a value, nothing otherwise.
+  mutating func member(_ name: StaticString, _ value: Double?) {
+    guard let value else { return }
+    key(name)
+    number(value)
+    byte(UInt8(ascii: ","))
+  }
+
+  /// Appends `"key":number,` when there is a value, nothing otherwise.
+  mutating func member(_ name: StaticString, _ value: Int?) {
+    guard let value else { return }
+    key(name)
+    number(value)
+    byte(UInt8(ascii: ","))
+  }
+
   /// Appends `s` as a JSON string literal: quote, backslash and control characters escaped.
   mutating func string(_ s: String) {
     bytes.append(UInt8(ascii: "\""))

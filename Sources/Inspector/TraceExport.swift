@@ -63,16 +63,8 @@ public enum TraceExport {
       }
       out.member("bp", bp)
       out.member("cat", cat)
-      if let dur {
-        out.key("dur")
-        out.number(dur)
-        out.byte(UInt8(ascii: ","))
-      }
-      if let id {
-        out.key("id")
-        out.number(id)
-        out.byte(UInt8(ascii: ","))
-      }
+      out.member("dur", dur)
+      out.member("id", id)
       out.key("name")
       out.string(name)
       out.raw(",\"ph\":")

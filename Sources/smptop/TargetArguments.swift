@@ -60,3 +60,16 @@ extension CLIError {
     self.init(error.message, code: code)
   }
 }
+
+extension TargetArguments {
+  /// Opens the target, runs `body` with it and closes it, also when `body` throws.
+  func withOpenTarget(_ body: (Target) async throws -> Void) async throws {
+    let t: Target
+    do { t = try await Target.open(options) } catch { throw CLIError(error) }
+    do { try await body(t) } catch {
+      await t.close()
+      throw error
+    }
+    await t.close()
+  }
+}

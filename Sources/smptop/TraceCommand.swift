@@ -50,13 +50,7 @@ struct TraceCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let t: Target
-    do { t = try await Target.open(target.options) } catch { throw CLIError(error) }
-    do { try await record(t) } catch {
-      await t.close()
-      throw error
-    }
-    await t.close()
+    try await target.withOpenTarget { try await record($0) }
   }
 
   /// Drains, then writes the file.
