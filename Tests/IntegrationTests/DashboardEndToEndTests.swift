@@ -56,7 +56,8 @@ import Testing
     var result: [Int: (String, String)] = [:]
     for line in screen.split(separator: "\n") {
       let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-      guard fields.count > 6, let index = Int(fields[0]), Int(fields[1]) != nil,
+      // The index carries the marker column when a record was changing while read ("1~").
+      guard fields.count > 6, let index = Int(fields[0].trimmingCharacters(in: ["~"])), Int(fields[1]) != nil,
         ["IDLE", "BUSY", "HALTED", "INIT", "OFFLINE"].contains(String(fields[2]))
       else { continue }
       result[index] = (String(fields[2]), String(fields[fields.count - 1]))
