@@ -30,16 +30,18 @@ while let a = args.popFirst() {
   case "--pid-file":
     if let p = args.popFirst() { try "\(getpid())\n".write(toFile: p, atomically: true, encoding: .utf8) }
   case "--bench":
-    let (snap, rates) = try Fixtures.manyLocks(lcpus: 64, locks: 256)
-    let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
-    for pane in [Pane.lcpus, .locks] {
-      for (w, h) in [(200, 50), (80, 24)] {
-        let r = benchmarkRender(
-          state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: w, height: h,
-          frames: 1000)
-        print(
-          "render 64 lcpus + 256 locks, \(pane.title(generic: false)) pane \(w)x\(h): "
-            + "\(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
+    for count in [256, 1024] {
+      let (snap, rates) = try Fixtures.manyLocks(lcpus: 64, locks: count)
+      let data = DashboardData(snapshot: snap, rates: rates, target: Fixtures.target)
+      for pane in [Pane.lcpus, .locks] {
+        for (w, h) in [(200, 50), (80, 24)] {
+          let r = benchmarkRender(
+            state: DashboardState(pane: pane), data: data, symbolize: Fixtures.symbolize, width: w, height: h,
+            frames: 1000)
+          print(
+            "render 64 lcpus + \(count) locks, \(pane.title(generic: false)) pane \(w)x\(h): "
+              + "\(Int(r.microsecondsPerFrame.rounded())) µs/frame over \(r.frames) frames")
+        }
       }
     }
     exit(0)

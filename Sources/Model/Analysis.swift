@@ -3,16 +3,20 @@ extension Snapshot {
   /// Wait-for cycles among threads: T waits for lock L (blocked_on, or a waiter slot),
   /// L is held by U, U waits for …, back to T. Each cycle is reported once.
   public var waitCycles: [WaitCycle] {
-    var lockByAddress: [UInt64: LockRecord] = [:]
-    for lock in locks { lockByAddress[lock.address] = lock }
+    // Indices into `locks`, not copies: a snapshot can carry a thousand records.
+    var lockByAddress: [UInt64: Int] = [:]
+    if threads.contains(where: { $0.blockedOn != 0 }) {
+      lockByAddress.reserveCapacity(locks.count)
+      for (i, lock) in locks.enumerated() { lockByAddress[lock.address] = i }
+    }
     // thread -> the lock it waits for
-    var waitsFor: [UInt64: LockRecord] = [:]
+    var waitsFor: [UInt64: Int] = [:]
     for thread in threads where thread.blockedOn != 0 {
       if let lock = lockByAddress[thread.blockedOn] { waitsFor[thread.id] = lock }
     }
-    for lock in locks {
+    for (i, lock) in locks.enumerated() {
       for waiter in lock.waiters {
-        if let t = waiter.thread, waitsFor[t] == nil { waitsFor[t] = lock }
+        if let t = waiter.thread, waitsFor[t] == nil { waitsFor[t] = i }
       }
     }
     var cycles: [WaitCycle] = []
@@ -21,7 +25,8 @@ extension Snapshot {
       var path: [WaitCycle.Step] = []
       var visited: [UInt64: Int] = [:]
       var current = start
-      while let lock = waitsFor[current], let holder = lock.holderThread, visited[current] == nil {
+      while let index = waitsFor[current], let holder = locks[index].holderThread, visited[current] == nil {
+        let lock = locks[index]
         visited[current] = path.count
         path.append(WaitCycle.Step(thread: current, lock: lock.name, lockAddress: lock.address))
         current = holder

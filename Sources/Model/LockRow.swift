@@ -18,6 +18,36 @@ public struct ThreadNames: Sendable {
   }
 }
 
+/// What the lock rows of one snapshot share: its clock, the interval's rates by lock address, and
+/// the locks in wait-for cycles.
+public struct LockRowContext: Sendable {
+  /// The snapshot's clock.
+  public var clock: GuestClock
+  /// The interval's rates by lock address.
+  public var rates: [UInt64: LockRates]
+  /// Addresses of the locks in a wait-for cycle.
+  public var cycleLocks: Set<UInt64>
+
+  /// The context of `snapshot`'s rows; `waitCycles` when the caller has them already.
+  public init(_ snapshot: Snapshot, rates: SnapshotRates?, waitCycles: [WaitCycle]? = nil) {
+    clock = snapshot.clock
+    cycleLocks = []
+    for cycle in waitCycles ?? snapshot.waitCycles {
+      for s in cycle.steps { cycleLocks.insert(s.lockAddress) }
+    }
+    self.rates = [:]
+    if let locks = rates?.locks {
+      self.rates.reserveCapacity(locks.count)
+      for r in locks where self.rates[r.address] == nil { self.rates[r.address] = r }
+    }
+  }
+
+  /// The row of `lock` with its numbers and blank cells (`LockRow.formatCells` fills them).
+  public func row(_ lock: LockRecord) -> LockRow {
+    LockRow(lock, rates: rates[lock.address], clock: clock, inCycle: cycleLocks.contains(lock.address))
+  }
+}
+
 /// One lock as every output shows it: the pane, `smptop locks`, the text snapshot.
 ///
 /// The cells are already formatted; the numbers beside them are what sorting and JSON use.
@@ -81,6 +111,11 @@ public struct LockRow: Sendable, Identifiable {
     public var site: String
     /// " " consistent, "~" changing while read, "!" unreadable.
     public var marker: String
+
+    /// Every cell empty: a row whose cells are not formatted yet.
+    public static let blank = Cells(
+      name: "", kind: "", holder: "", held: "", acquisitions: "", contended: "", contendedPercent: "",
+      meanWait: "", maxWait: "", maxHold: "", waiters: "", misuse: "", tryFailures: "", site: "", marker: "")
   }
 
   /// The rows of `snapshot`'s locks in registry order.
@@ -89,21 +124,22 @@ public struct LockRow: Sendable, Identifiable {
   ///   - rates: the interval's rates, when two snapshots were compared.
   ///   - symbolize: names acquire sites.
   ///   - staticFindings: lock address → comma-separated static findings ("irq-unsafe,sleep-in-irq").
+  ///   - waitCycles: the snapshot's wait-for cycles when the caller has them already.
+  ///   - formatted: false leaves every row's `cells` blank for `formatCells` to fill later (an
+  ///     output that shows a few of many rows formats only those).
   public static func rows(
     _ snapshot: Snapshot, rates: SnapshotRates?, style: CellStyle = .unicode, symbolize: (UInt64) -> String?,
-    staticFindings: [UInt64: String] = [:]
+    staticFindings: [UInt64: String] = [:], waitCycles: [WaitCycle]? = nil, formatted: Bool = true
   ) -> [LockRow] {
-    let clock = snapshot.clock
-    let names = ThreadNames(snapshot)
-    var cycleLocks = Set<UInt64>()
-    for cycle in snapshot.waitCycles { for s in cycle.steps { cycleLocks.insert(s.lockAddress) } }
-    var rateByAddress: [UInt64: LockRates] = [:]
-    for r in rates?.locks ?? [] where rateByAddress[r.address] == nil { rateByAddress[r.address] = r }
+    let context = LockRowContext(snapshot, rates: rates, waitCycles: waitCycles)
+    let names = formatted ? ThreadNames(snapshot) : nil
     return snapshot.locks.map { l in
-      LockRow(
-        l, rates: rateByAddress[l.address], clock: clock, names: names,
-        inCycle: cycleLocks.contains(l.address),
-        style: style, symbolize: symbolize, staticFinding: staticFindings[l.address])
+      var row = context.row(l)
+      if let names {
+        row.formatCells(
+          names: names, style: style, symbolize: symbolize, staticFinding: staticFindings[l.address])
+      }
+      return row
     }
   }
 
@@ -112,10 +148,18 @@ public struct LockRow: Sendable, Identifiable {
     _ l: LockRecord, rates rate: LockRates?, clock: GuestClock, names: ThreadNames, inCycle: Bool,
     style: CellStyle, symbolize: (UInt64) -> String?, staticFinding: String? = nil
   ) {
+    self.init(l, rates: rate, clock: clock, inCycle: inCycle)
+    formatCells(names: names, style: style, symbolize: symbolize, staticFinding: staticFinding)
+  }
+
+  /// One row's numbers, with blank cells (`formatCells` fills them).
+  public init(_ l: LockRecord, rates rate: LockRates?, clock: GuestClock, inCycle: Bool) {
     id = l.address
     record = l
-    rates = rate
     self.inCycle = inCycle
+    cells = Cells.blank
+    if case .unreadable = l.consistency { return }
+    rates = rate
     acquisitionsPerSecond = rate?.acquisitionsPerSecond
     contendedPerSecond = rate?.contendedPerSecond
     contendedPercent = rate?.contendedPercent
@@ -124,7 +168,13 @@ public struct LockRow: Sendable, Identifiable {
     meanWaitSeconds = (rate?.meanWaitTSC ?? lifetimeMean).flatMap { clock.seconds($0) }
     maxWaitSeconds = l.contended == 0 ? nil : clock.seconds(l.waitMaxTSC)
     maxHoldSeconds = l.acquisitions == 0 || l.kind == .semaphore ? nil : clock.seconds(l.holdMaxTSC)
+  }
 
+  /// Formats the row's cells from its record and numbers.
+  public mutating func formatCells(
+    names: ThreadNames, style: CellStyle, symbolize: (UInt64) -> String?, staticFinding: String? = nil
+  ) {
+    let l = record
     var holder = style.none
     switch (l.holderLCPU, l.holderThread) {
     case (let cpu?, let t?): holder = "\(names(t))@cpu\(cpu)"
@@ -163,7 +213,7 @@ public struct LockRow: Sendable, Identifiable {
     }
     let marker = TextTable.marker(l.consistency)
     var percent = style.unknown
-    if rate != nil { percent = contendedPercent.map { Format.fixed($0, decimals: 1) } ?? style.none }
+    if rates != nil { percent = contendedPercent.map { Format.fixed($0, decimals: 1) } ?? style.none }
     cells = Cells(
       name: l.name, kind: (l.kind == .semaphore ? "sem" : l.kind.rawValue) + (l.dynamic ? "*" : ""),
       holder: holder, held: style.duration(heldSeconds), acquisitions: style.rate(acquisitionsPerSecond),
@@ -175,14 +225,6 @@ public struct LockRow: Sendable, Identifiable {
       marker: marker)
     if case .unreadable(let reason) = l.consistency {
       cells.holder = "unreadable: " + reason
-      heldSeconds = nil
-      rates = nil
-      acquisitionsPerSecond = nil
-      contendedPerSecond = nil
-      contendedPercent = nil
-      meanWaitSeconds = nil
-      maxWaitSeconds = nil
-      maxHoldSeconds = nil
       cells.held = style.none
       cells.acquisitions = style.unknown
       cells.contended = style.unknown

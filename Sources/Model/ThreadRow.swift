@@ -40,10 +40,10 @@ public struct ThreadRow: Sendable, Identifiable {
 
   /// The rows of `snapshot`'s threads: the blocked ones first, then spinning, running, ready,
   /// sleeping, the rest; ties by id.
-  public static func rows(_ snapshot: Snapshot, style: CellStyle = .unicode) -> [ThreadRow] {
-    var lockNames: [UInt64: String] = [:]
-    for l in snapshot.locks where lockNames[l.address] == nil { lockNames[l.address] = l.name }
-    let clock = snapshot.clock
+  ///
+  /// - Parameter limit: at most this many rows, the first in that order.
+  public static func rows(_ snapshot: Snapshot, style: CellStyle = .unicode, limit: Int? = nil) -> [ThreadRow]
+  {
     func rank(_ s: ThreadState) -> Int {
       switch s {
       case .blockedOnLock, .blockedOnSemaphore, .blockedOnWaitQueue: return 0
@@ -54,8 +54,21 @@ public struct ThreadRow: Sendable, Identifiable {
       default: return 5
       }
     }
-    return snapshot.threads.map { ThreadRow($0, lockNames: lockNames, clock: clock, style: style) }
-      .sorted { (rank($0.record.state), $0.record.id) < (rank($1.record.state), $1.record.id) }
+    let threads = snapshot.threads
+    var order = threads.indices.sorted {
+      (rank(threads[$0].state), threads[$0].id) < (rank(threads[$1].state), threads[$1].id)
+    }
+    if let limit, limit < order.count { order.removeLast(order.count - max(0, limit)) }
+    // Names of the locks these threads wait on, only (a snapshot can carry a thousand locks).
+    let wanted = Set(order.map { threads[$0].blockedOn }.filter { $0 != 0 })
+    var lockNames: [UInt64: String] = [:]
+    if !wanted.isEmpty {
+      for l in snapshot.locks where wanted.contains(l.address) && lockNames[l.address] == nil {
+        lockNames[l.address] = l.name
+      }
+    }
+    let clock = snapshot.clock
+    return order.map { ThreadRow(threads[$0], lockNames: lockNames, clock: clock, style: style) }
   }
 
   /// One row.

@@ -41,6 +41,50 @@ import Testing
     #expect(names == names.sorted())
   }
 
+  /// The names in the locks table's rows of a frame, top to bottom.
+  func lockNames(_ f: Frame) -> [String] {
+    lines(f).compactMap { line in
+      let name = line.dropFirst().prefix { $0 != " " }
+      return name.hasPrefix("lock-") ? String(name) : nil
+    }
+  }
+
+  @Test(arguments: [0, 1, 150, 299])
+  func aLongLockTableScrollsToTheSelectionAndDrawsTheRowsInOrder(position: Int) throws {
+    let (snap, rates) = try Fixtures.manyLocks(lcpus: 8, locks: 300)
+    var s = DashboardState(pane: .locks)
+    s.current.sortKey = .name
+    s.current.descending = false
+    // The oracle: every lock's name sorted, ties impossible (names are unique).
+    let sorted = snap.locks.map(\.name).sorted()
+    let selected = try #require(snap.locks.first { $0.name == sorted[position] })
+    s.current.selectedID = Int(selected.address)
+    let f = frame(s, snap, rates, width: 80, height: 24)
+    #expect(f.layout.rowIDs.count == 300)
+    #expect(
+      f.layout.rowIDs.compactMap { id in snap.locks.first { Int($0.address) == id }?.name } == sorted)
+    let shown = lockNames(f)
+    try #require(shown.count >= 5, "rows on screen: \(shown)")
+    let start = try #require(sorted.firstIndex(of: shown[0]))
+    #expect(shown == Array(sorted[start..<start + shown.count]), "a contiguous run of the sorted names")
+    #expect(shown.contains(selected.name), "the selected lock is on screen")
+    // A negative control: another selection shows other rows.
+    var other = s
+    other.current.selectedID = Int(
+      snap.locks.first { $0.name == sorted[(position + 150) % 300] }?.address ?? 0)
+    #expect(lockNames(frame(other, snap, rates, width: 80, height: 24)) != shown)
+  }
+
+  @Test func aFilterOverALongLockTableKeepsOnlyMatchingRows() throws {
+    let (snap, rates) = try Fixtures.manyLocks(lcpus: 8, locks: 300)
+    var s = DashboardState(pane: .locks)
+    s.filter = "lock-2"
+    let f = frame(s, snap, rates, width: 200, height: 50)
+    let expected = Set(snap.locks.filter { $0.name.hasPrefix("lock-2") }.map { Int($0.address) })
+    #expect(Set(f.layout.rowIDs) == expected && expected.count == 111)
+    #expect(lockNames(f).allSatisfy { $0.hasPrefix("lock-2") } && !lockNames(f).isEmpty)
+  }
+
   @Test func theFilterNarrowsLocksAndThreads() throws {
     let (snap, rates) = try Fixtures.fullV2()
     var s = DashboardState(pane: .locks)

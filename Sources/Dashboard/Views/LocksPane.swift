@@ -1,8 +1,11 @@
 import Model
 
 /// One lock as the locks pane shows it: the shared row model plus what only the pane needs.
+///
+/// The row's numbers are ready for sorting; its cells are formatted the first time a column
+/// draws them, so a table of a thousand locks formats only the rows on screen.
 struct LockPaneRow {
-  /// The row every output renders.
+  /// The row every output renders, its cells blank until `cells` is first read.
   var row: LockRow
   /// The row's identity in the table (the lock's address).
   var id: Int
@@ -12,10 +15,44 @@ struct LockPaneRow {
   var markerStyle: Style
   /// Lower-cased text the filter matches against (empty when no filter is set).
   var search: String
+  /// Formats (and keeps) the frame's cells.
+  let formatter: LockCellFormatter
   /// The lock's record.
   var record: LockRecord { row.record }
   /// Whether the lock is part of a wait-for cycle.
   var inCycle: Bool { row.inCycle }
+  /// The formatted cells.
+  var cells: LockRow.Cells { formatter.cells(of: row) }
+}
+
+/// Formats lock rows' cells on first use and keeps them, for one frame.
+final class LockCellFormatter {
+  private let names: ThreadNames
+  private let style: CellStyle
+  private let symbolize: Symbolizer
+  private let staticFindings: [UInt64: String]
+  private var done: [UInt64: LockRow.Cells] = [:]
+
+  init(
+    names: ThreadNames, style: CellStyle, symbolize: @escaping Symbolizer, staticFindings: [UInt64: String]
+  ) {
+    self.names = names
+    self.style = style
+    self.symbolize = symbolize
+    self.staticFindings = staticFindings
+  }
+
+  /// Whether the static check found something on the lock at `address`.
+  func hasStaticFinding(_ address: UInt64) -> Bool { staticFindings[address] != nil }
+
+  /// `row`'s cells, formatted the first time they are asked for.
+  func cells(of row: LockRow) -> LockRow.Cells {
+    if let cells = done[row.id] { return cells }
+    var copy = row
+    copy.formatCells(names: names, style: style, symbolize: symbolize, staticFinding: staticFindings[row.id])
+    done[row.id] = copy.cells
+    return copy.cells
+  }
 }
 
 /// The cell style of a glyph set.
@@ -23,30 +60,23 @@ func cellStyle(_ glyphs: Glyphs) -> CellStyle {
   CellStyle(micro: glyphs.micro, unknown: glyphs.unknown, ellipsis: String(glyphs.ellipsis))
 }
 
-/// Builds the lock rows.
-func lockRows(
-  _ snapshot: Snapshot, rates: SnapshotRates?, glyphs: Glyphs, symbolize: Symbolizer, searchable: Bool = true,
-  staticFindings: [UInt64: String] = [:]
-) -> [LockPaneRow] {
-  LockRow.rows(
-    snapshot, rates: rates, style: cellStyle(glyphs), symbolize: symbolize, staticFindings: staticFindings
-  ).map { r in
-    let (marker, markerStyle) = consistencyMarker(r.record.consistency)
-    var row = LockPaneRow(
-      row: r, id: Int(truncatingIfNeeded: r.id), marker: marker, markerStyle: markerStyle, search: "")
-    guard searchable else { return row }
-    let c = r.cells
-    row.search = "\(c.name) \(r.record.kind.rawValue) \(c.holder) \(c.waiters) \(c.site)".lowercased()
-    if r.record.misuseTotal > 0 { row.search += " misuse" }
-    if staticFindings[r.id] != nil { row.search += " static" }
-    if r.inCycle { row.search += " deadlock" }
-    return row
-  }
+/// The pane's row of `row` (cells formatted on first use, or at once when `searchable`).
+func lockPaneRow(_ r: LockRow, formatter: LockCellFormatter, searchable: Bool) -> LockPaneRow {
+  let (marker, markerStyle) = consistencyMarker(r.record.consistency)
+  var row = LockPaneRow(
+    row: r, id: Int(truncatingIfNeeded: r.id), marker: marker, markerStyle: markerStyle, search: "",
+    formatter: formatter)
+  guard searchable else { return row }
+  let c = row.cells
+  row.search = "\(c.name) \(r.record.kind.rawValue) \(c.holder) \(c.waiters) \(c.site)".lowercased()
+  if r.record.misuseTotal > 0 { row.search += " misuse" }
+  if formatter.hasStaticFinding(r.id) { row.search += " static" }
+  if r.inCycle { row.search += " deadlock" }
+  return row
 }
 
 /// Sort values of a lock row.
-func lockSortValues(_ p: LockPaneRow, _ key: SortKey) -> [SortValue?] {
-  let r = p.row
+func lockSortValues(_ r: LockRow, _ key: SortKey) -> [SortValue?] {
   switch key {
   case .contention:
     let (perSecond, share, _) = r.contentionKey
@@ -77,46 +107,46 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
       g, r, x, y, w in
       g[x, y] = Cell(r.marker, r.markerStyle)
       let style: Style = r.inCycle || r.record.misuseTotal > 0 ? .error : .value
-      textCell(&g, r.row.cells.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
+      textCell(&g, r.cells.name, x: x + 1, y: y, width: w - 1, glyphs: glyphs, style: style)
     },
     .fixed("KIND", 6, priority: 3, align: .left) { g, r, x, y, w in
-      textCell(&g, r.row.cells.kind, x: x, y: y, width: w, glyphs: glyphs, style: .dim)
+      textCell(&g, r.cells.kind, x: x, y: y, width: w, glyphs: glyphs, style: .dim)
     },
     .flexible("HOLDER", minimum: 8, preferred: 10, maximum: 24, weight: 1, priority: 0, align: .left) {
       g, r, x, y, w in
-      let holder = r.row.cells.holder
+      let holder = r.cells.holder
       let style: Style = r.marker == "!" ? .error : (holder == "-" ? .dim : (r.inCycle ? .error : .normal))
       textCell(&g, holder, x: x, y: y, width: w, glyphs: glyphs, style: style)
     },
     .fixed("HELD", 6, priority: 1) { g, r, x, y, w in
-      time(r.row.cells.held, r.row.heldSeconds, &g, x, y, w, warnAbove: 0.01)
+      time(r.cells.held, r.row.heldSeconds, &g, x, y, w, warnAbove: 0.01)
     },
     .fixed("ACQ/s", 6, priority: 0, key: .acquisitions) { g, r, x, y, w in
-      cellNumber(r.row.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
+      cellNumber(r.cells.acquisitions, r.row.acquisitionsPerSecond, &g, x, y, w)
     },
     .fixed("CONT/s", 7, priority: 0, key: .contention) { g, r, x, y, w in
-      cellNumber(r.row.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
+      cellNumber(r.cells.contended, r.row.contendedPerSecond, &g, x, y, w, style: .warn)
     },
     .fixed("CONT%", 6, priority: 4) { g, r, x, y, w in
       let p = r.row.contendedPercent
       g.field(
-        r.row.cells.contendedPercent, x: x, y: y, width: w,
+        r.cells.contendedPercent, x: x, y: y, width: w,
         style: p.map { $0 >= 25 ? .warn : ($0 == 0 ? .dim : .normal) } ?? .dim, align: .right)
     },
     .fixed("WAIT", 6, priority: 0, key: .wait) { g, r, x, y, w in
-      time(r.row.cells.meanWait, r.row.meanWaitSeconds, &g, x, y, w)
+      time(r.cells.meanWait, r.row.meanWaitSeconds, &g, x, y, w)
     },
     .fixed("WMAX", 6, priority: 2) { g, r, x, y, w in
-      time(r.row.cells.maxWait, r.row.maxWaitSeconds, &g, x, y, w, warnAbove: 0.001)
+      time(r.cells.maxWait, r.row.maxWaitSeconds, &g, x, y, w, warnAbove: 0.001)
     },
     .fixed("HOLD", 6, priority: 5, key: .hold) { g, r, x, y, w in
-      time(r.row.cells.maxHold, r.row.maxHoldSeconds, &g, x, y, w, warnAbove: 0.001)
+      time(r.cells.maxHold, r.row.maxHoldSeconds, &g, x, y, w, warnAbove: 0.001)
     },
     .flexible(
       "WAITERS", minimum: 7, preferred: 8, maximum: 30, weight: 1, priority: 1, key: .waiters, align: .left
     ) {
       g, r, x, y, w in
-      let waiters = r.row.cells.waiters
+      let waiters = r.cells.waiters
       textCell(
         &g, waiters, x: x, y: y, width: w, glyphs: glyphs,
         style: waiters == "-" ? .dim : (r.inCycle ? .error : .warn))
@@ -126,17 +156,17 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
       align: .left
     ) {
       g, r, x, y, w in
-      let misuse = r.row.cells.misuse
+      let misuse = r.cells.misuse
       textCell(
         &g, misuse, x: x, y: y, width: w, glyphs: glyphs,
         style: r.record.misuseTotal > 0 ? .error : (misuse == "-" ? .dim : .warn))
     },
     .fixed("TRYFAIL", 7, priority: 8) { g, r, x, y, w in
-      cellNumber(r.row.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
+      cellNumber(r.cells.tryFailures, Double(r.record.trylockFailures), &g, x, y, w)
     },
     .flexible("ACQUIRED AT", minimum: 12, preferred: 24, maximum: 60, weight: 2, priority: 7, align: .left) {
       g, r, x, y, w in
-      let site = r.row.cells.site
+      let site = r.cells.site
       g.field(
         truncateSymbol(site, to: w, ellipsis: e), x: x, y: y, width: w,
         style: site == "-" ? .dim : .symbol, ellipsis: e)
@@ -145,9 +175,13 @@ func lockColumns(glyphs: Glyphs) -> [Column<LockPaneRow>] {
 }
 
 /// Threads, the blocked ones first, then by id (the shared row model), matching the filter.
-func threadRows(_ snapshot: Snapshot, context c: PaneContext, filter: String) -> [ThreadRow] {
-  let rows = ThreadRow.rows(snapshot, style: cellStyle(c.glyphs))
+///
+/// Without a filter only the first `limit` rows are made.
+func threadRows(_ snapshot: Snapshot, context c: PaneContext, filter: String, limit: Int? = nil)
+  -> [ThreadRow]
+{
   let needle = filter.lowercased()
+  let rows = ThreadRow.rows(snapshot, style: cellStyle(c.glyphs), limit: needle.isEmpty ? limit : nil)
   guard !needle.isEmpty else { return rows }
   return rows.filter {
     "\($0.cells.name) \($0.cells.state) \($0.cells.blockedOn)".lowercased().contains(needle)
@@ -236,23 +270,52 @@ func drawLocksPane(
     (lockArea, threadArea) = splitRows(rest, top: min(lockWanted, rest.height - threadHeight))
   }
 
-  let all = lockRows(
-    snapshot, rates: data.rates, glyphs: glyphs, symbolize: symbolize, searchable: !state.filter.isEmpty,
-    staticFindings: state.staticLockFindings)
-  let rows = arrangeRows(
-    all, filter: state.filter, sort: state.current, search: \.search, id: \.id, values: lockSortValues)
-  drawPaneTable(
-    into: &g, state: state, rect: lockArea, columns: lockColumns(glyphs: glyphs), rows: rows, id: \.id,
-    layout: &layout)
-  if all.isEmpty {
-    drawEmptyLine(into: &g, "no locks published by this guest", rect: lockArea)
-  } else if rows.isEmpty {
-    drawEmptyLine(into: &g, noMatch("lock", state.filter), rect: lockArea)
+  // Every lock's numbers are computed for the filter and the sort; only the rows on screen are
+  // built in full, and their cells (which hold the symbolizer) only while the table is drawn.
+  withoutActuallyEscaping(symbolize) { symbolize in
+    let context = LockRowContext(snapshot, rates: data.rates, waitCycles: cycles)
+    let formatter = LockCellFormatter(
+      names: c.threadNames, style: cellStyle(glyphs), symbolize: symbolize,
+      staticFindings: state.staticLockFindings)
+    let needle = state.filter.lowercased()
+    var kept: [Int] = []
+    var ids: [Int] = []
+    var keys: [[SortValue?]] = []
+    kept.reserveCapacity(snapshot.locks.count)
+    ids.reserveCapacity(snapshot.locks.count)
+    keys.reserveCapacity(snapshot.locks.count)
+    for (i, lock) in snapshot.locks.enumerated() {
+      let row = context.row(lock)
+      if !needle.isEmpty {
+        let paneRow = lockPaneRow(row, formatter: formatter, searchable: true)
+        if !paneRow.search.contains(needle) { continue }
+      }
+      kept.append(i)
+      ids.append(Int(truncatingIfNeeded: row.id))
+      keys.append(lockSortValues(row, state.current.sortKey))
+    }
+    let order = sortedOrder(ids: ids, keys: keys, sort: state.current)
+    drawPaneTable(
+      into: &g, state: state, rect: lockArea, columns: lockColumns(glyphs: glyphs),
+      ids: order.map { ids[$0] },
+      id: \.id, layout: &layout
+    ) { position in
+      lockPaneRow(context.row(snapshot.locks[kept[order[position]]]), formatter: formatter, searchable: false)
+    }
+    if snapshot.locks.isEmpty {
+      drawEmptyLine(into: &g, "no locks published by this guest", rect: lockArea)
+    } else if order.isEmpty {
+      drawEmptyLine(into: &g, noMatch("lock", state.filter), rect: lockArea)
+    }
   }
 
   if threadArea.height >= 2 {
-    let threads = threadRows(snapshot, context: c, filter: state.filter)
-    let blocked = threads.filter { $0.record.blockedOn != 0 }.count
+    let threads = threadRows(snapshot, context: c, filter: state.filter, limit: threadArea.height)
+    let listed = state.filter.isEmpty ? threadCount : threads.count
+    let blocked =
+      state.filter.isEmpty
+      ? snapshot.threads.filter { $0.blockedOn != 0 }.count
+      : threads.filter { $0.record.blockedOn != 0 }.count
     var title = Segments()
     title.add("threads", .title)
     title.add("\(threadCount)", .value, separated: true)
@@ -266,8 +329,8 @@ func drawLocksPane(
       rows: threads,
       scroll: 0, selected: nil, sortKey: nil, descending: false, glyphs: glyphs,
       id: { Int(truncatingIfNeeded: $0.record.id) })
-    if threads.count > table.height - 1 && table.height >= 2 {
-      let more = "+\(threads.count - (table.height - 2)) more"
+    if listed > table.height - 1 && table.height >= 2 {
+      let more = "+\(listed - (table.height - 2)) more"
       g.fill(Rect(x: table.x, y: table.maxY - 1, width: table.width, height: 1))
       g.put(more, x: table.x + 1, y: table.maxY - 1, style: .dim)
     }

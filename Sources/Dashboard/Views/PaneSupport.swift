@@ -66,12 +66,26 @@ func arrangeRows<Row>(
   _ rows: [Row], filter: String, sort: PaneState, search: (Row) -> String, id: (Row) -> Int,
   values: (Row, SortKey) -> [SortValue?]
 ) -> [Row] {
+  arrangeOrder(rows, filter: filter, sort: sort, search: search, id: id, values: values).map { rows[$0] }
+}
+
+/// The indices of the rows matching the filter, in the pane's sort order (ties by id).
+///
+/// Sorts indices, not rows: rows carry whole records and are expensive to move.
+func arrangeOrder<Row>(
+  _ rows: [Row], filter: String, sort: PaneState, search: (Row) -> String, id: (Row) -> Int,
+  values: (Row, SortKey) -> [SortValue?]
+) -> [Int] {
   let needle = filter.lowercased()
-  let kept = needle.isEmpty ? rows : rows.filter { search($0).contains(needle) }
-  // Sort indices, not rows: rows carry whole records and are expensive to move.
-  let ids = kept.map(id)
-  let keys = kept.map { values($0, sort.sortKey) }
-  let order = kept.indices.sorted { a, b in
+  let kept = needle.isEmpty ? Array(rows.indices) : rows.indices.filter { search(rows[$0]).contains(needle) }
+  let order = sortedOrder(
+    ids: kept.map { id(rows[$0]) }, keys: kept.map { values(rows[$0], sort.sortKey) }, sort: sort)
+  return order.map { kept[$0] }
+}
+
+/// The order of rows given by their ids and sort values: by the values (unknown last), then by id.
+func sortedOrder(ids: [Int], keys: [[SortValue?]], sort: PaneState) -> [Int] {
+  ids.indices.sorted { a, b in
     for (x, y) in zip(keys[a], keys[b]) {
       switch (x, y) {
       case (nil, nil): continue
@@ -84,7 +98,6 @@ func arrangeRows<Row>(
     }
     return ids[a] < ids[b]
   }
-  return order.map { kept[$0] }
 }
 
 /// Draws a selectable, scrollable table of rows already arranged, and reports the row order and page size.
@@ -92,16 +105,29 @@ func drawPaneTable<Row>(
   into g: inout Grid, state: DashboardState, rect: Rect, columns: [Column<Row>], rows: [Row],
   id: (Row) -> Int, layout: inout ViewLayout
 ) {
+  drawPaneTable(
+    into: &g, state: state, rect: rect, columns: columns, ids: rows.map(id), id: id, layout: &layout
+  ) { rows[$0] }
+}
+
+/// Draws a selectable, scrollable table whose rows, in order, have `ids`, and reports the row order
+/// and page size; `row` makes the row at a position, and is asked only for the rows on screen.
+func drawPaneTable<Row>(
+  into g: inout Grid, state: DashboardState, rect: Rect, columns: [Column<Row>], ids: [Int],
+  id: (Row) -> Int, layout: inout ViewLayout, row: (Int) -> Row
+) {
   let glyphs = state.charset.glyphs
-  layout.rowIDs = rows.map(id)
+  layout.rowIDs = ids
   let selected =
     state.current.selectedID.flatMap { s in layout.rowIDs.contains(s) ? s : nil } ?? layout.rowIDs.first
   let page = max(1, rect.height - 1)
   let scroll = scrollKeepingVisible(
     PaneState(selectedID: selected, scroll: state.current.scroll),
     ViewLayout(rowIDs: layout.rowIDs, pageRows: page))
+  let start = min(max(0, scroll), ids.count)
+  let visible = (start..<min(ids.count, start + page)).map(row)
   layout.hiddenSortKey = drawTable(
-    into: &g, rect: rect, columns: placeColumns(columns, width: rect.width), rows: rows, scroll: scroll,
+    into: &g, rect: rect, columns: placeColumns(columns, width: rect.width), rows: visible, scroll: 0,
     selected: selected, sortKey: state.current.sortKey, descending: state.current.descending, glyphs: glyphs,
     id: id)
   layout.pageRows = page
