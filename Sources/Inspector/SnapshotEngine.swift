@@ -26,6 +26,13 @@ public final class SnapshotEngine {
   public var patienceNanoseconds: UInt64 = 200_000_000
   /// Most dynamic locks followed along the guest's list.
   public var maxDynamicLocks = 4096
+  /// Whether `snapshot()` keeps the bytes it decoded in `decodedBytes` (for the recorder).
+  public var keepsBytes = false
+  /// The bytes the latest snapshot decoded, when `keepsBytes` is set: the root, every table and
+  /// every dynamic lock record, at their guest-physical addresses, in that order. A record read
+  /// again because it was torn has its re-read bytes here, so the ranges decode to the same
+  /// records, with the same consistency, as the snapshot did.
+  public private(set) var decodedBytes: [(address: UInt64, bytes: [UInt8])] = []
 
   /// One record table the engine reads.
   struct TableSpec {
@@ -72,6 +79,10 @@ public final class SnapshotEngine {
   private var knownDynamicLocks: [UInt64] = []
   /// Records that were still torn after the whole patience last time.
   private var stuck: Set<UInt64> = []
+  /// Records read again during this snapshot (kept only with `keepsBytes`).
+  private var rereads: [(address: UInt64, bytes: [UInt8])] = []
+  /// The dynamic lock records of this snapshot as decoded (kept only with `keepsBytes`).
+  private var dynamicBytes: [(address: UInt64, bytes: [UInt8])] = []
 
   /// An engine over `memory` with the root at `rootAddress`.
   public init(memory: any GuestMemory, rootAddress: UInt64) {
@@ -98,6 +109,8 @@ public final class SnapshotEngine {
   public func snapshot() throws(ABIError) -> Snapshot {
     let start = monotonicNanoseconds()
     var problems: [String] = []
+    rereads = []
+    dynamicBytes = []
     let rootRange = MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)
 
     // One batch: the root, every table where we last saw it, and the known dynamic locks.
@@ -220,8 +233,34 @@ public final class SnapshotEngine {
       r.bytes.isEmpty ? nil : ABIDecoder.virtq(r.bytes, at: r.offset, consistency: r.consistency)
     }
     snap.problems = problems
+    if keepsBytes { keepBytes(root: rootBytes, regions: regions, results: results) }
     snap.costNanoseconds = monotonicNanoseconds() - start
     return snap
+  }
+
+  /// Sets `decodedBytes` from this snapshot's reads: the root, each table as read in the batch
+  /// with every re-read record patched in, then the dynamic lock records.
+  private func keepBytes(root: [UInt8], regions: [Int: Region], results: [Result<[UInt8], GuestMemoryError>])
+  {
+    var kept: [(address: UInt64, bytes: [UInt8])] = [(rootAddress, root)]
+    for spec in Self.specs {
+      guard let region = regions[spec.kind], region.location.count > 0,
+        results.indices.contains(region.first), case .success(let bytes) = results[region.first],
+        bytes.count == region.location.byteCount
+      else { continue }
+      kept.append((region.location.address, bytes))
+    }
+    for reread in rereads {
+      guard
+        let i = kept.indices.dropFirst().first(where: { i in
+          reread.address >= kept[i].address
+            && reread.address - kept[i].address + UInt64(reread.bytes.count) <= UInt64(kept[i].bytes.count)
+        })
+      else { continue }  // a dynamic lock's: kept below as decoded
+      let offset = Int(reread.address - kept[i].address)
+      kept[i].bytes.replaceSubrange(offset..<offset + reread.bytes.count, with: reread.bytes)
+    }
+    decodedBytes = kept + dynamicBytes
   }
 
   /// The sequence-word addresses of a live, guarded region.
@@ -266,7 +305,10 @@ public final class SnapshotEngine {
         return (bytes, offset, address, .consistent)
       }
       let (again, consistency) = retry(address: address, size: recordSize)
-      if let again { return (again, 0, address, consistency) }
+      if let again {
+        if keepsBytes { rereads.append((address, again)) }
+        return (again, 0, address, consistency)
+      }
       return (bytes, offset, address, consistency)
     }
   }
@@ -313,6 +355,7 @@ public final class SnapshotEngine {
         break
       }
       locks.append(ABIDecoder.lock(record, recordAddress: address, consistency: consistency))
+      if keepsBytes { dynamicBytes.append((address, record)) }
       address = ABIDecoder.lockNext(record)
     }
     if address != 0 && locks.count >= limit && UInt64(locks.count) < count {

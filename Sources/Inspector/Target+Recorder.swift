@@ -1,18 +1,18 @@
-// The recorder: the raw bytes of one snapshot's ranges, for `smptop record`.
+// The recorder: the bytes one snapshot decoded, for `smptop record`.
 extension Target {
-  /// Captures the raw bytes of every range one snapshot reads, for `smptop record`.
-  /// `trace` is what the trace rings gave since the previous frame, stored with the frame.
+  /// Takes a live snapshot and returns the bytes it decoded (the root, every table and every
+  /// dynamic lock, read once), for `smptop record`. `trace` is what the trace rings gave since
+  /// the previous frame, stored with the frame.
+  ///
+  /// The frame replays to the records the snapshot saw: a record torn in the batch read and
+  /// read again is stored as read again.
   public func captureFrame(trace: RecordedTrace? = nil) throws(TargetError) -> RecordedMemory.Frame {
-    guard let source = sharedMemory else {
+    guard sharedMemory != nil else {
       throw TargetError(.memory, "recording needs the shared RAM file (--memory-file)")
     }
-    _ = try liveSnapshot()  // learns where every table and dynamic lock is
-    let ranges = liveEngine?.modelRanges ?? []
-    let start = monotonicNanoseconds()
-    var captured: [(address: UInt64, bytes: [UInt8])] = []
-    for (range, result) in zip(ranges, source.read(ranges)) {
-      if case .success(let bytes) = result { captured.append((range.address, bytes)) }
-    }
-    return RecordedMemory.Frame(timeNanoseconds: start, ranges: captured, trace: trace)
+    liveEngine?.keepsBytes = true
+    let snap = try liveSnapshot()
+    return RecordedMemory.Frame(
+      timeNanoseconds: snap.timeNanoseconds, ranges: liveEngine?.decodedBytes ?? [], trace: trace)
   }
 }

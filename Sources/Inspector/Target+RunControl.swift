@@ -1,6 +1,8 @@
+import ELFSymbols
 import GDBRemote
 
-// Run control and stepping: pause, resume, and single steps of one vCPU through the gdbstub.
+// Run control and stepping: QMP's run state, pause, resume, and single steps of one vCPU
+// through the gdbstub.
 extension Target {
   /// Pauses the VM (QMP `stop`, or the gdbstub's interrupt without QMP).
   public func pause() async throws(TargetError) {
@@ -148,4 +150,63 @@ extension Target {
     }
     return rip
   }
+
+  /// QEMU's run state from QMP (`running`, `paused`, `debug`, …), nil without QMP.
+  ///
+  /// Asked with `query-status` only when QMP reported an event since (STOP, RESUME, …),
+  /// after this target changed the run state itself, or every 5 s: a sample at 10 Hz then
+  /// costs no QMP round trip.
+  public func runState() async -> VMRunState? {
+    guard let qmp else { return nil }
+    let events = qmp.drainEvents()
+    if let cached = cachedRunState, events.isEmpty, ContinuousClock.now - cached.at < .seconds(5) {
+      return cached.state
+    }
+    guard let status = try? await qmp.queryStatus() else {
+      cachedRunState = nil
+      return nil
+    }
+    let state = VMRunState(status.status.rawValue)
+    cachedRunState = (state, .now)
+    return state
+  }
+}
+
+/// The result of stepping one vCPU one instruction.
+public struct StepRecord: Sendable, Codable, Equatable {
+  /// The vCPU stepped.
+  public var vcpu: Int
+  /// RIP after the step.
+  public var rip: UInt64
+  /// RIP as symbol+offset.
+  public var symbol: String?
+  /// Whether the vCPU was halted (or about to execute `hlt`) and the step ended where the
+  /// interrupt that woke it entered its handler.
+  public var woke: Bool = false
+  /// The source line at RIP (innermost frame with a line), when the kernel has DWARF and
+  /// the line was asked for.
+  public var location: SourceFrame?
+
+  /// Creates a record.
+  public init(vcpu: Int, rip: UInt64, symbol: String?, woke: Bool = false, location: SourceFrame? = nil) {
+    self.vcpu = vcpu
+    self.rip = rip
+    self.symbol = symbol
+    self.woke = woke
+    self.location = location
+  }
+}
+
+/// The result of stepping one vCPU to the next source line.
+public struct LineStepRecord: Sendable, Codable, Equatable {
+  /// The vCPU stepped.
+  public var vcpu: Int
+  /// Where the vCPU started: RIP and its source line (nil without a line).
+  public var from: StepRecord
+  /// Where it stopped.
+  public var to: StepRecord
+  /// Instructions stepped.
+  public var instructions: Int
+  /// Whether the line changed; false when the bound was reached first.
+  public var lineChanged: Bool
 }

@@ -7,12 +7,6 @@ import NIOConcurrencyHelpers
 import Synchronization
 import Terminal
 
-/// A request from the UI thread to the sampler, which owns the target.
-enum SamplerCommand: Sendable {
-  case pause, resume, step(lcpu: Int), stepLine(lcpu: Int), interval(milliseconds: Int), detail(lcpu: Int?),
-    whereViews(open: Bool), trace(on: Bool), freezeTimeline(Bool), profileShown(Bool), quit
-}
-
 /// Commands posted by the UI thread and taken by the sampler.
 final class Mailbox: Sendable {
   private let queue = NIOLockedValueBox<[SamplerCommand]>([])
@@ -72,23 +66,9 @@ enum DashboardSession {
     }
   }
 
-  /// Maps the reducer's reactions to sampler commands. The reducer has already put the effect's
-  /// progress on the status line; the sampler reports the result (`DashboardData.effect`).
+  /// Posts the sampler commands that carry out a reaction (`samplerCommands(for:in:)`).
   private static func perform(_ reaction: Reaction, _ state: DashboardState, _ mailbox: Mailbox) -> String? {
-    if reaction.contains(.pauseVM) { mailbox.post(.pause) }
-    if reaction.contains(.resumeVM) || reaction.contains(.continueVM) { mailbox.post(.resume) }
-    if reaction.contains(.stepSelected), let lcpu = state.targetLCPU { mailbox.post(.step(lcpu: lcpu)) }
-    if reaction.contains(.stepLineSelected), let lcpu = state.detail { mailbox.post(.stepLine(lcpu: lcpu)) }
-    if reaction.contains(.changeInterval) {
-      mailbox.post(.interval(milliseconds: state.intervalMilliseconds))
-    }
-    if reaction.contains(.openDetail) {
-      mailbox.post(.detail(lcpu: state.detail))
-      mailbox.post(.whereViews(open: state.whereView != nil || state.pane == .timers))
-      mailbox.post(.profileShown(state.pane == .profile))
-    }
-    if reaction.contains(.toggleTrace) { mailbox.post(.trace(on: state.timeline.traceOn)) }
-    if reaction.contains(.freezeTimeline) { mailbox.post(.freezeTimeline(state.timeline.frozen)) }
+    for command in samplerCommands(for: reaction, in: state) { mailbox.post(command) }
     return nil
   }
 
