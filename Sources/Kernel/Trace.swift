@@ -10,6 +10,11 @@
 // smptop when its user asks. A trace point costs one load and one branch while its class is
 // off:  if Trace.on(SMPTOP_TRACE_LOCKS) { Trace.emit(...) }
 //
+// Built with `-Xswiftc -DSMPTOP_NO_TRACE` the guest has no trace points at all: `on` is a
+// constant false, so every guarded emit is dead code the optimizer removes. The rings and the
+// control word stay (the same memory layout and ABI), they only never fill. That build is the
+// baseline the cost of trace points compiled in but off is measured against (README, "When").
+//
 // The ring is generic: a record is a kind, a subject lcpu and four 64-bit words.
 
 #if SMP_GUEST
@@ -20,7 +25,11 @@
     /// Whether events of class `c` are being traced (one load, one test).
     @inline(__always)
     static func on(_ c: smptop_trace_class) -> Bool {
-      trace_control() & UInt64(c.rawValue) != 0
+      #if SMPTOP_NO_TRACE
+        false
+      #else
+        trace_control() & UInt64(c.rawValue) != 0
+      #endif
     }
 
     /// Appends one record to this lcpu's ring, interrupts off while it is written.
