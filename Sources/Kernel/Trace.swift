@@ -52,15 +52,29 @@
       arg2: UInt64 = 0, site: UInt64 = 0
     ) {
       let me = LCPU.currentIndex
+      write(
+        kind, tsc: rdtsc(), ring: me, lcpu: lcpu == SMPTOP_NO_LCPU ? me : lcpu, object: object, arg: arg,
+        arg2: arg2, site: site)
+    }
+
+    /// Writes one record into ring `ring` (this lcpu's; interrupts off) with a time the caller
+    /// already read: the body of every emit, inlined into the lock paths, whose records reuse
+    /// the TSC their bookkeeping reads anyway. The caller keeps each ring's times in order: no
+    /// other record of this lcpu is written between reading `tsc` and this write.
+    @inline(__always)
+    static func write(
+      _ kind: smptop_trace_kind, tsc: UInt64, ring me: UInt32, lcpu: UInt32, object: UInt64, arg: UInt64,
+      arg2: UInt64, site: UInt64
+    ) {
       let ring = trace_ring(me)
       guard ring.pointee.capacity != 0 else { return }  // no ring (yet): nothing is recorded
       let position = ring.pointee.head
       let slot = trace_slot(ring, position)
       trace_store_seq(slot, 0)
-      slot.pointee.tsc = rdtsc()
+      slot.pointee.tsc = tsc
       slot.pointee.kind = UInt16(truncatingIfNeeded: kind.rawValue)
       slot.pointee.flags = 0
-      slot.pointee.lcpu = lcpu == SMPTOP_NO_LCPU ? me : lcpu
+      slot.pointee.lcpu = lcpu
       slot.pointee.object = object
       slot.pointee.arg = arg
       slot.pointee.arg2 = arg2
