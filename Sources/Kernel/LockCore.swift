@@ -82,8 +82,10 @@
       publishWaiters(k)
       abi_seq_end(&r.pointee.seq)
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emitIRQsOff(
-          SMPTOP_TRACE_LOCK_CONTEND, object: abi_addr(k), arg: Sched.contextID,
+        let me = LCPU.currentIndex
+        Trace.write(
+          SMPTOP_TRACE_LOCK_CONTEND, tsc: since, ring: me, lcpu: me, object: abi_addr(k),
+          arg: Sched.contextID,
           arg2: UInt64(r.pointee.kind), site: site)
       }
     }
@@ -108,8 +110,10 @@
     }
 
     /// Records an acquisition by (lcpu, thread); `since` = when it started waiting (0 = no wait).
+    /// `now` is the record's acquired_tsc, `at` the time of this acquisition (its trace record's
+    /// TSC; they differ for a reader joining an rw lock's open read section).
     static func acquired(
-      _ k: Lock, lcpu: UInt32, thread: UInt64, site: UInt64, now: UInt64, since: UInt64,
+      _ k: Lock, lcpu: UInt32, thread: UInt64, site: UInt64, now: UInt64, at: UInt64, since: UInt64,
       readers: UInt32 = 0
     ) {
       let r = k.pointee.rec
@@ -132,25 +136,25 @@
         if wait > r.pointee.wait_max_tsc { r.pointee.wait_max_tsc = wait }
       }
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emitIRQsOff(
-          SMPTOP_TRACE_LOCK_ACQUIRED, lcpu: lcpu, object: abi_addr(k), arg: thread,
-          arg2: since != 0 ? max(wait, 1) : 0, site: site)
+        Trace.write(
+          SMPTOP_TRACE_LOCK_ACQUIRED, tsc: at, ring: LCPU.currentIndex,
+          lcpu: lcpu == noLCPU ? LCPU.currentIndex : lcpu,
+          object: abi_addr(k), arg: thread, arg2: since != 0 ? max(wait, 1) : 0, site: site)
       }
       abi_seq_end(&r.pointee.seq)
     }
 
-    /// Records a release: hold time since `from`; holder cleared.
-    static func released(_ k: Lock, now: UInt64, from: UInt64) {
+    /// Records a release: hold time since `from`; holder cleared. Returns the hold time for
+    /// the release's trace record, which the caller writes with `traceReleased`: the spinning
+    /// kinds once the lock is free (a shorter critical section), the sleeping ones before
+    /// handing the lock over (so the release precedes the next acquisition in the ring).
+    @discardableResult
+    static func released(_ k: Lock, now: UInt64, from: UInt64) -> UInt64 {
       let r = k.pointee.rec
       let hold = now &- from
       r.pointee.hold_total_tsc &+= hold
       if hold > r.pointee.hold_max_tsc { r.pointee.hold_max_tsc = hold }
       abi_seq_begin(&r.pointee.seq)
-      if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emitIRQsOff(
-          SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID, arg2: hold,
-          site: r.pointee.acquire_site)
-      }
       r.pointee.holder_lcpu = noLCPU
       r.pointee.holder_thread = 0
       r.pointee.readers = 0
@@ -158,6 +162,20 @@
       r.pointee.pending_writers = UInt32(truncatingIfNeeded: k.pointee.pending_writers)
       publishWaiters(k)
       abi_seq_end(&r.pointee.seq)
+      return hold
+    }
+
+    /// Writes a release's trace record (interrupts off): `at` is the TSC read before the lock
+    /// was freed, `hold` and `site` what `released` saw (0 = unknown). The caller writes no
+    /// other record of this lcpu between reading `at` and this call.
+    @inline(__always)
+    static func traceReleased(_ k: Lock, at: UInt64, hold: UInt64, site: UInt64) {
+      if Trace.on(SMPTOP_TRACE_LOCKS) {
+        let me = LCPU.currentIndex
+        Trace.write(
+          SMPTOP_TRACE_LOCK_RELEASED, tsc: at, ring: me, lcpu: me, object: abi_addr(k), arg: Sched.contextID,
+          arg2: hold, site: site)
+      }
     }
 
     /// Publishes the raw word (after a release changed it).

@@ -45,8 +45,9 @@
       if owner == 0 {
         kword_store(&k.pointee.word, tid)
         k.pointee.depth = 1
+        let now = rdtsc()
         LockCore.acquired(
-          k, lcpu: LCPU.currentIndex, thread: tid, site: site, now: rdtsc(), since: 0, readers: 1)
+          k, lcpu: LCPU.currentIndex, thread: tid, site: site, now: now, at: now, since: 0, readers: 1)
         LockCore.unmeta(k)
         if irqOn { cpu_sti() }
         return true
@@ -86,7 +87,9 @@
         return
       }
       let now = rdtsc()
-      LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
+      let site = r.pointee.acquire_site
+      let hold = LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site)
       var wake: UInt64 = 0
       if k.pointee.nwaiters > 0 {
         let w = klock_waiters(k)[0]
@@ -94,7 +97,7 @@
         kword_store(&k.pointee.word, w.thread)
         k.pointee.depth = 1
         LockCore.acquired(
-          k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, since: w.since_tsc, readers: 1)
+          k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, at: now, since: w.since_tsc, readers: 1)
         wake = w.thread
       } else {
         kword_store(&k.pointee.word, 0)

@@ -81,7 +81,7 @@
       LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
       LockCore.acquired(
         k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site,
-        now: write ? now : k.pointee.hold_start,
+        now: write ? now : k.pointee.hold_start, at: now,
         since: since, readers: readers)
       if since != 0 { Sched.spinning(false, lock: 0) }
       if save && irqOn { k.pointee.irq_saved |= 1 << UInt64(LCPU.currentIndex) }
@@ -135,19 +135,25 @@
       _ = kword_fetch_sub(&k.pointee.word, 1)
       k.pointee.read_lcpus &= ~(1 << UInt64(LCPU.currentIndex))
       let r = k.pointee.rec
+      // The release's trace record is written once the guard is free: its time, hold and
+      // site (the last reader's; 0 for the others, whose hold is not known) are taken here.
+      var now: UInt64 = 0
+      var hold: UInt64 = 0
+      var site: UInt64 = 0
       if w - 1 == 0 {
-        LockCore.released(k, now: rdtsc(), from: k.pointee.hold_start)
+        now = rdtsc()
+        site = r.pointee.acquire_site
+        hold = LockCore.released(k, now: now, from: k.pointee.hold_start)
       } else {
+        if Trace.on(SMPTOP_TRACE_LOCKS) { now = rdtsc() }
         abi_seq_begin(&r.pointee.seq)
         r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
-        if Trace.on(SMPTOP_TRACE_LOCKS) {
-          Trace.emitIRQsOff(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
-        }
         abi_seq_end(&r.pointee.seq)
       }
       LockCore.publishWord(k)
       let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }
@@ -165,11 +171,14 @@
         return
       }
       LockCore.setFlag(k, SMPTOP_LOCKF_WRITER, false)
-      LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
+      let now = rdtsc()
+      let site = r.pointee.acquire_site
+      let hold = LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
       kword_store(&k.pointee.word, 0)
       LockCore.publishWord(k)
       let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

@@ -44,8 +44,9 @@
       let count = kword_load_relaxed(&k.pointee.word)
       if count > 0 {
         kword_store(&k.pointee.word, count - 1)
+        let now = rdtsc()
         LockCore.acquired(
-          k, lcpu: LockCore.noLCPU, thread: 0, site: site, now: rdtsc(), since: 0,
+          k, lcpu: LockCore.noLCPU, thread: 0, site: site, now: now, at: now, since: 0,
           readers: UInt32(truncatingIfNeeded: count - 1))
         LockCore.unmeta(k)
         if irqOn { cpu_sti() }
@@ -83,14 +84,17 @@
       LockCore.meta(k)
       let now = rdtsc()
       if Trace.on(SMPTOP_TRACE_LOCKS) {
-        Trace.emitIRQsOff(SMPTOP_TRACE_LOCK_RELEASED, object: abi_addr(k), arg: Sched.contextID)
+        let me = LCPU.currentIndex
+        Trace.write(
+          SMPTOP_TRACE_LOCK_RELEASED, tsc: now, ring: me, lcpu: me, object: abi_addr(k), arg: Sched.contextID,
+          arg2: 0, site: 0)
       }
       var wake: UInt64 = 0
       if k.pointee.nwaiters > 0 {
         let w = klock_waiters(k)[0]
         LockCore.removeWaiterAt(k, 0)
         LockCore.acquired(
-          k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, since: w.since_tsc, readers: 0)
+          k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, at: now, since: w.since_tsc, readers: 0)
         wake = w.thread
       } else {
         let count = kword_load_relaxed(&k.pointee.word) &+ 1

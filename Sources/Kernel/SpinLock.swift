@@ -68,8 +68,9 @@
       LockCore.meta(k)
       if since != 0, let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
       LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
+      let now = rdtsc()
       LockCore.acquired(
-        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: now, at: now, since: since)
       k.pointee.reserved = irqOn ? 1 : 0
       LockCore.unmeta(k)
       if irqOn && !save { cpu_sti() }
@@ -95,10 +96,13 @@
         return
       }
       let restore = irqsave ? k.pointee.reserved != 0 : irqNow
-      LockCore.released(k, now: rdtsc(), from: k.pointee.rec.pointee.acquired_tsc)
+      let now = rdtsc()
+      let site = k.pointee.rec.pointee.acquire_site
+      let hold = LockCore.released(k, now: now, from: k.pointee.rec.pointee.acquired_tsc)
       kword_store(&k.pointee.word, 0)
       LockCore.publishWord(k)
       LockCore.unmeta(k)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

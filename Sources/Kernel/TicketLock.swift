@@ -47,8 +47,9 @@
         if let i = LockCore.findSelf(k) { LockCore.removeWaiterAt(k, i) }
       }
       LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
+      let now = rdtsc()
       LockCore.acquired(
-        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: rdtsc(), since: since)
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: now, at: now, since: since)
       k.pointee.reserved = irqOn ? 1 : 0
       LockCore.unmeta(k)
       if irqOn && !save { cpu_sti() }
@@ -68,10 +69,13 @@
         return
       }
       let restore = LockCore.has(k, SMPTOP_LOCKF_IRQSAVE) ? k.pointee.reserved != 0 : irqNow
-      LockCore.released(k, now: rdtsc(), from: r.pointee.acquired_tsc)
+      let now = rdtsc()
+      let site = r.pointee.acquire_site
+      let hold = LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
       kticket_release(&k.pointee.word)
       LockCore.publishWord(k)
       LockCore.unmeta(k)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

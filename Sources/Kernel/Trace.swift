@@ -10,6 +10,11 @@
 // smptop when its user asks. A trace point costs one load and one branch while its class is
 // off:  if Trace.on(SMPTOP_TRACE_LOCKS) { Trace.emit(...) }
 //
+// Built with `-Xswiftc -DSMPTOP_NO_TRACE` the guest has no trace points at all: `on` is a
+// constant false, so every guarded emit is dead code the optimizer removes. The rings and the
+// control word stay (the same memory layout and ABI), they only never fill. That build is the
+// baseline the cost of trace points compiled in but off is measured against (README, "When").
+//
 // The ring is generic: a record is a kind, a subject lcpu and four 64-bit words.
 
 #if SMP_GUEST
@@ -20,7 +25,11 @@
     /// Whether events of class `c` are being traced (one load, one test).
     @inline(__always)
     static func on(_ c: smptop_trace_class) -> Bool {
-      trace_control() & UInt64(c.rawValue) != 0
+      #if SMPTOP_NO_TRACE
+        false
+      #else
+        trace_control() & UInt64(c.rawValue) != 0
+      #endif
     }
 
     /// Appends one record to this lcpu's ring, interrupts off while it is written.
@@ -43,15 +52,29 @@
       arg2: UInt64 = 0, site: UInt64 = 0
     ) {
       let me = LCPU.currentIndex
+      write(
+        kind, tsc: rdtsc(), ring: me, lcpu: lcpu == SMPTOP_NO_LCPU ? me : lcpu, object: object, arg: arg,
+        arg2: arg2, site: site)
+    }
+
+    /// Writes one record into ring `ring` (this lcpu's; interrupts off) with a time the caller
+    /// already read: the body of every emit, inlined into the lock paths, whose records reuse
+    /// the TSC their bookkeeping reads anyway. The caller keeps each ring's times in order: no
+    /// other record of this lcpu is written between reading `tsc` and this write.
+    @inline(__always)
+    static func write(
+      _ kind: smptop_trace_kind, tsc: UInt64, ring me: UInt32, lcpu: UInt32, object: UInt64, arg: UInt64,
+      arg2: UInt64, site: UInt64
+    ) {
       let ring = trace_ring(me)
       guard ring.pointee.capacity != 0 else { return }  // no ring (yet): nothing is recorded
       let position = ring.pointee.head
       let slot = trace_slot(ring, position)
       trace_store_seq(slot, 0)
-      slot.pointee.tsc = rdtsc()
+      slot.pointee.tsc = tsc
       slot.pointee.kind = UInt16(truncatingIfNeeded: kind.rawValue)
       slot.pointee.flags = 0
-      slot.pointee.lcpu = lcpu == SMPTOP_NO_LCPU ? me : lcpu
+      slot.pointee.lcpu = lcpu
       slot.pointee.object = object
       slot.pointee.arg = arg
       slot.pointee.arg2 = arg2

@@ -84,6 +84,14 @@ struct BenchCommand: AsyncParsableCommand {
   @Flag(help: "Observer: also windows with every trace class on, drained at 10 Hz (`trace` mode).")
   var trace = false
 
+  @Option(
+    help: ArgumentHelp(
+      "Boot this guest ELF instead of building the bundled one.",
+      discussion:
+        "For comparing guest builds, e.g. the guest without trace points (built with -Xswiftc -DSMPTOP_NO_TRACE; README, \"When\")."
+    ))
+  var kernel: String?
+
   func validate() throws {
     guard smp.allSatisfy({ (1...64).contains($0) }) else {
       throw ValidationError("--smp values must be 1...64")
@@ -91,6 +99,11 @@ struct BenchCommand: AsyncParsableCommand {
     guard rounds >= 5 else { throw ValidationError("--rounds must be at least 5") }
     guard windows >= 1 else { throw ValidationError("--windows must be at least 1") }
     guard seconds >= 0.2 && seconds <= 600 else { throw ValidationError("--seconds must be 0.2...600") }
+    if let kernel {
+      guard FileManager.default.isReadableFile(atPath: kernel) else {
+        throw ValidationError("--kernel \(kernel): no readable file there")
+      }
+    }
     if let workload {
       guard !workload.isEmpty, workload.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
         throw ValidationError("--workload must be a scenario name (letters, digits, -)")
@@ -183,8 +196,12 @@ struct BenchCommand: AsyncParsableCommand {
 
   func run() async throws {
     let elf: String
-    do { elf = try GuestKernel.build() } catch let error as QEMULaunchError {
-      throw CLIError(error.message, code: .build)
+    if let kernel {
+      elf = kernel
+    } else {
+      do { elf = try GuestKernel.build() } catch let error as QEMULaunchError {
+        throw CLIError(error.message, code: .build)
+      }
     }
     if observer {
       let report = try await observe(smp: smp.first ?? 4, elf: elf)

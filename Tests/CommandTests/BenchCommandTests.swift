@@ -1,4 +1,5 @@
 import Foundation
+import QEMULaunch
 import Testing
 
 /// `smptop bench --json` and `smptop bench --observer --json` report every field (values are
@@ -60,10 +61,12 @@ import Testing
   }
 
   @Test func observerJSONReportsASlowdownPerModeAndRate() throws {
+    // `--kernel` boots the ELF given (here the bundled guest, built first).
+    let elf = try GuestKernel.build()
     let result = try SMPTopBinary.run(
       [
         "bench", "--observer", "--json", "--smp", "2", "--windows", "1", "--seconds", "0.5", "--icount", "3",
-        "--append", "prof_hz=100",
+        "--append", "prof_hz=100", "--kernel", elf,
       ],
       timeout: .seconds(300))
     #expect(result.status == 0, "\(result.stderr)")
@@ -97,5 +100,12 @@ import Testing
       let pause = try #require(row["pauseMedianMicroseconds"] as? Double)
       #expect(mode == "stopped" ? pause > 0 : pause == 0, "\(mode): pause \(pause)")
     }
+  }
+
+  @Test func benchRefusesAKernelThatIsNotThere() throws {
+    let missing = "/nonexistent/smptop-bench-kernel"
+    let result = try SMPTopBinary.run(["bench", "--observer", "--kernel", missing], timeout: .seconds(30))
+    #expect(result.status != 0)
+    #expect(result.stderr.contains(missing), "\(result.stderr)")
   }
 }
