@@ -88,8 +88,8 @@ enum DashboardSession {
     var trace = TimelineFeed(target: target)
     trace.names = target.traceNames(snapshot: nil)
     var profile = ProfileFeed(target: target)
-    // The profile pane's data is published only while it is shown (the rings are drained
-    // regardless): a published model is shared, so the next drain would copy it.
+    // The profile pane's data is published only while it is shown (the rings are drained and
+    // counted regardless): publishing redraws the dashboard.
     var profileShown = false
     /// Publishes the outcome of a pause, resume or step for the status line.
     func finished(_ message: String) {
@@ -419,20 +419,16 @@ struct TimelineFeed {
   }
 }
 
-/// The profile pane's feed: drains the guest's profile rings live at 10 Hz, keeps the last
-/// 30 s of samples (the pane's longest window) and names every new address by function and by
-/// source line, so the pane only looks names up.
+/// The profile pane's feed: drains the guest's profile rings live at 10 Hz into running counts
+/// over the pane's windows (the longest, 30 s, is kept) and names every new address once, by
+/// function and by source line, before it counts it.
 struct ProfileFeed {
   /// The target whose shared RAM holds the rings.
   let target: Target
   /// The drain (nil without shared RAM or ABI: then the pane says so).
   var drainer: ProfileDrain?
-  /// Samples of the last 30 s.
-  var model = ProfileModel(windowSeconds: ProfileState.windows.last ?? 30)
-  /// Names by function of every address seen.
-  var functionNames: [UInt64: String] = [:]
-  /// Names by source line of every address seen (empty without DWARF).
-  var lineNames: [UInt64: String] = [:]
+  /// The counts the pane reads.
+  let live = ProfileLive()
   /// Address to function name.
   let functionNamer: @Sendable (UInt64) -> String
   /// Address to source line; nil without a source locator.
@@ -453,27 +449,25 @@ struct ProfileFeed {
   /// Whether 100 ms passed since the last drain.
   var due: Bool { drainer != nil && ContinuousClock.now - last >= .milliseconds(100) }
 
-  /// Drains once and names what is new; the pane's data.
+  /// Drains once, names what is new and counts it; the pane's data.
   mutating func drain() -> ProfileData? {
     guard var d = drainer, let memory = target.sharedMemory else { return nil }
     last = .now
     let batch = d.drain(memory)
     drainer = d
-    model.add(batch, tscPerMs: d.tscPerMs)
-    var fresh = Set<UInt64>()
-    for s in batch.samples where !s.idle {
-      for a in s.stack where functionNames[a] == nil { fresh.insert(a) }
-    }
-    // One symbolizer round trip for all new addresses, then each name from its cache.
+    // One symbolizer round trip for all new addresses (outside the lock the pane reads under),
+    // then each name from the namers' caches.
+    let fresh = live.withCounts { $0.unnamed(in: batch.samples) }
     if lineNamer != nil, !fresh.isEmpty, let locator = try? target.sourceLocator() {
-      _ = locator.frames(at: Array(fresh))
+      _ = locator.frames(at: fresh)
     }
-    for a in fresh {
-      functionNames[a] = functionNamer(a)
-      if let lineNamer { lineNames[a] = lineNamer(a) }
+    let (function, line) = (functionNamer, lineNamer ?? functionNamer)
+    live.withCounts {
+      $0.add(samples: batch.samples, lost: batch.lost, tscPerMs: d.tscPerMs) { address, lines in
+        lines ? line(address) : function(address)
+      }
     }
     return ProfileData(
-      model: model, functionNames: functionNames, lineNames: lineNames, hz: batch.hz, present: batch.present,
-      problems: batch.problems.map(\.description))
+      live: live, hz: batch.hz, present: batch.present, problems: batch.problems.map(\.description))
   }
 }

@@ -43,8 +43,6 @@ import Testing
     add(0, 1, [main, alloc])
     add(1, 5, [main, work, spin])
     add(1, 1, idle: true, [])
-    var model = ProfileModel(windowSeconds: 30)
-    model.add(samples: samples, lost: [1: 3], tscPerMs: perMs)
     let functions: [UInt64: String] = [
       main: "Kernel.main()", work: "Workload.run()", spin: "SpinLock.lock()", alloc: "Buddy.alloc()",
     ]
@@ -52,7 +50,9 @@ import Testing
       main: "Kernel.swift:10 in Kernel.main()", work: "Workload.swift:20 in Workload.run()",
       spin: "SpinLock.swift:30 in SpinLock.lock()",
     ]
-    return ProfileData(model: model, functionNames: functions, lineNames: lines, hz: hz, present: present)
+    return ProfileData(
+      samples: samples, lost: [1: 3], tscPerMs: perMs, functionNames: functions, lineNames: lines, hz: hz,
+      present: present)
   }
 
   /// Renders twice (the second time with the first frame's layout synced), like the run loop.
@@ -172,13 +172,13 @@ import Testing
   @Test func theWindowDropsOlderSamples() {
     // The fixture's samples lie within 16 ms; one more 2.1 s later leaves only itself in the
     // last second, and all 17 in the last 5 s.
-    var d = Self.data()
+    let d = Self.data()
     var state = ProfileState()
     state.window = 0
     #expect(profileReport(d, state: state).periods == 16)
     let late = ProfileSample(
       lcpu: 0, position: 100, tsc: 2_100 * Self.perMs, thread: 7, idle: false, rip: Self.main, frames: [])
-    d.model.add(samples: [late], lost: [:], tscPerMs: Self.perMs)
+    d.live.withCounts { $0.add(samples: [late], lost: [:], tscPerMs: Self.perMs) { _, _ in "Kernel.main()" } }
     #expect(profileReport(d, state: state).periods == 1)
     state.window = 2
     #expect(profileReport(d, state: state).periods == 17)

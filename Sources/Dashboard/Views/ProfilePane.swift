@@ -1,17 +1,27 @@
 import Model
 import NIOConcurrencyHelpers
 
-/// What the profile pane shows: the guest's stack samples of the last seconds, and the names of
-/// the addresses in them (by function, and by source line where the kernel's DWARF says).
+/// The live profile: the running counts of the guest's stack samples, shared by the feed that
+/// adds each drain and the pane that asks for the view it shows (under one lock; the counts are
+/// never copied).
+public final class ProfileLive: Sendable {
+  private let counts: NIOLockedValueBox<ProfileCounts>
+
+  /// Creates empty counts over the pane's windows.
+  public init(windows: [Double] = ProfileState.windows) {
+    counts = NIOLockedValueBox(ProfileCounts(windows: windows))
+  }
+
+  /// Runs `body` on the counts, alone.
+  public func withCounts<R>(_ body: (inout ProfileCounts) -> R) -> R {
+    counts.withLockedValue { body(&$0) }
+  }
+}
+
+/// What the profile pane shows: the guest's stack samples of the last seconds, counted live.
 public struct ProfileData: Sendable {
-  /// The samples, per lcpu, over the longest window the pane offers.
-  public var model: ProfileModel { didSet { memo = ProfileMemo() } }
-  /// Address → function name.
-  public var functionNames: [UInt64: String] { didSet { memo = ProfileMemo() } }
-  /// Address → `File.swift:LINE in function`; empty without DWARF.
-  public var lineNames: [UInt64: String] { didSet { memo = ProfileMemo() } }
-  /// What frames drawn from this data already worked out.
-  var memo = ProfileMemo()
+  /// The running counts (shared: a copy of the data reads the same counts).
+  public var live: ProfileLive
   /// The guest's sampling rate per lcpu (0 = it booted without `prof_hz`).
   public var hz: UInt64
   /// Whether the guest publishes profile rings at all.
@@ -20,43 +30,36 @@ public struct ProfileData: Sendable {
   public var problems: [String]
 
   /// Creates the pane's input.
-  public init(
-    model: ProfileModel, functionNames: [UInt64: String] = [:], lineNames: [UInt64: String] = [:],
-    hz: UInt64, present: Bool = true, problems: [String] = []
-  ) {
-    self.model = model
-    self.functionNames = functionNames
-    self.lineNames = lineNames
+  public init(live: ProfileLive, hz: UInt64, present: Bool = true, problems: [String] = []) {
+    self.live = live
     self.hz = hz
     self.present = present
     self.problems = problems
   }
 
+  /// Creates the pane's input from samples named through tables: by line where `lineNames`
+  /// knows the address, else by function, else `0x…`.
+  public init(
+    samples: [ProfileSample], lost: [UInt32: UInt64] = [:], tscPerMs: UInt64,
+    functionNames: [UInt64: String] = [:], lineNames: [UInt64: String] = [:], hz: UInt64, present: Bool = true
+  ) {
+    let live = ProfileLive()
+    live.withCounts {
+      $0.add(samples: samples, lost: lost, tscPerMs: tscPerMs) { address, lines in
+        Self.name(address, lines: lines, functionNames: functionNames, lineNames: lineNames)
+      }
+    }
+    self.init(live: live, hz: hz, present: present)
+  }
+
   /// The name of a code address: its source line when `lines` and known, else its function,
   /// else its address.
-  public func name(_ address: UInt64, lines: Bool) -> String {
+  public static func name(
+    _ address: UInt64, lines: Bool, functionNames: [UInt64: String], lineNames: [UInt64: String]
+  ) -> String {
     if lines, let n = lineNames[address] { return n }
     return functionNames[address] ?? "0x" + String(address, radix: 16)
   }
-}
-
-/// Reports and icicles already worked out for one ``ProfileData``, so the frames drawn from
-/// the same drain (snapshot refreshes, the run loop's second render after a sync) do not count
-/// the samples again.
-final class ProfileMemo: Sendable {
-  /// What a result depends on besides the data.
-  struct Key: Hashable {
-    var window: Int
-    var lcpu: Int?
-    var lines: Bool
-  }
-  let reports = NIOLockedValueBox<[Key: ProfileReport]>([:])
-  let icicles = NIOLockedValueBox<[Key: IcicleNode]>([:])
-  /// Busy share per lcpu (nil = all of them), per window index.
-  let busy = NIOLockedValueBox<[Int: [Int?: Double]]>([:])
-
-  /// The key of a state.
-  static func key(_ s: ProfileState) -> Key { Key(window: s.window, lcpu: s.lcpu, lines: s.lines) }
 }
 
 /// The profile pane's own choices: window, lcpu, naming, view.
@@ -101,12 +104,14 @@ func profileRowID(_ name: String) -> Int {
 
 /// The report the pane draws: the state's lcpu and window, named by function or line.
 func profileReport(_ data: ProfileData, state: ProfileState) -> ProfileReport {
-  let key = ProfileMemo.key(state)
-  if let hit = data.memo.reports.withLockedValue({ $0[key] }) { return hit }
-  let model = data.model.windowed(seconds: state.windowSeconds)
-  let report = model.report(lcpu: state.lcpu.map { UInt32($0) }) { data.name($0, lines: state.lines) }
-  data.memo.reports.withLockedValue { $0[key] = report }
-  return report
+  data.live.withCounts { $0.report(profileViewKey(state)) }
+}
+
+/// The counts' view of a state.
+func profileViewKey(_ state: ProfileState) -> ProfileCounts.ViewKey {
+  ProfileCounts.ViewKey(
+    window: max(0, min(state.window, ProfileState.windows.count - 1)), lcpu: state.lcpu.map { UInt32($0) },
+    lines: state.lines)
 }
 
 /// The table's rows of a report, filtered by `filter` (case-insensitive, on the name) and sorted.
@@ -185,7 +190,7 @@ func drawProfilePane(
       body: body)
     return layout
   }
-  let lcpus = data.model.lcpus.map { Int($0) }
+  let lcpus = data.live.withCounts { $0.lcpus }.map { Int($0) }
   layout.profileLCPUs = lcpus
   let report = profileReport(data, state: p)
   // Line 1: what is shown.
@@ -239,89 +244,25 @@ func drawProfilePane(
 
 /// The busy share of every lcpu (key nil: all of them) over the state's window, in percent.
 func busyShares(_ data: ProfileData, state: ProfileState) -> [Int?: Double] {
-  if let hit = data.memo.busy.withLockedValue({ $0[state.window] }) { return hit }
-  let model = data.model.windowed(seconds: state.windowSeconds)
-  var shares: [Int?: Double] = [nil: busyShare(model, lcpu: nil)]
-  for l in model.lcpus { shares[Int(l)] = busyShare(model, lcpu: l) }
-  data.memo.busy.withLockedValue { $0[state.window] = shares }
-  return shares
-}
-
-/// The non-idle share of `lcpu`'s periods (nil = every lcpu), in percent; counted straight
-/// from the samples (no stacks are built: it runs for every lcpu on every frame).
-func busyShare(_ model: ProfileModel, lcpu: UInt32?) -> Double {
-  var busy: UInt64 = 0
-  var all: UInt64 = 0
-  for (l, list) in model.samples where lcpu == nil || lcpu == l {
-    for s in list {
-      all &+= s.periods
-      if !s.idle { busy &+= s.periods }
+  let window = profileViewKey(state).window
+  return data.live.withCounts { counts in
+    var shares: [Int?: Double] = [nil: counts.busyShare(window: window)]
+    for l in counts.lcpus where counts.totals(window: window, lcpu: l).samples > 0 {
+      shares[Int(l)] = counts.busyShare(window: window, lcpu: l)
     }
+    return shares
   }
-  return all == 0 ? 0 : Double(busy) * 100 / Double(all)
 }
 
 /// One box of the icicle view: a frame, the periods it was on the stack at this position, and
 /// its callees.
-struct IcicleNode: Equatable {
-  /// The frame's name (`idle` for idle samples).
-  var name: String
-  /// Periods.
-  var count: Int
-  /// Callees, most periods first (ties by name).
-  var children: [IcicleNode] = []
-
-  /// The deepest level below this node (0 = a leaf).
-  var depth: Int { children.map { $0.depth + 1 }.max() ?? 0 }
-}
+typealias IcicleNode = ProfileNode
 
 /// The icicle tree of the state's lcpu and window: the root covers every period, its children are
 /// `idle` and the outermost frames, each frame's children the frames it called.
 func icicleTree(_ data: ProfileData, state: ProfileState) -> IcicleNode {
-  let key = ProfileMemo.key(state)
-  if let hit = data.memo.icicles.withLockedValue({ $0[key] }) { return hit }
-  let tree = buildIcicle(data, state: state)
-  data.memo.icicles.withLockedValue { $0[key] = tree }
-  return tree
-}
-
-/// Counts the icicle tree of ``icicleTree(_:state:)``.
-func buildIcicle(_ data: ProfileData, state: ProfileState) -> IcicleNode {
-  let model = data.model.windowed(seconds: state.windowSeconds)
-  let (stacks, idle) = model.stacks(lcpu: state.lcpu.map { UInt32($0) })
-  // A trie keyed by names, built from each distinct stack.
-  final class Trie {
-    var count = 0
-    var children: [String: Trie] = [:]
-  }
-  let root = Trie()
-  var names: [UInt64: String] = [:]
-  for (stack, n) in stacks {
-    root.count += n
-    var node = root
-    for a in stack {
-      let name = names[a] ?? data.name(a, lines: state.lines)
-      names[a] = name
-      let child = node.children[name] ?? Trie()
-      node.children[name] = child
-      child.count += n
-      node = child
-    }
-  }
-  func freeze(_ name: String, _ t: Trie) -> IcicleNode {
-    IcicleNode(
-      name: name, count: t.count,
-      children: t.children.map { freeze($0.key, $0.value) }.sorted {
-        ($1.count, $0.name) < ($0.count, $1.name)
-      })
-  }
-  var top = freeze(state.lcpu.map { "lcpu \($0)" } ?? "all lcpus", root)
-  top.count += idle
-  if idle > 0 {
-    top.children.append(IcicleNode(name: "idle", count: idle))
-    top.children.sort { ($1.count, $0.name) < ($0.count, $1.name) }
-  }
-  return top
+  let root = state.lcpu.map { "lcpu \($0)" } ?? "all lcpus"
+  return data.live.withCounts { $0.icicle(profileViewKey(state), root: root) }
 }
 
 /// Draws an icicle: one line per stack depth, each node as wide as its share of the root, named
