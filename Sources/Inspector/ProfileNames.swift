@@ -10,7 +10,8 @@ extension Target {
     return { address in
       if let hit = cache.withLockedValue({ $0[address] }) { return hit }
       let name =
-        symbols?.lookup(address).map { Target.displayName($0.name) } ?? "0x" + String(address, radix: 16)
+        symbols?.lookup(address).map { SymbolDisplay.displayName($0.name) } ?? "0x"
+        + String(address, radix: 16)
       cache.withLockedValue { c in
         if c.count >= 16384 { c.removeAll(keepingCapacity: true) }
         c[address] = name
@@ -29,7 +30,7 @@ extension Target {
     return { address in
       if let hit = cache.withLockedValue({ $0[address] }) { return hit }
       var name = function(address)
-      if let location = Target.location(of: address, locator: locator), location.shortFileLine != nil {
+      if let location = SymbolDisplay.location(of: address, locator: locator), location.shortFileLine != nil {
         name = location.text
       }
       cache.withLockedValue { c in

@@ -9,7 +9,7 @@ extension Target {
 
   /// `symbol+0x1a` for an address (no source line): the `symbol` field of records.
   public func symbolName(_ address: UInt64) -> String? {
-    Self.shortName(symbols, address)
+    SymbolDisplay.shortName(symbols, address)
   }
 
   /// This target's symbol display (one per target, one cache): every symbolizer and site
@@ -42,65 +42,9 @@ extension Target {
     return { display.text($0) }
   }
 
-  /// The source location of `address` (innermost frame first, the functions it was inlined
-  /// into after it), or the symbol alone without DWARF for it; nil when nothing is known.
-  public static func location(of address: UInt64, locator: SourceLocator) -> CodeLocation? {
-    let frames = locator.frames(at: address)
-    guard let first = frames.first, !first.function.hasPrefix("0x") else { return nil }
-    let chain = frames.map { f in
-      CodeLocation(
-        function: displayName(f.function), file: f.hasLine ? f.file : nil, line: f.hasLine ? f.line : 0,
-        inlined: f.isInlined)
-    }
-    var head = chain[0]
-    head.inlinedInto = Array(chain.dropFirst())
-    return head
-  }
-
   /// The source location of `address` through the kernel's source lines, or the ELF symbol
   /// alone (System.map guests, no `llvm-symbolizer`); nil when nothing is known.
   public func location(of address: UInt64) -> CodeLocation? { symbolDisplay().location(address) }
-
-  /// Whether the instruction that ends right before `address` is a call (`call rel32`, or
-  /// `call` through a register or memory operand), read from the ELF's code.
-  static func isAfterCall(_ address: UInt64, in elf: ELFFile) -> Bool {
-    guard address >= 7, let b = try? elf.bytes(atVirtualAddress: address - 7, count: 7), b.count == 7 else {
-      return false
-    }
-    if b[2] == 0xE8 { return true }  // call rel32
-    // FF /2: call r/m64, with ModRM at b[i] and the instruction ending at `address`.
-    func ffCall(_ op: Int) -> Bool {
-      guard b[op] == 0xFF else { return false }
-      let modrm = b[op + 1]
-      guard (modrm >> 3) & 7 == 2 else { return false }
-      let mod = modrm >> 6
-      let rm = modrm & 7
-      var length = 2
-      if mod != 3 && rm == 4 { length += 1 }  // SIB
-      if mod == 1 { length += 1 } else if mod == 2 || (mod == 0 && rm == 5) { length += 4 }
-      return op + length == 7
-    }
-    return (0..<6).contains { ffCall($0) }
-  }
-
-  /// The display form of a function's symbol: demangled, shortened, without optimizer
-  /// annotations and the module prefix.
-  public static func displayName(_ symbol: String) -> String {
-    var name = SwiftDemangler.shared.simplifiedName(symbol)
-    // Optimizer annotations say nothing to a kernel engineer reading a RIP column.
-    for prefix in ["specialized ", "merged ", "outlined ", "static "] {
-      while name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
-    }
-    if name.hasPrefix("Kernel.") { name.removeFirst("Kernel.".count) }
-    return name
-  }
-
-  /// The display form of the symbol at `address`.
-  static func shortName(_ symbols: (any SymbolLookup)?, _ address: UInt64) -> String? {
-    guard let match = symbols?.lookup(address) else { return nil }
-    let name = displayName(match.name)
-    return match.offset == 0 ? name : "\(name)+0x\(String(match.offset, radix: 16))"
-  }
 
   /// The kernel's source-line reader, started on first use (one `llvm-symbolizer` process).
   public func sourceLocator() throws(TargetError) -> SourceLocator {

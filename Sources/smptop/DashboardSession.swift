@@ -287,7 +287,7 @@ enum DashboardSession {
     _ = locator.frames(at: lines.map(\.address))
     var previous: String?
     for i in lines.indices {
-      let text = Target.location(of: lines[i].address, locator: locator).flatMap { loc in
+      let text = SymbolDisplay.location(of: lines[i].address, locator: locator).flatMap { loc in
         loc.shortFileLine.map { "\($0) in \(loc.function)" + (loc.inlined ? " [inlined]" : "") }
       }
       if let text, text != previous { lines[i].source = text }

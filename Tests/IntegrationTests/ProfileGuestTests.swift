@@ -115,7 +115,7 @@ import Testing
         let outer = try #require(truth[a]?.last?.function, "addr2line knows 0x\(String(a, radix: 16))")
         let mine = try #require(symbols.lookup(a)?.name)
         #expect(mine == outer, "0x\(String(a, radix: 16)): smptop \(mine), addr2line \(outer)")
-        #expect(name(a) == Target.displayName(outer))
+        #expect(name(a) == SymbolDisplay.displayName(outer))
         if mine == outer { agreed += 1 }
       }
       #expect(agreed == addresses.count)
