@@ -122,7 +122,7 @@ import Testing
       guard !truth.isEmpty else { continue }  // assembly stubs have no size
       checked += 1
       #expect(
-        truth.contains { Target.displayName($0.name) == name(s.rip) },
+        truth.contains { SymbolDisplay.displayName($0.name) == name(s.rip) },
         "RIP 0x\(String(s.rip, radix: 16)): smptop says \(name(s.rip)), readelf \(truth.map(\.name))")
     }
     #expect(
