@@ -246,10 +246,7 @@ extension ProfileCommand {
   /// The output file (created or truncated), or standard output for `-`.
   func openOutput() throws -> FileHandle {
     if out == "-" { return .standardOutput }
-    guard FileManager.default.createFile(atPath: out, contents: nil),
-      let h = FileHandle(forWritingAtPath: out)
-    else { throw CLIError("cannot write \(out)", code: .usage) }
-    return h
+    return try openOutputFile(out)
   }
 
   /// Writes the profile, then each problem seen on standard error.

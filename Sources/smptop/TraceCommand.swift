@@ -194,10 +194,7 @@ final class TraceOutput {
       handle = .standardOutput
       closeHandle = false
     } else {
-      guard FileManager.default.createFile(atPath: path, contents: nil),
-        let h = FileHandle(forWritingAtPath: path)
-      else { throw CLIError("cannot write \(path)", code: .usage) }
-      handle = h
+      handle = try openOutputFile(path)
       closeHandle = true
     }
     self.path = path

@@ -15,10 +15,16 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: dir + "/idle.json"))
 
     // --enable switches tracing on for the run (the one write smptop makes to guest memory).
+    // Written through a symbolic link: the output is opened in place, as /dev/null or a FIFO
+    // must be, never replaced by a renamed temporary file.
     let out = dir + "/trace.json"
+    let link = dir + "/trace-link.json"
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: out)
     let run = try SMPTopBinary.run(
-      ["trace"] + qemu.target + ["--seconds", "0.5", "--out", out, "--enable", "locks,irq,sched,timer"])
+      ["trace"] + qemu.target + ["--seconds", "0.5", "--out", link, "--enable", "locks,irq,sched,timer"])
     #expect(run.status == 0, "\(run.stderr)")
+    let linkType = try FileManager.default.attributesOfItem(atPath: link)[.type] as? FileAttributeType
+    #expect(linkType == .typeSymbolicLink, "the output path is still the link")
     print(run.stderr)
     let data = try Data(contentsOf: URL(fileURLWithPath: out))
     let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
