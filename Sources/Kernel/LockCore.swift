@@ -16,6 +16,16 @@
 //  - sleep-in-irq: a mutex or semaphore taken in interrupt context (fails).
 //  - recursion: a non-recursive lock re-taken by its holder (fails).
 //  - bad unlock: released by a non-holder (ignored after counting).
+//
+// Tracing (Trace.swift, class LOCKS): every lock operation reads the control word once, at
+// its start, and runs one of two copies of its body: without trace records (inlined: the same
+// code and saved registers as in a guest built without trace points) or with them (out of
+// line, records written by the inlined Trace.write). The records take the TSC the
+// bookkeeping reads anyway. An acquisition's record is written inside the record's seq, so a
+// consistent record has every `contended` count traced; the release of a spin, ticket or rw
+// lock is written after the lock and its guard are free (a shorter critical section), with
+// the TSC read before, so it still precedes the next acquisition in time; a mutex or
+// semaphore writes its release before handing the lock over.
 
 #if SMP_GUEST
   import KernelSupport
@@ -69,8 +79,9 @@
       }
     }
 
-    /// Appends a waiter (this lcpu / current thread) and publishes.
-    static func addWaiter(_ k: Lock, since: UInt64, site: UInt64 = 0) {
+    /// Appends a waiter (this lcpu / current thread) and publishes; `traced`: write its
+    /// contend record (the lock operation read the control word once, at its start).
+    static func addWaiter(_ k: Lock, since: UInt64, site: UInt64 = 0, traced: Bool) {
       let n = Int(k.pointee.nwaiters)
       if n < Int(KLOCK_MAX_WAITERS) {
         klock_waiters(k)[n] = klock_waiter(
@@ -81,7 +92,7 @@
       abi_seq_begin(&r.pointee.seq)
       publishWaiters(k)
       abi_seq_end(&r.pointee.seq)
-      if Trace.on(SMPTOP_TRACE_LOCKS) {
+      if traced {
         let me = LCPU.currentIndex
         Trace.write(
           SMPTOP_TRACE_LOCK_CONTEND, tsc: since, ring: me, lcpu: me, object: abi_addr(k),
@@ -111,10 +122,12 @@
 
     /// Records an acquisition by (lcpu, thread); `since` = when it started waiting (0 = no wait).
     /// `now` is the record's acquired_tsc, `at` the time of this acquisition (its trace record's
-    /// TSC; they differ for a reader joining an rw lock's open read section).
+    /// TSC; they differ for a reader joining an rw lock's open read section); `traced`: write
+    /// its trace record.
+    @inline(__always)
     static func acquired(
       _ k: Lock, lcpu: UInt32, thread: UInt64, site: UInt64, now: UInt64, at: UInt64, since: UInt64,
-      readers: UInt32 = 0
+      readers: UInt32 = 0, traced: Bool
     ) {
       let r = k.pointee.rec
       abi_seq_begin(&r.pointee.seq)
@@ -135,7 +148,7 @@
         r.pointee.wait_total_tsc &+= wait
         if wait > r.pointee.wait_max_tsc { r.pointee.wait_max_tsc = wait }
       }
-      if Trace.on(SMPTOP_TRACE_LOCKS) {
+      if traced {
         Trace.write(
           SMPTOP_TRACE_LOCK_ACQUIRED, tsc: at, ring: LCPU.currentIndex,
           lcpu: lcpu == noLCPU ? LCPU.currentIndex : lcpu,
@@ -169,8 +182,8 @@
     /// was freed, `hold` and `site` what `released` saw (0 = unknown). The caller writes no
     /// other record of this lcpu between reading `at` and this call.
     @inline(__always)
-    static func traceReleased(_ k: Lock, at: UInt64, hold: UInt64, site: UInt64) {
-      if Trace.on(SMPTOP_TRACE_LOCKS) {
+    static func traceReleased(_ k: Lock, at: UInt64, hold: UInt64, site: UInt64, traced: Bool) {
+      if traced {
         let me = LCPU.currentIndex
         Trace.write(
           SMPTOP_TRACE_LOCK_RELEASED, tsc: at, ring: me, lcpu: me, object: abi_addr(k), arg: Sched.contextID,

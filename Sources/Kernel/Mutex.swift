@@ -19,6 +19,16 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
+      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lock(site: site, traced: false)
+    }
+
+    /// `lock` with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func lockTraced(site: UInt64) -> Bool { lock(site: site, traced: true) }
+
+    /// The body of `lock`; `traced`: write its trace records.
+    @inline(__always)
+    private func lock(site: UInt64, traced: Bool) -> Bool {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
       let tid = Sched.currentID
@@ -47,13 +57,14 @@
         k.pointee.depth = 1
         let now = rdtsc()
         LockCore.acquired(
-          k, lcpu: LCPU.currentIndex, thread: tid, site: site, now: now, at: now, since: 0, readers: 1)
+          k, lcpu: LCPU.currentIndex, thread: tid, site: site, now: now, at: now, since: 0, readers: 1,
+          traced: traced)
         LockCore.unmeta(k)
         if irqOn { cpu_sti() }
         return true
       }
       // Sleep until the owner hands it over.
-      LockCore.addWaiter(k, since: rdtsc(), site: site)
+      LockCore.addWaiter(k, since: rdtsc(), site: site, traced: traced)
       Sched.block(SMPTOP_THREAD_BLOCKED_LOCK, on: abi_addr(k))
       LockCore.unmeta(k)
       // Handed over once the word names this thread; leave only after the unlocker's wake-up
@@ -63,8 +74,19 @@
       return true
     }
 
-    /// Releases (one level of) the mutex; hands it to the first waiter.
+    /// Releases (one level of) the mutex; hands it to the first waiter;
+    /// traced or not is decided here, once (LockCore, "Tracing").
     func unlock() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlock(traced: false) }
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func unlockTraced() { unlock(traced: true) }
+
+    /// The body of `unlock`; `traced`: write its trace records.
+    @inline(__always)
+    private func unlock(traced: Bool) {
       let irqNow = cpu_irqs_enabled()
       cpu_cli()
       let tid = Sched.currentID
@@ -89,7 +111,7 @@
       let now = rdtsc()
       let site = r.pointee.acquire_site
       let hold = LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       var wake: UInt64 = 0
       if k.pointee.nwaiters > 0 {
         let w = klock_waiters(k)[0]
@@ -97,7 +119,8 @@
         kword_store(&k.pointee.word, w.thread)
         k.pointee.depth = 1
         LockCore.acquired(
-          k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, at: now, since: w.since_tsc, readers: 1)
+          k, lcpu: w.lcpu, thread: w.thread, site: w.site, now: now, at: now, since: w.since_tsc, readers: 1,
+          traced: traced)
         wake = w.thread
       } else {
         kword_store(&k.pointee.word, 0)

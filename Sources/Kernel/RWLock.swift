@@ -34,7 +34,21 @@
       return enter(site: site, write: true)
     }
 
+    /// Enters; traced or not is decided here, once (LockCore, "Tracing").
     private func enter(site: UInt64, write: Bool) -> Bool {
+      Trace.on(SMPTOP_TRACE_LOCKS)
+        ? enterTraced(site: site, write: write) : enter(site: site, write: write, traced: false)
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func enterTraced(site: UInt64, write: Bool) -> Bool {
+      enter(site: site, write: write, traced: true)
+    }
+
+    /// The body of `enter`; `traced`: write its trace records.
+    @inline(__always)
+    private func enter(site: UInt64, write: Bool, traced: Bool) -> Bool {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
       Sched.preemptDisable()
@@ -55,7 +69,7 @@
       while !attempt(write) {
         if since == 0 {
           since = rdtsc()
-          LockCore.addWaiter(k, since: since)
+          LockCore.addWaiter(k, since: since, traced: traced)
           LockCore.unmeta(k)
           Sched.spinning(true, lock: abi_addr(k))
         } else {
@@ -82,7 +96,7 @@
       LockCore.acquired(
         k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site,
         now: write ? now : k.pointee.hold_start, at: now,
-        since: since, readers: readers)
+        since: since, readers: readers, traced: traced)
       if since != 0 { Sched.spinning(false, lock: 0) }
       if save && irqOn { k.pointee.irq_saved |= 1 << UInt64(LCPU.currentIndex) }
       if !write { k.pointee.read_lcpus |= 1 << UInt64(LCPU.currentIndex) }
@@ -120,8 +134,19 @@
       return was
     }
 
-    /// Leaves as a reader; a reader-less release is counted as a bad unlock.
+    /// Leaves as a reader; a reader-less release is counted as a bad unlock;
+    /// traced or not is decided here, once (LockCore, "Tracing").
     func readUnlock() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { readUnlockTraced() } else { readUnlock(traced: false) }
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func readUnlockTraced() { readUnlock(traced: true) }
+
+    /// The body of `readUnlock`; `traced`: write its trace records.
+    @inline(__always)
+    private func readUnlock(traced: Bool) {
       let irqNow = cpu_irqs_enabled()
       cpu_cli()
       LockCore.meta(k)
@@ -145,7 +170,7 @@
         site = r.pointee.acquire_site
         hold = LockCore.released(k, now: now, from: k.pointee.hold_start)
       } else {
-        if Trace.on(SMPTOP_TRACE_LOCKS) { now = rdtsc() }
+        if traced { now = rdtsc() }
         abi_seq_begin(&r.pointee.seq)
         r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
         abi_seq_end(&r.pointee.seq)
@@ -153,13 +178,24 @@
       LockCore.publishWord(k)
       let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }
 
-    /// Leaves as the writer; a release by a non-holder is counted and ignored.
+    /// Leaves as the writer; a release by a non-holder is counted and ignored;
+    /// traced or not is decided here, once (LockCore, "Tracing").
     func writeUnlock() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { writeUnlockTraced() } else { writeUnlock(traced: false) }
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func writeUnlockTraced() { writeUnlock(traced: true) }
+
+    /// The body of `writeUnlock`; `traced`: write its trace records.
+    @inline(__always)
+    private func writeUnlock(traced: Bool) {
       let irqNow = cpu_irqs_enabled()
       cpu_cli()
       LockCore.meta(k)
@@ -178,7 +214,7 @@
       LockCore.publishWord(k)
       let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

@@ -35,6 +35,20 @@
     @inline(never) @discardableResult
     func down(timeoutMicroseconds: UInt64 = 0) -> Bool {
       let site = caller_return_address()
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? downTraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
+        : down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
+    }
+
+    /// `down` with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func downTraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
+      down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: true)
+    }
+
+    /// The body of `down`; `traced`: write its trace records.
+    @inline(__always)
+    private func down(site: UInt64, timeoutMicroseconds: UInt64, traced: Bool) -> Bool {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
       let tid = Sched.currentID
@@ -47,14 +61,14 @@
         let now = rdtsc()
         LockCore.acquired(
           k, lcpu: LockCore.noLCPU, thread: 0, site: site, now: now, at: now, since: 0,
-          readers: UInt32(truncatingIfNeeded: count - 1))
+          readers: UInt32(truncatingIfNeeded: count - 1), traced: traced)
         LockCore.unmeta(k)
         if irqOn { cpu_sti() }
         return true
       }
       let now = rdtsc()
       let deadline = timeoutMicroseconds != 0 ? now &+ timeoutMicroseconds &* Timer.tscPerMs / 1000 : 0
-      LockCore.addWaiter(k, since: now)
+      LockCore.addWaiter(k, since: now, traced: traced)
       Sched.block(SMPTOP_THREAD_BLOCKED_SEM, on: abi_addr(k), wake: deadline)
       if deadline != 0 { Timer.add(deadline: deadline, thread: tid) }
       LockCore.unmeta(k)
@@ -77,13 +91,24 @@
       return true
     }
 
-    /// Returns a unit: to the first waiter if any, else to the count.
+    /// Returns a unit: to the first waiter if any, else to the count;
+    /// traced or not is decided here, once (LockCore, "Tracing").
     func up() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { upTraced() } else { up(traced: false) }
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func upTraced() { up(traced: true) }
+
+    /// The body of `up`; `traced`: write its trace records.
+    @inline(__always)
+    private func up(traced: Bool) {
       let irqNow = cpu_irqs_enabled()
       cpu_cli()
       LockCore.meta(k)
       let now = rdtsc()
-      if Trace.on(SMPTOP_TRACE_LOCKS) {
+      if traced {
         let me = LCPU.currentIndex
         Trace.write(
           SMPTOP_TRACE_LOCK_RELEASED, tsc: now, ring: me, lcpu: me, object: abi_addr(k), arg: Sched.contextID,
@@ -94,7 +119,8 @@
         let w = klock_waiters(k)[0]
         LockCore.removeWaiterAt(k, 0)
         LockCore.acquired(
-          k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, at: now, since: w.since_tsc, readers: 0)
+          k, lcpu: LockCore.noLCPU, thread: 0, site: 0, now: now, at: now, since: w.since_tsc, readers: 0,
+          traced: traced)
         wake = w.thread
       } else {
         let count = kword_load_relaxed(&k.pointee.word) &+ 1

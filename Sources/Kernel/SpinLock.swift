@@ -31,7 +31,21 @@
       return lock(site: site, tryOnly: true)
     }
 
+    /// Takes the lock, or tries once; traced or not is decided here, once (LockCore, "Tracing").
     func lock(site: UInt64, tryOnly: Bool) -> Bool {
+      Trace.on(SMPTOP_TRACE_LOCKS)
+        ? lockTraced(site: site, tryOnly: tryOnly) : lock(site: site, tryOnly: tryOnly, traced: false)
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func lockTraced(site: UInt64, tryOnly: Bool) -> Bool {
+      lock(site: site, tryOnly: tryOnly, traced: true)
+    }
+
+    /// The body of `lock`; `traced`: write its trace records.
+    @inline(__always)
+    private func lock(site: UInt64, tryOnly: Bool, traced: Bool) -> Bool {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
       Sched.preemptDisable()
@@ -53,7 +67,7 @@
         }
         since = rdtsc()
         LockCore.meta(k)
-        LockCore.addWaiter(k, since: since)
+        LockCore.addWaiter(k, since: since, traced: traced)
         LockCore.unmeta(k)
         Sched.spinning(true, lock: abi_addr(k))
         if irqOn && !save { cpu_sti() }
@@ -70,7 +84,8 @@
       LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
       let now = rdtsc()
       LockCore.acquired(
-        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: now, at: now, since: since)
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: now, at: now, since: since,
+        traced: traced)
       k.pointee.reserved = irqOn ? 1 : 0
       LockCore.unmeta(k)
       if irqOn && !save { cpu_sti() }
@@ -83,8 +98,19 @@
       return false
     }
 
-    /// Releases the lock; a release by a non-holder is counted and ignored.
+    /// Releases the lock; a release by a non-holder is counted and ignored;
+    /// traced or not is decided here, once (LockCore, "Tracing").
     func unlock() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlock(traced: false) }
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func unlockTraced() { unlock(traced: true) }
+
+    /// The body of `unlock`; `traced`: write its trace records.
+    @inline(__always)
+    private func unlock(traced: Bool) {
       let irqNow = cpu_irqs_enabled()
       cpu_cli()
       let me = UInt64(LCPU.currentIndex) &+ 1
@@ -102,7 +128,7 @@
       kword_store(&k.pointee.word, 0)
       LockCore.publishWord(k)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

@@ -17,6 +17,16 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
+      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lock(site: site, traced: false)
+    }
+
+    /// `lock` with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func lockTraced(site: UInt64) -> Bool { lock(site: site, traced: true) }
+
+    /// The body of `lock`; `traced`: write its trace records.
+    @inline(__always)
+    private func lock(site: UInt64, traced: Bool) -> Bool {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
       Sched.preemptDisable()
@@ -36,7 +46,7 @@
       var since: UInt64 = 0
       if UInt32(truncatingIfNeeded: old) != mine {
         since = rdtsc()
-        LockCore.addWaiter(k, since: since)
+        LockCore.addWaiter(k, since: since, traced: traced)
         LockCore.unmeta(k)
         Sched.spinning(true, lock: abi_addr(k))
         if irqOn && !save { cpu_sti() }
@@ -49,15 +59,27 @@
       LockCore.noteContext(k, heldWithIRQsOn: irqOn && !save)
       let now = rdtsc()
       LockCore.acquired(
-        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: now, at: now, since: since)
+        k, lcpu: LCPU.currentIndex, thread: Sched.contextID, site: site, now: now, at: now, since: since,
+        traced: traced)
       k.pointee.reserved = irqOn ? 1 : 0
       LockCore.unmeta(k)
       if irqOn && !save { cpu_sti() }
       return true
     }
 
-    /// Serves the next ticket; a release by a non-holder is counted and ignored.
+    /// Serves the next ticket; a release by a non-holder is counted and ignored;
+    /// traced or not is decided here, once (LockCore, "Tracing").
     func unlock() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlock(traced: false) }
+    }
+
+    /// The same with trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func unlockTraced() { unlock(traced: true) }
+
+    /// The body of `unlock`; `traced`: write its trace records.
+    @inline(__always)
+    private func unlock(traced: Bool) {
       let irqNow = cpu_irqs_enabled()
       cpu_cli()
       LockCore.meta(k)
@@ -75,7 +97,7 @@
       kticket_release(&k.pointee.word)
       LockCore.publishWord(k)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

@@ -8,7 +8,9 @@
 // Which classes of events are traced is one word, smptop_root.trace_control, set at boot from
 // `trace=all` or `trace=locks,irq,sched,timer,virtio,alloc` (default: nothing) and writable by
 // smptop when its user asks. A trace point costs one load and one branch while its class is
-// off:  if Trace.on(SMPTOP_TRACE_LOCKS) { Trace.emit(...) }
+// off:  if Trace.on(SMPTOP_TRACE_IRQ) { Trace.emitIRQsOff(...) }
+// The lock operations decide once per operation and keep a copy of their body without trace
+// records (LockCore.swift, "Tracing").
 //
 // Built with `-Xswiftc -DSMPTOP_NO_TRACE` the guest has no trace points at all: `on` is a
 // constant false, so every guarded emit is dead code the optimizer removes. The rings and the
