@@ -58,12 +58,14 @@ import Testing
   }
 
   @Test func nonIdleShareAgreesWithBusyPercent() async throws {
-    try await BootedGuest.with(smp: 2, append: "prof_hz=1000") { guest in
+    try await BootedGuest.with(smp: 2, append: "prof_hz=1000", extra: ["-icount", "shift=0"]) { guest in
       let before = try guest.target.liveSnapshot()
       let (samples, lost) = try await Self.drain(guest, seconds: 3)
       let after = try guest.target.liveSnapshot()
       let rates = try #require(SnapshotRates(from: before, to: after))
       try #require(rates.lcpus.count == 2)
+      // Both states present, so a swapped idle flag shows.
+      #expect(rates.lcpus.allSatisfy { ($0.busyPercent ?? 0) > 15 && ($0.busyPercent ?? 100) < 85 })
       print("samples \(samples.count) lost \(lost)")
       for r in rates.lcpus {
         let mine = samples.filter { $0.lcpu == r.index }
@@ -87,13 +89,14 @@ import Testing
   }
 
   /// Percentage points the sampled non-idle share may differ from the records' busy %.
-  /// Measured on this 2-core host under load 10-11 with 2 lcpus (five boots, ten lcpus): 1.8
-  /// to 9.4 points with samples weighted by their periods, the share always the lower (counting
-  /// each sample once: 0.1 to 20 points). The records count the interrupt handlers as busy,
-  /// which no sample can see (each is taken inside one), and a late interrupt gives its whole
-  /// gap to the context it found. With 4 lcpus on 2 host cores the gap reached 15 points, so
-  /// the test boots 2. A swapped idle flag would be off by far more.
-  static let busyTolerance = 12.0
+  ///
+  /// The guest runs under `-icount shift=0` (its clock counts instructions, 1 ns each), so the
+  /// host's load cannot make a timer interrupt late: on this 2-core host the live clock's gap
+  /// was 2-14 points (samples the lower) and grew with the load, which moved the test's outcome.
+  /// Under icount, six boots: the sampled share was 3.3-4.9 points *above* the records' busy %
+  /// (43-50 % busy), with every sample standing for exactly one period. Not yet explained (see
+  /// README "Known limits"); a swapped idle flag would be off by far more.
+  static let busyTolerance = 6.0
 
   @Test func sampledFunctionsAgreeWithAddr2line() async throws {
     try await BootedGuest.with(smp: 2, append: "prof_hz=1000") { guest in
