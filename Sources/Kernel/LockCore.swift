@@ -22,10 +22,10 @@
 // code and saved registers as in a guest built without trace points) or with them (out of
 // line, records written by the inlined Trace.write). The records take the TSC the
 // bookkeeping reads anyway. An acquisition's record is written inside the record's seq, so a
-// consistent record has every `contended` count traced; the release of a spin, ticket or rw
-// lock is written after the lock and its guard are free (a shorter critical section), with
-// the TSC read before, so it still precedes the next acquisition in time; a mutex or
-// semaphore writes its release before handing the lock over.
+// consistent record has every `contended` count traced. A release's record is written before
+// the lock is free (for a mutex, before it is handed over), so a reader that sees the next
+// holder's acquisition also sees the release (written after the unlock, a drain could catch
+// the next acquisition without it: TraceConvoyTests saw that once).
 
 #if SMP_GUEST
   import KernelSupport
@@ -158,9 +158,8 @@
     }
 
     /// Records a release: hold time since `from`; holder cleared. Returns the hold time for
-    /// the release's trace record, which the caller writes with `traceReleased`: the spinning
-    /// kinds once the lock is free (a shorter critical section), the sleeping ones before
-    /// handing the lock over (so the release precedes the next acquisition in the ring).
+    /// the release's trace record, which the caller writes with `traceReleased` before it
+    /// frees or hands over the lock.
     @discardableResult
     static func released(_ k: Lock, now: UInt64, from: UInt64) -> UInt64 {
       let r = k.pointee.rec
@@ -178,9 +177,9 @@
       return hold
     }
 
-    /// Writes a release's trace record (interrupts off): `at` is the TSC read before the lock
-    /// was freed, `hold` and `site` what `released` saw (0 = unknown). The caller writes no
-    /// other record of this lcpu between reading `at` and this call.
+    /// Writes a release's trace record (interrupts off, lock not yet freed): `at` is the TSC
+    /// the release read, `hold` and `site` what `released` saw (0 = unknown). The caller writes
+    /// no other record of this lcpu between reading `at` and this call.
     @inline(__always)
     static func traceReleased(_ k: Lock, at: UInt64, hold: UInt64, site: UInt64, traced: Bool) {
       if traced {

@@ -19,12 +19,17 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
-      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lock(site: site, traced: false)
+      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lockUntraced(site: site)
     }
 
     /// `lock` with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func lockTraced(site: UInt64) -> Bool { lock(site: site, traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func lockUntraced(site: UInt64) -> Bool { lock(site: site, traced: false) }
 
     /// The body of `lock`; `traced`: write its trace records.
     @inline(__always)
@@ -77,12 +82,17 @@
     /// Releases (one level of) the mutex; hands it to the first waiter;
     /// traced or not is decided here, once (LockCore, "Tracing").
     func unlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlock(traced: false) }
+      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlockUntraced() }
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func unlockTraced() { unlock(traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func unlockUntraced() { unlock(traced: false) }
 
     /// The body of `unlock`; `traced`: write its trace records.
     @inline(__always)

@@ -37,13 +37,20 @@
     /// Enters; traced or not is decided here, once (LockCore, "Tracing").
     private func enter(site: UInt64, write: Bool) -> Bool {
       Trace.on(SMPTOP_TRACE_LOCKS)
-        ? enterTraced(site: site, write: write) : enter(site: site, write: write, traced: false)
+        ? enterTraced(site: site, write: write) : enterUntraced(site: site, write: write)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func enterTraced(site: UInt64, write: Bool) -> Bool {
       enter(site: site, write: write, traced: true)
+    }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func enterUntraced(site: UInt64, write: Bool) -> Bool {
+      enter(site: site, write: write, traced: false)
     }
 
     /// The body of `enter`; `traced`: write its trace records.
@@ -137,12 +144,17 @@
     /// Leaves as a reader; a reader-less release is counted as a bad unlock;
     /// traced or not is decided here, once (LockCore, "Tracing").
     func readUnlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { readUnlockTraced() } else { readUnlock(traced: false) }
+      if Trace.on(SMPTOP_TRACE_LOCKS) { readUnlockTraced() } else { readUnlockUntraced() }
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func readUnlockTraced() { readUnlock(traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func readUnlockUntraced() { readUnlock(traced: false) }
 
     /// The body of `readUnlock`; `traced`: write its trace records.
     @inline(__always)
@@ -160,8 +172,8 @@
       _ = kword_fetch_sub(&k.pointee.word, 1)
       k.pointee.read_lcpus &= ~(1 << UInt64(LCPU.currentIndex))
       let r = k.pointee.rec
-      // The release's trace record is written once the guard is free: its time, hold and
-      // site (the last reader's; 0 for the others, whose hold is not known) are taken here.
+      // The release's trace record: its time, hold and site (the last reader's; 0 for the
+      // others, whose hold is not known).
       var now: UInt64 = 0
       var hold: UInt64 = 0
       var site: UInt64 = 0
@@ -175,10 +187,10 @@
         r.pointee.readers = UInt32(truncatingIfNeeded: w - 1)
         abi_seq_end(&r.pointee.seq)
       }
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       LockCore.publishWord(k)
       let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }
@@ -186,12 +198,17 @@
     /// Leaves as the writer; a release by a non-holder is counted and ignored;
     /// traced or not is decided here, once (LockCore, "Tracing").
     func writeUnlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { writeUnlockTraced() } else { writeUnlock(traced: false) }
+      if Trace.on(SMPTOP_TRACE_LOCKS) { writeUnlockTraced() } else { writeUnlockUntraced() }
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func writeUnlockTraced() { writeUnlock(traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func writeUnlockUntraced() { writeUnlock(traced: false) }
 
     /// The body of `writeUnlock`; `traced`: write its trace records.
     @inline(__always)
@@ -210,11 +227,11 @@
       let now = rdtsc()
       let site = r.pointee.acquire_site
       let hold = LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       kword_store(&k.pointee.word, 0)
       LockCore.publishWord(k)
       let restore = takeSavedIRQ(irqNow)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

@@ -37,13 +37,20 @@
       let site = caller_return_address()
       return Trace.on(SMPTOP_TRACE_LOCKS)
         ? downTraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
-        : down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
+        : downUntraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
     }
 
     /// `down` with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func downTraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
       down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: true)
+    }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func downUntraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
+      down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
     }
 
     /// The body of `down`; `traced`: write its trace records.
@@ -94,12 +101,17 @@
     /// Returns a unit: to the first waiter if any, else to the count;
     /// traced or not is decided here, once (LockCore, "Tracing").
     func up() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { upTraced() } else { up(traced: false) }
+      if Trace.on(SMPTOP_TRACE_LOCKS) { upTraced() } else { upUntraced() }
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func upTraced() { up(traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func upUntraced() { up(traced: false) }
 
     /// The body of `up`; `traced`: write its trace records.
     @inline(__always)

@@ -34,13 +34,20 @@
     /// Takes the lock, or tries once; traced or not is decided here, once (LockCore, "Tracing").
     func lock(site: UInt64, tryOnly: Bool) -> Bool {
       Trace.on(SMPTOP_TRACE_LOCKS)
-        ? lockTraced(site: site, tryOnly: tryOnly) : lock(site: site, tryOnly: tryOnly, traced: false)
+        ? lockTraced(site: site, tryOnly: tryOnly) : lockUntraced(site: site, tryOnly: tryOnly)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func lockTraced(site: UInt64, tryOnly: Bool) -> Bool {
       lock(site: site, tryOnly: tryOnly, traced: true)
+    }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func lockUntraced(site: UInt64, tryOnly: Bool) -> Bool {
+      lock(site: site, tryOnly: tryOnly, traced: false)
     }
 
     /// The body of `lock`; `traced`: write its trace records.
@@ -101,12 +108,17 @@
     /// Releases the lock; a release by a non-holder is counted and ignored;
     /// traced or not is decided here, once (LockCore, "Tracing").
     func unlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlock(traced: false) }
+      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlockUntraced() }
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func unlockTraced() { unlock(traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func unlockUntraced() { unlock(traced: false) }
 
     /// The body of `unlock`; `traced`: write its trace records.
     @inline(__always)
@@ -125,10 +137,10 @@
       let now = rdtsc()
       let site = k.pointee.rec.pointee.acquire_site
       let hold = LockCore.released(k, now: now, from: k.pointee.rec.pointee.acquired_tsc)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       kword_store(&k.pointee.word, 0)
       LockCore.publishWord(k)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }

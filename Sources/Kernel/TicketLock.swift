@@ -17,12 +17,17 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
-      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lock(site: site, traced: false)
+      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lockUntraced(site: site)
     }
 
     /// `lock` with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func lockTraced(site: UInt64) -> Bool { lock(site: site, traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func lockUntraced(site: UInt64) -> Bool { lock(site: site, traced: false) }
 
     /// The body of `lock`; `traced`: write its trace records.
     @inline(__always)
@@ -70,12 +75,17 @@
     /// Serves the next ticket; a release by a non-holder is counted and ignored;
     /// traced or not is decided here, once (LockCore, "Tracing").
     func unlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlock(traced: false) }
+      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlockUntraced() }
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func unlockTraced() { unlock(traced: true) }
+
+    /// The same without trace records, also out of line, so that the choice between the two
+    /// sets up no stack frame of its own.
+    @inline(never)
+    private func unlockUntraced() { unlock(traced: false) }
 
     /// The body of `unlock`; `traced`: write its trace records.
     @inline(__always)
@@ -94,10 +104,10 @@
       let now = rdtsc()
       let site = r.pointee.acquire_site
       let hold = LockCore.released(k, now: now, from: r.pointee.acquired_tsc)
+      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       kticket_release(&k.pointee.word)
       LockCore.publishWord(k)
       LockCore.unmeta(k)
-      LockCore.traceReleased(k, at: now, hold: hold, site: site, traced: traced)
       Sched.preemptEnable()
       if restore { cpu_sti() }
     }
