@@ -33,7 +33,7 @@
       table.pointee.stride = abi_lcpu_stride()
       r.pointee.table_count = 1
       Buddy.registerTables()  // ALLOC, ALLOC_ORDER
-      SyncTables.register()  // issue 6: LOCK, THREAD, TIMERQ, WORKLOAD
+      SyncTables.register()  // LOCK, THREAD, TIMERQ, WORKLOAD
       Trace.registerTable()  // TRACE
       Profile.registerTable()  // PROFILE (prof_hz=)
       compiler_barrier()

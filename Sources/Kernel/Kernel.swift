@@ -10,7 +10,7 @@
 //   Resources/boot-guest.sh -smp 4 -- -device virtio-net-pci,netdev=n0,disable-legacy=on,mq=on,id=nic0 \
 //     -netdev user,id=n0,hostfwd=udp:127.0.0.1:15555-:7
 // Command-line keys: CommandLine.swift. What the host reads: smptop_abi.h, Inspect.swift.
-// Locks and threads (issue 6): LockCore.swift + SpinLock/TicketLock/RWLock/Mutex/
+// Locks and threads: LockCore.swift + SpinLock/TicketLock/RWLock/Mutex/
 // Semaphore.swift, Sched.swift (threads, run queues, switch.S),
 // TimerQueue.swift (per-lcpu deadlines), Workload.swift (`workload=`), sync_data.c.
 //
@@ -24,7 +24,7 @@
   @c func kmain() {
     Traps.install()  // IDT first: from here on no exception is silent
     LCPU.beginBootstrap()  // lcpu 0 record: BUSY while booting
-    klock_static_init()  // issue 6: static lock records (LOCK table)
+    klock_static_init()  // static lock records (LOCK table)
     Console.initialize()
     BootInfo.read()  // multiboot: command line, memory map
     KernelCommandLine.parse()
@@ -43,7 +43,7 @@
     Timer.start()
     LCPU.becomeOnline()  // BSP IDLE
     LCPU.bootstrapDone()  // stage RUNNING
-    Workload.start()  // issue 6: kernel threads exercising the locks (workload=)
+    Workload.start()  // kernel threads exercising the locks (workload=)
     LCPU.idleLoop()
   }
 #endif

@@ -1,4 +1,4 @@
-// LockCore: the bookkeeping every lock kind shares (issue 6): its smptop_lock record
+// LockCore: the bookkeeping every lock kind shares: its smptop_lock record
 // (holder, waiters, statistics) and misuse detection. Each lock object (struct klock,
 // sync_support.h) carries an internal guard `meta`, taken with interrupts off around every
 // record update, so the record has one writer at a time; the holder and waiter fields

@@ -1,4 +1,4 @@
-// Mutex: a sleeping lock with an owner (issue 6). The word is the owner's thread id
+// Mutex: a sleeping lock with an owner. The word is the owner's thread id
 // (0 = free). A thread that finds it taken joins the lock's wait queue (the waiter list,
 // FIFO), becomes BLOCKED_LOCK with blocked_on = the lock's address, and its lcpu runs
 // something else; unlock hands the mutex straight to the first waiter and wakes it. A

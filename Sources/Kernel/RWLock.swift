@@ -1,4 +1,4 @@
-// RWLock: a reader-writer spinlock with writer preference (issue 6). The word is
+// RWLock: a reader-writer spinlock with writer preference. The word is
 // 1 << 63 while a writer holds it, plus the number of readers inside. A writer announces
 // itself in pending_writers first; readers do not enter while a writer is pending, so
 // writers cannot starve. The record's holder is the writer (flag WRITER) or the last

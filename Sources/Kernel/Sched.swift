@@ -1,4 +1,4 @@
-// Sched: kernel threads and per-lcpu run queues (issue 6). Threads come from a static pool
+// Sched: kernel threads and per-lcpu run queues. Threads come from a static pool
 // (sync_data.c) whose records are the THREAD table; a thread never migrates: it belongs to
 // the run queue of the lcpu it was created on. Each lcpu runs its threads round-robin,
 // preempting on its LAPIC timer tick (Timer.swift) when another thread is ready; with

@@ -1,4 +1,4 @@
-// Semaphore: a counting semaphore with a wait queue (issue 6), observable through its
+// Semaphore: a counting semaphore with a wait queue, observable through its
 // smptop_lock record (kind SEMAPHORE: state_word and `readers` = the count).
 
 #if SMP_GUEST

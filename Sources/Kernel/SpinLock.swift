@@ -1,4 +1,4 @@
-// SpinLock: a test-and-test-and-set lock (issue 6), observable through its smptop_lock
+// SpinLock: a test-and-test-and-set lock, observable through its smptop_lock
 // record. The word holds the holder (lcpu index + 1, 0 = free). Holding it disables
 // preemption; an IRQ-save lock (SMPTOP_LOCKF_IRQSAVE, e.g. the console) also keeps
 // interrupts off while held, so an interrupt handler on the same lcpu can never spin on

@@ -1,4 +1,4 @@
-// TimerQueue: each lcpu's sorted queue of deadlines (issue 6). Entries are the scheduler
+// TimerQueue: each lcpu's sorted queue of deadlines. Entries are the scheduler
 // tick (owner 0) and the sleeps of the lcpu's own threads; only the owning lcpu touches
 // its queue, with interrupts off, so it needs no lock. The LAPIC timer is always armed
 // for the earliest entry (one-shot), so an idle lcpu halts until exactly then.

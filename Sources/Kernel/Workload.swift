@@ -1,5 +1,5 @@
 // Workload: kernel threads that exercise every lock kind, the scheduler and the timer
-// queues (issue 6), chosen with `workload=` on the command line (CommandLine.swift):
+// queues, chosen with `workload=` on the command line (CommandLine.swift):
 //
 //   default     on every lcpu: threads hammering shared counters under work.spin,
 //               work.ticket (irq-save), work.rw (readers + writers) and work.mutex (with the

@@ -279,7 +279,7 @@ uint64_t fault_stack_overflow(uint64_t depth);
 
 #endif /* SMP_GUEST && __x86_64__ */
 
-/* Locks, threads, timer queues and the workload (issue 6). */
+/* Locks, threads, timer queues and the workload. */
 #include "sync_support.h"
 /* Event trace rings. */
 #include "trace_support.h"

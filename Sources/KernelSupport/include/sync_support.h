@@ -1,5 +1,5 @@
 /*
- * Synchronization and scheduling support (issue 6): the C layouts behind the lock objects,
+ * Synchronization and scheduling support: the C layouts behind the lock objects,
  * kernel threads, per-lcpu run queues and timer queues, plus the inspection records they
  * publish (struct smptop_lock / smptop_thread / smptop_timerq / smptop_workload).
  *
