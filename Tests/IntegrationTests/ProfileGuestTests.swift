@@ -30,8 +30,10 @@ import Testing
 
   @Test func convoySpinnersSampleInTheSpinLoop() async throws {
     try await BootedGuest.with(smp: 4, append: "workload=convoy prof_hz=1000") { guest in
-      let snap = try await guest.waitFor("convoy spinners", timeout: .seconds(60)) { snap in
-        snap.threads.contains { $0.name.hasPrefix("convoy.spinner") }
+      // The workload spawns one spinner per lcpu, one after the other: wait for all of them.
+      let snap = try await guest.waitFor("a convoy spinner on every lcpu", timeout: .seconds(60)) { snap in
+        Set(snap.threads.filter { $0.name.hasPrefix("convoy.spinner") }.map(\.lcpu)).count == 4
+          && snap.threads.contains { $0.name == "convoy.spinholder" }
       }
       let spinners = Set(snap.threads.filter { $0.name.hasPrefix("convoy.spinner") }.map(\.id))
       // The holder's own lcpu runs its spinner only while the holder sleeps: it rarely spins.
