@@ -98,6 +98,27 @@ import Testing
     #expect(try await monitor.queryStatus().running)
   }
 
+  /// Starts `smptop profile` sampling `qemu` by pausing (50 Hz, for up to a minute) and returns
+  /// once `monitor` has seen `rounds` of its pauses (QMP STOP events).
+  static func sampling(_ qemu: QEMUInstance, _ monitor: QMPClient, rounds: Int) async throws
+    -> BackgroundProcess
+  {
+    let smptop = try BackgroundProcess(
+      [try SMPTopBinary.path(), "profile"] + genericTarget(qemu) + [
+        "--seconds", "60", "--rate", "50", "--out", "-",
+      ])
+    var stops = 0
+    let deadline = ContinuousClock.now + .seconds(30)
+    while stops < rounds && ContinuousClock.now < deadline {
+      if let event = try await monitor.nextEvent(timeout: .seconds(1)), event.name == "STOP" { stops += 1 }
+    }
+    guard stops >= rounds else {
+      smptop.signal(SIGKILL)
+      throw CommandTestError("smptop never paused the VM \(rounds) times: \(smptop.stderr())")
+    }
+    return smptop
+  }
+
   @Test func aVMPausedBeforehandIsSampledOnceAndStaysPaused() async throws {
     let (qemu, monitor) = try await Self.firmwareVM(smp: 2)
     defer {
@@ -124,18 +145,9 @@ import Testing
       monitor.close()
       qemu.shutdown()
     }
-    let smptop = try BackgroundProcess(
-      [try SMPTopBinary.path(), "profile"] + Self.genericTarget(qemu) + [
-        "--seconds", "60", "--rate", "50", "--out", "-",
-      ])
+    // Some rounds (QMP STOP events), then an interrupt as Ctrl-C would send it.
+    let smptop = try await Self.sampling(qemu, monitor, rounds: 5)
     defer { smptop.signal(SIGKILL) }
-    // Wait for some rounds (QMP STOP events), then interrupt it as Ctrl-C would.
-    var stops = 0
-    let deadline = ContinuousClock.now + .seconds(30)
-    while stops < 5 && ContinuousClock.now < deadline {
-      if let event = try await monitor.nextEvent(timeout: .seconds(1)), event.name == "STOP" { stops += 1 }
-    }
-    try #require(stops >= 5, "smptop never paused the VM: \(smptop.stderr())")
     smptop.signal(SIGINT)
     let status = try #require(smptop.wait(timeout: .seconds(20)), "smptop did not end after SIGINT")
     #expect(status == 0, "\(smptop.stderr())")
@@ -149,17 +161,8 @@ import Testing
       monitor.close()
       qemu.shutdown()
     }
-    let smptop = try BackgroundProcess(
-      [try SMPTopBinary.path(), "profile"] + Self.genericTarget(qemu) + [
-        "--seconds", "60", "--rate", "50", "--out", "-",
-      ])
+    let smptop = try await Self.sampling(qemu, monitor, rounds: 3)
     defer { smptop.signal(SIGKILL) }
-    var stops = 0
-    let deadline = ContinuousClock.now + .seconds(30)
-    while stops < 3 && ContinuousClock.now < deadline {
-      if let event = try await monitor.nextEvent(timeout: .seconds(1)), event.name == "STOP" { stops += 1 }
-    }
-    try #require(stops >= 3, "smptop never paused the VM: \(smptop.stderr())")
     qemu.kill()
     let status = try #require(smptop.wait(timeout: .seconds(20)), "smptop hung after QEMU died")
     #expect(status != 0)
