@@ -64,6 +64,16 @@ public enum ABIDecoder {
 
   /// Decodes and validates the root; throws only when the ABI is absent or of another version.
   public static func decodeRoot(_ bytes: [UInt8], at address: UInt64) throws(ABIError) -> smptop_root {
+    let decoded = bytes.withUnsafeBytes { raw in
+      Result { () throws(ABIError) -> smptop_root in try decodeRoot(raw, at: address) }
+    }
+    return try decoded.get()
+  }
+
+  /// Decodes and validates the root from a raw buffer.
+  public static func decodeRoot(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws(ABIError)
+    -> smptop_root
+  {
     guard bytes.count >= rootSize else {
       throw ABIError(code: .unreadableRoot, message: "the ABI root at 0x\(hex(address)) is truncated")
     }
@@ -140,7 +150,9 @@ public enum ABIDecoder {
   }
 
   /// Decodes one lcpu record from `bytes` at `offset` (bounds checked by the caller).
-  public static func lcpu(_ bytes: [UInt8], at offset: Int, consistency: Consistency) -> LCPURecord {
+  public static func lcpu(_ bytes: UnsafeRawBufferPointer, at offset: Int, consistency: Consistency)
+    -> LCPURecord
+  {
     var r = load(smptop_lcpu.self, from: bytes, at: offset)
     let state: LCPUState =
       switch r.state {
@@ -180,9 +192,21 @@ public enum ABIDecoder {
     load(UInt64.self, from: bytes, at: offset)
   }
 
+  /// The sequence word of the record at `offset` of a raw buffer.
+  static func sequence(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+    bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+  }
+
   /// Loads a trivially copyable value; the caller guarantees `offset + size <= bytes.count`.
   static func load<T: BitwiseCopyable>(_ type: T.Type, from bytes: [UInt8], at offset: Int) -> T {
     bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+  }
+
+  /// Loads a trivially copyable value from a raw buffer; the caller guarantees the bounds.
+  static func load<T: BitwiseCopyable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer, at offset: Int)
+    -> T
+  {
+    bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
   }
 
   /// A NUL-terminated string from a fixed buffer, invalid UTF-8 replaced.

@@ -18,52 +18,78 @@ extension ABIDecoder {
     }
   }
 
+  /// Where a lock record's waiter slots start.
+  static let lockWaitersOffset = MemoryLayout<smptop_lock>.offset(of: \smptop_lock.waiters) ?? 0
+
+  /// Calls `body` with the record of type `T` at `offset` of `bytes`: in place when it is
+  /// aligned, else on a copy. The caller guarantees `offset + size <= bytes.count`.
+  static func withRecord<T: BitwiseCopyable, R>(
+    _ type: T.Type, _ bytes: UnsafeRawBufferPointer, at offset: Int, _ body: (UnsafePointer<T>) -> R
+  ) -> R {
+    if let base = bytes.baseAddress, Int(bitPattern: base + offset) % MemoryLayout<T>.alignment == 0 {
+      return (base + offset).withMemoryRebound(to: T.self, capacity: 1, body)
+    }
+    var copy = load(T.self, from: bytes, at: offset)
+    return withUnsafePointer(to: &copy, body)
+  }
+
   /// A lock record from `bytes` (exactly one record), found at `recordAddress`.
   public static func lock(
-    _ bytes: [UInt8], at offset: Int = 0, recordAddress: UInt64, consistency: Consistency
+    _ bytes: UnsafeRawBufferPointer, at offset: Int = 0, recordAddress: UInt64, consistency: Consistency
   ) -> LockRecord {
-    var r = load(smptop_lock.self, from: bytes, at: offset)
-    let kind: LockKind =
-      switch r.kind {
-      case UInt32(SMPTOP_LOCK_SPIN.rawValue): .spin
-      case UInt32(SMPTOP_LOCK_TICKET.rawValue): .ticket
-      case UInt32(SMPTOP_LOCK_RW.rawValue): .rw
-      case UInt32(SMPTOP_LOCK_MUTEX.rawValue): .mutex
-      case UInt32(SMPTOP_LOCK_SEMAPHORE.rawValue): .semaphore
-      default: .unknown
+    withRecord(smptop_lock.self, bytes, at: offset) { p in
+      let r = UnsafeMutablePointer(mutating: p)
+      let kind: LockKind =
+        switch r.pointee.kind {
+        case UInt32(SMPTOP_LOCK_SPIN.rawValue): .spin
+        case UInt32(SMPTOP_LOCK_TICKET.rawValue): .ticket
+        case UInt32(SMPTOP_LOCK_RW.rawValue): .rw
+        case UInt32(SMPTOP_LOCK_MUTEX.rawValue): .mutex
+        case UInt32(SMPTOP_LOCK_SEMAPHORE.rawValue): .semaphore
+        default: .unknown
+        }
+      let shown = min(Int(r.pointee.waiter_count), Int(SMPTOP_LOCK_WAITERS))
+      var waiters: [LockRecord.Waiter] = []
+      if shown > 0 {
+        let slots = UnsafeRawPointer(p) + lockWaitersOffset
+        let stride = MemoryLayout.size(ofValue: r.pointee.waiters) / Int(SMPTOP_LOCK_WAITERS)
+        waiters = (0..<shown).map { i in
+          let lcpu = slots.loadUnaligned(fromByteOffset: i * stride, as: UInt32.self)
+          let thread = slots.loadUnaligned(fromByteOffset: i * stride + 8, as: UInt64.self)
+          let since = slots.loadUnaligned(fromByteOffset: i * stride + 16, as: UInt64.self)
+          return LockRecord.Waiter(
+            lcpu: lcpu == noLCPU ? nil : lcpu, thread: thread == 0 ? nil : thread, sinceTSC: since)
+        }
       }
-    let shown = min(Int(r.waiter_count), Int(SMPTOP_LOCK_WAITERS))
-    let waiters = withUnsafeBytes(of: &r.waiters) { raw -> [LockRecord.Waiter] in
-      let stride = raw.count / Int(SMPTOP_LOCK_WAITERS)
-      return (0..<shown).map { i in
-        let lcpu = raw.loadUnaligned(fromByteOffset: i * stride, as: UInt32.self)
-        let thread = raw.loadUnaligned(fromByteOffset: i * stride + 8, as: UInt64.self)
-        let since = raw.loadUnaligned(fromByteOffset: i * stride + 16, as: UInt64.self)
-        return LockRecord.Waiter(
-          lcpu: lcpu == noLCPU ? nil : lcpu, thread: thread == 0 ? nil : thread, sinceTSC: since)
-      }
+      let name = withUnsafeBytes(of: &r.pointee.name) { cString($0) }
+      let holderLCPU = r.pointee.holder_lcpu
+      let holderThread = r.pointee.holder_thread
+      return LockRecord(
+        name: name, kind: kind, flags: r.pointee.flags, address: r.pointee.address,
+        recordAddress: recordAddress, dynamic: r.pointee.flags & UInt32(SMPTOP_LOCKF_DYNAMIC.rawValue) != 0,
+        stateWord: r.pointee.state_word, holderLCPU: holderLCPU == noLCPU ? nil : holderLCPU,
+        holderThread: holderThread == 0 ? nil : holderThread, readers: r.pointee.readers,
+        acquireSite: r.pointee.acquire_site, acquiredTSC: r.pointee.acquired_tsc,
+        acquisitions: r.pointee.acquisitions, contended: r.pointee.contended,
+        trylockFailures: r.pointee.trylock_failures, waitTotalTSC: r.pointee.wait_total_tsc,
+        waitMaxTSC: r.pointee.wait_max_tsc, holdTotalTSC: r.pointee.hold_total_tsc,
+        holdMaxTSC: r.pointee.hold_max_tsc, misuseIRQUnsafe: r.pointee.misuse_irq_unsafe,
+        misuseSleepInIRQ: r.pointee.misuse_sleep_in_irq, misuseRecursion: r.pointee.misuse_recursion,
+        misuseBadUnlock: r.pointee.misuse_bad_unlock, waiterCount: r.pointee.waiter_count,
+        pendingWriters: r.pointee.pending_writers, waiters: waiters, consistency: consistency)
     }
-    return LockRecord(
-      name: text(r.name), kind: kind, flags: r.flags, address: r.address, recordAddress: recordAddress,
-      dynamic: r.flags & UInt32(SMPTOP_LOCKF_DYNAMIC.rawValue) != 0, stateWord: r.state_word,
-      holderLCPU: r.holder_lcpu == noLCPU ? nil : r.holder_lcpu,
-      holderThread: r.holder_thread == 0 ? nil : r.holder_thread, readers: r.readers,
-      acquireSite: r.acquire_site, acquiredTSC: r.acquired_tsc, acquisitions: r.acquisitions,
-      contended: r.contended, trylockFailures: r.trylock_failures, waitTotalTSC: r.wait_total_tsc,
-      waitMaxTSC: r.wait_max_tsc, holdTotalTSC: r.hold_total_tsc, holdMaxTSC: r.hold_max_tsc,
-      misuseIRQUnsafe: r.misuse_irq_unsafe, misuseSleepInIRQ: r.misuse_sleep_in_irq,
-      misuseRecursion: r.misuse_recursion, misuseBadUnlock: r.misuse_bad_unlock, waiterCount: r.waiter_count,
-      pendingWriters: r.pending_writers, waiters: waiters, consistency: consistency)
   }
 
   /// The `next` link of a dynamic lock record.
-  static func lockNext(_ bytes: [UInt8], at offset: Int = 0) -> UInt64 {
+  static func lockNext(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) -> UInt64 {
     load(
       UInt64.self, from: bytes, at: offset + (MemoryLayout<smptop_lock>.offset(of: \smptop_lock.next) ?? 8))
   }
 
   /// A thread record.
-  public static func thread(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency) -> ThreadRecord {
+  public static func thread(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0, consistency: Consistency)
+    -> ThreadRecord
+  {
     let r = load(smptop_thread.self, from: bytes, at: offset)
     let state: ThreadState =
       switch r.state {
@@ -86,7 +112,7 @@ extension ABIDecoder {
   }
 
   /// A timer-queue record.
-  public static func timerQueue(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency)
+  public static func timerQueue(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0, consistency: Consistency)
     -> TimerQueueRecord
   {
     var r = load(smptop_timerq.self, from: bytes, at: offset)
@@ -106,7 +132,9 @@ extension ABIDecoder {
   }
 
   /// The workload record; `lcpus` bounds the per-lcpu array.
-  public static func workload(_ bytes: [UInt8], at offset: Int = 0, lcpus: Int, consistency: Consistency)
+  public static func workload(
+    _ bytes: UnsafeRawBufferPointer, at offset: Int = 0, lcpus: Int, consistency: Consistency
+  )
     -> WorkloadRecord
   {
     let r = load(smptop_workload.self, from: bytes, at: offset)
@@ -118,7 +146,8 @@ extension ABIDecoder {
 
   /// The allocator record, with its order records.
   public static func allocator(
-    _ bytes: [UInt8], at offset: Int = 0, orders: [AllocOrderRecord], lcpus: Int, consistency: Consistency
+    _ bytes: UnsafeRawBufferPointer, at offset: Int = 0, orders: [AllocOrderRecord], lcpus: Int,
+    consistency: Consistency
   ) -> AllocatorRecord {
     let r = load(smptop_alloc.self, from: bytes, at: offset)
     let n = min(lcpus, Int(SMPTOP_MAX_LCPUS))
@@ -134,7 +163,7 @@ extension ABIDecoder {
   }
 
   /// One allocator order record.
-  public static func allocOrder(_ bytes: [UInt8], at offset: Int = 0) -> AllocOrderRecord {
+  public static func allocOrder(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) -> AllocOrderRecord {
     let r = load(smptop_alloc_order.self, from: bytes, at: offset)
     return AllocOrderRecord(
       order: r.order, blockBytes: r.block_bytes, freeBlocks: r.free_blocks, usedBlocks: r.used_blocks,
@@ -143,7 +172,9 @@ extension ABIDecoder {
   }
 
   /// A virtio device record.
-  public static func virtioDevice(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency)
+  public static func virtioDevice(
+    _ bytes: UnsafeRawBufferPointer, at offset: Int = 0, consistency: Consistency
+  )
     -> VirtioDeviceRecord
   {
     var r = load(smptop_virtio_dev.self, from: bytes, at: offset)
@@ -157,7 +188,9 @@ extension ABIDecoder {
   }
 
   /// A virtqueue record.
-  public static func virtq(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency) -> VirtqRecord {
+  public static func virtq(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0, consistency: Consistency)
+    -> VirtqRecord
+  {
     let r = load(smptop_virtq.self, from: bytes, at: offset)
     let role: VirtqRole =
       switch r.role {
@@ -172,5 +205,70 @@ extension ABIDecoder {
       notificationsOff: r.notifications_off != 0, packets: r.packets, bytes: r.bytes, errors: r.errors,
       drops: r.drops, kicks: r.kicks, interrupts: r.interrupts, polls: r.polls, descriptorTable: r.desc_addr,
       availRing: r.avail_addr, usedRing: r.used_addr, consistency: consistency)
+  }
+}
+
+/// The decoders over byte arrays (a record read on its own, or a table's bytes at `offset`).
+extension ABIDecoder {
+  /// An lcpu record from `bytes` at `offset` (bounds checked by the caller).
+  public static func lcpu(_ bytes: [UInt8], at offset: Int, consistency: Consistency) -> LCPURecord {
+    bytes.withUnsafeBytes { lcpu($0, at: offset, consistency: consistency) }
+  }
+
+  /// A lock record from `bytes`, found at `recordAddress`.
+  public static func lock(
+    _ bytes: [UInt8], at offset: Int = 0, recordAddress: UInt64, consistency: Consistency
+  ) -> LockRecord {
+    bytes.withUnsafeBytes { lock($0, at: offset, recordAddress: recordAddress, consistency: consistency) }
+  }
+
+  /// The `next` link of a dynamic lock record in `bytes`.
+  static func lockNext(_ bytes: [UInt8], at offset: Int = 0) -> UInt64 {
+    bytes.withUnsafeBytes { lockNext($0, at: offset) }
+  }
+
+  /// A thread record from `bytes`.
+  public static func thread(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency) -> ThreadRecord {
+    bytes.withUnsafeBytes { thread($0, at: offset, consistency: consistency) }
+  }
+
+  /// A timer-queue record from `bytes`.
+  public static func timerQueue(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency)
+    -> TimerQueueRecord
+  {
+    bytes.withUnsafeBytes { timerQueue($0, at: offset, consistency: consistency) }
+  }
+
+  /// The workload record from `bytes`.
+  public static func workload(_ bytes: [UInt8], at offset: Int = 0, lcpus: Int, consistency: Consistency)
+    -> WorkloadRecord
+  {
+    bytes.withUnsafeBytes { workload($0, at: offset, lcpus: lcpus, consistency: consistency) }
+  }
+
+  /// The allocator record from `bytes`.
+  public static func allocator(
+    _ bytes: [UInt8], at offset: Int = 0, orders: [AllocOrderRecord], lcpus: Int, consistency: Consistency
+  ) -> AllocatorRecord {
+    bytes.withUnsafeBytes {
+      allocator($0, at: offset, orders: orders, lcpus: lcpus, consistency: consistency)
+    }
+  }
+
+  /// One allocator order record from `bytes`.
+  public static func allocOrder(_ bytes: [UInt8], at offset: Int = 0) -> AllocOrderRecord {
+    bytes.withUnsafeBytes { allocOrder($0, at: offset) }
+  }
+
+  /// A virtio device record from `bytes`.
+  public static func virtioDevice(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency)
+    -> VirtioDeviceRecord
+  {
+    bytes.withUnsafeBytes { virtioDevice($0, at: offset, consistency: consistency) }
+  }
+
+  /// A virtqueue record from `bytes`.
+  public static func virtq(_ bytes: [UInt8], at offset: Int = 0, consistency: Consistency) -> VirtqRecord {
+    bytes.withUnsafeBytes { virtq($0, at: offset, consistency: consistency) }
   }
 }

@@ -48,6 +48,10 @@ public struct GuestMemoryError: Error, CustomStringConvertible, Sendable, Equata
   }
 }
 
+/// What `GuestMemory.words(_:into:)` stores for a word it cannot read: odd, so no sequence
+/// check accepts it.
+public let unreadableWord = UInt64.max
+
 /// Guest-physical memory, whatever provides it. The snapshot engine sees only this.
 public protocol GuestMemory: AnyObject {
   /// What kind of source this is.
@@ -60,9 +64,51 @@ public protocol GuestMemory: AnyObject {
   /// Reads one 64-bit little-endian word at each address, in order (nil where unreadable).
   /// Live snapshots read every record's sequence counter this way, before and after the records.
   func words(_ addresses: [UInt64]) -> [UInt64?]
+  /// Copies the ranges, packed in order, into `buffer` (at least their total size), without
+  /// allocating where the source can; returns the ranges that could not be read.
+  func copy(_ ranges: [MemoryRange], into buffer: UnsafeMutableRawBufferPointer) -> [(
+    index: Int, error: GuestMemoryError
+  )]
+  /// Reads one word at each address into `values` (resized to match), in order; an unreadable
+  /// word reads as `unreadableWord` (odd, so no sequence check ever accepts it).
+  func words(_ addresses: [UInt64], into values: inout [UInt64])
 }
 
 extension GuestMemory {
+  /// Copies through `read`, for sources without a cheaper way.
+  public func copy(_ ranges: [MemoryRange], into buffer: UnsafeMutableRawBufferPointer) -> [(
+    index: Int, error: GuestMemoryError
+  )] {
+    var failures: [(index: Int, error: GuestMemoryError)] = []
+    let results = read(ranges)
+    var offset = 0
+    for (i, range) in ranges.enumerated() {
+      let count = max(range.count, 0)
+      defer { offset += count }
+      guard i < results.count else {
+        failures.append((i, GuestMemoryError(.sourceFailed, range, "not read")))
+        continue
+      }
+      switch results[i] {
+      case .success(let bytes) where bytes.count == count && offset + count <= buffer.count:
+        guard let base = buffer.baseAddress else { continue }
+        bytes.withUnsafeBytes { source in
+          if let from = source.baseAddress { (base + offset).copyMemory(from: from, byteCount: count) }
+        }
+      case .success(let bytes):
+        failures.append((i, GuestMemoryError(.sourceFailed, range, "short read (\(bytes.count) bytes)")))
+      case .failure(let error):
+        failures.append((i, error))
+      }
+    }
+    return failures
+  }
+
+  /// Word reads through `words(_:)`, for sources without a cheaper way.
+  public func words(_ addresses: [UInt64], into values: inout [UInt64]) {
+    values = words(addresses).map { $0 ?? unreadableWord }
+  }
+
   /// Word reads through `read`, for sources without a cheaper way.
   public func words(_ addresses: [UInt64]) -> [UInt64?] {
     read(addresses.map { MemoryRange(address: $0, count: 8) }).map { result in

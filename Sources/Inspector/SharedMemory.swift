@@ -113,6 +113,46 @@ public final class SharedMemory: GuestMemory {
     }
   }
 
+  /// Copies every range, packed in order, into `buffer`: one acquire fence before the first
+  /// copy and one after the last, so words loaded before stay before every copied byte and
+  /// words loaded after stay after them.
+  public func copy(_ ranges: [MemoryRange], into buffer: UnsafeMutableRawBufferPointer) -> [(
+    index: Int, error: GuestMemoryError
+  )] {
+    var failures: [(index: Int, error: GuestMemoryError)] = []
+    var at = 0
+    smptop_seq_fence()
+    for (i, range) in ranges.enumerated() {
+      let count = max(range.count, 0)
+      defer { at += count }
+      guard let offset = layout.fileOffset(of: range.address, count: count),
+        offset + UInt64(count) <= UInt64(length), at + count <= buffer.count, let target = buffer.baseAddress
+      else {
+        failures.append((i, GuestMemoryError(.outOfRange, range, "outside guest RAM (\(length) bytes)")))
+        continue
+      }
+      memcpy(target + at, base + Int(offset), count)
+    }
+    smptop_seq_fence()
+    return failures
+  }
+
+  /// Loads each word straight from the mapping (load-acquire) into `values`, allocating only
+  /// when their number changes.
+  public func words(_ addresses: [UInt64], into values: inout [UInt64]) {
+    if values.count != addresses.count { values = [UInt64](repeating: 0, count: addresses.count) }
+    smptop_seq_fence()
+    values.withUnsafeMutableBufferPointer { out in
+      for (i, address) in addresses.enumerated() {
+        guard let offset = layout.fileOffset(of: address, count: 8), offset + 8 <= UInt64(length) else {
+          out[i] = unreadableWord
+          continue
+        }
+        out[i] = smptop_seq_load(base + Int(offset))
+      }
+    }
+  }
+
   /// Copies `count` bytes at `address` into `buffer` without allocating, between two acquire
   /// fences like `read`.
   public func copy(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
@@ -146,5 +186,15 @@ public final class StoppedSharedMemory: GuestMemory {
 
   public func words(_ addresses: [UInt64]) -> [UInt64?] {
     shared.words(addresses)
+  }
+
+  public func copy(_ ranges: [MemoryRange], into buffer: UnsafeMutableRawBufferPointer) -> [(
+    index: Int, error: GuestMemoryError
+  )] {
+    shared.copy(ranges, into: buffer)
+  }
+
+  public func words(_ addresses: [UInt64], into values: inout [UInt64]) {
+    shared.words(addresses, into: &values)
   }
 }

@@ -24,6 +24,8 @@ public final class SnapshotEngine {
   /// torn for the whole patience (e.g. its writer halted mid-update) gets only the quick
   /// re-reads until it is seen consistent again, so it cannot slow every snapshot down.
   public var patienceNanoseconds: UInt64 = 200_000_000
+  /// Largest table read (a garbage root cannot make a snapshot copy gigabytes).
+  static let maxTableBytes = 16 << 20
   /// Most dynamic locks followed along the guest's list.
   public var maxDynamicLocks = 4096
   /// Whether `snapshot()` keeps the bytes it decoded in `decodedBytes` (for the recorder).
@@ -73,8 +75,8 @@ public final class SnapshotEngine {
       guarded: true),
   ]
 
-  /// Where each table was last seen (from the root), so the next snapshot batches them.
-  private var tables: [Int: TableLocation] = [:]
+  /// Where each table was last seen (from the root), by index in `specs`.
+  private var tables: [TableLocation?] = Array(repeating: nil, count: specs.count)
   /// Dynamic lock records seen last time, prefetched in the batch.
   private var knownDynamicLocks: [UInt64] = []
   /// Records that were still torn after the whole patience last time.
@@ -83,6 +85,18 @@ public final class SnapshotEngine {
   private var rereads: [(address: UInt64, bytes: [UInt8])] = []
   /// The dynamic lock records of this snapshot as decoded (kept only with `keepsBytes`).
   private var dynamicBytes: [(address: UInt64, bytes: [UInt8])] = []
+  /// What one snapshot reads, rebuilt only when a table moves or the dynamic lock list changes.
+  private var plan = Plan()
+  /// Whether `plan` matches `tables` and `knownDynamicLocks`.
+  private var planIsCurrent = false
+  /// Where the batch lands: every range of the plan, packed in order.
+  private var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 16)
+  /// Sequence words read before and after the batch (live sources).
+  private var before: [UInt64] = []
+  private var after: [UInt64] = []
+  /// The root's bytes last time and the guest description decoded from them.
+  private var lastRoot: [UInt8] = []
+  private var lastGuest: GuestInfo?
 
   /// An engine over `memory` with the root at `rootAddress`.
   public init(memory: any GuestMemory, rootAddress: UInt64) {
@@ -90,19 +104,75 @@ public final class SnapshotEngine {
     self.rootAddress = rootAddress
   }
 
+  deinit { buffer.deallocate() }
+
   /// The ranges one snapshot reads: the root, every known table and the dynamic locks.
   public var modelRanges: [MemoryRange] {
     [MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)]
-      + Self.specs.compactMap { tables[$0.kind]?.range }.filter { $0.count > 0 }
+      + tables.compactMap { $0?.range }.filter { $0.count > 0 }
       + knownDynamicLocks.map { MemoryRange(address: $0, count: MemoryLayout<smptop_lock>.size) }
   }
 
-  /// A planned read of one region (a table or a dynamic record) within a batch.
+  /// A planned read of one region (a table or a dynamic record) within the batch.
   private struct Region {
     var location: TableLocation
     var guarded: Bool
-    var first = 0  // index of its result in the batch
-    var firstWord = 0  // index of its first sequence word (live, guarded)
+    /// Index of its range in the plan.
+    var range = 0
+    /// Where its bytes start in the buffer.
+    var offset = 0
+    /// Index of its first sequence word (live, guarded).
+    var firstWord = 0
+  }
+
+  /// The batch: ranges packed into the buffer, the sequence words to check, and the regions.
+  private struct Plan {
+    var ranges: [MemoryRange] = []
+    var byteCount = 0
+    var sequences: [UInt64] = []
+    /// Per entry of `specs`: its region, when the table is known.
+    var regions: [Region?] = []
+    /// The dynamic lock records prefetched, in list order.
+    var dynamic: [Region] = []
+  }
+
+  /// Plans the batch: the root, every table where it was last seen, the known dynamic locks.
+  private func makePlan() -> Plan {
+    var plan = Plan()
+    func add(_ location: TableLocation, guarded: Bool) -> Region {
+      var region = Region(location: location, guarded: guarded)
+      region.range = plan.ranges.count
+      region.offset = plan.byteCount
+      region.firstWord = plan.sequences.count
+      plan.ranges.append(location.range)
+      plan.byteCount += location.byteCount
+      if memory.isLive && guarded {
+        for i in 0..<location.count { plan.sequences.append(location.address + UInt64(i * location.stride)) }
+      }
+      return region
+    }
+    _ = add(TableLocation(address: rootAddress, count: 1, stride: ABIDecoder.rootSize), guarded: false)
+    plan.regions = Self.specs.indices.map { k in
+      tables[k].map { add($0, guarded: Self.specs[k].guarded) }
+    }
+    let lockSize = MemoryLayout<smptop_lock>.size
+    plan.dynamic = knownDynamicLocks.map {
+      add(TableLocation(address: $0, count: 1, stride: lockSize), guarded: true)
+    }
+    return plan
+  }
+
+  /// Reads the plan's batch into the buffer: every sequence word, the ranges, every word again.
+  private func capture() -> [(index: Int, error: GuestMemoryError)] {
+    if buffer.count < plan.byteCount {
+      buffer.deallocate()
+      buffer = .allocate(byteCount: plan.byteCount, alignment: 16)
+    }
+    guard !plan.sequences.isEmpty else { return memory.copy(plan.ranges, into: buffer) }
+    memory.words(plan.sequences, into: &before)
+    let failures = memory.copy(plan.ranges, into: buffer)
+    memory.words(plan.sequences, into: &after)
+    return failures
   }
 
   /// Takes one snapshot. Throws only when the ABI is absent, unpublished or of another version.
@@ -111,144 +181,165 @@ public final class SnapshotEngine {
     var problems: [String] = []
     rereads = []
     dynamicBytes = []
-    let rootRange = MemoryRange(address: rootAddress, count: ABIDecoder.rootSize)
 
-    // One batch: the root, every table where we last saw it, and the known dynamic locks.
-    var regions: [Int: Region] = [:]
-    var dynamicRegions: [UInt64: Region] = [:]
-    var ranges = [rootRange]
-    var sequences: [UInt64] = []
-    for spec in Self.specs {
-      guard let location = tables[spec.kind] else { continue }
-      var region = Region(location: location, guarded: spec.guarded)
-      region.first = ranges.count
-      region.firstWord = sequences.count
-      ranges.append(region.location.range)
-      sequences += sequenceAddresses(region)
-      regions[spec.kind] = region
-    }
-    let lockSize = MemoryLayout<smptop_lock>.size
-    for address in knownDynamicLocks {
-      var region = Region(
-        location: TableLocation(address: address, count: 1, stride: lockSize), guarded: true)
-      region.first = ranges.count
-      region.firstWord = sequences.count
-      ranges.append(region.location.range)
-      sequences += sequenceAddresses(region)
-      dynamicRegions[address] = region
-    }
-    // Live: every sequence counter, then the records, then every counter again.
-    var before = sequences.isEmpty ? [] : memory.words(sequences)
-    var results = memory.read(ranges)
-    var after = sequences.isEmpty ? [] : memory.words(sequences)
-    guard case .success(let rootBytes)? = results.first else {
-      var reason = "no data"
-      if case .failure(let e)? = results.first { reason = e.description }
-      throw ABIError(code: .unreadableRoot, message: "cannot read the ABI root: \(reason)")
-    }
-    let root = try ABIDecoder.decodeRoot(rootBytes, at: rootAddress)
-    let guest = ABIDecoder.guestInfo(root)
-
-    // Tables the root places elsewhere than we thought (or the first snapshot): read now.
-    var late: [MemoryRange] = []
-    var lateSequences: [UInt64] = []
-    for spec in Self.specs {
-      switch ABIDecoder.table(root, kind: spec.kind, recordSize: spec.recordSize) {
-      case .failure(let error):
-        if spec.kind == Int(SMPTOP_TABLE_LCPU.rawValue) || !error.absent {
-          problems.append("\(spec.name) table: \(error.reason)")
-        }
-        tables[spec.kind] = nil
-        regions[spec.kind] = nil
-      case .success(let location):
-        if regions[spec.kind]?.location != location {
-          tables[spec.kind] = location
-          var region = Region(location: location, guarded: spec.guarded)
-          region.first = results.count + late.count
-          region.firstWord = sequences.count + lateSequences.count
-          late.append(region.location.range)
-          lateSequences += sequenceAddresses(region)
-          regions[spec.kind] = region
+    // One batch; again when the root places a table elsewhere than planned (or the first time).
+    var failures: [(index: Int, error: GuestMemoryError)] = []
+    var root = smptop_root()
+    var guest: GuestInfo?
+    var readNanoseconds: UInt64 = 0
+    for attempt in 0..<3 {
+      if !planIsCurrent {
+        plan = makePlan()
+        planIsCurrent = true
+      }
+      let readStart = monotonicNanoseconds()
+      failures = capture()
+      readNanoseconds = monotonicNanoseconds() - readStart
+      if let rootFailure = failures.first(where: { $0.index == 0 }) {
+        throw ABIError(
+          code: .unreadableRoot, message: "cannot read the ABI root: \(rootFailure.error.description)")
+      }
+      let rootBytes = UnsafeRawBufferPointer(rebasing: buffer[0..<ABIDecoder.rootSize])
+      root = try ABIDecoder.decodeRoot(rootBytes, at: rootAddress)
+      guest = guestInfo(root, bytes: rootBytes)
+      var moved = false
+      var tableProblems: [String] = []
+      for (k, spec) in Self.specs.enumerated() {
+        switch ABIDecoder.table(root, kind: spec.kind, recordSize: spec.recordSize) {
+        case .failure(let error):
+          if spec.kind == Int(SMPTOP_TABLE_LCPU.rawValue) || !error.absent {
+            tableProblems.append("\(spec.name) table: \(error.reason)")
+          }
+          if tables[k] != nil {
+            tables[k] = nil
+            moved = true
+          }
+        case .success(let location) where location.byteCount > Self.maxTableBytes:
+          tableProblems.append(
+            "\(spec.name) table: \(location.byteCount) bytes claimed, more than \(Self.maxTableBytes)")
+          if tables[k] != nil {
+            tables[k] = nil
+            moved = true
+          }
+        case .success(let location):
+          if tables[k] != location {
+            tables[k] = location
+            moved = true
+          }
         }
       }
-    }
-    if !late.isEmpty {
-      before += lateSequences.isEmpty ? [] : memory.words(lateSequences)
-      results += memory.read(late)
-      after += lateSequences.isEmpty ? [] : memory.words(lateSequences)
-    }
-    let words = (before: before, after: after)
-
-    func records(_ kind: UInt32) -> [(bytes: [UInt8], offset: Int, address: UInt64, consistency: Consistency)]
-    {
-      guard let region = regions[Int(kind)], let spec = Self.specs.first(where: { $0.kind == Int(kind) })
-      else {
-        return []
+      if !moved || attempt == 2 {
+        problems += tableProblems
+        break
       }
-      return extract(
-        region, recordSize: spec.recordSize, results: results, words: words, name: spec.name,
-        problems: &problems)
+      planIsCurrent = false
     }
+    var failed: [Int: GuestMemoryError] = [:]
+    for failure in failures { failed[failure.index] = failure.error }
 
     var snap = Snapshot(timeNanoseconds: start, source: memory.kind, guest: guest, lcpus: [])
-    snap.lcpus = records(SMPTOP_TABLE_LCPU.rawValue).enumerated().map { i, r in
-      r.bytes.isEmpty
-        ? placeholder(index: i, r.consistency)
-        : ABIDecoder.lcpu(r.bytes, at: r.offset, consistency: r.consistency)
+    let raw = UnsafeRawBufferPointer(buffer)
+    func planned(_ kind: UInt32) -> Int {
+      Self.specs.firstIndex(where: { $0.kind == Int(kind) }).flatMap { plan.regions[$0]?.location.count } ?? 0
+    }
+    snap.lcpus.reserveCapacity(planned(SMPTOP_TABLE_LCPU.rawValue))
+    snap.threads.reserveCapacity(planned(SMPTOP_TABLE_THREAD.rawValue))
+    snap.locks.reserveCapacity(
+      planned(SMPTOP_TABLE_LOCK.rawValue) + min(Int(clamping: root.dynamic_lock_count), maxDynamicLocks))
+    func each(_ kind: UInt32, _ body: (UnsafeRawBufferPointer, Int, UInt64, Consistency) -> Void) {
+      guard let k = Self.specs.firstIndex(where: { $0.kind == Int(kind) }), let region = plan.regions[k]
+      else {
+        return
+      }
+      guard region.location == tables[k] else {
+        problems.append("\(Self.specs[k].name) table moved while being read")
+        return
+      }
+      records(
+        region, raw: raw, recordSize: Self.specs[k].recordSize, failure: failed[region.range],
+        name: Self.specs[k].name, problems: &problems, body)
+    }
+
+    each(SMPTOP_TABLE_LCPU.rawValue) { bytes, offset, _, consistency in
+      snap.lcpus.append(
+        bytes.isEmpty
+          ? placeholder(index: snap.lcpus.count, consistency)
+          : ABIDecoder.lcpu(bytes, at: offset, consistency: consistency))
     }
     let lcpuCount = snap.lcpus.count
-    snap.locks = records(SMPTOP_TABLE_LOCK.rawValue).compactMap { r in
-      r.bytes.isEmpty
-        ? nil : ABIDecoder.lock(r.bytes, at: r.offset, recordAddress: r.address, consistency: r.consistency)
+    each(SMPTOP_TABLE_LOCK.rawValue) { bytes, offset, address, consistency in
+      guard !bytes.isEmpty else { return }
+      snap.locks.append(ABIDecoder.lock(bytes, at: offset, recordAddress: address, consistency: consistency))
     }
-    snap.locks += dynamicLocks(
-      head: root.dynamic_locks, count: root.dynamic_lock_count, prefetched: dynamicRegions, results: results,
-      words: words, problems: &problems)
-    snap.threads = records(SMPTOP_TABLE_THREAD.rawValue).compactMap { r in
-      guard !r.bytes.isEmpty else { return nil }
-      var t = ABIDecoder.thread(r.bytes, at: r.offset, consistency: r.consistency)
-      t.recordAddress = r.address
-      return t.state == .free ? nil : t
+    dynamicLocks(
+      head: root.dynamic_locks, count: root.dynamic_lock_count, raw: raw, failed: failed, into: &snap.locks,
+      problems: &problems)
+    each(SMPTOP_TABLE_THREAD.rawValue) { bytes, offset, address, consistency in
+      guard !bytes.isEmpty else { return }
+      var t = ABIDecoder.thread(bytes, at: offset, consistency: consistency)
+      t.recordAddress = address
+      if t.state != .free { snap.threads.append(t) }
     }
-    snap.timerQueues = records(SMPTOP_TABLE_TIMERQ.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.timerQueue(r.bytes, at: r.offset, consistency: r.consistency)
+    each(SMPTOP_TABLE_TIMERQ.rawValue) { bytes, offset, _, consistency in
+      guard !bytes.isEmpty else { return }
+      snap.timerQueues.append(ABIDecoder.timerQueue(bytes, at: offset, consistency: consistency))
     }
-    snap.workload = records(SMPTOP_TABLE_WORKLOAD.rawValue).first.flatMap { r in
-      r.bytes.isEmpty
-        ? nil : ABIDecoder.workload(r.bytes, at: r.offset, lcpus: lcpuCount, consistency: r.consistency)
+    each(SMPTOP_TABLE_WORKLOAD.rawValue) { bytes, offset, _, consistency in
+      guard !bytes.isEmpty, snap.workload == nil else { return }
+      snap.workload = ABIDecoder.workload(bytes, at: offset, lcpus: lcpuCount, consistency: consistency)
     }
-    let orders = records(SMPTOP_TABLE_ALLOC_ORDER.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.allocOrder(r.bytes, at: r.offset)
+    var orders: [AllocOrderRecord] = []
+    each(SMPTOP_TABLE_ALLOC_ORDER.rawValue) { bytes, offset, _, _ in
+      guard !bytes.isEmpty else { return }
+      orders.append(ABIDecoder.allocOrder(bytes, at: offset))
     }
-    snap.allocator = records(SMPTOP_TABLE_ALLOC.rawValue).first.flatMap { r in
-      r.bytes.isEmpty
-        ? nil
-        : ABIDecoder.allocator(
-          r.bytes, at: r.offset, orders: orders, lcpus: lcpuCount, consistency: r.consistency)
+    each(SMPTOP_TABLE_ALLOC.rawValue) { bytes, offset, _, consistency in
+      guard !bytes.isEmpty, snap.allocator == nil else { return }
+      snap.allocator = ABIDecoder.allocator(
+        bytes, at: offset, orders: orders, lcpus: lcpuCount, consistency: consistency)
     }
-    snap.virtioDevices = records(SMPTOP_TABLE_VIRTIO_DEV.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.virtioDevice(r.bytes, at: r.offset, consistency: r.consistency)
+    each(SMPTOP_TABLE_VIRTIO_DEV.rawValue) { bytes, offset, _, consistency in
+      guard !bytes.isEmpty else { return }
+      snap.virtioDevices.append(ABIDecoder.virtioDevice(bytes, at: offset, consistency: consistency))
     }
-    snap.virtqueues = records(SMPTOP_TABLE_VIRTQ.rawValue).compactMap { r in
-      r.bytes.isEmpty ? nil : ABIDecoder.virtq(r.bytes, at: r.offset, consistency: r.consistency)
+    each(SMPTOP_TABLE_VIRTQ.rawValue) { bytes, offset, _, consistency in
+      guard !bytes.isEmpty else { return }
+      snap.virtqueues.append(ABIDecoder.virtq(bytes, at: offset, consistency: consistency))
     }
     snap.problems = problems
-    if keepsBytes { keepBytes(root: rootBytes, regions: regions, results: results) }
+    if keepsBytes { keepBytes(failed: failed) }
+    snap.readNanoseconds = readNanoseconds
     snap.costNanoseconds = monotonicNanoseconds() - start
     return snap
   }
 
-  /// Sets `decodedBytes` from this snapshot's reads: the root, each table as read in the batch
-  /// with every re-read record patched in, then the dynamic lock records.
-  private func keepBytes(root: [UInt8], regions: [Int: Region], results: [Result<[UInt8], GuestMemoryError>])
-  {
-    var kept: [(address: UInt64, bytes: [UInt8])] = [(rootAddress, root)]
-    for spec in Self.specs {
-      guard let region = regions[spec.kind], region.location.count > 0,
-        results.indices.contains(region.first), case .success(let bytes) = results[region.first],
-        bytes.count == region.location.byteCount
+  /// The guest description of `root`, decoded again only when the root's bytes changed.
+  private func guestInfo(_ root: smptop_root, bytes: UnsafeRawBufferPointer) -> GuestInfo {
+    if let lastGuest, lastRoot.count == bytes.count, let new = bytes.baseAddress,
+      lastRoot.withUnsafeBytes({ old in old.baseAddress.map { memcmp($0, new, bytes.count) == 0 } ?? false })
+    {
+      return lastGuest
+    }
+    let guest = ABIDecoder.guestInfo(root)
+    lastRoot = Array(bytes)
+    lastGuest = guest
+    return guest
+  }
+
+  /// Sets `decodedBytes` from this snapshot's batch: the root, each table as read with every
+  /// re-read record patched in, then the dynamic lock records.
+  private func keepBytes(failed: [Int: GuestMemoryError]) {
+    func bytes(_ region: Region) -> [UInt8] {
+      Array(
+        UnsafeRawBufferPointer(rebasing: buffer[region.offset..<region.offset + region.location.byteCount]))
+    }
+    var kept: [(address: UInt64, bytes: [UInt8])] = [
+      (rootAddress, Array(UnsafeRawBufferPointer(rebasing: buffer[0..<ABIDecoder.rootSize])))
+    ]
+    for (k, region) in plan.regions.enumerated() {
+      guard let region, region.location.count > 0, failed[region.range] == nil, region.location == tables[k]
       else { continue }
-      kept.append((region.location.address, bytes))
+      kept.append((region.location.address, bytes(region)))
     }
     for reread in rereads {
       guard
@@ -263,106 +354,123 @@ public final class SnapshotEngine {
     decodedBytes = kept + dynamicBytes
   }
 
-  /// The sequence-word addresses of a live, guarded region.
-  private func sequenceAddresses(_ region: Region) -> [UInt64] {
-    guard memory.isLive && region.guarded else { return [] }
-    return (0..<region.location.count).map { region.location.address + UInt64($0 * region.location.stride) }
-  }
-
-  /// Splits a region's batch results into records, checking sequence counters when live.
-  private func extract(
-    _ region: Region, recordSize: Int, results: [Result<[UInt8], GuestMemoryError>],
-    words: (before: [UInt64?], after: [UInt64?]), name: String, problems: inout [String]
-  ) -> [(bytes: [UInt8], offset: Int, address: UInt64, consistency: Consistency)] {
+  /// Calls `body` with each record of a region: its bytes (the batch, or a re-read when it was
+  /// torn; empty when unreadable), the record's offset in them, its address and consistency.
+  private func records(
+    _ region: Region, raw: UnsafeRawBufferPointer, recordSize: Int, failure: GuestMemoryError?, name: String,
+    problems: inout [String], _ body: (UnsafeRawBufferPointer, Int, UInt64, Consistency) -> Void
+  ) {
     let location = region.location
-    guard location.count > 0 else { return [] }
-    let live = memory.isLive && region.guarded
-    let tableIndex = region.first
-    guard results.indices.contains(tableIndex), case .success(let bytes) = results[tableIndex],
-      bytes.count == location.byteCount
-    else {
-      let why = results.indices.contains(tableIndex) ? describe(results[tableIndex]) : "not read"
-      problems.append("\(name) table at 0x\(hex(location.address)): \(why)")
-      return (0..<location.count).map { i in
-        ([], 0, location.address + UInt64(i * location.stride), .unreadable(reason: why))
+    guard location.count > 0 else { return }
+    if let failure {
+      problems.append("\(name) table at 0x\(hex(location.address)): \(failure.description)")
+      for i in 0..<location.count {
+        body(
+          UnsafeRawBufferPointer(start: nil, count: 0), 0, location.address + UInt64(i * location.stride),
+          .unreadable(reason: failure.description))
       }
+      return
     }
-    return (0..<location.count).map { i in
-      let offset = i * location.stride
-      let address = location.address + UInt64(offset)
-      // Records are decoded in place from the table's bytes: no copy per record.
+    let live = memory.isLive && region.guarded
+    for i in 0..<location.count {
+      let offset = region.offset + i * location.stride
+      let address = location.address + UInt64(i * location.stride)
+      let sequence = ABIDecoder.sequence(raw, at: offset)
       guard live else {
         // Frozen bytes (a stopped guest or a recording) cannot be re-read: a record caught
         // mid-update, its sequence word odd, stays marked.
-        let torn = region.guarded && ABIDecoder.sequence(bytes, at: offset) & 1 == 1
-        return (bytes, offset, address, torn ? .inconsistent(retries: 0) : .consistent)
+        let torn = region.guarded && sequence & 1 == 1
+        body(raw, offset, address, torn ? .inconsistent(retries: 0) : .consistent)
+        continue
       }
       let w = region.firstWord + i
-      let before = words.before.indices.contains(w) ? words.before[w] : nil
-      let after = words.after.indices.contains(w) ? words.after[w] : nil
-      if let before, before & 1 == 0, before == after, ABIDecoder.sequence(bytes, at: offset) == before {
+      let first = w < before.count ? before[w] : unreadableWord
+      if first & 1 == 0, w < after.count, first == after[w], sequence == first {
         if !stuck.isEmpty { stuck.remove(address) }
-        return (bytes, offset, address, .consistent)
+        body(raw, offset, address, .consistent)
+        continue
       }
       let (again, consistency) = retry(address: address, size: recordSize)
       if let again {
         if keepsBytes { rereads.append((address, again)) }
-        return (again, 0, address, consistency)
+        again.withUnsafeBytes { body($0, 0, address, consistency) }
+      } else {
+        body(raw, offset, address, consistency)
       }
-      return (bytes, offset, address, consistency)
     }
   }
 
-  /// Follows the guest's list of dynamically created locks, bounded and loop-safe.
+  /// Follows the guest's list of dynamically created locks, bounded and loop-safe, appending
+  /// them to `locks`. Records prefetched in the batch are decoded from it while the list
+  /// follows the order seen last time; others are read on their own.
   private func dynamicLocks(
-    head: UInt64, count: UInt64, prefetched: [UInt64: Region], results: [Result<[UInt8], GuestMemoryError>],
-    words: (before: [UInt64?], after: [UInt64?]), problems: inout [String]
-  ) -> [LockRecord] {
-    var locks: [LockRecord] = []
-    var seen = Set<UInt64>()
-    var address = head
+    head: UInt64, count: UInt64, raw: UnsafeRawBufferPointer, failed: [Int: GuestMemoryError],
+    into locks: inout [LockRecord], problems: inout [String]
+  ) {
     let size = MemoryLayout<smptop_lock>.size
     let limit = min(Int(clamping: count), maxDynamicLocks)
-    while address != 0 && locks.count < limit {
-      guard seen.insert(address).inserted else {
-        problems.append("dynamic lock list loops at 0x\(hex(address))")
-        break
+    var seen = Set<UInt64>()
+    // While the list follows `plan.dynamic` the addresses are distinct (they were when that list
+    // was made), so the loop check starts only where the list leaves it.
+    var followsPlan = true
+    var visited: [UInt64] = []
+    visited.reserveCapacity(min(limit, plan.dynamic.count + 16))
+    var address = head
+    while address != 0 && visited.count < limit {
+      let i = visited.count
+      if followsPlan && !(i < plan.dynamic.count && plan.dynamic[i].location.address == address) {
+        followsPlan = false
+        seen = Set(visited)
       }
-      var record: [UInt8]?
-      var consistency = Consistency.consistent
-      if let region = prefetched[address] {
-        let one = extract(
-          region, recordSize: size, results: results, words: words, name: "dynamic lock", problems: &problems)
-        if let first = one.first, !first.bytes.isEmpty {
-          record = Array(first.bytes[first.offset..<first.offset + size])
-          consistency = first.consistency
+      if !followsPlan {
+        guard seen.insert(address).inserted else {
+          problems.append("dynamic lock list loops at 0x\(hex(address))")
+          break
         }
       }
-      if record == nil {
+      var next: UInt64?
+      var decoded = false
+      if followsPlan, failed[plan.dynamic[i].range] == nil {
+        records(
+          plan.dynamic[i], raw: raw, recordSize: size, failure: nil, name: "dynamic lock", problems: &problems
+        ) {
+          bytes, offset, _, consistency in
+          guard !bytes.isEmpty else { return }
+          locks.append(ABIDecoder.lock(bytes, at: offset, recordAddress: address, consistency: consistency))
+          if keepsBytes { dynamicBytes.append((address, Array(bytes[offset..<offset + size]))) }
+          next = ABIDecoder.lockNext(bytes, at: offset)
+          decoded = true
+        }
+      }
+      if !decoded {
+        var record: [UInt8]?
+        var consistency = Consistency.consistent
         if memory.isLive {
-          let (bytes, c) = retry(address: address, size: size)
-          record = bytes
-          consistency = c
+          (record, consistency) = retry(address: address, size: size)
         } else {
           record = try? memory.read(address, count: size)
           if let record, record.count == size, ABIDecoder.sequence(record, at: 0) & 1 == 1 {
             consistency = .inconsistent(retries: 0)
           }
         }
+        guard let record, record.count == size else {
+          problems.append("dynamic lock at 0x\(hex(address)) unreadable")
+          break
+        }
+        locks.append(ABIDecoder.lock(record, recordAddress: address, consistency: consistency))
+        if keepsBytes { dynamicBytes.append((address, record)) }
+        next = ABIDecoder.lockNext(record)
       }
-      guard let record, record.count == size else {
-        problems.append("dynamic lock at 0x\(hex(address)) unreadable")
-        break
-      }
-      locks.append(ABIDecoder.lock(record, recordAddress: address, consistency: consistency))
-      if keepsBytes { dynamicBytes.append((address, record)) }
-      address = ABIDecoder.lockNext(record)
+      visited.append(address)
+      address = next ?? 0
     }
-    if address != 0 && locks.count >= limit && UInt64(locks.count) < count {
+    if address != 0 && visited.count >= limit && UInt64(visited.count) < count {
       problems.append("dynamic lock list longer than \(limit); the rest is not shown")
     }
-    knownDynamicLocks = locks.map(\.recordAddress)
-    return locks
+    if !(followsPlan && visited.count == plan.dynamic.count) {
+      knownDynamicLocks = visited
+      planIsCurrent = false
+    }
   }
 
   /// Re-reads one torn record until its sequence counter is even and stable, or gives up.

@@ -370,6 +370,9 @@ public struct Snapshot: Sendable, Codable, Equatable {
   public var problems: [String]
   /// Time spent taking the snapshot, in nanoseconds.
   public var costNanoseconds: UInt64
+  /// Of that, the read of guest memory the records were decoded from, in nanoseconds: on a live
+  /// source, the window from the first sequence word read to the last.
+  public var readNanoseconds: UInt64 = 0
   /// How long the guest was paused for it (0 for a live read).
   public var pauseNanoseconds: UInt64
 

@@ -102,6 +102,45 @@ import Testing
     }
   }
 
+  @Test func liveBenchReadsARunningGuestsRAMFileWithoutBooting() async throws {
+    let elf = try GuestKernel.build()
+    var config = QEMUConfiguration()
+    config.smp = 3
+    config.kernel = elf
+    let qemu = try QEMUInstance.launch(config)
+    defer { qemu.shutdown() }
+    let memoryFile = try #require(qemu.memoryFilePath)
+    // The guest publishes its ABI during boot: until then the command says so and fails.
+    var result = try SMPTopBinary.run(
+      ["bench", "--memory-file", memoryFile, "--kernel", elf, "--rounds", "20", "--json"],
+      timeout: .seconds(60))
+    let deadline = ContinuousClock.now + .seconds(60)
+    while result.status != 0 && ContinuousClock.now < deadline {
+      try await Task.sleep(for: .milliseconds(300))
+      result = try SMPTopBinary.run(
+        ["bench", "--memory-file", memoryFile, "--kernel", elf, "--rounds", "20", "--json"],
+        timeout: .seconds(60))
+    }
+    #expect(result.status == 0, "\(result.stderr)")
+    let report = try #require(try JSON.parse(result.stdout) as? [String: Any])
+    #expect(report["lcpus"] as? Int == 3, "the guest QEMU runs, not one bench booted")
+    #expect((report["locks"] as? Int ?? 0) > 0)
+    #expect((report["bytesPerSnapshot"] as? Int ?? 0) > 0)
+    for key in ["liveMicroseconds", "liveFloorMicroseconds", "liveReadMicroseconds"] {
+      try expectStats(report[key], key)
+    }
+    let live = try #require((report["liveMicroseconds"] as? [String: Double])?["median"])
+    let read = try #require((report["liveReadMicroseconds"] as? [String: Double])?["median"])
+    #expect(read <= live, "the read is part of the snapshot")
+    #expect((report["liveReadFloorRatio"] as? Double ?? 0) > 0)
+  }
+
+  @Test func liveBenchNeedsTheKernelForItsMemoryFile() throws {
+    let result = try SMPTopBinary.run(["bench", "--memory-file", "/dev/shm/none"], timeout: .seconds(30))
+    #expect(result.status != 0)
+    #expect(result.stderr.contains("--memory-file needs --kernel"), "\(result.stderr)")
+  }
+
   @Test func benchRefusesAKernelThatIsNotThere() throws {
     let missing = "/nonexistent/smptop-bench-kernel"
     let result = try SMPTopBinary.run(["bench", "--observer", "--kernel", missing], timeout: .seconds(30))
