@@ -5,10 +5,26 @@ import Transport
   import Glibc
 #endif
 
+/// How TCG runs a guest's vCPUs.
+public enum TCGThreads: String, Sendable, Equatable, CaseIterable {
+  /// One host thread per vCPU (MTTCG, QEMU's default for x86_64 guests on x86_64 hosts): vCPUs
+  /// really run at the same time, and stopping the VM waits for every thread to leave its
+  /// translated code.
+  case multi
+  /// One host thread runs every vCPU in turn: stopping the VM waits for that one thread, which
+  /// is much quicker with many vCPUs on few host cores; vCPUs interleave instead of overlapping.
+  case single
+
+  /// The `-accel` value.
+  public var accelerator: String { "tcg,thread=\(rawValue)" }
+}
+
 /// How to launch QEMU for smptop: the machine, the guest, and which control sockets to open.
 public struct QEMUConfiguration: Sendable, Equatable {
   /// Number of lcpus (`-smp`).
   public var smp: Int = 4
+  /// How TCG runs the vCPUs (`-accel tcg,thread=…`).
+  public var tcgThreads: TCGThreads = .multi
   /// Guest RAM in MiB (`-m`).
   public var memoryMiB: Int = 128
   /// Machine type: `pc` or `q35`.
@@ -42,7 +58,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
 
   /// The QEMU argument list for this configuration, with sockets and files in `directory`.
   public func arguments(in directory: String) -> [String] {
-    var args = ["-accel", "tcg", "-smp", String(smp), "-m", "\(memoryMiB)M"]
+    var args = ["-accel", tcgThreads.accelerator, "-smp", String(smp), "-m", "\(memoryMiB)M"]
     var machineArg = machine
     if sharedMemory {
       machineArg += ",memory-backend=ram0"

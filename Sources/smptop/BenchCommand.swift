@@ -103,6 +103,14 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "With --memory-file: the machine type (pc or q35).")
   var machine = "pc"
 
+  @Option(
+    help: ArgumentHelp(
+      "How TCG runs the booted guest's vCPUs: multi (a host thread each) or single (one thread, in turn).",
+      discussion:
+        "Stopping a VM waits for every vCPU thread to leave its translated code; with many vCPUs on few host cores, single stops far sooner."
+    ))
+  var tcgThreads: TCGThreads = .multi
+
   func validate() throws {
     if memoryFile != nil && kernel == nil {
       throw ValidationError("--memory-file needs --kernel: the ELF QEMU runs (where smptop_root is)")
@@ -319,6 +327,7 @@ struct BenchCommand: AsyncParsableCommand {
     var config = QEMUConfiguration()
     config.smp = n
     config.kernel = elf
+    config.tcgThreads = tcgThreads
     if let append { config.append = [config.append, append].compactMap { $0 }.joined(separator: " ") }
     if let workload {
       config.append = [config.append, "workload=\(workload)"].compactMap { $0 }.joined(separator: " ")
@@ -643,3 +652,5 @@ struct BenchCommand: AsyncParsableCommand {
     return (result.samples_us, result.registers)
   }
 }
+
+extension TCGThreads: ExpressibleByArgument {}

@@ -85,6 +85,14 @@ struct RunCommand: AsyncParsableCommand {
   var kernel: String?
 
   @Option(
+    help: ArgumentHelp(
+      "How TCG runs the vCPUs: multi (a host thread each) or single (one thread, in turn).",
+      discussion:
+        "multi lets vCPUs truly overlap; single makes every stop (space, stepping, --stopped snapshots) far quicker with many vCPUs on few host cores (README, Benchmarks)."
+    ))
+  var tcgThreads: TCGThreads = .multi
+
+  @Option(
     help: """
       Add a virtio-net NIC on QEMU user networking; the guest's UDP echo (port 7) is forwarded \
       from 127.0.0.1:PORT on the host (e.g. --net 15555).
@@ -129,6 +137,7 @@ struct RunCommand: AsyncParsableCommand {
     }
     var config = QEMUConfiguration()
     config.smp = smp
+    config.tcgThreads = tcgThreads
     config.memoryMiB = memoryMiB
     config.machine = machine
     config.kernel = elf

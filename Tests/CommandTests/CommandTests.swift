@@ -108,6 +108,28 @@ import Testing
     }
   }
 
+  /// `run --tcg-threads single`: every lcpu comes up and a stopped snapshot reads every vCPU.
+  @Test func runWithSingleThreadedTCGBootsEveryLCPUAndStops() throws {
+    let kernel = try GuestKernel.build()
+    let result = try SMPTopBinary.run([
+      "run", "--headless", "--json", "--after", "2", "--smp", "3", "--tcg-threads", "single", "--stopped",
+      "--kernel", kernel,
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let snap = try #require(try JSON.parse(result.stdout) as? [String: Any])
+    let guest = try #require(snap["guest"] as? [String: Any])
+    #expect(guest["lcpusOnline"] as? Int == 3)
+    let vcpus = snap["vcpus"] as? [[String: Any]] ?? []
+    #expect(vcpus.count == 3)
+    #expect(vcpus.allSatisfy { !($0["registers"] as? [Any] ?? []).isEmpty }, "registers come from a stop")
+  }
+
+  @Test func runRefusesAnUnknownTCGThreading() throws {
+    let result = try SMPTopBinary.run(["run", "--headless", "--tcg-threads", "dual"])
+    #expect(result.status != 0)
+    #expect(result.stderr.contains("dual"), "\(result.stderr)")
+  }
+
   /// `run --headless --json` on the deadlock scenario with a NIC: every documented key is
   /// present (the deadlock keeps locks held and waited for, so holder and waiter keys show).
   @Test func runHeadlessJSONHasEveryDocumentedKey() throws {

@@ -24,6 +24,29 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: dir))
   }
 
+  /// The host threads QEMU names (`-name debug-threads=on`): `CPU n/TCG` per vCPU with
+  /// multi-threaded TCG, one `ALL CPUs/TCG` with single.
+  @Test(arguments: TCGThreads.allCases) func tcgThreadsIsHowQEMURunsTheVCPUs(_ threads: TCGThreads) throws {
+    var config = QEMUConfiguration()
+    config.smp = 3
+    config.memoryMiB = 32
+    config.startPaused = true
+    config.tcgThreads = threads
+    config.extraArguments = ["-name", "debug-threads=on"]
+    let qemu = try QEMUInstance.launch(config)
+    defer { qemu.shutdown() }
+    let tasks = "/proc/\(qemu.pid)/task"
+    let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap { task in
+      (try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8))?.trimmingCharacters(
+        in: .whitespacesAndNewlines)
+    }
+    let vcpuThreads = names.filter { $0.hasSuffix("/TCG") }.sorted()
+    switch threads {
+    case .multi: #expect(vcpuThreads == ["CPU 0/TCG", "CPU 1/TCG", "CPU 2/TCG"], "\(names)")
+    case .single: #expect(vcpuThreads == ["ALL CPUs/TCG"], "\(names)")
+    }
+  }
+
   @Test func missingExecutableIsAClearError() throws {
     var config = QEMUConfiguration()
     config.executable = "qemu-system-does-not-exist"
