@@ -258,13 +258,9 @@ struct BenchCommand: AsyncParsableCommand {
     for r in rows {
       print("")
       print("-smp \(r.smp): model = \(r.bytesPerSnapshot) bytes, \(r.locks) locks, \(r.busyLCPUs) lcpus busy")
-      print("  live snapshot (shared RAM)              \(r.liveMicroseconds.text)   pause 0")
-      print(
-        "    floor: raw copy of the same ranges    \(r.liveFloorMicroseconds.text)   (live = \(String(format: "%.1f", r.liveFloorRatio))x floor)"
-      )
-      print(
-        "    of which the read of guest memory     \(r.liveReadMicroseconds.text)   (= \(String(format: "%.1f", r.liveReadFloorRatio))x floor; the rest decodes)"
-      )
+      printLive(
+        snapshot: r.liveMicroseconds, floor: r.liveFloorMicroseconds, read: r.liveReadMicroseconds,
+        floorRatio: r.liveFloorRatio, readRatio: r.liveReadFloorRatio)
       if let b = r.backtraceMicroseconds {
         print("  + every thread's backtrace (\(r.backtraceThreads ?? 0) thr)  \(b.text)   pause 0")
       }
@@ -521,14 +517,22 @@ struct BenchCommand: AsyncParsableCommand {
     print(
       "model = \(report.bytesPerSnapshot) bytes, \(report.lcpus) lcpus, \(report.locks) locks, \(report.threads) threads"
     )
-    print("  live snapshot (shared RAM)              \(report.liveMicroseconds.text)")
-    print(
-      "    floor: raw copy of the same ranges    \(report.liveFloorMicroseconds.text)   (live = \(String(format: "%.1f", report.liveFloorRatio))x floor)"
-    )
-    print(
-      "    of which the read of guest memory     \(report.liveReadMicroseconds.text)   (= \(String(format: "%.1f", report.liveReadFloorRatio))x floor; the rest decodes)"
-    )
+    printLive(
+      snapshot: report.liveMicroseconds, floor: report.liveFloorMicroseconds,
+      read: report.liveReadMicroseconds,
+      floorRatio: report.liveFloorRatio, readRatio: report.liveReadFloorRatio)
     print(String(format: "peak resident memory: %.1f MiB", peakRSSMiB()))
+  }
+
+  /// Prints the live snapshot, its floor and its read of guest memory.
+  private func printLive(snapshot: Stats, floor: Stats, read: Stats, floorRatio: Double, readRatio: Double) {
+    print("  live snapshot (shared RAM)              \(snapshot.text)   pause 0")
+    print(
+      "    floor: raw copy of the same ranges    \(floor.text)   (live = \(String(format: "%.1f", floorRatio))x floor)"
+    )
+    print(
+      "    of which the read of guest memory     \(read.text)   (= \(String(format: "%.1f", readRatio))x floor; the rest decodes)"
+    )
   }
 
   /// What `--memory-file` measures.

@@ -70,12 +70,9 @@ import Testing
     var config = QEMUConfiguration()
     config.smp = 4
     config.kernel = kernel
-    config.secondQMP = true
-    let qemu = try QEMUInstance.launch(config)
-    defer { qemu.shutdown() }
-    // A second QMP monitor: the test's own view of the run state, independent of smptop.
-    let monitor = try await QMPClient.connect(to: try #require(qemu.secondQMPSocketPath))
-    defer { monitor.close() }
+    let watched = try await WatchedQEMU.launch(config)
+    defer { watched.shutdown() }
+    let (qemu, monitor) = (watched.qemu, watched.monitor)
     let smptop = try Self.smptopBinary()
     let command =
       "LANG=C.UTF-8 \(smptop) attach --gdb \(qemu.gdbSocketPath ?? "") --qmp \(qemu.qmpSocketPath ?? "")"

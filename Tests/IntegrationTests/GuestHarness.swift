@@ -1,6 +1,7 @@
 import Foundation
 import Inspector
 import QEMULaunch
+import QMP
 
 /// The real guest booted in real QEMU (TCG), attached through its real sockets.
 final class BootedGuest {
@@ -90,6 +91,33 @@ final class BootedGuest {
 
   func shutdown() async {
     await target.close()
+    qemu.shutdown()
+  }
+}
+
+/// A QEMU with a second QMP monitor of the test's own: QEMU's word on the run state and the
+/// vCPUs, independent of what smptop sees on the first.
+struct WatchedQEMU {
+  let qemu: QEMUInstance
+  let monitor: QMPClient
+
+  /// Launches `config` with a second QMP socket and connects to it (QEMU is shut down if that fails).
+  static func launch(_ config: QEMUConfiguration) async throws -> WatchedQEMU {
+    var config = config
+    config.secondQMP = true
+    let qemu = try QEMUInstance.launch(config)
+    do {
+      guard let path = qemu.secondQMPSocketPath else { throw HarnessError("QEMU has no second QMP socket") }
+      return WatchedQEMU(qemu: qemu, monitor: try await QMPClient.connect(to: path))
+    } catch {
+      qemu.shutdown()
+      throw error
+    }
+  }
+
+  /// Closes the monitor and shuts QEMU down.
+  func shutdown() {
+    monitor.close()
     qemu.shutdown()
   }
 }

@@ -67,11 +67,9 @@ import Testing
     var config = QEMUConfiguration()
     config.smp = 2
     config.kernel = kernel
-    config.secondQMP = true
-    let qemu = try QEMUInstance.launch(config)
-    defer { qemu.shutdown() }
-    let monitor = try await QMPClient.connect(to: try #require(qemu.secondQMPSocketPath))
-    defer { monitor.close() }
+    let watched = try await WatchedQEMU.launch(config)
+    defer { watched.shutdown() }
+    let (qemu, monitor) = (watched.qemu, watched.monitor)
 
     // Wait for the guest to run (its own ABI, read from shared RAM without pausing), then
     // attach as to a guest without the ABI: gdbstub, QMP and a System.map made the way Linux

@@ -14,12 +14,9 @@ import Testing
     config.smp = 2
     config.kernel = kernel
     config.append = "prof_hz=1000"
-    config.secondQMP = true
-    let qemu = try QEMUInstance.launch(config)
-    defer { qemu.shutdown() }
-    // The test's own QMP monitor: QEMU's word on the run state and the vCPUs.
-    let monitor = try await QMPClient.connect(to: try #require(qemu.secondQMPSocketPath))
-    defer { monitor.close() }
+    let watched = try await WatchedQEMU.launch(config)
+    defer { watched.shutdown() }
+    let (qemu, monitor) = (watched.qemu, watched.monitor)
     let smptop = try DashboardEndToEndTests.smptopBinary()
     let command =
       "LANG=C.UTF-8 \(smptop) attach --gdb \(qemu.gdbSocketPath ?? "") --qmp \(qemu.qmpSocketPath ?? "")"
