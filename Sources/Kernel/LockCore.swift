@@ -18,9 +18,12 @@
 //  - bad unlock: released by a non-holder (ignored after counting).
 //
 // Tracing (Trace.swift, class LOCKS): every lock operation reads the control word once, at
-// its start, and runs one of two copies of its body: without trace records (inlined: the same
-// code and saved registers as in a guest built without trace points) or with them (out of
-// line, records written by the inlined Trace.write). The records take the TSC the
+// its start, and runs one of two copies of its body. The operation's entry (lock(), unlock(),
+// ...) is the same code as in a guest built without trace points: it calls the copy without
+// trace records, out of line, whose first instructions test the control word (one
+// instruction and a not-taken branch while lock tracing is off) and, while it is on, hand
+// over to the copy with trace records (also out of line, records written by the inlined
+// Trace.write). Callers hold no check of their own. The records take the TSC the
 // bookkeeping reads anyway. An acquisition's record is written inside the record's seq, so a
 // consistent record has every `contended` count traced. A release's record is written before
 // the lock is free (for a mutex, before it is handed over), so a reader that sees the next
