@@ -19,16 +19,12 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
-      return lockUnlessTraced(site: site)
+      return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lockUntraced(site: site)
     }
 
-    /// `lock` without trace records; while lock tracing is on it hands over to `lockTraced`
-    /// first (LockCore, "Tracing").
+    /// `lock` without trace records, out of line (LockCore, "Tracing").
     @inline(never)
-    private func lockUnlessTraced(site: UInt64) -> Bool {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { return lockTraced(site: site) }
-      return lock(site: site, traced: false)
-    }
+    private func lockUntraced(site: UInt64) -> Bool { lock(site: site, traced: false) }
 
     /// `lock` with trace records, out of line (LockCore, "Tracing").
     @inline(never)

@@ -24,22 +24,22 @@
     @inline(never) @discardableResult
     func readLock() -> Bool {
       let site = caller_return_address()
-      return enterUnlessTraced(site: site, write: false)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? enterTraced(site: site, write: false) : enterUntraced(site: site, write: false)
     }
 
     /// Enters as the writer; false when refused (recursion / irq re-entry).
     @inline(never) @discardableResult
     func writeLock() -> Bool {
       let site = caller_return_address()
-      return enterUnlessTraced(site: site, write: true)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? writeLockTraced(site: site) : enterUntraced(site: site, write: true)
     }
 
-    /// Enters without trace records; while lock tracing is on it hands over to `enterTraced`
-    /// first (LockCore, "Tracing").
+    /// Enters without trace records, out of line (LockCore, "Tracing").
     @inline(never)
-    private func enterUnlessTraced(site: UInt64, write: Bool) -> Bool {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { return enterTraced(site: site, write: write) }
-      return enter(site: site, write: write, traced: false)
+    private func enterUntraced(site: UInt64, write: Bool) -> Bool {
+      enter(site: site, write: write, traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
@@ -47,6 +47,11 @@
     private func enterTraced(site: UInt64, write: Bool) -> Bool {
       enter(site: site, write: write, traced: true)
     }
+
+    /// `writeLock` with trace records: its own function, so that `readLock` and `writeLock`
+    /// differ in more than a constant and are not merged into one function behind a thunk.
+    @inline(never)
+    private func writeLockTraced(site: UInt64) -> Bool { enterTraced(site: site, write: true) }
 
     /// The body of `enter`; `traced`: write its trace records.
     @inline(__always)

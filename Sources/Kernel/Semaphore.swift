@@ -35,17 +35,15 @@
     @inline(never) @discardableResult
     func down(timeoutMicroseconds: UInt64 = 0) -> Bool {
       let site = caller_return_address()
-      return downUnlessTraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? downTraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
+        : downUntraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
     }
 
-    /// `down` without trace records; while lock tracing is on it hands over to `downTraced`
-    /// first (LockCore, "Tracing").
+    /// `down` without trace records, out of line (LockCore, "Tracing").
     @inline(never)
-    private func downUnlessTraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
-      if Trace.on(SMPTOP_TRACE_LOCKS) {
-        return downTraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
-      }
-      return down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
+    private func downUntraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
+      down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
     }
 
     /// `down` with trace records, out of line (LockCore, "Tracing").

@@ -21,22 +21,22 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
-      return lockUnlessTraced(site: site, tryOnly: false)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? lockTraced(site: site, tryOnly: false) : lockUntraced(site: site, tryOnly: false)
     }
 
     /// One attempt; false if the lock is busy (counted in trylock_failures).
     @inline(never)
     func tryLock() -> Bool {
       let site = caller_return_address()
-      return lockUnlessTraced(site: site, tryOnly: true)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? tryLockTraced(site: site) : lockUntraced(site: site, tryOnly: true)
     }
 
-    /// Takes the lock, or tries once, without trace records; while lock tracing is on it hands
-    /// over to `lockTraced` first (LockCore, "Tracing").
+    /// `lock` or `tryLock` without trace records, out of line (LockCore, "Tracing").
     @inline(never)
-    private func lockUnlessTraced(site: UInt64, tryOnly: Bool) -> Bool {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { return lockTraced(site: site, tryOnly: tryOnly) }
-      return lock(site: site, tryOnly: tryOnly, traced: false)
+    private func lockUntraced(site: UInt64, tryOnly: Bool) -> Bool {
+      lock(site: site, tryOnly: tryOnly, traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
@@ -44,6 +44,11 @@
     private func lockTraced(site: UInt64, tryOnly: Bool) -> Bool {
       lock(site: site, tryOnly: tryOnly, traced: true)
     }
+
+    /// `tryLock` with trace records: its own function, so that `lock` and `tryLock` differ in
+    /// more than a constant and are not merged into one function behind a thunk.
+    @inline(never)
+    private func tryLockTraced(site: UInt64) -> Bool { lockTraced(site: site, tryOnly: true) }
 
     /// The body of `lock`; `traced`: write its trace records.
     @inline(__always)
