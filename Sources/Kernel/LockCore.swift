@@ -18,14 +18,19 @@
 //  - bad unlock: released by a non-holder (ignored after counting).
 //
 // Tracing (Trace.swift, class LOCKS): every lock operation reads the control word once, at
-// its start, and runs one of two copies of its body: without trace records (inlined: the same
-// code and saved registers as in a guest built without trace points) or with them (out of
-// line, records written by the inlined Trace.write). The records take the TSC the
-// bookkeeping reads anyway. An acquisition's record is written inside the record's seq, so a
-// consistent record has every `contended` count traced. A release's record is written before
-// the lock is free (for a mutex, before it is handed over), so a reader that sees the next
-// holder's acquisition also sees the release (written after the unlock, a drain could catch
-// the next acquisition without it: TraceConvoyTests saw that once).
+// its start, and runs one of two copies of its body, both out of line: without trace records
+// (the same code and saved registers as in a guest built without trace points) or with them
+// (records written by the inlined Trace.write). While lock tracing is off the choice costs one
+// instruction that loads and tests the word and one branch not taken: an acquisition makes it
+// in its entry (lock(), tryLock(), ..., which read their caller's address in a frame of their
+// own in either guest), a release at the top of its copy without records, which hands over to
+// the traced copy while tracing is on, so its callers are the no-trace guest's code. The
+// records take the TSC the bookkeeping reads anyway. An acquisition's record is written
+// inside the record's seq, so a consistent record has every `contended` count traced. A
+// release's record is written before the lock is free (for a mutex, before it is handed
+// over), so a reader that sees the next holder's acquisition also sees the release (written
+// after the unlock, a drain could catch the next acquisition without it: TraceConvoyTests
+// saw that once).
 
 #if SMP_GUEST
   import KernelSupport

@@ -24,20 +24,22 @@
     @inline(never) @discardableResult
     func readLock() -> Bool {
       let site = caller_return_address()
-      return enter(site: site, write: false)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? enterTraced(site: site, write: false) : enterUntraced(site: site, write: false)
     }
 
     /// Enters as the writer; false when refused (recursion / irq re-entry).
     @inline(never) @discardableResult
     func writeLock() -> Bool {
       let site = caller_return_address()
-      return enter(site: site, write: true)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? writeLockTraced(site: site) : enterUntraced(site: site, write: true)
     }
 
-    /// Enters; traced or not is decided here, once (LockCore, "Tracing").
-    private func enter(site: UInt64, write: Bool) -> Bool {
-      Trace.on(SMPTOP_TRACE_LOCKS)
-        ? enterTraced(site: site, write: write) : enterUntraced(site: site, write: write)
+    /// Enters without trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func enterUntraced(site: UInt64, write: Bool) -> Bool {
+      enter(site: site, write: write, traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
@@ -46,12 +48,10 @@
       enter(site: site, write: write, traced: true)
     }
 
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
+    /// `writeLock` with trace records: its own function, so that `readLock` and `writeLock`
+    /// differ in more than a constant and are not merged into one function behind a thunk.
     @inline(never)
-    private func enterUntraced(site: UInt64, write: Bool) -> Bool {
-      enter(site: site, write: write, traced: false)
-    }
+    private func writeLockTraced(site: UInt64) -> Bool { enterTraced(site: site, write: true) }
 
     /// The body of `enter`; `traced`: write its trace records.
     @inline(__always)
@@ -141,20 +141,20 @@
       return was
     }
 
-    /// Leaves as a reader; a reader-less release is counted as a bad unlock;
-    /// traced or not is decided here, once (LockCore, "Tracing").
-    func readUnlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { readUnlockTraced() } else { readUnlockUntraced() }
+    /// Leaves as a reader; a reader-less release is counted as a bad unlock.
+    func readUnlock() { readUnlockUnlessTraced() }
+
+    /// `readUnlock` without trace records; while lock tracing is on it hands over to
+    /// `readUnlockTraced` first (LockCore, "Tracing").
+    @inline(never)
+    private func readUnlockUnlessTraced() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { return readUnlockTraced() }
+      readUnlock(traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func readUnlockTraced() { readUnlock(traced: true) }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func readUnlockUntraced() { readUnlock(traced: false) }
 
     /// The body of `readUnlock`; `traced`: write its trace records.
     @inline(__always)
@@ -195,20 +195,20 @@
       if restore { cpu_sti() }
     }
 
-    /// Leaves as the writer; a release by a non-holder is counted and ignored;
-    /// traced or not is decided here, once (LockCore, "Tracing").
-    func writeUnlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { writeUnlockTraced() } else { writeUnlockUntraced() }
+    /// Leaves as the writer; a release by a non-holder is counted and ignored.
+    func writeUnlock() { writeUnlockUnlessTraced() }
+
+    /// `writeUnlock` without trace records; while lock tracing is on it hands over to
+    /// `writeUnlockTraced` first (LockCore, "Tracing").
+    @inline(never)
+    private func writeUnlockUnlessTraced() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { return writeUnlockTraced() }
+      writeUnlock(traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func writeUnlockTraced() { writeUnlock(traced: true) }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func writeUnlockUntraced() { writeUnlock(traced: false) }
 
     /// The body of `writeUnlock`; `traced`: write its trace records.
     @inline(__always)

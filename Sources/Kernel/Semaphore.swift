@@ -40,17 +40,16 @@
         : downUntraced(site: site, timeoutMicroseconds: timeoutMicroseconds)
     }
 
+    /// `down` without trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func downUntraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
+      down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
+    }
+
     /// `down` with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func downTraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
       down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: true)
-    }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func downUntraced(site: UInt64, timeoutMicroseconds: UInt64) -> Bool {
-      down(site: site, timeoutMicroseconds: timeoutMicroseconds, traced: false)
     }
 
     /// The body of `down`; `traced`: write its trace records.
@@ -98,20 +97,20 @@
       return true
     }
 
-    /// Returns a unit: to the first waiter if any, else to the count;
-    /// traced or not is decided here, once (LockCore, "Tracing").
-    func up() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { upTraced() } else { upUntraced() }
+    /// Returns a unit: to the first waiter if any, else to the count.
+    func up() { upUnlessTraced() }
+
+    /// `up` without trace records; while lock tracing is on it hands over to `upTraced` first
+    /// (LockCore, "Tracing").
+    @inline(never)
+    private func upUnlessTraced() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { return upTraced() }
+      up(traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func upTraced() { up(traced: true) }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func upUntraced() { up(traced: false) }
 
     /// The body of `up`; `traced`: write its trace records.
     @inline(__always)

@@ -21,20 +21,22 @@
     @inline(never) @discardableResult
     func lock() -> Bool {
       let site = caller_return_address()
-      return lock(site: site, tryOnly: false)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? lockTraced(site: site, tryOnly: false) : lockUntraced(site: site, tryOnly: false)
     }
 
     /// One attempt; false if the lock is busy (counted in trylock_failures).
     @inline(never)
     func tryLock() -> Bool {
       let site = caller_return_address()
-      return lock(site: site, tryOnly: true)
+      return Trace.on(SMPTOP_TRACE_LOCKS)
+        ? tryLockTraced(site: site) : lockUntraced(site: site, tryOnly: true)
     }
 
-    /// Takes the lock, or tries once; traced or not is decided here, once (LockCore, "Tracing").
-    func lock(site: UInt64, tryOnly: Bool) -> Bool {
-      Trace.on(SMPTOP_TRACE_LOCKS)
-        ? lockTraced(site: site, tryOnly: tryOnly) : lockUntraced(site: site, tryOnly: tryOnly)
+    /// `lock` or `tryLock` without trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func lockUntraced(site: UInt64, tryOnly: Bool) -> Bool {
+      lock(site: site, tryOnly: tryOnly, traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
@@ -43,12 +45,10 @@
       lock(site: site, tryOnly: tryOnly, traced: true)
     }
 
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
+    /// `tryLock` with trace records: its own function, so that `lock` and `tryLock` differ in
+    /// more than a constant and are not merged into one function behind a thunk.
     @inline(never)
-    private func lockUntraced(site: UInt64, tryOnly: Bool) -> Bool {
-      lock(site: site, tryOnly: tryOnly, traced: false)
-    }
+    private func tryLockTraced(site: UInt64) -> Bool { lockTraced(site: site, tryOnly: true) }
 
     /// The body of `lock`; `traced`: write its trace records.
     @inline(__always)
@@ -105,20 +105,20 @@
       return false
     }
 
-    /// Releases the lock; a release by a non-holder is counted and ignored;
-    /// traced or not is decided here, once (LockCore, "Tracing").
-    func unlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlockUntraced() }
+    /// Releases the lock; a release by a non-holder is counted and ignored.
+    func unlock() { unlockUnlessTraced() }
+
+    /// `unlock` without trace records; while lock tracing is on it hands over to
+    /// `unlockTraced` first (LockCore, "Tracing").
+    @inline(never)
+    private func unlockUnlessTraced() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { return unlockTraced() }
+      unlock(traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func unlockTraced() { unlock(traced: true) }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func unlockUntraced() { unlock(traced: false) }
 
     /// The body of `unlock`; `traced`: write its trace records.
     @inline(__always)

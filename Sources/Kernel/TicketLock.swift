@@ -20,14 +20,13 @@
       return Trace.on(SMPTOP_TRACE_LOCKS) ? lockTraced(site: site) : lockUntraced(site: site)
     }
 
+    /// `lock` without trace records, out of line (LockCore, "Tracing").
+    @inline(never)
+    private func lockUntraced(site: UInt64) -> Bool { lock(site: site, traced: false) }
+
     /// `lock` with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func lockTraced(site: UInt64) -> Bool { lock(site: site, traced: true) }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func lockUntraced(site: UInt64) -> Bool { lock(site: site, traced: false) }
 
     /// The body of `lock`; `traced`: write its trace records.
     @inline(__always)
@@ -72,20 +71,20 @@
       return true
     }
 
-    /// Serves the next ticket; a release by a non-holder is counted and ignored;
-    /// traced or not is decided here, once (LockCore, "Tracing").
-    func unlock() {
-      if Trace.on(SMPTOP_TRACE_LOCKS) { unlockTraced() } else { unlockUntraced() }
+    /// Serves the next ticket; a release by a non-holder is counted and ignored.
+    func unlock() { unlockUnlessTraced() }
+
+    /// `unlock` without trace records; while lock tracing is on it hands over to
+    /// `unlockTraced` first (LockCore, "Tracing").
+    @inline(never)
+    private func unlockUnlessTraced() {
+      if Trace.on(SMPTOP_TRACE_LOCKS) { return unlockTraced() }
+      unlock(traced: false)
     }
 
     /// The same with trace records, out of line (LockCore, "Tracing").
     @inline(never)
     private func unlockTraced() { unlock(traced: true) }
-
-    /// The same without trace records, also out of line, so that the choice between the two
-    /// sets up no stack frame of its own.
-    @inline(never)
-    private func unlockUntraced() { unlock(traced: false) }
 
     /// The body of `unlock`; `traced`: write its trace records.
     @inline(__always)

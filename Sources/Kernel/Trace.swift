@@ -7,8 +7,9 @@
 //
 // Which classes of events are traced is one word, smptop_root.trace_control, set at boot from
 // `trace=all` or `trace=locks,irq,sched,timer,virtio,alloc` (default: nothing) and writable by
-// smptop when its user asks. A trace point costs one load and one branch while its class is
-// off:  if Trace.on(SMPTOP_TRACE_IRQ) { Trace.emitIRQsOff(...) }
+// smptop when its user asks. While its class is off a trace point costs one instruction that
+// loads and tests the word (read through a hidden alias of smptop_root, so without a GOT
+// entry) and one branch not taken:  if Trace.on(SMPTOP_TRACE_IRQ) { Trace.emitIRQsOff(...) }
 // The lock operations decide once per operation and keep a copy of their body without trace
 // records (LockCore.swift, "Tracing").
 //
@@ -36,27 +37,33 @@
 
     /// Appends one record to this lcpu's ring, interrupts off while it is written.
     @inline(never)
-    static func emit(
-      _ kind: smptop_trace_kind, lcpu: UInt32 = SMPTOP_NO_LCPU, object: UInt64, arg: UInt64 = 0,
-      arg2: UInt64 = 0, site: UInt64 = 0
-    ) {
+    static func emit(_ kind: smptop_trace_kind, object: UInt64, arg: UInt64) {
       let irqOn = cpu_irqs_enabled()
       cpu_cli()
-      emitIRQsOff(kind, lcpu: lcpu, object: object, arg: arg, arg2: arg2, site: site)
+      emitIRQsOff(kind, object: object, arg: arg, arg2: 0)
       if irqOn { cpu_sti() }
     }
 
     /// `emit` for a caller that already runs with interrupts off (interrupt handlers, the
-    /// scheduler, lock bookkeeping under a record guard): no flag save and restore.
+    /// scheduler): no flag save and restore. No parameter has a default value: the compiler
+    /// calls a default value's generator at the call site, and those calls would make the
+    /// trace point's caller keep more registers across them even while tracing is off.
     @inline(never)
-    static func emitIRQsOff(
-      _ kind: smptop_trace_kind, lcpu: UInt32 = SMPTOP_NO_LCPU, object: UInt64, arg: UInt64 = 0,
-      arg2: UInt64 = 0, site: UInt64 = 0
-    ) {
+    static func emitIRQsOff(_ kind: smptop_trace_kind, object: UInt64, arg: UInt64, arg2: UInt64) {
       let me = LCPU.currentIndex
-      write(
-        kind, tsc: rdtsc(), ring: me, lcpu: lcpu == SMPTOP_NO_LCPU ? me : lcpu, object: object, arg: arg,
-        arg2: arg2, site: site)
+      write(kind, tsc: rdtsc(), ring: me, lcpu: me, object: object, arg: arg, arg2: arg2, site: 0)
+    }
+
+    /// `emitIRQsOff` of a record with one argument.
+    @inline(__always)
+    static func emitIRQsOff(_ kind: smptop_trace_kind, object: UInt64, arg: UInt64) {
+      emitIRQsOff(kind, object: object, arg: arg, arg2: 0)
+    }
+
+    /// `emitIRQsOff` of a record with no argument.
+    @inline(__always)
+    static func emitIRQsOff(_ kind: smptop_trace_kind, object: UInt64) {
+      emitIRQsOff(kind, object: object, arg: 0, arg2: 0)
     }
 
     /// Writes one record into ring `ring` (this lcpu's; interrupts off) with a time the caller

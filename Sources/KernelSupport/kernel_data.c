@@ -8,6 +8,8 @@
 
 /** The inspection ABI root; the host finds it through this ELF symbol. */
 __attribute__((used, aligned(64))) struct smptop_root smptop_root;
+/** The same object under a hidden name, for the trace points' control-word load (trace_support.h). */
+extern struct smptop_root smptop_root_here __attribute__((alias("smptop_root"), visibility("hidden")));
 
 /** The lcpu table the root's tables[SMPTOP_TABLE_LCPU] points at (stride = sizeof). */
 __attribute__((used, aligned(64))) struct smptop_lcpu smptop_lcpus[SMPTOP_MAX_LCPUS];

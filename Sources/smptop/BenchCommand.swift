@@ -37,7 +37,8 @@ struct BenchCommand: AsyncParsableCommand {
       With --observer it instead boots one guest and measures its workload throughput (the \
       guest's own ops counters) in interleaved windows: no observer, live sampling at 10 and \
       100 Hz, stopped sampling at 1 and 10 Hz, and the dashboard's refresh at its default rate \
-      (headless). Slowdown is relative to the no-observer window of the same round.
+      (headless). Slowdown is relative to the no-observer window of the same round. --modes \
+      picks some of them (the no-observer windows always run).
 
       It also reports smptop's peak resident memory. Build with -c release for numbers worth \
       quoting.
@@ -85,6 +86,15 @@ struct BenchCommand: AsyncParsableCommand {
   var trace = false
 
   @Option(
+    parsing: .upToNextOption,
+    help: ArgumentHelp(
+      "Observer: measure only these modes (none, live, stopped, dashboard, trace; default: all).",
+      discussion:
+        "The no-observer windows (none) are always measured: every slowdown is relative to them. `--modes none` alone measures the guest's own throughput, e.g. to compare guest builds with --kernel."
+    ))
+  var modes: [String] = []
+
+  @Option(
     help: ArgumentHelp(
       "Boot this guest ELF instead of building the bundled one.",
       discussion:
@@ -121,6 +131,13 @@ struct BenchCommand: AsyncParsableCommand {
     guard rounds >= 5 else { throw ValidationError("--rounds must be at least 5") }
     guard windows >= 1 else { throw ValidationError("--windows must be at least 1") }
     guard seconds >= 0.2 && seconds <= 600 else { throw ValidationError("--seconds must be 0.2...600") }
+    for mode in modes where !Self.observerModes.contains(mode) {
+      throw ValidationError(
+        "--modes: unknown mode \(mode) (one of \(Self.observerModes.joined(separator: ", ")))")
+    }
+    if modes.contains("trace") && !trace {
+      throw ValidationError("--modes trace needs --trace")
+    }
     if let kernel {
       guard FileManager.default.isReadableFile(atPath: kernel) else {
         throw ValidationError("--kernel \(kernel): no readable file there")

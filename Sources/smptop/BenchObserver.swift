@@ -77,6 +77,9 @@ struct ObserverReport: Codable {
 }
 
 extension BenchCommand {
+  /// The observer modes' names, as `--modes` takes them.
+  static let observerModes = ["none", "live", "stopped", "dashboard", "trace"]
+
   /// The dashboard's refresh rate when `smptop run` is given no `--interval` (1 s).
   static let dashboardDefaultHz = 1.0
 
@@ -117,6 +120,10 @@ extension BenchCommand {
       // Tracing: the guest boots with every trace point compiled in but off (the `none` windows);
       // a `trace` window switches every class on and drains the rings as the dashboard does.
       if trace { modes.append(.init(mode: "trace", rateHz: 10)) }
+      // `--modes` keeps the named ones, and always the baseline.
+      if !self.modes.isEmpty {
+        modes = modes.filter { $0.mode == "none" || self.modes.contains($0.mode) }
+      }
       var ops: [[Double]] = Array(repeating: [], count: modes.count)
       var taken: [Int] = Array(repeating: 0, count: modes.count)
       var pauses: [[Double]] = Array(repeating: [], count: modes.count)

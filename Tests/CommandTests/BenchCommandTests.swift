@@ -139,6 +139,37 @@ import Testing
     let result = try SMPTopBinary.run(["bench", "--memory-file", "/dev/shm/none"], timeout: .seconds(30))
     #expect(result.status != 0)
     #expect(result.stderr.contains("--memory-file needs --kernel"), "\(result.stderr)")
+
+  @Test func observerModesMeasureOnlyTheNamedModesAndTheBaseline() throws {
+    let elf = try GuestKernel.build()
+    let result = try SMPTopBinary.run(
+      [
+        "bench", "--observer", "--json", "--smp", "2", "--windows", "2", "--seconds", "0.5", "--icount", "3",
+        "--modes", "live", "--kernel", elf,
+      ],
+      timeout: .seconds(300))
+    #expect(result.status == 0, "\(result.stderr)")
+    let report = try #require(try JSON.parse(result.stdout) as? [String: Any])
+    let rows = try #require(report["rows"] as? [[String: Any]])
+    let modes = rows.compactMap { row -> String? in
+      guard let mode = row["mode"] as? String, let rate = row["rateHz"] as? Double else { return nil }
+      return "\(mode)@\(rate)"
+    }
+    #expect(modes == ["none@0.0", "live@10.0", "live@100.0"], "the baseline stays, the others are left out")
+    for row in rows {
+      let ops = try #require(row["opsPerSecond"] as? [Double])
+      #expect(ops.count == 2 && ops.allSatisfy { $0 > 0 }, "\(row["mode"] ?? "?")")
+    }
+  }
+
+  @Test func observerModesRefuseUnknownNamesAndTraceWithoutTrace() throws {
+    let unknown = try SMPTopBinary.run(
+      ["bench", "--observer", "--modes", "none", "sideways"], timeout: .seconds(30))
+    #expect(unknown.status != 0)
+    #expect(unknown.stderr.contains("sideways"), "\(unknown.stderr)")
+    let trace = try SMPTopBinary.run(["bench", "--observer", "--modes", "trace"], timeout: .seconds(30))
+    #expect(trace.status != 0)
+    #expect(trace.stderr.contains("--trace"), "\(trace.stderr)")
   }
 
   @Test func benchRefusesAKernelThatIsNotThere() throws {
