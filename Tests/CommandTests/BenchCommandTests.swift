@@ -139,6 +139,7 @@ import Testing
     let result = try SMPTopBinary.run(["bench", "--memory-file", "/dev/shm/none"], timeout: .seconds(30))
     #expect(result.status != 0)
     #expect(result.stderr.contains("--memory-file needs --kernel"), "\(result.stderr)")
+  }
 
   @Test func observerModesMeasureOnlyTheNamedModesAndTheBaseline() throws {
     let elf = try GuestKernel.build()
