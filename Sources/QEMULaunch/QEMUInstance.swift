@@ -23,8 +23,9 @@ public enum TCGThreads: String, Sendable, Equatable, CaseIterable {
 public struct QEMUConfiguration: Sendable, Equatable {
   /// Number of lcpus (`-smp`).
   public var smp: Int = 4
-  /// How TCG runs the vCPUs (`-accel tcg,thread=…`).
-  public var tcgThreads: TCGThreads = .multi
+  /// How TCG runs the vCPUs (`-accel tcg,thread=…`); nil leaves it to QEMU (multi-threaded,
+  /// or single under `-icount`, which cannot be combined with multi).
+  public var tcgThreads: TCGThreads?
   /// Guest RAM in MiB (`-m`).
   public var memoryMiB: Int = 128
   /// Machine type: `pc` or `q35`.
@@ -58,7 +59,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
 
   /// The QEMU argument list for this configuration, with sockets and files in `directory`.
   public func arguments(in directory: String) -> [String] {
-    var args = ["-accel", tcgThreads.accelerator, "-smp", String(smp), "-m", "\(memoryMiB)M"]
+    var args = ["-accel", tcgThreads?.accelerator ?? "tcg", "-smp", String(smp), "-m", "\(memoryMiB)M"]
     var machineArg = machine
     if sharedMemory {
       machineArg += ",memory-backend=ram0"

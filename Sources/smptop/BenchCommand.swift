@@ -115,11 +115,11 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "How TCG runs the booted guest's vCPUs: multi (a host thread each) or single (one thread, in turn).",
+      "How TCG runs the booted guest's vCPUs: multi (a host thread each) or single (one thread, in turn); QEMU's default if not given.",
       discussion:
         "Stopping a VM waits for every vCPU thread to leave its translated code; with many vCPUs on few host cores, single stops far sooner."
     ))
-  var tcgThreads: TCGThreads = .multi
+  var tcgThreads: TCGThreads?
 
   func validate() throws {
     if memoryFile != nil && kernel == nil {

@@ -86,11 +86,11 @@ struct RunCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "How TCG runs the vCPUs: multi (a host thread each) or single (one thread, in turn).",
+      "How TCG runs the vCPUs: multi (a host thread each) or single (one thread, in turn); QEMU's default (multi) if not given.",
       discussion:
         "multi lets vCPUs truly overlap; single makes every stop (space, stepping, --stopped snapshots) far quicker with many vCPUs on few host cores (README, Benchmarks)."
     ))
-  var tcgThreads: TCGThreads = .multi
+  var tcgThreads: TCGThreads?
 
   @Option(
     help: """
