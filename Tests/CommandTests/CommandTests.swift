@@ -11,7 +11,8 @@ import Testing
     "": [
       "timeNanoseconds", "source", "guest", "lcpus", "runState", "problems", "locks", "threads",
       "timerQueues",
-      "workload", "allocator", "virtioDevices", "virtqueues", "costNanoseconds", "pauseNanoseconds",
+      "workload", "allocator", "virtioDevices", "virtqueues", "costNanoseconds", "readNanoseconds",
+      "pauseNanoseconds",
     ],
     "guest": [
       "abiVersion", "buildID", "bootStage", "features", "bootTSC", "tscPerMs", "lapicPerMs",

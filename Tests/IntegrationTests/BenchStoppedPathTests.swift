@@ -10,6 +10,7 @@ import Testing
     var c = s
     c.timeNanoseconds = 0
     c.costNanoseconds = 0
+    c.readNanoseconds = 0
     c.pauseNanoseconds = 0
     c.source = .gdbstub
     return c
