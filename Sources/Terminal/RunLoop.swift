@@ -78,7 +78,10 @@ extension Screen {
     while true {
       var outcome: RunOutcome?
       if let sig = stopRequestedBySignal {
-        outcome = handle(.signal(sig))
+        // Ends here, not through `handle`: in a release build the `.signal` outcome came back
+        // from `handle` as nil and the loop went on (SIGTERM, SIGINT and SIGHUP were ignored,
+        // and a dashboard whose terminal had closed spun at 100 % CPU).
+        outcome = .signal(sig)
       } else {
         let (width, height) = size
         outcome = handle(.tick(hooks.data(loop.dashboard), width: width, height: height))
