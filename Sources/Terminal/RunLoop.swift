@@ -78,9 +78,9 @@ extension Screen {
     while true {
       var outcome: RunOutcome?
       if let sig = stopRequestedBySignal {
-        // Ends here, not through `handle`: in a release build the `.signal` outcome came back
-        // from `handle` as nil and the loop went on (SIGTERM, SIGINT and SIGHUP were ignored,
-        // and a dashboard whose terminal had closed spun at 100 % CPU).
+        // Ends here, not through `handle`: a release build returns nil from `handle` for the
+        // `.signal` outcome (debug builds do not), which would keep the loop running after
+        // SIGTERM, SIGINT or SIGHUP, at full speed once the terminal is gone.
         outcome = .signal(sig)
       } else {
         let (width, height) = size
