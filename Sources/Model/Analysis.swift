@@ -14,9 +14,21 @@ extension Snapshot {
     for thread in threads where thread.blockedOn != 0 {
       if let lock = lockByAddress[thread.blockedOn] { waitsFor[thread.id] = lock }
     }
+    // A lock's waiter list counts for a thread whose own record does not say otherwise: a
+    // spinner runs, a sleeper is blocked on that lock. A live snapshot reads the lock and the
+    // thread at different instants, so a thread the lock still lists but whose record says it
+    // is ready (a mutex handing itself over), asleep or gone waits for nothing, and two such
+    // stale entries would make a cycle that never existed.
+    var notWaiting = Set<UInt64>()
+    for thread in threads where thread.consistency.isConsistent && thread.blockedOn == 0 {
+      switch thread.state {
+      case .running, .spinning, .blockedOnLock, .unknown: break
+      default: notWaiting.insert(thread.id)
+      }
+    }
     for (i, lock) in locks.enumerated() {
       for waiter in lock.waiters {
-        if let t = waiter.thread, waitsFor[t] == nil { waitsFor[t] = i }
+        if let t = waiter.thread, waitsFor[t] == nil, !notWaiting.contains(t) { waitsFor[t] = i }
       }
     }
     var cycles: [WaitCycle] = []

@@ -143,6 +143,23 @@ import Testing
     #expect(Set(cycles[0].steps.map(\.lock)) == ["lock-A", "lock-B"])
   }
 
+  @Test func aWaiterListCountsOnlyWhereTheThreadsRecordAgrees() throws {
+    var snap = try SnapshotEngine(memory: Self.deadlockImage(), rootAddress: Images.rootAddress).snapshot()
+    // The same ABBA, told only by the locks' waiter lists (lock-A lists beta, lock-B alpha).
+    for i in snap.threads.indices {
+      snap.threads[i].blockedOn = 0
+      snap.threads[i].state = .spinning
+    }
+    snap.locks[1].waiters = [LockRecord.Waiter(lcpu: 0, thread: 1, sinceTSC: 7)]
+    #expect(snap.waitCycles.map { Set($0.steps.map(\.thread)) } == [[1, 2]])
+    // alpha's own record says ready (read after the lock record, a hand-off done): no cycle.
+    snap.threads[0].state = .ready
+    #expect(snap.waitCycles.isEmpty)
+    // A record caught mid-update says nothing either way: the waiter list counts again.
+    snap.threads[0].consistency = .inconsistent(retries: 3)
+    #expect(snap.waitCycles.count == 1)
+  }
+
   @Test func decodesTimersWorkloadAllocatorAndVirtqueues() throws {
     let snap = try SnapshotEngine(memory: Self.deadlockImage(), rootAddress: Images.rootAddress).snapshot()
     let tq = try #require(snap.timerQueues.first)
