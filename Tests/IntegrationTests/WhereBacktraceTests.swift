@@ -138,7 +138,9 @@ import Testing
           // smptop's frame-pointer walk goes on. Compared: every physical frame up to gdb's
           // first guess or assembly frame (included).
           var known = groups.firstIndex { $0.contains { $0.function == "??" } } ?? groups.count
-          if let asm = groups.firstIndex(where: { $0.contains { $0.place?.hasSuffix(".S") == true } }) {
+          // (`place` is `file:line`.)
+          let inAssembly = { (f: GDBFrame) in f.place?.split(separator: ":").first?.hasSuffix(".S") == true }
+          if let asm = groups.firstIndex(where: { $0.contains(where: inAssembly) }) {
             known = min(known, asm + 1)
           }
           #expect(known >= 1, "gdb named the innermost frame\n\(context)")
