@@ -97,9 +97,11 @@ public struct ProfileDrain: Sendable {
       frames.append(raw.loadUnaligned(fromByteOffset: framesOffset + i * 8, as: UInt64.self))
     }
     let flags = UInt32(s.flags)
+    let unseen = flags & SMPTOP_PROF_UNSEEN.rawValue != 0
     return ProfileSample(
       lcpu: ring, position: position, tsc: s.tsc, thread: s.thread, periods: s.periods,
       idle: flags & SMPTOP_PROF_IDLE.rawValue != 0, nested: flags & SMPTOP_PROF_NESTED.rawValue != 0,
-      truncated: flags & SMPTOP_PROF_TRUNCATED.rawValue != 0, rip: s.rip, frames: frames)
+      truncated: flags & SMPTOP_PROF_TRUNCATED.rawValue != 0, rip: unseen ? 0 : s.rip,
+      frames: unseen ? [] : frames, unseen: unseen)
   }
 }

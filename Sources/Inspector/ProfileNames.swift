@@ -3,11 +3,13 @@ import NIOConcurrencyHelpers
 
 extension Target {
   /// A thread-safe namer for profile frames: the function an address lies in (demangled and
-  /// shortened, as everywhere else), or `0x…` when no symbol covers it.
+  /// shortened, as everywhere else), `0x…` when no symbol covers it, or `[unseen]` for the
+  /// stack of an unseen sample.
   public func makeFunctionNamer() -> @Sendable (UInt64) -> String {
     let symbols = self.symbols
     let cache = NIOLockedValueBox<[UInt64: String]>([:])
     return { address in
+      if address == ProfileSample.unseenAddress { return ProfileSample.unseenName }
       if let hit = cache.withLockedValue({ $0[address] }) { return hit }
       let name =
         symbols?.lookup(address).map { SymbolDisplay.displayName($0.name) } ?? "0x"
@@ -28,6 +30,7 @@ extension Target {
     guard let locator = try? sourceLocator() else { return function }
     let cache = NIOLockedValueBox<[UInt64: String]>([:])
     return { address in
+      if address == ProfileSample.unseenAddress { return ProfileSample.unseenName }
       if let hit = cache.withLockedValue({ $0[address] }) { return hit }
       var name = function(address)
       if let location = SymbolDisplay.location(of: address, locator: locator), location.shortFileLine != nil {

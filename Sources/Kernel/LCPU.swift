@@ -98,15 +98,33 @@
 
     /// Enters one level of BUSY on this lcpu (work, an interrupt handler, a remote call).
     static func busyEnter() {
-      let r = current.pointee.record
-      setState(r, SMPTOP_LCPU_BUSY, depth: r.pointee.busy_depth &+ 1)
+      setCurrentDepth(current.pointee.record.pointee.busy_depth &+ 1)
     }
 
     /// Leaves one level of BUSY; at depth 0 the lcpu is IDLE again.
     static func busyExit() {
-      let r = current.pointee.record
-      let depth = r.pointee.busy_depth &- 1
-      setState(r, depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY, depth: depth)
+      setCurrentDepth(current.pointee.record.pointee.busy_depth &- 1)
+    }
+
+    /// Sets this lcpu's busy depth (0 = IDLE, more = BUSY) and, while profiling, when that
+    /// changes IDLE to BUSY or back, remembers when (the last LCPU_STATE_CHANGES times, newest
+    /// first): the profiler tells from them which state a late sample's deadlines fell in
+    /// (Profile.interrupt). Interrupts must be off.
+    static func setCurrentDepth(_ depth: UInt32) {
+      let a = current
+      let r = a.pointee.record
+      let state = depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY
+      let changed = r.pointee.state != state.rawValue
+      setState(r, state, depth: depth)
+      if changed && Profile.periodTSC != 0 {
+        let changes = lcpu_state_changes(a)
+        var i = Int(LCPU_STATE_CHANGES) - 1
+        while i > 0 {
+          changes[i] = changes[i - 1]
+          i -= 1
+        }
+        changes[0] = r.pointee.state_since_tsc
+      }
     }
 
     /// Stops this lcpu's bookkeeping for good: HALTED with `errorCode`, timer stopped.

@@ -50,30 +50,87 @@
     /// Starts this lcpu's sampling clock (Timer.start), staggered like the tick.
     static func start(_ a: UnsafeMutablePointer<lcpu_area>, now: UInt64) {
       guard periodTSC != 0, prof_ring(a.pointee.index).pointee.capacity != 0 else { return }
-      let stagger = periodTSC / UInt64(max(LCPU.count, 1)) &* UInt64(a.pointee.index)
-      a.pointee.prof_deadline = now &+ periodTSC &+ stagger
+      a.pointee.prof_random = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(a.pointee.index) &+ 1) &* 0xBF58_476D_1CE4_E5B9
+      a.pointee.prof_deadline = now &+ gap(a)
     }
 
-    /// From the timer interrupt: takes a sample when this lcpu's profile deadline has passed
-    /// and moves the deadline to the next period boundary after `now`.
+    /// The time to the next sample: uniform in [period/2, 3·period/2), so the mean rate is
+    /// `hz` while no sample keeps a fixed phase to the tick, to the other lcpus' samples or to
+    /// anything periodic in the workload (a fixed period sees such a pattern at the same points
+    /// every time, which biases the busy share).
+    static func gap(_ a: UnsafeMutablePointer<lcpu_area>) -> UInt64 {
+      var x = a.pointee.prof_random
+      x ^= x << 13
+      x ^= x >> 7
+      x ^= x << 17
+      a.pointee.prof_random = x
+      return periodTSC / 2 &+ x % periodTSC
+    }
+
+    /// From the timer interrupt: takes the samples of every profile deadline that has passed
+    /// and moves the deadline on.
+    ///
+    /// A deadline that passed while interrupts were off, or while the host did not run this
+    /// vCPU, is taken late, often after the lcpu changed from IDLE to BUSY or back (the idle
+    /// loop switching to a woken thread, a thread blocking, a vCPU that halted before its late
+    /// interrupt came). Each deadline counts for the state the lcpu was in at that time, told
+    /// by the number of state changes since (LCPU.setCurrentDepth keeps the last few): an even
+    /// number, the state this interrupt found, sampled with its stack; an odd number, the
+    /// other state, whose stack nobody saw (an UNSEEN sample); a deadline older than the changes
+    /// kept is not sampled. Entering this handler from idle was a change too, and is skipped.
     static func interrupt(
       _ frame: UnsafeMutablePointer<trap_frame>, _ a: UnsafeMutablePointer<lcpu_area>, now: UInt64
     ) {
       var deadline = a.pointee.prof_deadline
       guard deadline != 0, deadline <= now else { return }
-      var periods: UInt64 = 0
-      while deadline <= now && periods < 1000 {
-        deadline &+= periodTSC
-        periods += 1
+      // The handler's busyEnter made the depth one more than the interrupted context's.
+      let foundIdle = a.pointee.record.pointee.busy_depth <= 1
+      let changes = lcpu_state_changes(a)
+      let kept = Int(LCPU_STATE_CHANGES)
+      let first = foundIdle ? 1 : 0
+      var found: UInt64 = 0
+      var other: UInt64 = 0
+      var passed = 0
+      while deadline <= now && passed < 1000 {
+        var k = first
+        while k < kept && deadline < changes[k] { k += 1 }
+        if k < kept {
+          if (k - first) & 1 == 0 { found += 1 } else { other += 1 }
+        }
+        deadline &+= gap(a)
+        passed += 1
       }
-      if deadline <= now { deadline = now &+ periodTSC }  // far behind: start afresh
+      if deadline <= now { deadline = now &+ gap(a) }  // far behind: start afresh
       a.pointee.prof_deadline = deadline
-      sample(frame, a, now: now, periods: periods)
+      if found != 0 { sample(frame, a, now: now, periods: found) }
+      if other != 0 { unseen(a, now: now, periods: other, idle: !foundIdle) }
+    }
+
+    /// Writes a sample without a stack: `periods` deadlines that fell while the lcpu was in
+    /// the other state than the one its late interrupt found (IDLE when `idle`).
+    static func unseen(_ a: UnsafeMutablePointer<lcpu_area>, now: UInt64, periods: UInt64, idle: Bool) {
+      let ring = prof_ring(a.pointee.index)
+      guard ring.pointee.capacity != 0 else { return }
+      var flags = UInt16(SMPTOP_PROF_UNSEEN.rawValue)
+      if idle { flags |= UInt16(SMPTOP_PROF_IDLE.rawValue) }
+      let position = ring.pointee.head
+      let slot = prof_slot(ring, position)
+      prof_store_seq(slot, 0)
+      slot.pointee.tsc = now
+      slot.pointee.thread = 0
+      slot.pointee.periods = periods
+      slot.pointee.lcpu = a.pointee.index
+      slot.pointee.rip = 0
+      slot.pointee.depth = 0
+      slot.pointee.flags = flags
+      prof_store_seq(slot, position &+ 1)
+      trace_publish_head(ring, position &+ 1)
     }
 
     /// Writes one sample of the context `frame` interrupted into this lcpu's ring, standing
-    /// for `periods` sampling periods (more than 1 when deadlines passed unsampled: the context
-    /// found now is the one that held the lcpu meanwhile, so the sample is weighted by time).
+    /// for `periods` sampling periods (more than 1 when the interrupt came late and deadlines
+    /// passed in the state it found: the context found is the one that held the lcpu meanwhile,
+    /// so the sample is weighted by time).
     static func sample(
       _ frame: UnsafeMutablePointer<trap_frame>, _ a: UnsafeMutablePointer<lcpu_area>, now: UInt64,
       periods: UInt64

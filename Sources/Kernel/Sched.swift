@@ -253,8 +253,7 @@
         depth = thread(id).pointee.saved_busy_depth
         s.pointee.irq_depth = thread(id).pointee.saved_irq_depth
       }
-      LCPU.setState(
-        LCPU.current.pointee.record, depth == 0 ? SMPTOP_LCPU_IDLE : SMPTOP_LCPU_BUSY, depth: depth)
+      LCPU.setCurrentDepth(depth)
     }
 
     /// A blocking schedule() with preemption off (the caller holds a spin, ticket or rw lock):
@@ -490,7 +489,7 @@
     let s = Sched.me
     let id = s.pointee.current
     s.pointee.irq_depth = 0
-    LCPU.setState(LCPU.current.pointee.record, SMPTOP_LCPU_BUSY, depth: 1)
+    LCPU.setCurrentDepth(1)
     let t = Sched.thread(id)
     if let raw = UnsafeRawPointer(bitPattern: UInt(t.pointee.entry)) {
       let f = unsafeBitCast(raw, to: Sched.Entry.self)

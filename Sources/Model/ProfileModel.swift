@@ -20,11 +20,19 @@ public struct ProfileSample: Sendable, Equatable, Codable {
   public var rip: UInt64
   /// Return addresses of the frame-pointer chain, innermost first.
   public var frames: [UInt64]
+  /// No stack: deadlines that passed while the lcpu was in the state `idle` says, whose
+  /// interrupt came late and found it in the other state (`SMPTOP_PROF_UNSEEN`).
+  public var unseen: Bool
+
+  /// The address an unseen busy sample's stack consists of: not canonical, so never code.
+  public static let unseenAddress: UInt64 = .max
+  /// What the profile calls the stack nobody saw (like perf's `[unknown]`).
+  public static let unseenName = "[unseen]"
 
   /// Creates a sample.
   public init(
     lcpu: UInt32, position: UInt64, tsc: UInt64, thread: UInt64, periods: UInt64 = 1, idle: Bool,
-    nested: Bool = false, truncated: Bool = false, rip: UInt64, frames: [UInt64]
+    nested: Bool = false, truncated: Bool = false, rip: UInt64, frames: [UInt64], unseen: Bool = false
   ) {
     self.lcpu = lcpu
     self.position = position
@@ -36,12 +44,15 @@ public struct ProfileSample: Sendable, Equatable, Codable {
     self.truncated = truncated
     self.rip = rip
     self.frames = frames
+    self.unseen = unseen
   }
 
   /// The code addresses to name, outermost first and the interrupted instruction last; a
   /// return address is moved back by one byte into its call instruction, so it names the
-  /// calling function and line, not whatever follows the call.
+  /// calling function and line, not whatever follows the call. An unseen sample's stack is
+  /// `unseenAddress` alone.
   public var stack: [UInt64] {
+    if unseen { return [Self.unseenAddress] }
     var out: [UInt64] = []
     out.reserveCapacity(frames.count + 1)
     for f in frames.reversed() { out.append(f &- 1) }

@@ -116,6 +116,28 @@ import Testing
     #expect(model.folded(perLCPU: false, name: Self.name) == ["A;B 2", "A;C 7", "idle 1"])
   }
 
+  @Test func unseenSamplesCountForTheirStateUnderOneName() {
+    let image = Self.image(lcpus: 1, capacity: 16)
+    var drain = ProfileDrain(rootAddress: RingImage.root, startAtOldest: true)
+    image.sample(0, tsc: 1, rip: 0x3000, frames: [0x1001], periods: 2)
+    // Deadlines that passed while busy, taken by an interrupt that found the lcpu idle: the
+    // guest writes them without a stack; whatever rip or frames the record holds are ignored.
+    image.sample(0, tsc: 1, rip: 0x2000, frames: [0x1001], thread: 0, periods: 3, unseen: true)
+    image.sample(0, tsc: 2, rip: 0x9000, frames: [], idle: true, thread: 0)
+    image.sample(0, tsc: 3, rip: 0, frames: [], idle: true, thread: 0, periods: 4, unseen: true)
+    let batch = drain.drain(image)
+    #expect(batch.problems.isEmpty)
+    #expect(batch.samples.map(\.unseen) == [false, true, false, true])
+    #expect(batch.samples[1].stack == [ProfileSample.unseenAddress] && batch.samples[1].frames.isEmpty)
+    var model = ProfileModel()
+    model.add(batch, tscPerMs: 1000)
+    let name = { (a: UInt64) in a == ProfileSample.unseenAddress ? ProfileSample.unseenName : Self.name(a) }
+    let r = model.report(name: name)
+    #expect(r.samples == 4 && r.periods == 10 && r.idle == 5 && r.busy == 5)
+    #expect(r.rows.first == ProfileRow(name: "[unseen]", selfCount: 3, totalCount: 3))
+    #expect(model.folded(perLCPU: false, name: name) == ["A;C 2", "[unseen] 3", "idle 5"])
+  }
+
   @Test func frameNamesCannotBreakTheFoldedFormat() {
     var model = ProfileModel()
     var batch = ProfileBatch()

@@ -84,7 +84,7 @@ final class RingImage: GuestMemory {
   /// Profile.sample does.
   func sample(
     _ i: Int, tsc: UInt64, rip: UInt64, frames: [UInt64], idle: Bool = false, thread: UInt64 = 1,
-    periods: UInt64 = 1
+    periods: UInt64 = 1, unseen: Bool = false
   ) {
     var ring = ring(i)
     let position = ring.head
@@ -93,7 +93,8 @@ final class RingImage: GuestMemory {
     record.tsc = tsc
     record.thread = thread
     record.periods = periods
-    record.flags = idle ? UInt16(SMPTOP_PROF_IDLE.rawValue) : 0
+    record.flags =
+      (idle ? UInt16(SMPTOP_PROF_IDLE.rawValue) : 0) | (unseen ? UInt16(SMPTOP_PROF_UNSEEN.rawValue) : 0)
     record.depth = UInt16(frames.count)
     record.lcpu = UInt32(i)
     record.rip = rip

@@ -59,8 +59,26 @@ import Testing
     }
   }
 
-  @Test func nonIdleShareAgreesWithBusyPercent() async throws {
-    try await BootedGuest.with(smp: 2, append: "prof_hz=1000", extra: ["-icount", "shift=0"]) { guest in
+  /// The two clocks the share is checked under: QEMU's live TCG clock, where the host's
+  /// scheduling makes timer interrupts late (20 µs to over 1 ms on this 2-core host) and late
+  /// more often when a vCPU has just halted, and `-icount shift=0`, where an interrupt is late
+  /// only while the guest has interrupts off.
+  enum Clock: String, CaseIterable, CustomTestStringConvertible {
+    case live, icount
+    var testDescription: String { rawValue }
+    var qemuArguments: [String] { self == .icount ? ["-icount", "shift=0"] : [] }
+    /// Percentage points the sampled non-idle share may differ from the records' busy %.
+    ///
+    /// Measured on this 2-core host, 2 lcpus, 3 s, prof_hz=1000, each deadline counted for
+    /// the state it fell in: icount (six lcpus over three boots) -0.1 … +1.3 points; live TCG
+    /// (three boots, load 1-2) -1.5 … -0.3, and with two more busy host threads -2.4 … -0.7.
+    /// Counting every deadline for the state its late interrupt found (the guest before
+    /// UNSEEN samples) was +2.6 … +3.3 under icount and -10 … -6 live, on a quiet host.
+    var tolerance: Double { self == .icount ? 3 : 5 }
+  }
+
+  @Test(arguments: Clock.allCases) func nonIdleShareAgreesWithBusyPercent(clock: Clock) async throws {
+    try await BootedGuest.with(smp: 2, append: "prof_hz=1000", extra: clock.qemuArguments) { guest in
       let before = try guest.target.liveSnapshot()
       let (samples, lost) = try await Self.drain(guest, seconds: 3)
       let after = try guest.target.liveSnapshot()
@@ -68,7 +86,14 @@ import Testing
       try #require(rates.lcpus.count == 2)
       // Both states present, so a swapped idle flag shows.
       #expect(rates.lcpus.allSatisfy { ($0.busyPercent ?? 0) > 15 && ($0.busyPercent ?? 100) < 85 })
-      print("samples \(samples.count) lost \(lost)")
+      let unseen = samples.filter(\.unseen)
+      print("samples \(samples.count) lost \(lost), unseen \(unseen.count)")
+      // Late interrupts that found the other state happen under both clocks (interrupts off
+      // across a switch between a thread and the idle loop); their samples carry no stack.
+      #expect(
+        !unseen.isEmpty
+          && unseen.allSatisfy { $0.frames.isEmpty && $0.stack == [ProfileSample.unseenAddress] })
+      #expect(guest.target.makeFunctionNamer()(ProfileSample.unseenAddress) == ProfileSample.unseenName)
       for r in rates.lcpus {
         let mine = samples.filter { $0.lcpu == r.index }
         let busy = try #require(r.busyPercent)
@@ -80,25 +105,15 @@ import Testing
         model.add(batch, tscPerMs: 1)
         let report = model.report { _ in "" }
         let share = report.percent(report.busy)
-        let unweighted = 100 * Double(mine.filter { !$0.idle }.count) / Double(mine.count)
+        let unseenBusy = mine.filter { $0.unseen && !$0.idle }.reduce(0) { $0 + $1.periods }
         print(
-          "lcpu \(r.index): \(mine.count) samples (\(report.periods) periods), non-idle \(share)% (unweighted \(unweighted)%), busy \(busy)%"
+          "\(clock) lcpu \(r.index): \(mine.count) samples (\(report.periods) periods, \(unseenBusy) unseen busy), non-idle \(share)%, busy \(busy)%"
         )
         #expect(
-          abs(share - busy) <= Self.busyTolerance, "lcpu \(r.index): samples \(share)% vs records \(busy)%")
+          abs(share - busy) <= clock.tolerance, "lcpu \(r.index): samples \(share)% vs records \(busy)%")
       }
     }
   }
-
-  /// Percentage points the sampled non-idle share may differ from the records' busy %.
-  ///
-  /// The guest runs under `-icount shift=0` (its clock counts instructions, 1 ns each), so the
-  /// host's load cannot make a timer interrupt late: on this 2-core host the live clock's gap
-  /// was 2-14 points (samples the lower) and grew with the load, which moved the test's outcome.
-  /// Under icount, six boots: the sampled share was 3.3-4.9 points *above* the records' busy %
-  /// (43-50 % busy), with every sample standing for exactly one period. Not yet explained (see
-  /// README "Known limits"); a swapped idle flag would be off by far more.
-  static let busyTolerance = 6.0
 
   @Test func sampledFunctionsAgreeWithAddr2line() async throws {
     try await BootedGuest.with(smp: 2, append: "prof_hz=1000") { guest in
@@ -107,7 +122,7 @@ import Testing
       let symbols = try #require(guest.target.symbols)
       // A handful of distinct interrupted instructions and return addresses, busy ones first.
       var addresses: [UInt64] = []
-      for s in samples.sorted(by: { !$0.idle && $1.idle }) {
+      for s in samples.filter({ !$0.unseen }).sorted(by: { !$0.idle && $1.idle }) {
         for a in [s.rip] + s.frames.map({ $0 - 1 }) where !addresses.contains(a) { addresses.append(a) }
         if addresses.count >= 24 { break }
       }

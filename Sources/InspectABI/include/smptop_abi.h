@@ -25,7 +25,7 @@
 
 /** "SMPTOPAB" read as a little-endian 64-bit word. */
 #define SMPTOP_ABI_MAGIC 0x4241504f54504d53ULL
-#define SMPTOP_ABI_VERSION 5u
+#define SMPTOP_ABI_VERSION 6u
 
 /** Most lcpus the guest supports (the lcpu table is sized for this many). */
 #define SMPTOP_MAX_LCPUS 64u
@@ -486,6 +486,9 @@ enum smptop_prof_flag {
   SMPTOP_PROF_IDLE = 1u << 0,      /* the lcpu was IDLE (halted in its idle loop) */
   SMPTOP_PROF_NESTED = 1u << 1,    /* the tick interrupted another interrupt handler */
   SMPTOP_PROF_TRUNCATED = 1u << 2, /* the frame chain went on past SMPTOP_PROF_FRAMES */
+  SMPTOP_PROF_UNSEEN = 1u << 3,    /* v6: no stack (rip 0, depth 0, thread 0): `periods`
+                                      deadlines that passed in the state IDLE says, while
+                                      the late interrupt found the lcpu in the other state */
 };
 
 /**
@@ -498,7 +501,9 @@ struct smptop_prof_sample {
   uint64_t tsc;
   uint64_t thread;  /* thread that was running, 0 = the lcpu's idle context */
   uint64_t periods; /* sampling periods this sample stands for: 1, or more when the interrupt
-                       came late (a vCPU the host did not run) and deadlines were skipped */
+                       came late (a vCPU the host did not run, interrupts off) and several
+                       deadlines passed in the state it found (v6: deadlines in the other
+                       state go to an UNSEEN sample) */
   uint16_t flags;  /* enum smptop_prof_flag */
   uint16_t depth;  /* valid entries in frames */
   uint32_t lcpu;

@@ -85,8 +85,11 @@ struct lcpu_area {
 
   uint64_t start_claim;         /* AP start-up: 0, then 1 = the AP claimed its INIT record, 2 = the BSP gave up on it */
   uint64_t prof_deadline;       /* tsc of the next stack sample, 0 = not profiling (Profile.swift) */
+  uint64_t prof_random;         /* xorshift state for the gap between samples (Profile.swift) */
+  uint64_t state_changes[LCPU_STATE_CHANGES]; /* tsc of the last changes between IDLE and BUSY,
+                                                  newest first, 0 = none yet (LCPU.swift) */
   uint8_t tss[104];             /* struct tss64, filled by lcpu_tss_init (it is packed) */
-  uint8_t padding[LCPU_AREA_SIZE - 232];
+  uint8_t padding[LCPU_AREA_SIZE - 272];
 };
 
 _Static_assert(sizeof(struct lcpu_area) == LCPU_AREA_SIZE, "LCPU_AREA_SIZE");
@@ -167,6 +170,9 @@ static inline uint64_t trampoline_image_start(void) { return sym_addr(ap_trampol
 static inline uint64_t trampoline_image_end(void) { return sym_addr(ap_trampoline_end); }
 
 /* ---------------------------------------------------------------- the current lcpu */
+
+/** The changes between IDLE and BUSY that `lcpu_area` keeps, newest first. */
+static inline uint64_t *lcpu_state_changes(struct lcpu_area *a) { return a->state_changes; }
 
 /** The per-lcpu area of the CPU running this code (GS base points at it). */
 static inline struct lcpu_area *this_lcpu(void) {

@@ -26,7 +26,10 @@
 #define KERNEL_STACK_TOP_OFFSET (STACK_GUARD_SIZE + KERNEL_STACK_SIZE)
 
 /* sizeof(struct lcpu_area): the AP entry computes &lcpu_areas[i] with it (checked in C). */
-#define LCPU_AREA_SIZE 256
+#define LCPU_AREA_SIZE 320
+
+/* Changes between IDLE and BUSY each lcpu_area remembers (the profiler dates late samples). */
+#define LCPU_STATE_CHANGES 4
 
 /* The AP start-up trampoline is copied here; the SIPI vector is its page number. */
 #define TRAMPOLINE_ADDR 0x8000
