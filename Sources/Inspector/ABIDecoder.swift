@@ -118,7 +118,7 @@ public enum ABIDecoder {
       tickMicroseconds: root.tick_us, lcpusPresent: root.lcpus_present, lcpusOnline: root.lcpus_online,
       ramBytes: root.ram_bytes, kernelStart: root.kernel_start, kernelEnd: root.kernel_end,
       textStart: root.text_start, textEnd: root.text_end, shutdownCode: root.shutdown_code,
-      commandLine: commandLine)
+      commandLine: commandLine, isrReturn: root.isr_return == 0 ? nil : root.isr_return)
   }
 
   /// The table in slot `kind` of the root, or a reason it cannot be used.

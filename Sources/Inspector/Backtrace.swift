@@ -22,13 +22,19 @@ public enum BacktraceWalker {
   /// set up — at `push rbp`, at `mov rbp, rsp` right after it, or at `ret` — the caller's
   /// return address is read from the top of the stack instead, so the caller is not skipped.
   ///
+  /// A return address equal to `interruptReturn` (the root's `isr_return`) is an interrupt
+  /// handler's: the walk goes on in the context the interrupt stopped, from the
+  /// `struct smptop_trap_frame` above that frame (its RIP, which no frame pointer leads to,
+  /// then its RBP; its RSP when that RIP sits in a prologue).
+  ///
   /// - Parameters:
   ///   - stack: the stack the walk may read, `[lower, upper)`; nil walks without a bound
   ///     (only for a panic record, which the guest bounded itself).
   ///   - text: the kernel's code; return addresses outside it are marked and end the walk.
+  ///   - interruptReturn: where the interrupt entry's call of its dispatcher returns.
   public static func walk(
     origin: Backtrace.Origin, pc: UInt64, pcIsReturnAddress: Bool = false, rbp: UInt64, rsp: UInt64?,
-    stack: Range<UInt64>?, text: Range<UInt64>?, read: Reader
+    stack: Range<UInt64>?, text: Range<UInt64>?, interruptReturn: UInt64? = nil, read: Reader
   ) -> Backtrace {
     var frames = [BacktraceFrame(address: pc, isReturnAddress: pcIsReturnAddress)]
     if let text, !text.contains(pc) {
@@ -68,6 +74,18 @@ public enum BacktraceWalker {
       if let stop = append(ret, to: &frames, text: text) {
         return Backtrace(origin: origin, frames: frames, stop: stop)
       }
+      if let interruptReturn, ret == interruptReturn {
+        switch interrupted(
+          trapFrame: fp &+ UInt64(SMPTOP_TRAP_FRAME_GAP), frames: &frames, stack: stack, text: text,
+          read: read)
+        {
+        case .next(let rbp):
+          fp = rbp
+          continue
+        case .stop(let stop):
+          return Backtrace(origin: origin, frames: frames, stop: stop)
+        }
+      }
       if next != 0 && next <= fp {
         return Backtrace(
           origin: origin, frames: frames, stop: "frame pointer \(hex(next)) does not move up the stack")
@@ -85,19 +103,20 @@ public enum BacktraceWalker {
   /// saved stack pointer or switch count changed, it ran while its stack was read, and every
   /// frame is marked untrusted.
   public static func thread(
-    _ t: ThreadRecord, vcpu: VCPUState?, text: Range<UInt64>?, read: Reader
+    _ t: ThreadRecord, vcpu: VCPUState?, text: Range<UInt64>?, interruptReturn: UInt64? = nil, read: Reader
   ) -> Backtrace? {
     guard t.stackBottom < t.stackTop else { return nil }
     let stack = t.stackBottom..<t.stackTop
     if let vcpu, let rip = vcpu.value(of: "rip"), let rbp = vcpu.value(of: "rbp") {
       return walk(
         origin: .registers, pc: rip, rbp: rbp, rsp: vcpu.value(of: "rsp"), stack: stack, text: text,
-        read: read)
+        interruptReturn: interruptReturn, read: read)
     }
     if t.state == .running || t.savedRSP == 0 {
       guard t.tickTSC != 0 else { return nil }
       var bt = walk(
-        origin: .tick, pc: t.tickRIP, rbp: t.tickRBP, rsp: t.tickRSP, stack: stack, text: text, read: read)
+        origin: .tick, pc: t.tickRIP, rbp: t.tickRBP, rsp: t.tickRSP, stack: stack, text: text,
+        interruptReturn: interruptReturn, read: read)
       bt.tickTSC = t.tickTSC
       return bt
     }
@@ -112,7 +131,7 @@ public enum BacktraceWalker {
     }
     var bt = walk(
       origin: .savedContext, pc: le64(saved, 8), pcIsReturnAddress: true, rbp: le64(saved, 0), rsp: nil,
-      stack: stack, text: text, read: read)
+      stack: stack, text: text, interruptReturn: interruptReturn, read: read)
     if t.recordAddress != 0, ranMeanwhile(t, read: read) {
       for i in bt.frames.indices {
         bt.frames[i].trusted = false
@@ -138,11 +157,13 @@ public enum BacktraceWalker {
   /// another moment than the record: the first walk is returned, every frame untrusted with
   /// ``stateChangedNote``. A record read while it was being written (not consistent) gives
   /// an untrusted walk (``tornNote``).
-  public static func liveThread(_ t: ThreadRecord, text: Range<UInt64>?, read: Reader, retries: Int = 2)
+  public static func liveThread(
+    _ t: ThreadRecord, text: Range<UInt64>?, interruptReturn: UInt64? = nil, read: Reader, retries: Int = 2
+  )
     -> Backtrace?
   {
     var record = t
-    var bt = thread(record, vcpu: nil, text: text, read: read)
+    var bt = thread(record, vcpu: nil, text: text, interruptReturn: interruptReturn, read: read)
     // A torn record's stack pointers and state may come from different moments.
     guard t.consistency.isConsistent else { return bt.map { untrusted($0, note: tornNote) } }
     for _ in 0..<retries {
@@ -153,7 +174,7 @@ public enum BacktraceWalker {
         return untrusted(walked, note: stateChangedNote)
       }
       record = fresh
-      bt = thread(record, vcpu: nil, text: text, read: read)
+      bt = thread(record, vcpu: nil, text: text, interruptReturn: interruptReturn, read: read)
     }
     return bt
   }
@@ -209,6 +230,51 @@ public enum BacktraceWalker {
     if code[1] == 0x55 || code[1] == 0xC3 { return 0 }  // push rbp / ret
     if code[0] == 0x55 && code[1] == 0x48 && code[2] == 0x89 && code[3] == 0xE5 { return 8 }  // mov rbp, rsp
     return nil
+  }
+
+  /// How a walk goes on after an interrupt handler's frame.
+  enum AfterInterrupt {
+    /// From this frame pointer, the interrupted context's.
+    case next(UInt64)
+    /// It ends, for this reason.
+    case stop(String)
+  }
+
+  /// Appends the context an interrupt stopped, from the trap frame at `address`: its RIP, and
+  /// the return address on top of its stack when that RIP sits in a prologue or at `ret`.
+  static func interrupted(
+    trapFrame address: UInt64, frames: inout [BacktraceFrame], stack: Range<UInt64>?, text: Range<UInt64>?,
+    read: Reader
+  ) -> AfterInterrupt {
+    let size = MemoryLayout<smptop_trap_frame>.size
+    if let stack, !inside(stack, address, UInt64(size)) {
+      return .stop("interrupt frame \(hex(address)) outside the stack")
+    }
+    guard let bytes = read(address, size), bytes.count == size else {
+      return .stop("unreadable interrupt frame at \(hex(address))")
+    }
+    func field(_ key: KeyPath<smptop_trap_frame, UInt64>) -> UInt64 {
+      le64(bytes, MemoryLayout<smptop_trap_frame>.offset(of: key) ?? 0)
+    }
+    let rip = field(\.rip)
+    let rbp = field(\.rbp)
+    let rsp = field(\.rsp)
+    if let text, !text.contains(rip) {
+      frames.append(
+        BacktraceFrame(
+          address: rip, isReturnAddress: false, trusted: false, note: "interrupted outside the kernel's code")
+      )
+      return .stop("interrupted RIP \(hex(rip)) outside the kernel's code")
+    }
+    frames.append(BacktraceFrame(address: rip, isReturnAddress: false))
+    if let offset = prologueOffset(pc: rip, read: read) {
+      guard let stack, inside(stack, rsp &+ offset, 8), let ret = word(read, rsp &+ offset) else {
+        return .stop("interrupted stack pointer \(hex(rsp)) outside the stack")
+      }
+      if let stop = append(ret, to: &frames, text: text) { return .stop(stop) }
+    }
+    if rbp == 0 { return .stop("the interrupted context has no frame pointer") }
+    return .next(rbp)
   }
 
   /// Appends a return address; returns why the walk must end when it is outside the code.

@@ -26,6 +26,7 @@ extension Target {
   /// Every thread's and every stopped vCPU's backtrace, read through `read`.
   private func walkBacktraces(_ snap: inout Snapshot, read: BacktraceWalker.Reader) {
     let text = snap.guest.flatMap { $0.textStart < $0.textEnd ? $0.textStart..<$0.textEnd : nil }
+    let isr = snap.guest?.isrReturn
     // Which vCPU runs which thread (a stopped snapshot has registers).
     var vcpuOfThread: [UInt64: VCPUState] = [:]
     for lcpu in snap.lcpus where lcpu.currentThread != 0 {
@@ -36,9 +37,11 @@ extension Target {
     for i in snap.threads.indices {
       let t = snap.threads[i]
       if t.state == .running, let vcpu = vcpuOfThread[t.id] {
-        snap.threads[i].backtrace = BacktraceWalker.thread(t, vcpu: vcpu, text: text, read: read)
+        snap.threads[i].backtrace = BacktraceWalker.thread(
+          t, vcpu: vcpu, text: text, interruptReturn: isr, read: read)
       } else {
-        snap.threads[i].backtrace = BacktraceWalker.liveThread(t, text: text, read: read)
+        snap.threads[i].backtrace = BacktraceWalker.liveThread(
+          t, text: text, interruptReturn: isr, read: read)
       }
     }
     if var vcpus = snap.vcpus {
@@ -58,7 +61,8 @@ extension Target {
         let stack = rsp.flatMap { r in stacks.first { $0.contains(r) } }
         if let stack {
           vcpus[i].backtrace = BacktraceWalker.walk(
-            origin: .registers, pc: rip, rbp: rbp, rsp: rsp, stack: stack, text: text, read: read)
+            origin: .registers, pc: rip, rbp: rbp, rsp: rsp, stack: stack, text: text, interruptReturn: isr,
+            read: read)
         } else {
           vcpus[i].backtrace = Backtrace(
             origin: .registers, frames: [BacktraceFrame(address: rip, isReturnAddress: false)],
@@ -86,8 +90,9 @@ extension Target {
       bt = b
     }
     for i in snap.threads.indices { locateFrames(&snap.threads[i].backtrace) }
-    if snap.vcpus != nil {
-      for i in snap.vcpus!.indices { locateFrames(&snap.vcpus![i].backtrace) }
+    if var vcpus = snap.vcpus {
+      for i in vcpus.indices { locateFrames(&vcpus[i].backtrace) }
+      snap.vcpus = vcpus
     }
     for i in snap.locks.indices where snap.locks[i].acquireSite != 0 {
       snap.locks[i].acquireSiteLocation = location(of: snap.locks[i].acquireSite - 1)

@@ -26,6 +26,7 @@
       r.pointee.kernel_end = kernel_end_addr()
       r.pointee.text_start = text_start_addr()
       r.pointee.text_end = text_end_addr()
+      r.pointee.isr_return = isr_return_addr()
       if LAPIC.x2apic { addFeature(SMPTOP_FEATURE_X2APIC.rawValue) }
       let table = abi_root_table(UInt32(SMPTOP_TABLE_LCPU.rawValue))
       table.pointee.addr = UInt64(UInt(bitPattern: abi_lcpu_record(0)))

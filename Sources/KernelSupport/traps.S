@@ -56,6 +56,7 @@ isr_common:
         cld
         movq %rbx, %rdi
         call isr_dispatch
+.Lisr_dispatch_return:                  /* smptop_root.isr_return (isr_return_address below) */
         fxrstor (%rsp)
         movq %rbx, %rsp
         popq %r15
@@ -75,6 +76,14 @@ isr_common:
         popq %rax
         addq $16, %rsp                  /* vector, error code */
         iretq
+
+/* Where isr_dispatch returns into isr_common, for the inspection root (a data word, so no
+ * symbol splits isr_common's code). */
+        .section .rodata
+        .align 8
+        .global isr_return_address
+isr_return_address:
+        .quad .Lisr_dispatch_return
 
         .section .note.GNU-stack, "", @progbits
 #endif

@@ -207,6 +207,9 @@ public struct GuestInfo: Sendable, Codable, Equatable {
   public var textEnd: UInt64
   public var shutdownCode: UInt64
   public var commandLine: String
+  /// Where the interrupt entry's call of its dispatcher returns (`isr_return`): a backtrace
+  /// continues from there into the interrupted context; nil when the guest does not say.
+  public var isrReturn: UInt64?
 
   /// True once every lcpu that could start is up and the tables are complete.
   public var isRunning: Bool { bootStage >= 2 }
@@ -216,7 +219,7 @@ public struct GuestInfo: Sendable, Codable, Equatable {
     abiVersion: UInt32, buildID: String, bootStage: UInt64, features: UInt64, bootTSC: UInt64,
     tscPerMs: UInt64, lapicPerMs: UInt64, tickMicroseconds: UInt64, lcpusPresent: UInt64, lcpusOnline: UInt64,
     ramBytes: UInt64, kernelStart: UInt64, kernelEnd: UInt64, textStart: UInt64, textEnd: UInt64,
-    shutdownCode: UInt64, commandLine: String
+    shutdownCode: UInt64, commandLine: String, isrReturn: UInt64? = nil
   ) {
     self.abiVersion = abiVersion
     self.buildID = buildID
@@ -235,6 +238,7 @@ public struct GuestInfo: Sendable, Codable, Equatable {
     self.textEnd = textEnd
     self.shutdownCode = shutdownCode
     self.commandLine = commandLine
+    self.isrReturn = isrReturn
   }
 }
 

@@ -18,7 +18,7 @@ import Testing
       "abiVersion", "buildID", "bootStage", "features", "bootTSC", "tscPerMs", "lapicPerMs",
       "tickMicroseconds",
       "lcpusPresent", "lcpusOnline", "ramBytes", "kernelStart", "kernelEnd", "textStart", "textEnd",
-      "shutdownCode", "commandLine",
+      "shutdownCode", "commandLine", "isrReturn",
     ],
     "lcpus": [
       "index", "apicID", "state", "rawState", "busyDepth", "errorCode", "irqTimer", "irqIPI", "irqDevice",

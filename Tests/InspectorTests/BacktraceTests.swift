@@ -45,6 +45,72 @@ struct BacktraceTests {
     return m
   }
 
+  /// An interrupt handler's stack: the handler (rbp 0x80_3000) returns into the interrupt
+  /// entry at `isr`; its trap frame, SMPTOP_TRAP_FRAME_GAP above, holds the interrupted RIP
+  /// 0x10_5000 and RBP 0x80_3F00, where `chain()` goes on.
+  static let isr: UInt64 = 0x10_9000
+  static func interrupted(rip: UInt64 = 0x10_5000, rsp: UInt64 = 0x80_3EF0) -> FakeMemory {
+    var m = Self.chain()
+    m.put(0x80_3000, 0x80_3F00)  // the handler's saved rbp: the interrupted one
+    m.put(0x80_3008, Self.isr)
+    let trap = 0x80_3000 + UInt64(SMPTOP_TRAP_FRAME_GAP)
+    for i in 0..<22 { m.put(trap + UInt64(i * 8), 0xDEAD_0000 + UInt64(i)) }
+    m.put(trap + UInt64(MemoryLayout<smptop_trap_frame>.offset(of: \.rip) ?? 0), rip)
+    m.put(trap + UInt64(MemoryLayout<smptop_trap_frame>.offset(of: \.rbp) ?? 0), 0x80_3F00)
+    m.put(trap + UInt64(MemoryLayout<smptop_trap_frame>.offset(of: \.rsp) ?? 0), rsp)
+    return m
+  }
+
+  @Test func anInterruptHandlersWalkGoesOnInTheInterruptedContext() {
+    let m = Self.interrupted()
+    let bt = BacktraceWalker.walk(
+      origin: .registers, pc: 0x10_0100, rbp: 0x80_3000, rsp: nil, stack: Self.stack, text: Self.text,
+      interruptReturn: Self.isr, read: m.read)
+    #expect(bt.frames.map(\.address) == [0x10_0100, Self.isr, 0x10_5000, 0x10_1234, 0x10_2345, 0x10_3456])
+    #expect(bt.frames.map(\.isReturnAddress) == [false, true, false, true, true, true])
+    #expect(bt.stop == nil && bt.frames.allSatisfy(\.trusted))
+    // Without the root's isr_return the interrupted function is skipped, as a plain
+    // frame-pointer walk does.
+    let plain = BacktraceWalker.walk(
+      origin: .registers, pc: 0x10_0100, rbp: 0x80_3000, rsp: nil, stack: Self.stack, text: Self.text,
+      read: m.read)
+    #expect(plain.frames.map(\.address) == [0x10_0100, Self.isr, 0x10_1234, 0x10_2345, 0x10_3456])
+  }
+
+  @Test func anInterruptInAPrologueFindsItsCallerOnTheInterruptedStack() {
+    var m = Self.interrupted()
+    m.bytes[0x10_4FFF] = 0x90
+    m.bytes[0x10_5000] = 0x55  // push rbp: the interrupted function has no frame yet
+    m.bytes[0x10_5001] = 0x48
+    m.bytes[0x10_5002] = 0x89
+    m.put(0x80_3EF0, 0x10_7777)  // its return address, on top of the interrupted stack
+    let bt = BacktraceWalker.walk(
+      origin: .registers, pc: 0x10_0100, rbp: 0x80_3000, rsp: nil, stack: Self.stack, text: Self.text,
+      interruptReturn: Self.isr, read: m.read)
+    #expect(
+      bt.frames.map(\.address) == [
+        0x10_0100, Self.isr, 0x10_5000, 0x10_7777, 0x10_1234, 0x10_2345, 0x10_3456,
+      ])
+  }
+
+  @Test func aGarbageTrapFrameEndsTheWalkWithAReason() {
+    let outside = Self.interrupted(rip: 0xFFFF_0000)
+    let bt = BacktraceWalker.walk(
+      origin: .registers, pc: 0x10_0100, rbp: 0x80_3000, rsp: nil, stack: Self.stack, text: Self.text,
+      interruptReturn: Self.isr, read: outside.read)
+    #expect(bt.frames.last?.address == 0xFFFF_0000 && bt.frames.last?.trusted == false)
+    #expect(bt.stop?.contains("outside the kernel's code") == true)
+    // A handler frame so high on the stack that its trap frame would lie beyond the stack's top.
+    var high = FakeMemory()
+    high.put(0x80_3F80, 0x80_3FC0)
+    high.put(0x80_3F88, Self.isr)
+    let cut = BacktraceWalker.walk(
+      origin: .registers, pc: 0x10_0100, rbp: 0x80_3F80, rsp: nil, stack: Self.stack, text: Self.text,
+      interruptReturn: Self.isr, read: high.read)
+    #expect(cut.frames.map(\.address) == [0x10_0100, Self.isr])
+    #expect(cut.stop?.contains("outside the stack") == true)
+  }
+
   @Test func walksTheWholeChainAndStopsAtAZeroFramePointer() {
     let m = Self.chain()
     let bt = BacktraceWalker.walk(

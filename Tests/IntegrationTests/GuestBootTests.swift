@@ -69,6 +69,26 @@ import Testing
       try #require(others.count == 3)
       #expect(others.allSatisfy { $0.state == .idle || $0.state == .busy })
       #expect(guest.qemu.serialOutput().contains("lcpu 2"))
+
+      // The halted lcpu stays inside its exception handler: a stopped snapshot's walk from its
+      // vCPU's registers goes through the interrupt entry (the root's isr_return) into the
+      // faulting context, which the guest recorded on its own: the faulting RIP, then the
+      // return addresses of its panic record.
+      let isr = try #require(info.isrReturn, "the root publishes isr_return")
+      #expect(
+        elf.lookup(isr)?.name == "isr_common",
+        "isr_return lies in isr_common: \(String(describing: elf.lookup(isr)))")
+      var stopped = try await guest.target.stoppedSnapshot()
+      await guest.target.addBacktraces(to: &stopped, locate: false)
+      let vcpu = try #require(stopped.vcpus?.first { $0.index == Int(lcpu.apicID) })
+      let frames = try #require(vcpu.backtrace?.frames.map(\.address), "vCPU \(vcpu.index)'s backtrace")
+      let entry = try #require(frames.firstIndex(of: isr), "the walk meets isr_return: \(frames)")
+      let after = Array(frames[(entry + 1)...])
+      #expect(after.first == panic.rip, "the interrupted instruction follows the entry: \(frames)")
+      let recorded = panic.backtrace.prefix(3)
+      #expect(
+        Array(after.dropFirst().prefix(recorded.count)) == Array(recorded),
+        "then the faulting context's callers")
     }
   }
 }

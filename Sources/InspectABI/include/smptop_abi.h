@@ -25,7 +25,7 @@
 
 /** "SMPTOPAB" read as a little-endian 64-bit word. */
 #define SMPTOP_ABI_MAGIC 0x4241504f54504d53ULL
-#define SMPTOP_ABI_VERSION 6u
+#define SMPTOP_ABI_VERSION 7u
 
 /** Most lcpus the guest supports (the lcpu table is sized for this many). */
 #define SMPTOP_MAX_LCPUS 64u
@@ -178,7 +178,26 @@ struct smptop_root {
                              the user asks); every lcpu reads it at each trace point */
   /* v5 */
   uint64_t prof_hz;       /* stack samples per second per lcpu (prof_hz=...), 0 = profiling off */
+  /* v7 */
+  uint64_t isr_return;    /* the return address of the interrupt entry's call of its dispatcher:
+                             a frame-pointer walk that meets it is in an interrupt handler, and
+                             the interrupted context is the struct smptop_trap_frame at that
+                             frame's rbp + SMPTOP_TRAP_FRAME_GAP; 0 = not published */
 };
+
+/**
+ * v7: what the interrupt entry saves on the interrupted stack (kernel: struct trap_frame,
+ * traps.S), lowest address first. The dispatcher is called with the frame's address minus
+ * 512 bytes of FXSAVE area as its stack pointer, so from the dispatcher's own frame pointer
+ * (its `push rbp` after the call's return address) the frame is SMPTOP_TRAP_FRAME_GAP above.
+ */
+struct smptop_trap_frame {
+  uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+  uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+  uint64_t vector, error_code;
+  uint64_t rip, cs, rflags, rsp, ss; /* pushed by the CPU: the interrupted context */
+};
+#define SMPTOP_TRAP_FRAME_GAP (16u + 512u)
 
 /* ------------------------------------------------------------------------------------- */
 /* v2: locks, threads, timers, workload, allocator, virtio                                */
@@ -514,6 +533,7 @@ struct smptop_prof_sample {
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct smptop_prof_sample) == 304, "smptop_prof_sample layout");
+_Static_assert(sizeof(struct smptop_trap_frame) == 22 * 8, "smptop_trap_frame layout");
 _Static_assert(sizeof(struct smptop_trace_record) == 64, "smptop_trace_record layout");
 _Static_assert(sizeof(struct smptop_trace_ring) % 8 == 0, "smptop_trace_ring stride");
 _Static_assert(sizeof(struct smptop_panic) == 208, "smptop_panic layout");

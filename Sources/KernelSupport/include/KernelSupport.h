@@ -95,6 +95,13 @@ struct lcpu_area {
 _Static_assert(sizeof(struct lcpu_area) == LCPU_AREA_SIZE, "LCPU_AREA_SIZE");
 _Static_assert(LCPU_MAX == SMPTOP_MAX_LCPUS, "LCPU_MAX");
 _Static_assert(sizeof(struct trap_frame) == 22 * 8, "trap_frame");
+_Static_assert(sizeof(struct trap_frame) == sizeof(struct smptop_trap_frame), "trap_frame is the ABI's");
+_Static_assert(__builtin_offsetof(struct trap_frame, rbp) == __builtin_offsetof(struct smptop_trap_frame, rbp),
+               "trap_frame.rbp");
+_Static_assert(__builtin_offsetof(struct trap_frame, rip) == __builtin_offsetof(struct smptop_trap_frame, rip),
+               "trap_frame.rip");
+_Static_assert(__builtin_offsetof(struct trap_frame, rsp) == __builtin_offsetof(struct smptop_trap_frame, rsp),
+               "trap_frame.rsp");
 _Static_assert(sizeof(struct tss64) == 104, "tss64");
 
 /* Layout constants Swift cannot import from the arithmetic macros. */
@@ -126,6 +133,7 @@ extern uint64_t boot_tsc;
 extern char isr_stubs[];
 extern char ap_trampoline_start[], ap_trampoline_end[];
 extern char __kernel_start[], __kernel_end[], __text_start[], __text_end[];
+extern const uint64_t isr_return_address; /* traps.S: right after isr_common's call of isr_dispatch */
 extern char __build_id_start[], __build_id_end[];
 
 static inline struct smptop_root *abi_root(void) { return &smptop_root; }
@@ -164,6 +172,7 @@ static inline uint64_t kernel_start_addr(void) { return sym_addr(__kernel_start)
 static inline uint64_t kernel_end_addr(void) { return sym_addr(__kernel_end); }
 static inline uint64_t text_start_addr(void) { return sym_addr(__text_start); }
 static inline uint64_t text_end_addr(void) { return sym_addr(__text_end); }
+static inline uint64_t isr_return_addr(void) { return isr_return_address; }
 static inline uint64_t build_id_note_start(void) { return sym_addr(__build_id_start); }
 static inline uint64_t build_id_note_end(void) { return sym_addr(__build_id_end); }
 static inline uint64_t trampoline_image_start(void) { return sym_addr(ap_trampoline_start); }
