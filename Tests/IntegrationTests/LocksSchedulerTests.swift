@@ -138,7 +138,15 @@ import Testing
 
   @Test func theDeadlockScenarioShowsAWaitForCycle() async throws {
     try await BootedGuest.with(smp: 4, append: "workload=deadlock") { guest in
-      let snap = try await guest.waitFor("an ABBA cycle", timeout: .seconds(60)) { !$0.waitCycles.isEmpty }
+      // The cycles of two consecutive live snapshots (20 ms apart) must agree: a live snapshot
+      // reads locks and threads at different instants, so one alone can hold a cycle that
+      // never existed; a deadlock stays.
+      var previous: [Set<UInt64>] = []
+      let snap = try await guest.waitFor("the same ABBA cycle in two snapshots", timeout: .seconds(60)) { snap in
+        let cycles = snap.waitCycles.map { Set($0.steps.map(\.thread)) }
+        defer { previous = cycles }
+        return !cycles.isEmpty && cycles == previous
+      }
       #expect(snap.workload?.scenario == "deadlock")
       // Exactly one cycle: two threads, each holding one of deadlock.A and deadlock.B and
       // blocked on the other.
