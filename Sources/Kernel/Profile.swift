@@ -9,6 +9,9 @@
 // The sampling clock rides on the timer: each lcpu keeps a profile deadline next to its timer
 // queue, and the LAPIC timer is armed for whichever comes first (Timer.arm). The scheduler
 // tick keeps its own deadline and period, so `ticks` and the tick hooks are unchanged.
+// Samples come at random gaps (Profile.gap), and a late interrupt's deadlines are dated by the
+// lcpu's last IDLE/BUSY changes (Profile.interrupt): those of the other state become an UNSEEN
+// sample without a stack.
 
 #if SMP_GUEST
   import KernelSupport
@@ -47,10 +50,11 @@
       Console.log("profile: \(hz) samples/s per lcpu, \(prof_ring(0).pointee.capacity) samples per ring")
     }
 
-    /// Starts this lcpu's sampling clock (Timer.start), staggered like the tick.
+    /// Starts this lcpu's sampling clock (Timer.start): the first sample one random gap from
+    /// now, from a random sequence of its own (xorshift, seeded by the lcpu index; never 0).
     static func start(_ a: UnsafeMutablePointer<lcpu_area>, now: UInt64) {
       guard periodTSC != 0, prof_ring(a.pointee.index).pointee.capacity != 0 else { return }
-      a.pointee.prof_random = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(a.pointee.index) &+ 1) &* 0xBF58_476D_1CE4_E5B9
+      a.pointee.prof_random = (0x9E37_79B9_7F4A_7C15 ^ (UInt64(a.pointee.index) &+ 1) &* 0xBF58_476D_1CE4_E5B9) | 1
       a.pointee.prof_deadline = now &+ gap(a)
     }
 
