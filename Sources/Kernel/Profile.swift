@@ -54,7 +54,8 @@
     /// now, from a random sequence of its own (xorshift, seeded by the lcpu index; never 0).
     static func start(_ a: UnsafeMutablePointer<lcpu_area>, now: UInt64) {
       guard periodTSC != 0, prof_ring(a.pointee.index).pointee.capacity != 0 else { return }
-      a.pointee.prof_random = (0x9E37_79B9_7F4A_7C15 ^ (UInt64(a.pointee.index) &+ 1) &* 0xBF58_476D_1CE4_E5B9) | 1
+      let seed = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(a.pointee.index) &+ 1) &* 0xBF58_476D_1CE4_E5B9
+      a.pointee.prof_random = seed | 1
       a.pointee.prof_deadline = now &+ gap(a)
     }
 
@@ -106,46 +107,62 @@
       }
       if deadline <= now { deadline = now &+ gap(a) }  // far behind: start afresh
       a.pointee.prof_deadline = deadline
-      if found != 0 { sample(frame, a, now: now, periods: found) }
-      if other != 0 { unseen(a, now: now, periods: other, idle: !foundIdle) }
+      if found != 0 { sample(frame, a, now: now, periods: found, idle: foundIdle) }
+      if other != 0, let record = begin(a, now: now, thread: 0, periods: other, rip: 0) {
+        // Deadlines of the state the lcpu had left: no stack (rip 0, depth 0, thread 0).
+        var flags = UInt16(SMPTOP_PROF_UNSEEN.rawValue)
+        if !foundIdle { flags |= UInt16(SMPTOP_PROF_IDLE.rawValue) }
+        publish(record, depth: 0, flags: flags)
+      }
     }
 
-    /// Writes a sample without a stack: `periods` deadlines that fell while the lcpu was in
-    /// the other state than the one its late interrupt found (IDLE when `idle`).
-    static func unseen(_ a: UnsafeMutablePointer<lcpu_area>, now: UInt64, periods: UInt64, idle: Bool) {
+    /// A sample being written: its ring, its slot and its position in the ring.
+    typealias Record = (
+      ring: UnsafeMutablePointer<smptop_trace_ring>, slot: UnsafeMutablePointer<smptop_prof_sample>,
+      position: UInt64
+    )
+
+    /// Starts a sample in this lcpu's ring (`seq` 0 while written) with the fields every sample
+    /// has; nil when the lcpu has no ring.
+    static func begin(
+      _ a: UnsafeMutablePointer<lcpu_area>, now: UInt64, thread: UInt64, periods: UInt64, rip: UInt64
+    ) -> Record? {
       let ring = prof_ring(a.pointee.index)
-      guard ring.pointee.capacity != 0 else { return }
-      var flags = UInt16(SMPTOP_PROF_UNSEEN.rawValue)
-      if idle { flags |= UInt16(SMPTOP_PROF_IDLE.rawValue) }
+      guard ring.pointee.capacity != 0 else { return nil }
       let position = ring.pointee.head
       let slot = prof_slot(ring, position)
       prof_store_seq(slot, 0)
       slot.pointee.tsc = now
-      slot.pointee.thread = 0
+      slot.pointee.thread = thread
       slot.pointee.periods = periods
       slot.pointee.lcpu = a.pointee.index
-      slot.pointee.rip = 0
-      slot.pointee.depth = 0
-      slot.pointee.flags = flags
-      prof_store_seq(slot, position &+ 1)
-      trace_publish_head(ring, position &+ 1)
+      slot.pointee.rip = rip
+      return (ring, slot, position)
+    }
+
+    /// Finishes a sample `begin` started: its depth and flags, then its `seq`, then the head.
+    static func publish(_ record: Record, depth: Int, flags: UInt16) {
+      record.slot.pointee.depth = UInt16(depth)
+      record.slot.pointee.flags = flags
+      prof_store_seq(record.slot, record.position &+ 1)
+      trace_publish_head(record.ring, record.position &+ 1)
     }
 
     /// Writes one sample of the context `frame` interrupted into this lcpu's ring, standing
     /// for `periods` sampling periods (more than 1 when the interrupt came late and deadlines
     /// passed in the state it found: the context found is the one that held the lcpu meanwhile,
-    /// so the sample is weighted by time).
+    /// so the sample is weighted by time). `idle`: the interrupted context was the lcpu's idle.
     static func sample(
       _ frame: UnsafeMutablePointer<trap_frame>, _ a: UnsafeMutablePointer<lcpu_area>, now: UInt64,
-      periods: UInt64
+      periods: UInt64, idle: Bool
     ) {
-      let ring = prof_ring(a.pointee.index)
-      guard ring.pointee.capacity != 0 else { return }
       let s = Sched.me
       let thread = s.pointee.current
+      guard let record = begin(a, now: now, thread: thread, periods: periods, rip: frame.pointee.rip) else {
+        return
+      }
       var flags: UInt16 = 0
-      // The handler's busyEnter made the depth one more than the interrupted context's.
-      if a.pointee.record.pointee.busy_depth <= 1 { flags |= UInt16(SMPTOP_PROF_IDLE.rawValue) }
+      if idle { flags |= UInt16(SMPTOP_PROF_IDLE.rawValue) }
       if s.pointee.irq_depth > 1 { flags |= UInt16(SMPTOP_PROF_NESTED.rawValue) }
       var bottom = a.pointee.stack_bottom
       var top = a.pointee.stack_top
@@ -154,15 +171,7 @@
         bottom = t.pointee.stack_bottom
         top = t.pointee.stack_top
       }
-      let position = ring.pointee.head
-      let slot = prof_slot(ring, position)
-      prof_store_seq(slot, 0)
-      slot.pointee.tsc = now
-      slot.pointee.thread = thread
-      slot.pointee.periods = periods
-      slot.pointee.lcpu = a.pointee.index
-      slot.pointee.rip = frame.pointee.rip
-      let frames = prof_frames(slot)
+      let frames = prof_frames(record.slot)
       let textStart = text_start_addr()
       let textEnd = text_end_addr()
       var depth = 0
@@ -182,10 +191,7 @@
         guard next > fp else { break }
         fp = next
       }
-      slot.pointee.depth = UInt16(depth)
-      slot.pointee.flags = flags
-      prof_store_seq(slot, position &+ 1)
-      trace_publish_head(ring, position &+ 1)
+      publish(record, depth: depth, flags: flags)
     }
   }
 #endif
