@@ -25,7 +25,9 @@ import Testing
 
     func keys(_ keys: String...) throws { try run(["send-keys", "-t", "e2e"] + keys) }
 
-    /// Polls the screen until `condition` holds.
+    /// Polls the screen until `condition` holds, and still holds 50 ms later: the screen is
+    /// that second capture. tmux can be captured while it applies a frame, and right after a
+    /// pane switch such a capture shows the new pane's first lines over the old pane's rest.
     func waitFor(_ what: String, timeout: Duration = .seconds(30), _ condition: (String) -> Bool) async throws
       -> String
     {
@@ -33,7 +35,11 @@ import Testing
       var last = ""
       while ContinuousClock.now < deadline {
         last = screen()
-        if condition(last) { return last }
+        if condition(last) {
+          try await Task.sleep(for: .milliseconds(50))
+          last = screen()
+          if condition(last) { return last }
+        }
         try await Task.sleep(for: .milliseconds(100))
       }
       throw HarnessError("timed out waiting for \(what); screen:\n\(last)")
